@@ -1,0 +1,74 @@
+"""The append-only audit log: every status change, assignment, decision, transfer and admin change.
+
+Rows are written in the same transaction as the change they record; the database refuses UPDATE and
+DELETE on the table (triggers created by the migration), so history cannot be rewritten.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from common.clock import utcnow
+from common.database import Base, UtcDateTime
+from common.principal import Principal
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_entity", "entity_type", "entity_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor_user_id: Mapped[int | None] = mapped_column(Integer)
+    actor_organization_id: Mapped[int | None] = mapped_column(Integer)
+    entity_type: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(60))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+def record(
+    session: Session,
+    actor: Principal | None,
+    entity_type: str,
+    entity_id: int,
+    action: str,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> AuditEvent:
+    """Add one audit row to the session (it commits with the change it records)."""
+    event = AuditEvent(
+        occurred_at=now or utcnow(),
+        actor_user_id=actor.user_id if actor else None,
+        actor_organization_id=actor.organization_id if actor else None,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        action=action,
+        before=before,
+        after=after,
+        reason=reason,
+        details=details,
+    )
+    session.add(event)
+    return event
+
+
+def history(session: Session, entity_type: str, entity_id: int) -> list[AuditEvent]:
+    """Every audit row of one record, oldest first."""
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.entity_type == entity_type, AuditEvent.entity_id == entity_id)
+        .order_by(AuditEvent.id)
+    )
+    return list(session.scalars(stmt))

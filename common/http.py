@@ -1,0 +1,57 @@
+"""Edge helpers shared by every API module: JSON responses with ETags, the request's If-Match, and
+validation errors as problem+json with JSON pointers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, json, request
+from pydantic import BaseModel, ValidationError
+
+from common.concurrency import etag_for
+from common.errors import PROBLEM_BASE
+from common.problems import problem_response
+
+
+def if_match() -> str | None:
+    """The request's ``If-Match`` header, for services that change a stored record."""
+    return request.headers.get("If-Match")
+
+
+def json_response(
+    payload: BaseModel | dict[str, Any], status: int = 200, etag: tuple[int, int] | None = None
+) -> Response:
+    """Serialise a model (or dict) as JSON, with the record's ETag when given."""
+    data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+    resp = Response(json.dumps(data), status=status, mimetype="application/json")
+    if etag is not None:
+        resp.headers["ETag"] = etag_for(*etag)
+    return resp
+
+
+def _pointer(loc: tuple[int | str, ...], section: str) -> str:
+    parts = [section] if section != "body" else []
+    parts += [str(p).replace("~", "~0").replace("/", "~1") for p in loc]
+    return "/" + "/".join(parts) if parts else ""
+
+
+def validation_error_response(exc: ValidationError) -> Response:
+    """flask-openapi3's validation callback: every pydantic error becomes a problem with a JSON pointer.
+
+    Query and path models are named ``...Query`` / ``...Path``, which is how the section is told apart.
+    """
+    title = exc.title.lower()
+    section = next((s for s in ("query", "path", "header") if title.endswith(s)), "body")
+    errors: list[dict[str, Any]] = [
+        {"pointer": _pointer(tuple(err["loc"]), section), "detail": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return problem_response(
+        {
+            "type": PROBLEM_BASE + "validation-failed",
+            "title": "Validation failed",
+            "status": 422,
+            "detail": f"{len(errors)} problem(s) in the request",
+            "errors": errors,
+        }
+    )

@@ -1,0 +1,87 @@
+"""Who is calling: roles, the principal, API key minting and checking (pure; no Flask).
+
+A key looks like ``prm_<public id>_<secret>``; only a SHA-256 of the secret is stored (keys are 256-bit
+random, so a slow hash adds nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    CHANNEL_ACCOUNT_MANAGER = "channel_account_manager"
+    CHANNEL_SALES_MANAGER = "channel_sales_manager"
+    CHANNEL_SALES_DIRECTOR = "channel_sales_director"
+    SALES_REP = "sales_rep"
+    PARTNER_ADMIN = "partner_admin"
+    PARTNER_USER = "partner_user"
+    INTEGRATION = "integration"
+
+
+INTERNAL_ROLES = frozenset(
+    {
+        Role.ADMIN,
+        Role.CHANNEL_ACCOUNT_MANAGER,
+        Role.CHANNEL_SALES_MANAGER,
+        Role.CHANNEL_SALES_DIRECTOR,
+        Role.SALES_REP,
+        Role.INTEGRATION,
+    }
+)
+PARTNER_ROLES = frozenset({Role.PARTNER_ADMIN, Role.PARTNER_USER})
+ANY_ROLE = frozenset(Role)
+CHANNEL_ROLES = frozenset(
+    {Role.CHANNEL_ACCOUNT_MANAGER, Role.CHANNEL_SALES_MANAGER, Role.CHANNEL_SALES_DIRECTOR}
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user with roles, in an organization."""
+
+    user_id: int
+    organization_id: int
+    roles: frozenset[Role]
+    internal: bool  # the user belongs to the brand owner
+
+    def has(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def is_admin(self) -> bool:
+        return Role.ADMIN in self.roles
+
+    def can_see_organization(self, organization_id: int) -> bool:
+        return self.internal or organization_id == self.organization_id
+
+
+KEY_PREFIX = "prm"
+
+
+def mint_key() -> tuple[str, str, str]:
+    """Return (full key shown once, public id, secret hash to store)."""
+    public_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    return f"{KEY_PREFIX}_{public_id}_{secret}", public_id, hash_secret(secret)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_key(key: str) -> tuple[str, str] | None:
+    """Return (public id, secret) of a well-formed key, else None."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def secret_matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored_hash)

@@ -1,0 +1,34 @@
+"""Runtime settings, read once from the environment (``PRM_*`` variables)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///var/prm.sqlite3"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment, with the embedded defaults."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    max_body_bytes: int = 1_048_576
+    max_json_depth: int = 32
+    page_size_default: int = 50
+    page_size_max: int = 500
+    log_json: bool = True
+    rules_engine: str = "durable"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``PRM_*`` variables; unset ones keep their defaults."""
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("PRM_DATABASE_URL", DEFAULT_DATABASE_URL),
+            max_body_bytes=int(env.get("PRM_MAX_BODY_BYTES", cls.max_body_bytes)),
+            max_json_depth=int(env.get("PRM_MAX_JSON_DEPTH", cls.max_json_depth)),
+            log_json=env.get("PRM_LOG_FORMAT", "json") == "json",
+            rules_engine=env.get("PRM_RULES_ENGINE", "durable"),
+        )

@@ -1,0 +1,254 @@
+"""Request and response models of the reference-data API (pydantic; pure).
+
+Inputs forbid unknown fields, so protected fields (``id``, ``version``, ``organization_id`` where the
+caller may not set it...) are refused with 422 instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+
+from common.principal import Role
+from directory.enums import CustomerSize, OrganizationKind, PartnerType, ProductLevel
+
+Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,189}$", max_length=254)]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class IdPath(Input):
+    id: int = Field(ge=1, le=2**31 - 1)
+
+
+# --- partner programs ---------------------------------------------------------------------------------
+
+
+class ProgramCreate(Input):
+    key: Key
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    allows_registration: StrictBool = True
+
+
+class ProgramUpdate(Input):
+    name: Name | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    allows_registration: StrictBool | None = None
+    active: StrictBool | None = None
+
+
+class ProgramOut(Output):
+    id: int
+    key: str
+    name: str
+    description: str | None
+    allows_registration: bool
+    active: bool
+    version: int
+
+
+# --- organizations ------------------------------------------------------------------------------------
+
+
+class MembershipIn(Input):
+    program: Key
+    tier: Short
+    valid_from: date
+    valid_to: date | None = None
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> MembershipIn:
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        return self
+
+
+class MembershipOut(BaseModel):
+    program: str
+    tier: str
+    valid_from: date
+    valid_to: date | None
+
+
+class OrganizationCreate(Input):
+    key: Key
+    name: Name
+    kind: OrganizationKind = OrganizationKind.PARTNER
+    partner_type: PartnerType | None = None
+    can_register_leads: StrictBool = False
+    country: Country | None = None
+    programs: list[MembershipIn] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _partner_has_type(self) -> OrganizationCreate:
+        if self.kind == OrganizationKind.PARTNER and self.partner_type is None:
+            raise ValueError("a partner organization needs a partner_type")
+        if self.kind == OrganizationKind.BRAND_OWNER and (self.partner_type or self.programs):
+            raise ValueError("the brand owner has no partner_type or programs")
+        return self
+
+
+class OrganizationUpdate(Input):
+    name: Name | None = None
+    partner_type: PartnerType | None = None
+    can_register_leads: StrictBool | None = None
+    country: Country | None = None
+    programs: list[MembershipIn] | None = Field(None, max_length=50)
+    active: StrictBool | None = None
+
+
+class OrganizationOut(BaseModel):
+    id: int
+    key: str
+    name: str
+    kind: OrganizationKind
+    partner_type: PartnerType | None
+    can_register_leads: bool
+    country: str | None
+    programs: list[MembershipOut]
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- users and API keys -------------------------------------------------------------------------------
+
+
+class UserCreate(Input):
+    organization_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    key: Key
+    email: Email
+    name: Name
+    roles: list[Role] = Field(min_length=1, max_length=8)
+    manager_id: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class UserUpdate(Input):
+    email: Email | None = None
+    name: Name | None = None
+    roles: list[Role] | None = Field(None, min_length=1, max_length=8)
+    manager_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    active: StrictBool | None = None
+
+
+class UserOut(Output):
+    id: int
+    organization_id: int
+    key: str
+    email: str
+    name: str
+    roles: list[Role]
+    manager_id: int | None
+    active: bool
+    version: int
+
+
+class ApiKeyCreate(Input):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class ApiKeyOut(Output):
+    id: int
+    user_id: int
+    public_id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+    version: int
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The secret key; shown this once and never again")
+
+
+# --- customers and products ---------------------------------------------------------------------------
+
+
+class CustomerCreate(Input):
+    key: Key
+    name: Name
+    parent_key: Key | None = None
+    country: Country
+    region: Short | None = None
+    industry: Short | None = None
+    size: CustomerSize | None = None
+
+
+class CustomerUpdate(Input):
+    name: Name | None = None
+    parent_key: Key | None = None
+    country: Country | None = None
+    region: Short | None = None
+    industry: Short | None = None
+    size: CustomerSize | None = None
+    active: StrictBool | None = None
+
+
+class CustomerOut(BaseModel):
+    id: int
+    key: str
+    name: str
+    parent_key: str | None
+    country: str
+    region: str | None
+    industry: str | None
+    size: CustomerSize | None
+    active: bool
+    version: int
+
+
+class ProductCreate(Input):
+    key: Key
+    name: Name
+    level: ProductLevel
+    parent_key: Key | None = None
+
+
+class ProductUpdate(Input):
+    name: Name | None = None
+    parent_key: Key | None = None
+    active: StrictBool | None = None
+
+
+class ProductOut(BaseModel):
+    id: int
+    key: str
+    name: str
+    level: ProductLevel
+    parent_key: str | None
+    active: bool
+    version: int
+
+
+class ImportReport(BaseModel):
+    file: str
+    created: int
+    updated: int
+
+
+class ListQuery(Input):
+    limit: int = Field(50, ge=1, le=500)
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+    q: Annotated[str, StringConstraints(max_length=100)] | None = Field(None, description="name contains")
+
+
+class ImportQuery(Input):
+    filename: Annotated[str, StringConstraints(pattern=r"^[\w.-]{1,100}$")] = "upload.csv"
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyOut]

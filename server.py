@@ -1,0 +1,76 @@
+"""The application factory and the ``prm`` command line; nothing else lives here.
+
+``create_app()`` wires settings, database, error handling, authentication, strict JSON and the API
+blueprints. ``prm`` (also ``flask --app server``) carries the admin commands of every package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from flask import request
+from flask.cli import FlaskGroup
+from flask_openapi3 import Info
+
+from common import jsonbody, observability
+from common.auth import authenticate_request
+from common.cli import commands as common_commands
+from common.database import Database
+from common.http import validation_error_response
+from common.openapi import PrmOpenAPI
+from common.problems import register_error_handlers
+from common.settings import Settings
+from directory import service as directory_service
+from directory.api import api as directory_api
+from directory.cli import commands as directory_commands
+
+API_TITLE = "Partner assignment and approval service"
+
+
+def _operation_id(*, name: str, path: str, method: str) -> str:
+    return name
+
+
+def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
+    """Build the WSGI app; connects to nothing until the first request or command."""
+    settings = settings or Settings.from_env()
+    app = PrmOpenAPI(
+        __name__,
+        info=Info(title=API_TITLE, version="1.0.0"),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer", "description": "prm_... API key"}},
+        validation_error_status=422,
+        validation_error_callback=validation_error_response,
+        operation_id_callback=_operation_id,
+        doc_prefix="/docs",
+        doc_url="/openapi.json",
+    )
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, **config)
+    app.extensions["prm.settings"] = settings
+    db = Database(settings.database_url)
+    app.extensions["prm.db"] = db
+
+    observability.configure_logging(settings.log_json)
+    observability.init_app(app, db)
+    register_error_handlers(app)
+    jsonbody.install(app, settings.max_json_depth)
+
+    def principal_loader(public_id: str, secret: str) -> Any:
+        return directory_service.principal_for_key(db, public_id, secret)
+
+    @app.before_request
+    def _guard() -> None:
+        authenticate_request(principal_loader)
+        jsonbody.check_request_body(
+            request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+        )
+
+    app.register_api(directory_api)
+    for group in (*common_commands, *directory_commands):
+        app.cli.add_command(group)
+    return app
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
+def cli() -> None:
+    """prm: administer the partner assignment and approval service."""

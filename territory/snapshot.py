@@ -1,0 +1,542 @@
+"""The immutable territory snapshot of one model version, and lowest-level matching of leads.
+
+How matching stays cheap
+------------------------
+Territories are numbered in depth-first order (root first, children sorted by key); that number is
+the deterministic order of every result.
+
+A child whose coverage lies inside its parent's on every dimension (``tree.coverage_gap`` is ``None``)
+can only match a lead its parent matches. Matching therefore descends the tree from the *entry points*
+(the root plus every territory that covers something its parent does not, i.e. the ones
+``validate_tree`` warns about) and only visits the children of territories that matched. At each
+visited territory the children are indexed by the dimension that tells them apart best: a dict from
+each member a child includes directly to that child. Looking children up by the ancestors-or-self of
+the lead's member costs the member's hierarchy depth; each child found is then checked only on the
+dimensions where it differs from its parent, with precomputed sets. A child with nothing to index by
+(unrestricted where its parent is, differing only by exclusions) sits in a short list checked every
+time. The entry points hang under a virtual root indexed the same way, which is also where
+territories unrestricted on every dimension live.
+
+So a match costs about (hierarchy depth + children found) per matched territory: it grows with the
+tree depth and the number of matches, not with the number of territories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import networkx as nx
+
+from territory.dimensions import Dimension, MemberHierarchy
+from territory.errors import UnknownTerritory, did_you_mean
+from territory.tree import CHANNEL_ACCOUNT_MANAGER, TeamMember, TerritoryDef, check_tree
+from territory.tree import TreeWarning as TreeWarning
+
+#: A lead's facts: dimension -> member key. Dimensions not in ``Dimension`` are ignored.
+Facts = Mapping[str, str] | Mapping[Dimension, str]
+
+_DIMENSIONS: tuple[Dimension, ...] = tuple(Dimension)
+_NAMES: tuple[str, ...] = tuple(d.value for d in _DIMENSIONS)
+_EMPTY_HIERARCHY = MemberHierarchy({})
+
+# (dimension index, includes to meet or None, excludes to avoid or None)
+_Check = tuple[int, frozenset[str] | None, frozenset[str] | None]
+# (child id, checks, whether the child has children worth descending into)
+_Entry = tuple[int, tuple[_Check, ...], bool]
+_Level = tuple[int, dict[str, tuple[_Entry, ...]]]
+
+
+class MatchResult(NamedTuple):
+    """Territories matching a lead, in depth-first order.
+
+    ``lowest`` holds the matches at the greatest depth (``depth``; ``None`` when nothing matched).
+    """
+
+    matched: tuple[str, ...]
+    lowest: tuple[str, ...]
+    depth: int | None
+
+
+_NO_MATCH = MatchResult((), (), None)
+
+
+class CamAssignment(NamedTuple):
+    """The channel account manager found for a territory, and the territory that holds the role."""
+
+    user: str
+    territory: str
+    inherited: bool
+
+
+class Reason(StrEnum):
+    """Why a territory did or did not win a lead (stored in decision traces)."""
+
+    MATCHED = "matched"
+    MATCHED_NOT_LOWEST = "matched_not_lowest"
+    DIMENSION_NOT_COVERED = "dimension_not_covered"
+    EXCLUDED = "excluded"
+    FACT_MISSING = "fact_missing"
+    UNKNOWN_TERRITORY = "unknown_territory"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why ``territory`` did or did not get a lead; ``message`` says it in one sentence.
+
+    Only the fields relevant to ``reason`` are set: ``dimension`` and ``lead_member`` for the three
+    dimension reasons, ``territory_includes`` for ``dimension_not_covered``, ``excluded_member`` (the lead's
+    member itself or one of its ancestors) for ``excluded``, ``depth`` and ``lowest_depth`` for the two
+    matched reasons.
+    """
+
+    territory: str
+    reason: Reason
+    message: str
+    dimension: Dimension | None = None
+    lead_member: str | None = None
+    territory_includes: tuple[str, ...] = ()
+    excluded_member: str | None = None
+    depth: int | None = None
+    lowest_depth: int | None = None
+
+
+class TerritorySnapshot:
+    """One territory model version, validated and indexed for matching; immutable once built.
+
+    Parameters
+    ----------
+    model_version : str
+        Recorded in decision traces.
+    defs : Sequence[TerritoryDef]
+        Must form one tree (see ``territory.tree.validate_tree``; ``TreeInvalid`` otherwise).
+    dimensions : Mapping[Dimension, MemberHierarchy]
+        Member hierarchies; a dimension left out has no members, so no territory may restrict it.
+
+    Examples
+    --------
+    >>> from territory.tree import Coverage
+    >>> geo = MemberHierarchy({"world": None, "EMEA": "world", "FR": "EMEA"}, name="geography")
+    >>> snap = TerritorySnapshot("v1", [
+    ...     TerritoryDef("WW", None, "Worldwide", "channel"),
+    ...     TerritoryDef("EU", "WW", "Europe", "channel", coverage={Dimension.GEOGRAPHY: Coverage.of(["EMEA"])}),
+    ... ], {Dimension.GEOGRAPHY: geo})
+    >>> snap.match({"geography": "FR"})
+    MatchResult(matched=('WW', 'EU'), lowest=('EU',), depth=1)
+    >>> snap.path("EU")
+    ('WW', 'EU')
+    """
+
+    def __init__(
+        self,
+        model_version: str,
+        defs: Sequence[TerritoryDef],
+        dimensions: Mapping[Dimension, MemberHierarchy],
+    ) -> None:
+        checked = check_tree(defs, dimensions)
+        self._model_version = model_version
+        self._graph: Any = nx.freeze(checked.graph)
+        self._warnings = checked.warnings
+        self._hierarchies = tuple(dimensions.get(d, _EMPTY_HIERARCHY) for d in _DIMENSIONS)
+        self._anc = tuple(h.ancestor_sets() for h in self._hierarchies)
+        by_key = {d.key: d for d in defs}
+
+        # Depth-first order, children sorted by key: ids are positions in this order.
+        children_keys: dict[str, list[str]] = {k: [] for k in by_key}
+        for d in by_key.values():
+            if d.parent_key is not None:
+                children_keys[d.parent_key].append(d.key)
+        order: list[str] = []
+        stack = [checked.root]
+        while stack:
+            k = stack.pop()
+            order.append(k)
+            stack.extend(sorted(children_keys[k], reverse=True))
+        self._keys: tuple[str, ...] = tuple(order)
+        self._id: dict[str, int] = {k: i for i, k in enumerate(order)}
+        self._defs: tuple[TerritoryDef, ...] = tuple(by_key[k] for k in order)
+        n = len(order)
+        parent = [-1] * n
+        depth = [0] * n
+        paths: list[tuple[str, ...]] = [()] * n
+        children: list[list[int]] = [[] for _ in range(n)]
+        for i, d in enumerate(self._defs):  # parents come before children in depth-first order
+            if d.parent_key is None:
+                paths[i] = (d.key,)
+                continue
+            p = self._id[d.parent_key]
+            parent[i], depth[i], paths[i] = p, depth[p] + 1, (*paths[p], d.key)
+            children[p].append(i)
+        self._parent = tuple(parent)
+        self._depth = tuple(depth)
+        self._paths = tuple(paths)
+        self._children = tuple(tuple(c) for c in children)
+
+        # Coverage per dimension per territory; includes reduced to those without an included ancestor,
+        # so a lead member's ancestor chain meets at most one include of each territory.
+        self._inc: tuple[tuple[frozenset[str], ...], ...] = tuple(
+            tuple(self._normal_includes(d.coverage_on(dim).include, di) for d in self._defs)
+            for di, dim in enumerate(_DIMENSIONS)
+        )
+        self._exc: tuple[tuple[frozenset[str], ...], ...] = tuple(
+            tuple(d.coverage_on(dim).exclude for d in self._defs) for dim in _DIMENSIONS
+        )
+        self._build_inverted_indexes()
+        self._build_cams()
+
+        entries = {0} | {self._id[w.territory] for w in self._warnings}
+        self._virtual = n
+        self._levels: list[tuple[_Level, ...]] = [()] * (n + 1)
+        self._scans: list[tuple[_Entry, ...]] = [()] * (n + 1)
+        for p in range(n):
+            kids = [c for c in self._children[p] if c not in entries]
+            if kids:
+                self._index_children(p, kids)
+        self._index_children(self._virtual, sorted(entries))
+
+    # ----------------------------------------------------------------- build helpers
+
+    def _normal_includes(self, include: frozenset[str], di: int) -> frozenset[str]:
+        if len(include) < 2:
+            return include
+        anc = self._anc[di]
+        return frozenset(m for m in include if include.isdisjoint(anc[m] - {m}))
+
+    def _build_inverted_indexes(self) -> None:
+        includers: list[dict[str, list[int]]] = [{} for _ in _DIMENSIONS]
+        excluders: list[dict[str, list[int]]] = [{} for _ in _DIMENSIONS]
+        unrestricted: list[list[int]] = [[] for _ in _DIMENSIONS]
+        for t, d in enumerate(self._defs):
+            for di, dim in enumerate(_DIMENSIONS):
+                cov = d.coverage_on(dim)
+                for m in cov.include:
+                    includers[di].setdefault(m, []).append(t)
+                for m in cov.exclude:
+                    excluders[di].setdefault(m, []).append(t)
+                if not cov.include:
+                    unrestricted[di].append(t)
+        self._includers = tuple({m: tuple(ts) for m, ts in x.items()} for x in includers)
+        self._excluders = tuple({m: tuple(ts) for m, ts in x.items()} for x in excluders)
+        self._unrestricted = tuple(tuple(u) for u in unrestricted)
+
+    def _build_cams(self) -> None:
+        cams: list[CamAssignment | None] = []
+        for t, d in enumerate(self._defs):
+            own = sorted(m.user for m in d.team if m.role == CHANNEL_ACCOUNT_MANAGER)
+            if own:
+                cams.append(CamAssignment(own[0], d.key, False))
+                continue
+            above = cams[self._parent[t]] if self._parent[t] >= 0 else None
+            cams.append(above._replace(inherited=True) if above is not None else None)
+        self._cams = tuple(cams)
+
+    def _index_children(self, p: int, kids: list[int]) -> None:
+        """Build the lookup levels and the scan list for ``kids`` under ``p`` (or the virtual root)."""
+        virtual = p == self._virtual
+        ndim = len(_DIMENSIONS)
+        need_inc: dict[int, list[int]] = {}
+        exc_left: dict[int, list[frozenset[str]]] = {}
+        for c in kids:
+            # A matched parent already vouches for a dimension where the child includes the same members,
+            # and for the exclusions they share.
+            need_inc[c] = [
+                di
+                for di in range(ndim)
+                if self._inc[di][c] and (virtual or self._inc[di][c] != self._inc[di][p])
+            ]
+            exc_left[c] = [
+                self._exc[di][c] if virtual else self._exc[di][c] - self._exc[di][p] for di in range(ndim)
+            ]
+
+        def entry(c: int, split: int | None) -> _Entry:
+            checks: list[_Check] = []
+            for di in range(ndim):
+                inc = self._inc[di][c] if di != split and di in need_inc[c] else None
+                exc = exc_left[c][di] or None
+                if inc is not None or exc is not None:
+                    checks.append((di, inc, exc))
+            return (c, tuple(checks), bool(self._children[c]))
+
+        levels: list[_Level] = []
+        rest = list(kids)
+        free = set(range(ndim))
+        while rest and free:
+            counts = {di: sum(1 for c in rest if di in need_inc[c]) for di in free}
+            best = max(free, key=lambda di: (counts[di], -di))
+            if counts[best] == 0:
+                break
+            table: dict[str, list[_Entry]] = {}
+            keep = []
+            for c in rest:
+                if best in need_inc[c]:
+                    e = entry(c, best)
+                    for m in self._inc[best][c]:
+                        table.setdefault(m, []).append(e)
+                else:
+                    keep.append(c)
+            levels.append((best, {m: tuple(es) for m, es in table.items()}))
+            rest = keep
+            free.discard(best)
+        self._levels[p] = tuple(levels)
+        self._scans[p] = tuple(entry(c, None) for c in rest)
+
+    # ----------------------------------------------------------------- matching
+
+    def _lead_ancestors(self, facts: Facts) -> list[frozenset[str] | None]:
+        out: list[frozenset[str] | None] = []
+        for name, anc in zip(_NAMES, self._anc, strict=True):
+            m = facts.get(name)  # type: ignore[call-overload]  # str-valued enum or str keys
+            if m is None:
+                out.append(None)
+            else:
+                s = anc.get(m)
+                out.append(s if s is not None else frozenset((m,)))
+        return out
+
+    def match(self, facts: Facts) -> MatchResult:
+        """Return every territory matching the lead, and the lowest-level (deepest) ones.
+
+        A member unknown to its dimension's hierarchy is treated as a new top-level member: territories
+        restricted on that dimension do not cover it, unrestricted ones do.
+        """
+        fa = self._lead_ancestors(facts)
+        found: list[int] = []
+        stack = [self._virtual]
+        levels = self._levels
+        scans = self._scans
+        while stack:
+            p = stack.pop()
+            for di, table in levels[p]:
+                lead = fa[di]
+                if lead is None:
+                    continue
+                for m in lead:
+                    bucket = table.get(m)
+                    if bucket is None:
+                        continue
+                    for c, checks, kids in bucket:
+                        for d2, inc, exc in checks:
+                            a = fa[d2]
+                            if a is None:
+                                if inc is not None:
+                                    break
+                            elif (inc is not None and inc.isdisjoint(a)) or (
+                                exc is not None and not exc.isdisjoint(a)
+                            ):
+                                break
+                        else:
+                            found.append(c)
+                            if kids:
+                                stack.append(c)
+            for c, checks, kids in scans[p]:
+                for d2, inc, exc in checks:
+                    a = fa[d2]
+                    if a is None:
+                        if inc is not None:
+                            break
+                    elif (inc is not None and inc.isdisjoint(a)) or (
+                        exc is not None and not exc.isdisjoint(a)
+                    ):
+                        break
+                else:
+                    found.append(c)
+                    if kids:
+                        stack.append(c)
+        if not found:
+            return _NO_MATCH
+        found.sort()
+        keys = self._keys
+        depth = self._depth
+        deepest = max(map(depth.__getitem__, found))
+        return MatchResult(
+            tuple(map(keys.__getitem__, found)),
+            tuple([keys[i] for i in found if depth[i] == deepest]),
+            deepest,
+        )
+
+    def lowest_matches(self, facts: Facts) -> tuple[str, ...]:
+        """Return only the lowest-level matching territories (depth-first order)."""
+        return self.match(facts).lowest
+
+    # ----------------------------------------------------------------- explanations
+
+    def explain(self, facts: Facts, key: str) -> Explanation:
+        """Say precisely why territory ``key`` did or did not get the lead (first failing dimension)."""
+        t = self._id.get(key)
+        if t is None:
+            return Explanation(
+                key, Reason.UNKNOWN_TERRITORY, f"no territory {key!r} in model {self._model_version}"
+            )
+        return self._explain(facts, t, self._lead_ancestors(facts), self.match(facts))
+
+    def explain_all(self, facts: Facts) -> tuple[Explanation, ...]:
+        """Explain every territory that matched plus every child of a match that did not (near misses).
+
+        In depth-first order; these are the candidates a decision trace records.
+        """
+        result = self.match(facts)
+        fa = self._lead_ancestors(facts)
+        ids = {self._id[k] for k in result.matched}
+        ids.update(c for t in list(ids) for c in self._children[t])
+        return tuple(self._explain(facts, t, fa, result) for t in sorted(ids))
+
+    def _explain(
+        self, facts: Facts, t: int, fa: list[frozenset[str] | None], result: MatchResult
+    ) -> Explanation:
+        d = self._defs[t]
+        for di, dim in enumerate(_DIMENSIONS):
+            cov = d.coverage_on(dim)
+            lead = fa[di]
+            if lead is None:
+                if cov.include:
+                    return Explanation(
+                        d.key,
+                        Reason.FACT_MISSING,
+                        f"lead has no {dim}; territory {d.key!r} covers only {_list(cov.include)}",
+                        dimension=dim,
+                        territory_includes=tuple(sorted(cov.include)),
+                    )
+                continue
+            member = facts.get(dim.value)  # type: ignore[call-overload]
+            h = self._hierarchies[di]
+            chain = h.ancestors_or_self(member) if member in h else (member,)  # self first, then up
+            hit = next((m for m in chain if m in cov.exclude), None)
+            if hit is not None:
+                via = "" if hit == member else f" (via its ancestor {hit!r})"
+                return Explanation(
+                    d.key,
+                    Reason.EXCLUDED,
+                    f"territory {d.key!r} excludes {dim} {member!r}{via}",
+                    dimension=dim,
+                    lead_member=member,
+                    excluded_member=hit,
+                )
+            if cov.include and cov.include.isdisjoint(lead):
+                return Explanation(
+                    d.key,
+                    Reason.DIMENSION_NOT_COVERED,
+                    f"territory {d.key!r} covers {dim} {_list(cov.include)}, not {member!r}",
+                    dimension=dim,
+                    lead_member=member,
+                    territory_includes=tuple(sorted(cov.include)),
+                )
+        depth = self._depth[t]
+        if depth == result.depth:
+            return Explanation(
+                d.key,
+                Reason.MATCHED,
+                f"territory {d.key!r} matched at the lowest level ({depth})",
+                depth=depth,
+                lowest_depth=depth,
+            )
+        return Explanation(
+            d.key,
+            Reason.MATCHED_NOT_LOWEST,
+            f"territory {d.key!r} matched at depth {depth} but deeper matches exist at depth {result.depth}",
+            depth=depth,
+            lowest_depth=result.depth,
+        )
+
+    # ----------------------------------------------------------------- lookups
+
+    def _tid(self, key: str) -> int:
+        t = self._id.get(key)
+        if t is None:
+            raise UnknownTerritory(key, did_you_mean(key, self._id.keys()))
+        return t
+
+    @property
+    def model_version(self) -> str:
+        """The territory model version this snapshot was built from."""
+        return self._model_version
+
+    @property
+    def graph(self) -> Any:
+        """The frozen ``networkx.DiGraph`` of the tree (edges parent -> child)."""
+        return self._graph
+
+    @property
+    def root(self) -> str:
+        """The root territory's key."""
+        return self._keys[0]
+
+    @property
+    def warnings(self) -> tuple[TreeWarning, ...]:
+        """What ``validate_tree`` warned about (children covering more than their parent)."""
+        return self._warnings
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._id
+
+    def keys(self) -> tuple[str, ...]:
+        """Every territory key in depth-first order (children sorted by key)."""
+        return self._keys
+
+    def territory(self, key: str) -> TerritoryDef:
+        """Return the definition of ``key``."""
+        return self._defs[self._tid(key)]
+
+    def depth(self, key: str) -> int:
+        """Return the territory's depth (root = 0)."""
+        return self._depth[self._tid(key)]
+
+    def parent(self, key: str) -> str | None:
+        """Return the parent's key (``None`` for the root)."""
+        p = self._parent[self._tid(key)]
+        return self._keys[p] if p >= 0 else None
+
+    def children(self, key: str) -> tuple[str, ...]:
+        """Return the children's keys, sorted."""
+        return tuple(self._keys[c] for c in self._children[self._tid(key)])
+
+    def path(self, key: str) -> tuple[str, ...]:
+        """Return the keys from the root down to ``key`` (inclusive)."""
+        return self._paths[self._tid(key)]
+
+    def team(self, key: str) -> tuple[TeamMember, ...]:
+        """Return the team defined on the territory itself (not inherited)."""
+        return self._defs[self._tid(key)].team
+
+    def cam_for(self, key: str) -> CamAssignment | None:
+        """Return the channel account manager for ``key``, walking up towards the root if it has none.
+
+        When one territory has several, the smallest user key wins. ``None`` when no territory on the
+        path has one.
+        """
+        return self._cams[self._tid(key)]
+
+    def includers(self, dimension: Dimension, member: str) -> tuple[str, ...]:
+        """Territories that include ``member`` directly (not through an ancestor), depth-first order."""
+        return tuple(self._keys[t] for t in self._includers[_DIMENSIONS.index(dimension)].get(member, ()))
+
+    def excluders(self, dimension: Dimension, member: str) -> tuple[str, ...]:
+        """Territories that exclude ``member`` directly, depth-first order."""
+        return tuple(self._keys[t] for t in self._excluders[_DIMENSIONS.index(dimension)].get(member, ()))
+
+    def unrestricted(self, dimension: Dimension) -> tuple[str, ...]:
+        """Territories that include nothing on ``dimension`` (cover any member but their exclusions)."""
+        return tuple(self._keys[t] for t in self._unrestricted[_DIMENSIONS.index(dimension)])
+
+    def hierarchy(self, dimension: Dimension) -> MemberHierarchy:
+        """The member hierarchy of ``dimension`` (empty when none was given)."""
+        return self._hierarchies[_DIMENSIONS.index(dimension)]
+
+
+def _list(members: frozenset[str]) -> str:
+    return ", ".join(repr(m) for m in sorted(members))
+
+
+__all__ = [
+    "CamAssignment",
+    "Explanation",
+    "Facts",
+    "MatchResult",
+    "Reason",
+    "TerritorySnapshot",
+    "TreeWarning",
+]

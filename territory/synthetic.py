@@ -1,0 +1,297 @@
+"""Random but valid territory models and leads, for tests and benchmarks (deterministic per seed).
+
+Shapes follow a channel sales organisation: worldwide -> region -> country -> customer segment ->
+product line -> program track -> named accounts -> product subgroup -> area -> program tier -> ...
+Each child narrows its parent's coverage on one dimension (so coverage nests and ``validate_tree``
+has nothing to warn about, unless ``loose_rate`` asks for some strays), some territories exclude a
+member inside what they cover, and most (not all) territories have a channel account manager.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Mapping, Sequence
+
+from territory.dimensions import Dimension, MemberHierarchy
+from territory.tree import CHANNEL_ACCOUNT_MANAGER, Coverage, TeamMember, TerritoryDef
+
+_REGIONS: dict[str, tuple[str, ...]] = {
+    "AMER": ("US", "CA", "MX"),
+    "LATAM": ("BR", "AR", "CL", "CO", "PE", "UY"),
+    "EMEA": ("GB", "FR", "DE", "IT", "ES", "NL", "BE", "SE", "NO", "PL", "CH", "AE", "SA", "ZA", "IL"),
+    "APAC": ("JP", "CN", "IN", "AU", "NZ", "SG", "KR", "ID", "TH", "VN", "MY", "PH"),
+}
+_SEGMENTS = ("enterprise", "commercial", "smb", "public-sector")
+_TRACKS = ("reseller", "distributor", "msp", "isv", "alliance")
+_TIERS = ("registered", "silver", "gold", "platinum")
+
+# (territory type, dimension the child narrows first) per depth; deeper levels cycle the tail.
+_SCHEDULE: tuple[tuple[str, Dimension], ...] = (
+    ("region", Dimension.GEOGRAPHY),
+    ("country", Dimension.GEOGRAPHY),
+    ("segment", Dimension.CUSTOMER),
+    ("product_line", Dimension.PRODUCT),
+    ("program", Dimension.PROGRAM),
+    ("named_accounts", Dimension.CUSTOMER),
+    ("product_family", Dimension.PRODUCT),
+    ("area", Dimension.GEOGRAPHY),
+    ("tier", Dimension.PROGRAM),
+)
+_GENERATED = (Dimension.CUSTOMER, Dimension.PROGRAM, Dimension.PRODUCT, Dimension.GEOGRAPHY)
+
+
+def generate_dimensions(n_customers: int = 2_000, seed: int = 0) -> dict[Dimension, MemberHierarchy]:
+    """Build customer, program, product and geography hierarchies of realistic shape.
+
+    Examples
+    --------
+    >>> dims = generate_dimensions(n_customers=50, seed=1)
+    >>> dims[Dimension.GEOGRAPHY].ancestors_or_self("JP-A1")
+    ('JP-A1', 'JP', 'APAC', 'WORLD')
+    """
+    rng = random.Random(seed)
+    geo: dict[str, str | None] = {"WORLD": None}
+    for region, countries in _REGIONS.items():
+        geo[region] = "WORLD"
+        for cc in countries:
+            geo[cc] = region
+            for a in range(1, rng.randint(3, 6) + 1):
+                area = f"{cc}-A{a}"
+                geo[area] = cc
+                for c in range(1, rng.randint(2, 4) + 1):
+                    geo[f"{area}-{c}"] = area
+    product: dict[str, str | None] = {"ALL-PRODUCTS": None}
+    for g in range(1, 9):
+        group = f"P-G{g}"
+        product[group] = "ALL-PRODUCTS"
+        for s in range(1, rng.randint(3, 6) + 1):
+            sub = f"{group}-S{s}"
+            product[sub] = group
+            for i in range(1, rng.randint(4, 10) + 1):
+                product[f"{sub}-I{i}"] = sub
+    program: dict[str, str | None] = {"ALL-PROGRAMS": None}
+    for track in _TRACKS:
+        program[track] = "ALL-PROGRAMS"
+        for tier in _TIERS:
+            program[f"{track}-{tier}"] = track
+    customer: dict[str, str | None] = {"ALL-CUSTOMERS": None}
+    for seg in _SEGMENTS:
+        customer[seg] = "ALL-CUSTOMERS"
+    for a in range(1, n_customers + 1):
+        parent = f"C-{a:06d}"
+        customer[parent] = rng.choice(_SEGMENTS)
+        for sub in range(1, rng.randint(0, 4) + 1):
+            customer[f"{parent}-{sub:02d}"] = parent
+    return {
+        Dimension.CUSTOMER: MemberHierarchy(customer, name=Dimension.CUSTOMER.value),
+        Dimension.PROGRAM: MemberHierarchy(program, name=Dimension.PROGRAM.value),
+        Dimension.PRODUCT: MemberHierarchy(product, name=Dimension.PRODUCT.value),
+        Dimension.GEOGRAPHY: MemberHierarchy(geo, name=Dimension.GEOGRAPHY.value),
+    }
+
+
+def _level_sizes(n: int, depth: int) -> list[int]:
+    if depth == 0 or n == 1:
+        return [n]
+    depth = min(depth, n - 1)
+    lo, hi = 1.0, float(n)
+    for _ in range(60):  # fan-out f with 1 + f + ... + f**depth == n
+        f = (lo + hi) / 2
+        lo, hi = (f, hi) if sum(f**k for k in range(depth + 1)) < n else (lo, f)
+    sizes = [max(1, round(f**k)) for k in range(depth)]
+    sizes[0] = 1
+    sizes.append(max(1, n - sum(sizes)))
+    while sum(sizes) > n:  # rounding overshoot: trim the widest level above the last
+        widest = max(range(1, depth), key=sizes.__getitem__)
+        sizes[widest] -= 1
+    return sizes
+
+
+def generate_model(
+    n_territories: int,
+    depth: int = 6,
+    seed: int = 0,
+    *,
+    n_customers: int | None = None,
+    cam_rate: float = 0.85,
+    exclusion_rate: float = 0.08,
+    loose_rate: float = 0.0,
+) -> tuple[list[TerritoryDef], dict[Dimension, MemberHierarchy]]:
+    """Generate ``n_territories`` territories ``depth`` levels deep (root = level 0) and their dimensions.
+
+    Parameters
+    ----------
+    n_territories, depth, seed
+        Size, depth of the deepest territories, and the random seed (same seed, same model).
+    n_customers
+        Top-level customer accounts (default: a tenth of the territories, at least 200).
+    cam_rate
+        Share of territories with a channel account manager of their own (a few have two).
+    exclusion_rate
+        Share of territories excluding one member inside what they cover.
+    loose_rate
+        Share of territories that ignore their parent's coverage on one dimension (``validate_tree``
+        warns about each); 0 yields a model without warnings.
+
+    Examples
+    --------
+    >>> defs, dims = generate_model(50, depth=4, seed=7)
+    >>> len(defs), sum(d.parent_key is None for d in defs)
+    (50, 1)
+    """
+    rng = random.Random(seed)
+    dims = generate_dimensions(n_customers or max(200, n_territories // 10), seed=seed)
+    sizes = _level_sizes(n_territories, depth)
+    root = TerritoryDef(
+        "T-000000",
+        None,
+        "Worldwide",
+        "worldwide",
+        team=_team(rng, 0, 0, cam_rate),
+    )
+    defs = [root]
+    level: list[TerritoryDef] = [root]
+    for lvl, size in enumerate(sizes[1:], start=1):
+        kind, first = _SCHEDULE[(lvl - 1) % len(_SCHEDULE)]
+        used: dict[str, set[tuple[Dimension, frozenset[str]]]] = {}
+        parents = [level[i % len(level)] for i in range(size)]
+        rng.shuffle(parents)
+        next_level: list[TerritoryDef] = []
+        for parent in parents:
+            number = len(defs)
+            last = lvl == len(sizes) - 1
+            coverage = _narrow(rng, dims, parent, first, used.setdefault(parent.key, set()))
+            if rng.random() < exclusion_rate:
+                coverage = _add_exclusion(rng, dims, coverage)
+            if rng.random() < loose_rate:
+                coverage = _loosen(rng, dims, coverage)
+            t = TerritoryDef(
+                f"T-{number:06d}",
+                parent.key,
+                f"{kind.replace('_', ' ').title()} {number}",
+                "partner" if last else kind,
+                team=_team(rng, number, lvl, cam_rate),
+                partner=f"PARTNER-{rng.randint(1, 5_000):05d}" if last else None,
+                coverage=coverage,
+            )
+            defs.append(t)
+            next_level.append(t)
+        level = next_level
+    return defs, dims
+
+
+def _team(rng: random.Random, number: int, lvl: int, cam_rate: float) -> tuple[TeamMember, ...]:
+    team: list[TeamMember] = []
+    if rng.random() < cam_rate:
+        team.append(TeamMember(f"cam-{number:06d}", CHANNEL_ACCOUNT_MANAGER))
+        if rng.random() < 0.05:
+            team.append(TeamMember(f"cam-{number:06d}-b", CHANNEL_ACCOUNT_MANAGER))
+    if lvl <= 1:
+        team.append(TeamMember(f"csd-{number:06d}", "channel_sales_director"))
+    elif lvl <= 3:
+        team.append(TeamMember(f"csm-{number:06d}", "channel_sales_manager"))
+    if rng.random() < 0.2:
+        team.append(TeamMember(f"pam-{number:06d}", "partner_account_manager"))
+    return tuple(team)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _options(h: MemberHierarchy, cov: Coverage) -> list[str]:
+    """Members one level below what ``cov`` includes (below the top when unrestricted), not excluded."""
+    above = sorted(cov.include) if cov.include else list(h.roots)
+    return [c for i in above for c in h.children(i) if cov.exclude.isdisjoint(h.ancestors_or_self(c))]
+
+
+def _narrow(
+    rng: random.Random,
+    dims: Mapping[Dimension, MemberHierarchy],
+    parent: TerritoryDef,
+    first: Dimension,
+    used: set[tuple[Dimension, frozenset[str]]],
+) -> dict[Dimension, Coverage]:
+    coverage = {d: parent.coverage_on(d) for d in _GENERATED}
+    order = [first, *rng.sample([d for d in _GENERATED if d != first], len(_GENERATED) - 1)]
+    fallback: tuple[Dimension, frozenset[str]] | None = None
+    choice: tuple[Dimension, frozenset[str]] | None = None
+    for dim in order:
+        options = _options(dims[dim], coverage[dim])
+        if not options:
+            continue
+        for _ in range(8):  # a few tries for a member no sibling narrowed to yet
+            if dim == Dimension.CUSTOMER and len(options) > 3 and rng.random() < 0.5:
+                pick = frozenset(rng.sample(options, rng.randint(2, 3)))  # a few named accounts
+            else:
+                pick = frozenset([rng.choice(options)])
+            if (dim, pick) not in used:
+                choice = (dim, pick)
+                break
+            if fallback is None:
+                fallback = (dim, pick)
+        if choice is not None:
+            break
+    if choice is None:
+        if fallback is None:  # nothing left to narrow: an overlay identical to its parent
+            return {d: c for d, c in coverage.items() if c.include or c.exclude}
+        choice = fallback
+    used.add(choice)
+    dim, include = choice
+    coverage[dim] = Coverage(include, coverage[dim].exclude)
+    return {d: c for d, c in coverage.items() if c.include or c.exclude}
+
+
+def _add_exclusion(
+    rng: random.Random, dims: Mapping[Dimension, MemberHierarchy], coverage: dict[Dimension, Coverage]
+) -> dict[Dimension, Coverage]:
+    restricted = [d for d in _GENERATED if d in coverage and coverage[d].include]
+    if not restricted:
+        return coverage
+    dim = rng.choice(restricted)
+    options = _options(dims[dim], coverage[dim])
+    if len(options) < 2:  # excluding the only member below would leave nothing
+        return coverage
+    cov = coverage[dim]
+    return {**coverage, dim: Coverage(cov.include, cov.exclude | {rng.choice(options)})}
+
+
+def _loosen(
+    rng: random.Random, dims: Mapping[Dimension, MemberHierarchy], coverage: dict[Dimension, Coverage]
+) -> dict[Dimension, Coverage]:
+    dim = rng.choice(_GENERATED)
+    h = dims[dim]
+    if rng.random() < 0.5:  # unrestricted where the parent was not
+        return {d: c for d, c in coverage.items() if d != dim}
+    members = sorted(h)
+    return {**coverage, dim: Coverage(frozenset([rng.choice(members)]), frozenset())}
+
+
+def generate_leads(
+    dimensions: Mapping[Dimension, MemberHierarchy],
+    n: int,
+    seed: int = 0,
+    *,
+    missing_rate: float = 0.02,
+    unknown_rate: float = 0.01,
+) -> list[dict[str, str]]:
+    """Generate ``n`` leads carrying a leaf member of each dimension; a few lack a fact or use an unknown one.
+
+    Examples
+    --------
+    >>> dims = generate_dimensions(n_customers=10)
+    >>> sorted(generate_leads(dims, 1, seed=3, missing_rate=0.0, unknown_rate=0.0)[0])
+    ['customer', 'geography', 'product', 'program']
+    """
+    rng = random.Random(seed)
+    leaves: dict[str, Sequence[str]] = {}
+    for dim, h in dimensions.items():
+        leaves[dim.value] = [m for m in h if not h.children(m)]
+    leads = []
+    for _ in range(n):
+        lead: dict[str, str] = {}
+        for name, members in leaves.items():
+            r = rng.random()
+            if r < missing_rate:
+                continue
+            lead[name] = f"unknown-{name}" if r < missing_rate + unknown_rate else rng.choice(members)
+        leads.append(lead)
+    return leads
