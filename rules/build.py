@@ -8,11 +8,11 @@ from rules import ast
 from rules.spec import (
     ApprovalFile,
     ApprovalThen,
-    AssignmentFile,
     AssignmentThen,
     ConditionSpec,
     PolicyThen,
     RulesFile,
+    RuleSpec,
 )
 from rules.vocabulary import normalize_number
 
@@ -87,6 +87,7 @@ def _actions(then: AssignmentThen | ApprovalThen | PolicyThen, rule_id: str) -> 
 
 def build_ruleset(spec: RulesFile, position_of: RulePosition = lambda _i: None) -> ast.Ruleset:
     """The AST of a checked rules file, stamped with its content-hash version."""
+    specs: list[RuleSpec] = list(spec.rules)
     rules = tuple(
         ast.Rule(
             id=rule.id,
@@ -96,7 +97,7 @@ def build_ruleset(spec: RulesFile, position_of: RulePosition = lambda _i: None) 
             position=position_of(i),
             description=rule.description,
         )
-        for i, rule in enumerate(spec.rules)
+        for i, rule in enumerate(specs)
     )
     return ast.make_ruleset(
         ast.Kind(spec.kind),
@@ -105,6 +106,3 @@ def build_ruleset(spec: RulesFile, position_of: RulePosition = lambda _i: None) 
         fallback_approver=spec.fallback_approver if isinstance(spec, ApprovalFile) else None,
         description=spec.description,
     )
-
-
-__all__ = ["AssignmentFile", "build_ruleset", "canonical_condition", "to_condition"]

@@ -94,7 +94,7 @@ class _Checker:
             self.comparison(cond, path)
 
     def comparison(self, cond: ConditionSpec, path: PathKey) -> None:
-        fact, op = cond.fact or "", ast.Op(cond.op)
+        fact, op = cond.fact or "", ast.Op(cond.op or "")
         spec = FACTS.get(fact)
         if spec is None:
             self.report((*path, "fact"), f"unknown fact '{fact}'{_suggest(fact, FACTS)}")

@@ -52,7 +52,7 @@ class ConditionSpec(_Spec):
     @model_validator(mode="after")
     def _one_form(self) -> ConditionSpec:
         combinators = [n for n in ("all", "any", "not") if getattr(self, n + "_") is not None]
-        compare = [n for n in ("fact", "op", "value") if n in self.model_fields_set]
+        compare: list[str] = [n for n in ("fact", "op", "value") if n in self.model_fields_set]
         if len(combinators) > 1 or (combinators and compare):
             used = ", ".join(combinators + compare)
             raise ValueError(f"a condition is one of all/any/not or a comparison, not several ({used})")

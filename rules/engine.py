@@ -1,0 +1,342 @@
+"""The durable_rules evaluator of the rule AST: the only module that imports `durable`.
+
+DESIGN.md 2.1 lists how durable_rules 2.0.28 crashed, hung or answered wrongly when probed; this module
+is built around those findings:
+
+- a `Host` subclass whose background dispatch/timer threads never start, so actions run inside
+  `post()`/`assert_fact()`; one host per process, created lazily (so after a fork) and dropped in a
+  forked child; one lock around every evaluation;
+- one fixed session per durable ruleset, reset after every evaluation; no timers, statecharts,
+  `post_batch` or per-lead sessions;
+- every durable ruleset ends with a catch-all at the lowest priority, and `MessageNotHandledException`
+  is still caught; actions only append the rule id to the session state; an exception the engine
+  swallowed into the state is raised;
+- no regex, no negative `pri`, at most `SHARD_SIZE` rules per durable ruleset (larger rulesets are split
+  and the results combined per hit policy), `in` sets as `$or` groups of at most `SET_GROUP` members;
+- `first`/`priority` post an event (one rule fires; the order is encoded in `pri`); `collect` asserts
+  a fact and retracts it in the same evaluation, so every matching rule fires once;
+- a new ruleset version is smoke-evaluated in a subprocess with a timeout (`verify_in_subprocess`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from durable import engine as durable_engine
+
+from rules import ast
+from rules.errors import EngineFailure, VerificationFailed
+from rules.evaluator import get_evaluator
+from rules.outcome import Outcome, merge_actions
+from rules.reference import explain, select
+from rules.vocabulary import normalize_facts
+
+#: Rules per durable ruleset, our internal catch-all included (error 107 and crashes seen past ~100).
+SHARD_SIZE = 100
+#: Members per `$or` group of an `in` set.
+SET_GROUP = 128
+#: Every message carries this marker; the catch-all and `when: always` rules test it.
+MARK = "prm_eval"
+#: The one session each durable ruleset uses.
+SESSION = "prm"
+
+_TRUE: dict[str, Any] = {MARK: 1}
+_FALSE: dict[str, Any] = {MARK: 0}
+_COMPLEMENT = {
+    ast.Op.EQ: ast.Op.NE,
+    ast.Op.NE: ast.Op.EQ,
+    ast.Op.LT: ast.Op.GTE,
+    ast.Op.GTE: ast.Op.LT,
+    ast.Op.LTE: ast.Op.GT,
+    ast.Op.GT: ast.Op.LTE,
+    ast.Op.IN: ast.Op.NOT_IN,
+    ast.Op.NOT_IN: ast.Op.IN,
+}
+_DURABLE_OP = {ast.Op.NE: "$neq", ast.Op.LT: "$lt", ast.Op.LTE: "$lte", ast.Op.GT: "$gt", ast.Op.GTE: "$gte"}
+
+
+# -- AST -> durable JSON ----------------------------------------------------------------------------
+
+
+def _groups(fact: str, values: Sequence[ast.Scalar], *, negated: bool) -> dict[str, Any]:
+    """`in` as `$or` groups of equalities, `not_in` as `$and` groups of `$neq`, <= SET_GROUP each."""
+    combine = "$and" if negated else "$or"
+    tests = [{"$neq": {fact: v}} if negated else {fact: v} for v in dict.fromkeys(values)]
+    groups = [{combine: tests[i : i + SET_GROUP]} for i in range(0, len(tests), SET_GROUP)]
+    return groups[0] if len(groups) == 1 else {combine: groups}
+
+
+def _positive(fact: str, op: ast.Op, value: ast.Value) -> dict[str, Any]:
+    if op is ast.Op.EQ:
+        return {fact: value}
+    if op in (ast.Op.IN, ast.Op.NOT_IN):
+        assert isinstance(value, tuple)
+        return _groups(fact, value, negated=op is ast.Op.NOT_IN)
+    return {_DURABLE_OP[op]: {fact: value}}
+
+
+def compile_condition(cond: ast.Condition, negate: bool = False) -> dict[str, Any]:
+    """durable_rules expression of a condition, negations pushed down to the comparisons.
+
+    durable has no `not` inside an expression, and a comparison on a missing field is false, so
+    ``not (x op v)`` becomes ``x missing or x complement(op) v`` (facts are type-checked first).
+    """
+    if isinstance(cond, ast.Always):
+        return _FALSE if negate else _TRUE
+    if isinstance(cond, ast.Not):
+        return compile_condition(cond.item, not negate)
+    if isinstance(cond, ast.AllOf | ast.AnyOf):
+        conjunction = isinstance(cond, ast.AllOf) != negate
+        return {"$and" if conjunction else "$or": [compile_condition(c, negate) for c in cond.items]}
+    if cond.op is ast.Op.EXISTS:
+        present = bool(cond.value) != negate
+        return {"$ex" if present else "$nex": {cond.fact: 1}}
+    if not negate:
+        return _positive(cond.fact, cond.op, cond.value)
+    return {"$or": [{"$nex": {cond.fact: 1}}, _positive(cond.fact, _COMPLEMENT[cond.op], cond.value)]}
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One durable ruleset: a slice of the ranked rules plus the internal catch-all."""
+
+    name: str
+    rule_ids: tuple[str, ...]
+    definition: dict[str, Any]
+
+
+def shard_definitions(ruleset: ast.Ruleset) -> list[Shard]:
+    """The durable ruleset definitions (without actions) for a ruleset, in rank order.
+
+    Within a shard, `pri` is the rank (1 = fires first), the catch-all comes last; the durable rule
+    names `r0..` index `rule_ids`.
+    """
+    ranked = ruleset.ranked()
+    per_shard = SHARD_SIZE - 1
+    shards = []
+    for n, start in enumerate(range(0, max(len(ranked), 1), per_shard)):
+        chunk = ranked[start : start + per_shard]
+        definition: dict[str, Any] = {}
+        for i, rule in enumerate(chunk):
+            expr = {"$and": [_TRUE, compile_condition(rule.condition)]}
+            definition[f"r{i}"] = {"all": [{"m": expr}], "pri": i + 1}
+        definition["catch_all"] = {"all": [{"m": _TRUE}], "pri": len(chunk) + 1}
+        name = f"prm_{ruleset.kind.value}_{ruleset.version[:24]}_{n}"
+        shards.append(Shard(name, tuple(r.id for r in chunk), definition))
+    return shards
+
+
+# -- the host ---------------------------------------------------------------------------------------
+
+
+class _Host(durable_engine.Host):  # type: ignore[misc]
+    """A host whose dispatch and timer threads never start: actions run inside `post()`."""
+
+    def _run(self) -> None:
+        return None
+
+
+def _recorder(rule_id: str | None) -> Callable[[Any], None]:
+    def action(c: Any) -> None:
+        if rule_id is None:  # the internal catch-all: consume the message, record nothing
+            return
+        fired = c.s["fired"]
+        if fired is None:
+            c.s.fired = [rule_id]
+        else:
+            fired.append(rule_id)
+
+    return action
+
+
+@dataclass
+class _Loaded:
+    shards: list[Shard]
+
+
+class _Runtime:
+    """The per-process host and the durable rulesets loaded into it."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.host = _Host()
+        self.loaded: dict[str, _Loaded] = {}
+
+    def load(self, ruleset: ast.Ruleset) -> _Loaded:
+        key = f"{ruleset.kind.value}:{ruleset.version}"
+        loaded = self.loaded.get(key)
+        if loaded is None:
+            shards = shard_definitions(ruleset)
+            for shard in shards:
+                definition = {name: dict(rule) for name, rule in shard.definition.items()}
+                for name, rule in definition.items():
+                    rule_id = None if name == "catch_all" else shard.rule_ids[int(name[1:])]
+                    rule["run"] = _recorder(rule_id)
+                self.host.register_rulesets({shard.name: definition})
+                self._reset(shard.name)
+            loaded = self.loaded[key] = _Loaded(shards)
+        return loaded
+
+    def _reset(self, name: str) -> None:
+        self.host.update_state(name, {"sid": SESSION, "fired": []})
+
+    def _run_shard(self, shard: Shard, message: dict[str, Any], as_fact: bool) -> list[str]:
+        host = self.host
+        try:
+            try:
+                if as_fact:
+                    try:
+                        host.assert_fact(shard.name, message)
+                    finally:
+                        host.retract_fact(shard.name, message)
+                else:
+                    host.post(shard.name, message)
+            except durable_engine.MessageNotHandledException:
+                pass  # cannot happen with the catch-all; an unmatched message fires nothing
+            state = host.get_state(shard.name, SESSION)
+        except EngineFailure:
+            raise
+        except Exception as exc:
+            raise EngineFailure(f"durable_rules failed on {shard.name}: {exc}") from exc
+        finally:
+            self._reset(shard.name)
+        if state.get("exception"):
+            raise EngineFailure(f"durable_rules action failed on {shard.name}: {state['exception']}")
+        fired = state.get("fired") or []
+        return [str(rule_id) for rule_id in fired]
+
+    def fired(self, ruleset: ast.Ruleset, facts: Mapping[str, Any]) -> tuple[str, ...]:
+        loaded = self.load(ruleset)
+        collect = ruleset.hit_policy is ast.HitPolicy.COLLECT
+        matched: set[str] = set()
+        for shard in loaded.shards:
+            message = {**facts, MARK: 1, "sid": SESSION}
+            ids = self._run_shard(shard, message, as_fact=collect)
+            if not collect and len(ids) > 1:
+                raise EngineFailure(f"durable_rules fired {len(ids)} rules for one event on {shard.name}")
+            matched.update(ids)
+            if ids and not collect:
+                break  # shards are in rank order: the first rule to fire wins
+        return select(ruleset, matched)
+
+
+_LOCK = threading.Lock()
+_RUNTIME: _Runtime | None = None
+
+
+def _forget_runtime_in_child() -> None:
+    global _LOCK, _RUNTIME
+    _LOCK = threading.Lock()
+    _RUNTIME = None
+
+
+os.register_at_fork(after_in_child=_forget_runtime_in_child)
+
+
+def _runtime() -> _Runtime:
+    global _RUNTIME
+    if _RUNTIME is None or _RUNTIME.pid != os.getpid():
+        _RUNTIME = _Runtime()
+    return _RUNTIME
+
+
+def reload_host() -> None:
+    """Start a fresh host on next use (how a running process picks up new ruleset versions cleanly)."""
+    global _RUNTIME
+    with _LOCK:
+        _RUNTIME = None
+
+
+def preload(ruleset: ast.Ruleset) -> None:
+    """Load a ruleset into this process's host now, so the first evaluation does not pay for it."""
+    with _LOCK:
+        _runtime().load(ruleset)
+
+
+class DurableEvaluator:
+    """Evaluates rulesets with durable_rules (the production default)."""
+
+    name = "durable"
+
+    def evaluate(self, ruleset: ast.Ruleset, facts: Mapping[str, object], *, trace: bool = True) -> Outcome:
+        """Same contract as `rules.reference.evaluate`; raises `EngineFailure` if durable misbehaves."""
+        normalized = normalize_facts(facts)
+        with _LOCK:
+            fired = _runtime().fired(ruleset, normalized)
+        return Outcome(
+            ruleset.version,
+            ruleset.kind,
+            ruleset.hit_policy,
+            fired,
+            merge_actions(ruleset, fired),
+            explain(ruleset, normalized) if trace else (),
+            "durable",
+        )
+
+
+def evaluate(ruleset: ast.Ruleset, facts: Mapping[str, object], *, trace: bool = True) -> Outcome:
+    """Evaluate with durable_rules in this process."""
+    return DurableEvaluator().evaluate(ruleset, facts, trace=trace)
+
+
+# -- verification in a subprocess -------------------------------------------------------------------
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def verify_in_subprocess(
+    ruleset: ast.Ruleset, sample_facts: Iterable[Mapping[str, object]], timeout_s: float = 30.0
+) -> dict[str, Any]:
+    """Load and smoke-evaluate `ruleset` with durable_rules in a child process, before accepting it.
+
+    A bad shape can hang durable's loader or crash the process; the child takes that risk, with a
+    timeout. The child also checks that durable and the reference evaluator agree on every sample.
+    Returns the child's report (``{"ok": True, "evaluations": n, "seconds": s}``); raises
+    `VerificationFailed` with the reason on error, crash, disagreement or timeout.
+    """
+    payload = json.dumps({"ruleset": ast.ruleset_to_json(ruleset), "facts": [dict(f) for f in sample_facts]})
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, "-c", "from rules.engine import _verify_child; _verify_child()"]
+    try:
+        done = subprocess.run(
+            command, input=payload, capture_output=True, text=True, timeout=timeout_s, env=env, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise VerificationFailed(
+            f"ruleset {ruleset.version[:12]} did not load and evaluate within {timeout_s:g} s"
+        ) from exc
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise VerificationFailed(f"ruleset {ruleset.version[:12]} failed verification: {detail}")
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+def _verify_child() -> None:
+    """Entry point of the verification subprocess: JSON on stdin, one JSON report line on stdout."""
+    data = json.loads(sys.stdin.read())
+    ruleset = ast.ruleset_from_json(data["ruleset"])
+    durable = get_evaluator("durable")
+    reference = get_evaluator("python")
+    started = time.perf_counter()
+    preload(ruleset)
+    for facts in data["facts"]:
+        got = durable.evaluate(ruleset, facts, trace=False)
+        want = reference.evaluate(ruleset, facts, trace=False)
+        if got != want:
+            sys.stderr.write(f"durable and reference disagree on {facts}: {got.fired} != {want.fired}\n")
+            sys.exit(2)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"ok": True, "evaluations": len(data["facts"]), "seconds": round(seconds, 4)}))
