@@ -11,7 +11,7 @@ from typing import Any
 import click
 from flask import request
 from flask.cli import FlaskGroup
-from flask_openapi3 import Info
+from flask_openapi3.models.info import Info
 
 from common import jsonbody, observability
 from common.auth import authenticate_request

@@ -11,15 +11,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 
 from common.errors import Forbidden, Unauthorized
-from common.principal import (  # noqa: F401 - re-exported for the edges
-    ANY_ROLE,
-    CHANNEL_ROLES,
-    INTERNAL_ROLES,
-    PARTNER_ROLES,
-    Principal,
-    Role,
-    split_key,
-)
+from common.principal import Principal, Role, split_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 

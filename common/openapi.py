@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_openapi3 import OpenAPI
+from flask_openapi3.openapi import OpenAPI
 from pydantic import BaseModel, Field
 
 from common.errors import PROBLEM_MEDIA_TYPE
@@ -46,7 +46,7 @@ class Problem(BaseModel):
 
 class PrmOpenAPI(OpenAPI):
     def generate_spec_json(self) -> None:
-        super().generate_spec_json()
+        super().generate_spec_json()  # type: ignore[no-untyped-call]
         spec: dict[str, Any] = self.spec_json
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
         problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -47,7 +47,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         # flask-openapi3 aborts with a ready response for validation errors: keep it.
-        if exc.response is not None:
+        if isinstance(exc.response, Response):
             return exc.response
         return _http_problem(exc)
 

@@ -4,13 +4,16 @@ products (with CSV import). Views parse, call one service function, serialise.""
 from __future__ import annotations
 
 from flask import Response, current_app, request
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+from pydantic import BaseModel
 
-from common.auth import ANY_ROLE, INTERNAL_ROLES, Role, allow, current_principal
+from common.auth import allow, current_principal
 from common.database import Database
 from common.http import if_match, json_response
 from common.openapi import RAW_BODIES
 from common.pagination import Page
+from common.principal import ANY_ROLE, INTERNAL_ROLES, Role
 from directory import importer, service
 from directory import schemas as s
 
@@ -31,7 +34,7 @@ def _db() -> Database:
     return db
 
 
-def _created(out: s.BaseModel, entity_id: int, version: int, location: str) -> Response:
+def _created(out: BaseModel, entity_id: int, version: int, location: str) -> Response:
     resp = json_response(out, 201, etag=(entity_id, version))
     resp.headers["Location"] = location
     return resp

@@ -40,7 +40,7 @@ def _import(
         stored: dict[str, Rec] = {r.key: r for r in session.scalars(select(record_model))}
         id_to_key = {r.id: k for k, r in stored.items()}
         existing_parent = {k: id_to_key.get(r.parent_id) if r.parent_id else None for k, r in stored.items()}
-        check_hierarchy(file, parsed, existing_parent, column)  # type: ignore[arg-type]
+        check_hierarchy(file, parsed, existing_parent, column)
         if extra_check:
             extra_check(parsed, stored, column)
         created = updated = 0

@@ -14,9 +14,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.auth import split_key
 from common.database import Database
-from common.principal import Role
+from common.principal import Role, split_key
 from directory.enums import CustomerSize, OrganizationKind, PartnerType, ProductLevel
 from directory.models import Customer, Organization, PartnerProgram, Product, ProgramMembership, User
 from directory.service import mint_key_for_user, principal_for_key

@@ -37,7 +37,7 @@ M = TypeVar("M", Organization, PartnerProgram, User, Customer, Product, ApiKey)
 
 
 def _page(
-    session: Session, stmt: Select[tuple[M]], model: type[M], query: s.ListQuery
+    session: Session, stmt: Select[M], model: type[M], query: s.ListQuery
 ) -> tuple[list[M], str | None]:
     after = decode_cursor(query.cursor)
     rows = list(

@@ -1,0 +1,45 @@
+# The front door: `make run` and `make test` are all a newcomer needs.
+PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PRM_DATABASE_URL ?= sqlite:///var/prm.sqlite3
+
+.PHONY: install run test lint format bench clean
+
+$(BIN)/prm: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/prm
+
+run: install
+	$(BIN)/prm db upgrade
+	$(BIN)/prm demo seed
+	@echo
+	@echo "  API docs (Swagger UI): http://$(HOST):$(PORT)/docs/"
+	@echo "  OpenAPI document:      http://$(HOST):$(PORT)/docs/openapi.json"
+	@echo "  Demo API keys:         var/demo-keys.txt (one per demo user)"
+	@echo
+	PRM_LOG_FORMAT=text $(BIN)/prm run --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python -m bench.assignment
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
