@@ -1,0 +1,95 @@
+"""Stored territory models: a model (planning, active, archived) owns a tree of territories, each with
+its coverage per dimension and its team. Exactly one model is active (a partial unique index)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from common.clock import utcnow
+from common.database import Base, UtcDateTime
+
+
+class ModelStatus(StrEnum):
+    PLANNING = "planning"
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+class CoverageMode(StrEnum):
+    INCLUDE = "include"
+    EXCLUDE = "exclude"
+
+
+class TerritoryModel(Base):
+    __tablename__ = "territory_models"
+    __table_args__ = (
+        Index(
+            "uq_territory_models_one_active",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[ModelStatus] = mapped_column(String(20), default=ModelStatus.PLANNING)
+    cloned_from_id: Mapped[int | None] = mapped_column(ForeignKey("territory_models.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    __mapper_args__: dict[str, Any] = {"version_id_col": version}
+
+    territories: Mapped[list[Territory]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", order_by="Territory.key"
+    )
+
+
+class Territory(Base):
+    __tablename__ = "territories"
+    __table_args__ = (UniqueConstraint("model_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("territory_models.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64))
+    parent_key: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(40))
+    partner_key: Mapped[str | None] = mapped_column(String(64))
+
+    model: Mapped[TerritoryModel] = relationship(back_populates="territories")
+    coverage: Mapped[list[TerritoryCoverage]] = relationship(
+        cascade="all, delete-orphan", order_by="TerritoryCoverage.id", lazy="selectin"
+    )
+    members: Mapped[list[TerritoryMember]] = relationship(
+        cascade="all, delete-orphan", order_by="TerritoryMember.id", lazy="selectin"
+    )
+
+
+class TerritoryCoverage(Base):
+    __tablename__ = "territory_coverage"
+    __table_args__ = (UniqueConstraint("territory_id", "dimension", "member"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    territory_id: Mapped[int] = mapped_column(ForeignKey("territories.id", ondelete="CASCADE"), index=True)
+    dimension: Mapped[str] = mapped_column(String(20))
+    member: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[CoverageMode] = mapped_column(String(10))
+
+
+class TerritoryMember(Base):
+    __tablename__ = "territory_members"
+    __table_args__ = (UniqueConstraint("territory_id", "user_key", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    territory_id: Mapped[int] = mapped_column(ForeignKey("territories.id", ondelete="CASCADE"), index=True)
+    user_key: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(40))
