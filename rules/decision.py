@@ -1,0 +1,222 @@
+"""The assignment decision: territory matching + the admins' policy rules -> sales team, approvers,
+policy, and a trace that answers "why did this lead go to X and not Y" (pure; no database, no HTTP).
+
+Approvers come from the approval ruleset's steps. A role in a step is resolved on the lead's lowest
+matching territories: ``channel_account_manager`` is each lowest territory's CAM (walking up when the node
+has none); any other role is the nearest holder on the path from the lowest territory up to the root.
+When nothing resolves a step, the approval file's fallback approver takes it. Without an approval ruleset
+the default is one parallel step for the CAM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules import ast
+from rules.evaluator import Evaluator
+from rules.outcome import ApprovalDecision, AssignmentDecision, Outcome, PolicyDecision
+from territory.dimensions import Dimension
+from territory.snapshot import Explanation, TerritorySnapshot
+from territory.tree import CHANNEL_ACCOUNT_MANAGER
+
+DEFAULT_STEP = ast.ApprovalStep(
+    name="channel account manager", roles=(CHANNEL_ACCOUNT_MANAGER,), mode="parallel"
+)
+
+
+@dataclass(frozen=True)
+class ResolvedApprover:
+    """One approver of one step and where it came from (``territory:KEY``, ``rule``, ``fallback``)."""
+
+    user: str
+    role: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ResolvedStep:
+    name: str
+    mode: str
+    approvers: tuple[ResolvedApprover, ...]
+    unresolved_roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AssignmentDecisionResult:
+    """Everything the assignment decided for one lead, plus its trace."""
+
+    matched: tuple[str, ...]
+    lowest: tuple[str, ...]
+    cam: str | None
+    cam_territory: str | None
+    resources: tuple[ast.Resource, ...]
+    territory_team: tuple[str, ...]
+    steps: tuple[ResolvedStep, ...]
+    policy: PolicyDecision
+    trace: dict[str, Any] = field(compare=False)
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        """Every approver user, in step order, without repeats."""
+        return tuple(dict.fromkeys(a.user for s in self.steps for a in s.approvers))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "matched_territories": list(self.matched),
+            "lowest_territories": list(self.lowest),
+            "cam": self.cam,
+            "cam_territory": self.cam_territory,
+            "resources": [{"user": r.user, "role": r.role} for r in self.resources],
+            "territory_team": list(self.territory_team),
+            "approval_steps": [
+                {
+                    "name": s.name,
+                    "mode": s.mode,
+                    "approvers": [{"user": a.user, "role": a.role, "source": a.source} for a in s.approvers],
+                    "unresolved_roles": list(s.unresolved_roles),
+                }
+                for s in self.steps
+            ],
+            "policy": {
+                "expiry_days": self.policy.expiry_days,
+                "required_fields": list(self.policy.required_fields),
+                "transfer": self.policy.transfer,
+                "block_overlapping_registrations": self.policy.block_overlapping_registrations,
+                "notify": [
+                    {"event": n.event, "roles": list(n.roles), "users": list(n.users)}
+                    for n in self.policy.notify
+                ],
+            },
+        }
+
+
+def territory_facts(facts: Mapping[str, Any]) -> dict[str, str]:
+    """The lead facts the territory matcher reads (one member key per dimension)."""
+    return {d.value: str(facts[d.value]) for d in Dimension if facts.get(d.value) not in (None, "")}
+
+
+def _nearest_holder(snapshot: TerritorySnapshot, territory: str, role: str) -> tuple[str, str] | None:
+    for key in reversed(snapshot.path(territory)):
+        holders = sorted(m.user for m in snapshot.team(key) if m.role == role)
+        if holders:
+            return holders[0], key
+    return None
+
+
+def _resolve_step(
+    step: ast.ApprovalStep, snapshot: TerritorySnapshot | None, lowest: Sequence[str], fallback: str | None
+) -> ResolvedStep:
+    approvers: list[ResolvedApprover] = [ResolvedApprover(u, "named", "rule") for u in step.users]
+    unresolved: list[str] = []
+    for role in step.roles:
+        found: list[ResolvedApprover] = []
+        for territory in lowest if snapshot else ():
+            if role == CHANNEL_ACCOUNT_MANAGER:
+                cam = snapshot.cam_for(territory) if snapshot else None
+                if cam:
+                    found.append(ResolvedApprover(cam.user, role, f"territory:{cam.territory}"))
+            else:
+                holder = _nearest_holder(snapshot, territory, role) if snapshot else None
+                if holder:
+                    found.append(ResolvedApprover(holder[0], role, f"territory:{holder[1]}"))
+        if not found:
+            unresolved.append(role)
+        approvers.extend(found)
+    if not approvers and fallback:
+        approvers.append(ResolvedApprover(fallback, "fallback", "fallback"))
+    unique = tuple({a.user: a for a in reversed(approvers)}.values())[::-1]
+    return ResolvedStep(step.name, step.mode, unique, tuple(unresolved))
+
+
+def _explanation_json(e: Explanation) -> dict[str, Any]:
+    out: dict[str, Any] = {"territory": e.territory, "reason": e.reason.value, "message": e.message}
+    for name in ("dimension", "lead_member", "excluded_member", "depth", "lowest_depth"):
+        value = getattr(e, name)
+        if value is not None:
+            out[name] = value.value if isinstance(value, Dimension) else value
+    if e.territory_includes:
+        out["territory_includes"] = list(e.territory_includes)
+    return out
+
+
+def decide(
+    facts: Mapping[str, Any],
+    snapshot: TerritorySnapshot | None,
+    rulesets: Mapping[ast.Kind, ast.Ruleset],
+    evaluator: Evaluator,
+) -> AssignmentDecisionResult:
+    """Decide territories, CAM, rule-based resources, approvers and policy for one lead's facts.
+
+    Examples
+    --------
+    >>> from rules.reference import ReferenceEvaluator
+    >>> decide({"customer": "C-1"}, None, {}, ReferenceEvaluator()).approvers
+    ()
+    """
+    tfacts = territory_facts(facts)
+    match = snapshot.match(tfacts) if snapshot else None
+    matched = match.matched if match else ()
+    lowest = match.lowest if match else ()
+
+    outcomes: dict[ast.Kind, Outcome] = {
+        kind: evaluator.evaluate(ruleset, facts) for kind, ruleset in rulesets.items()
+    }
+    assignment = outcomes.get(ast.Kind.ASSIGNMENT)
+    approval = outcomes.get(ast.Kind.APPROVAL)
+    policy_outcome = outcomes.get(ast.Kind.POLICY)
+
+    cam = snapshot.cam_for(lowest[0]) if snapshot and lowest else None
+    resources: list[ast.Resource] = []
+    if cam:
+        resources.append(ast.Resource(cam.user, CHANNEL_ACCOUNT_MANAGER))
+    territory_team = list(lowest)
+    if assignment and isinstance(assignment.actions, AssignmentDecision):
+        resources.extend(assignment.actions.resources)
+        territory_team.extend(assignment.actions.territories)
+        if snapshot:
+            for key in assignment.actions.territories:
+                if key in snapshot:
+                    resources.extend(ast.Resource(m.user, m.role) for m in snapshot.team(key))
+
+    approval_actions = (
+        approval.actions if approval and isinstance(approval.actions, ApprovalDecision) else None
+    )
+    steps_in = approval_actions.steps if approval_actions and approval_actions.steps else (DEFAULT_STEP,)
+    fallback = approval_actions.fallback_approver if approval_actions else None
+    steps = tuple(_resolve_step(step, snapshot, lowest, fallback) for step in steps_in)
+    policy = (
+        policy_outcome.actions
+        if policy_outcome and isinstance(policy_outcome.actions, PolicyDecision)
+        else PolicyDecision()
+    )
+
+    trace: dict[str, Any] = {
+        "territory_model_version": snapshot.model_version if snapshot else None,
+        "rulesets": {kind.value: o.ruleset_version for kind, o in outcomes.items()},
+        "facts": dict(facts),
+        "territory_facts": tfacts,
+        "paths": {key: list(snapshot.path(key)) for key in lowest} if snapshot else {},
+        "cam": {"user": cam.user, "territory": cam.territory, "inherited": cam.inherited} if cam else None,
+        "rules": {kind.value: o.to_json() for kind, o in outcomes.items()},
+        "candidates": [_explanation_json(e) for e in snapshot.explain_all(tfacts)] if snapshot else [],
+    }
+    return AssignmentDecisionResult(
+        matched=matched,
+        lowest=lowest,
+        cam=cam.user if cam else None,
+        cam_territory=cam.territory if cam else None,
+        resources=tuple(dict.fromkeys(resources)),
+        territory_team=tuple(dict.fromkeys(territory_team)),
+        steps=steps,
+        policy=policy,
+        trace=trace,
+    )
+
+
+def why_not_territory(
+    snapshot: TerritorySnapshot, facts: Mapping[str, Any], territory: str
+) -> dict[str, Any]:
+    """Answer "why not territory X" for a lead's facts."""
+    return _explanation_json(snapshot.explain(territory_facts(facts), territory))
