@@ -1,0 +1,162 @@
+"""The assignment decision on a hand-built hierarchy, with both rule evaluators."""
+
+from __future__ import annotations
+
+import pytest
+
+from rules import ast
+from rules.decision import decide, why_not_territory
+from rules.evaluator import get_evaluator
+from rules.loader import load_ruleset
+from territory.dimensions import Dimension, MemberHierarchy
+from territory.snapshot import TerritorySnapshot
+from territory.tree import Coverage, TeamMember, TerritoryDef
+
+D = Dimension
+
+
+def _snapshot() -> TerritorySnapshot:
+    dims = {
+        D.GEOGRAPHY: MemberHierarchy(
+            {"WORLD": None, "APAC": "WORLD", "JP": "APAC", "EMEA": "WORLD", "DE": "EMEA"}
+        ),
+        D.PRODUCT: MemberHierarchy(
+            {"security": None, "fw-1": "security", "network": None, "sw-1": "network"}
+        ),
+        D.PROGRAM: MemberHierarchy({"resell": None, "co-sell": None}),
+        D.CUSTOMER: MemberHierarchy({}),
+        D.PARTNER: MemberHierarchy({}),
+    }
+    defs = [
+        TerritoryDef("ww", None, "Worldwide", "channel", (TeamMember("director", "channel_sales_director"),)),
+        TerritoryDef(
+            "apac",
+            "ww",
+            "APAC",
+            "channel",
+            (TeamMember("mgr-apac", "channel_sales_manager"),),
+            coverage={D.GEOGRAPHY: Coverage.of(["APAC"])},
+        ),
+        TerritoryDef(
+            "jp",
+            "apac",
+            "Japan",
+            "channel",
+            (TeamMember("cam-jp", "channel_account_manager"),),
+            coverage={D.GEOGRAPHY: Coverage.of(["JP"])},
+        ),
+        # No CAM here: approvals walk up to cam-jp.
+        TerritoryDef(
+            "jp-security",
+            "jp",
+            "Japan security",
+            "channel",
+            (),
+            coverage={D.GEOGRAPHY: Coverage.of(["JP"]), D.PRODUCT: Coverage.of(["security"])},
+        ),
+        TerritoryDef(
+            "jp-network",
+            "jp",
+            "Japan networking",
+            "channel",
+            (TeamMember("cam-jp-net", "channel_account_manager"),),
+            coverage={D.GEOGRAPHY: Coverage.of(["JP"]), D.PRODUCT: Coverage.of(["network"])},
+        ),
+        TerritoryDef(
+            "emea",
+            "ww",
+            "EMEA",
+            "channel",
+            (TeamMember("cam-emea", "channel_account_manager"),),
+            coverage={D.GEOGRAPHY: Coverage.of(["EMEA"])},
+        ),
+    ]
+    return TerritorySnapshot("model-1", defs, dims)
+
+
+APPROVAL = """
+kind: approval
+hit_policy: collect
+fallback_approver: ops-desk
+rules:
+  - id: cam-first
+    when: always
+    then:
+      steps:
+        - name: cam
+          roles: [channel_account_manager]
+  - id: big-deals-go-to-the-director
+    when: {fact: deal_size, op: gte, value: 100000}
+    then:
+      steps:
+        - name: director
+          roles: [channel_sales_director]
+"""
+
+
+@pytest.fixture(params=["python", "durable"])
+def evaluator(request):
+    return get_evaluator(request.param)
+
+
+def _rulesets() -> dict[ast.Kind, ast.Ruleset]:
+    return {ast.Kind.APPROVAL: load_ruleset(APPROVAL).unwrap()}
+
+
+def test_the_cam_of_the_deepest_territory_approves(evaluator):
+    result = decide(
+        {"geography": "JP", "product": "sw-1", "deal_size": 10}, _snapshot(), _rulesets(), evaluator
+    )
+    assert result.lowest == ("jp-network",)
+    assert result.cam == "cam-jp-net"
+    assert result.approvers == ("cam-jp-net",)
+    assert result.trace["paths"] == {"jp-network": ["ww", "apac", "jp", "jp-network"]}
+
+
+def test_a_territory_without_a_cam_walks_up_to_its_parents_cam(evaluator):
+    result = decide(
+        {"geography": "JP", "product": "fw-1", "deal_size": 10}, _snapshot(), _rulesets(), evaluator
+    )
+    assert result.lowest == ("jp-security",)
+    assert result.cam == "cam-jp"
+    assert result.cam_territory == "jp"
+    assert result.steps[0].approvers[0].source == "territory:jp"
+
+
+def test_a_big_deal_adds_the_director_as_a_second_serial_step(evaluator):
+    result = decide(
+        {"geography": "JP", "product": "fw-1", "deal_size": 250000}, _snapshot(), _rulesets(), evaluator
+    )
+    assert [s.name for s in result.steps] == ["cam", "director"]
+    assert result.approvers == ("cam-jp", "director")
+    fired = result.trace["rules"]["approval"]["fired"]
+    assert fired == ["cam-first", "big-deals-go-to-the-director"]
+
+
+def test_the_fallback_approver_takes_a_lead_no_territory_covers(evaluator):
+    snapshot = _snapshot()
+    result = decide({"geography": "BR", "deal_size": 10}, snapshot, _rulesets(), evaluator)
+    # BR is unknown to the geography hierarchy's territories: only the unrestricted root matches,
+    # and the root has no CAM, so the fallback approver takes the step.
+    assert result.lowest == ("ww",)
+    assert result.cam is None
+    assert result.approvers == ("ops-desk",)
+    assert result.steps[0].unresolved_roles == ("channel_account_manager",)
+
+
+def test_without_an_approval_ruleset_the_cam_approves_alone(evaluator):
+    result = decide({"geography": "DE"}, _snapshot(), {}, evaluator)
+    assert result.approvers == ("cam-emea",)
+    assert result.policy.expiry_days == 90
+
+
+def test_the_trace_says_why_a_losing_territory_lost(evaluator):
+    facts = {"geography": "JP", "product": "fw-1"}
+    result = decide(facts, _snapshot(), {}, evaluator)
+    reasons = {c["territory"]: c for c in result.trace["candidates"]}
+    assert reasons["jp-network"]["reason"] == "dimension_not_covered"
+    assert reasons["jp-network"]["dimension"] == "product"
+    assert reasons["jp"]["reason"] == "matched_not_lowest"
+    why = why_not_territory(_snapshot(), facts, "emea")
+    assert why["reason"] == "dimension_not_covered"
+    assert why["dimension"] == "geography"
