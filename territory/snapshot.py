@@ -46,7 +46,8 @@ _EMPTY_HIERARCHY = MemberHierarchy({})
 _Check = tuple[int, frozenset[str] | None, frozenset[str] | None]
 # (child id, checks, whether the child has children worth descending into)
 _Entry = tuple[int, tuple[_Check, ...], bool]
-_Level = tuple[int, dict[str, tuple[_Entry, ...]]]
+# (dimension index, shallowest and deepest member depth among the keys, member -> children including it)
+_Level = tuple[int, int, int, dict[str, tuple[_Entry, ...]]]
 
 
 class MatchResult(NamedTuple):
@@ -141,6 +142,11 @@ class TerritorySnapshot:
         self._warnings = checked.warnings
         self._hierarchies = tuple(dimensions.get(d, _EMPTY_HIERARCHY) for d in _DIMENSIONS)
         self._anc = tuple(h.ancestor_sets() for h in self._hierarchies)
+        # Per member: its ancestors-or-self as a set, and top-down (index = depth in the hierarchy).
+        self._lead_info = tuple(
+            (name, {m: (a, tuple(reversed(h.ancestors_or_self(m)))) for m, a in h.ancestor_sets().items()})
+            for name, h in zip(_NAMES, self._hierarchies, strict=True)
+        )
         by_key = {d.key: d for d in defs}
 
         # Depth-first order, children sorted by key: ids are positions in this order.
@@ -176,13 +182,16 @@ class TerritorySnapshot:
 
         # Coverage per dimension per territory; includes reduced to those without an included ancestor,
         # so a lead member's ancestor chain meets at most one include of each territory.
-        self._inc: tuple[tuple[frozenset[str], ...], ...] = tuple(
-            tuple(self._normal_includes(d.coverage_on(dim).include, di) for d in self._defs)
-            for di, dim in enumerate(_DIMENSIONS)
-        )
-        self._exc: tuple[tuple[frozenset[str], ...], ...] = tuple(
-            tuple(d.coverage_on(dim).exclude for d in self._defs) for dim in _DIMENSIONS
-        )
+        empty: frozenset[str] = frozenset()
+        inc = [[empty] * n for _ in _DIMENSIONS]
+        exc = [[empty] * n for _ in _DIMENSIONS]
+        for t, d in enumerate(self._defs):
+            for dim, cov in d.coverage.items():
+                di = _DIMENSIONS.index(dim)
+                inc[di][t] = self._normal_includes(cov.include, di)
+                exc[di][t] = cov.exclude
+        self._inc = tuple(tuple(x) for x in inc)
+        self._exc = tuple(tuple(x) for x in exc)
         self._build_inverted_indexes()
         self._build_cams()
 
@@ -205,21 +214,22 @@ class TerritorySnapshot:
         return frozenset(m for m in include if include.isdisjoint(anc[m] - {m}))
 
     def _build_inverted_indexes(self) -> None:
+        """Member -> territories including / excluding it directly, and territories unrestricted, per dimension."""
         includers: list[dict[str, list[int]]] = [{} for _ in _DIMENSIONS]
         excluders: list[dict[str, list[int]]] = [{} for _ in _DIMENSIONS]
-        unrestricted: list[list[int]] = [[] for _ in _DIMENSIONS]
         for t, d in enumerate(self._defs):
-            for di, dim in enumerate(_DIMENSIONS):
-                cov = d.coverage_on(dim)
+            for dim, cov in d.coverage.items():
+                di = _DIMENSIONS.index(dim)
                 for m in cov.include:
                     includers[di].setdefault(m, []).append(t)
                 for m in cov.exclude:
                     excluders[di].setdefault(m, []).append(t)
-                if not cov.include:
-                    unrestricted[di].append(t)
         self._includers = tuple({m: tuple(ts) for m, ts in x.items()} for x in includers)
         self._excluders = tuple({m: tuple(ts) for m, ts in x.items()} for x in excluders)
-        self._unrestricted = tuple(tuple(u) for u in unrestricted)
+        self._unrestricted = tuple(
+            tuple(t for t, members in enumerate(self._inc[di]) if not members)
+            for di in range(len(_DIMENSIONS))
+        )
 
     def _build_cams(self) -> None:
         cams: list[CamAssignment | None] = []
@@ -276,7 +286,8 @@ class TerritorySnapshot:
                         table.setdefault(m, []).append(e)
                 else:
                     keep.append(c)
-            levels.append((best, {m: tuple(es) for m, es in table.items()}))
+            depths = [self._hierarchies[best].depth(m) for m in table]
+            levels.append((best, min(depths), max(depths), {m: tuple(es) for m, es in table.items()}))
             rest = keep
             free.discard(best)
         self._levels[p] = tuple(levels)
@@ -301,24 +312,36 @@ class TerritorySnapshot:
         A member unknown to its dimension's hierarchy is treated as a new top-level member: territories
         restricted on that dimension do not cover it, unrestricted ones do.
         """
-        fa = self._lead_ancestors(facts)
+        # Hot path: locals only, no helper calls (see the module docstring for the algorithm).
+        sets: list[frozenset[str] | None] = []
+        chains: list[tuple[str, ...]] = []
+        for name, info in self._lead_info:
+            m = facts.get(name)  # type: ignore[call-overload]  # str-valued enum or str keys
+            if m is None:
+                sets.append(None)
+                chains.append(())
+            else:
+                pair = info.get(m)
+                if pair is None:
+                    sets.append(frozenset((m,)))
+                    chains.append((m,))
+                else:
+                    sets.append(pair[0])
+                    chains.append(pair[1])
         found: list[int] = []
         stack = [self._virtual]
         levels = self._levels
         scans = self._scans
         while stack:
             p = stack.pop()
-            for di, table in levels[p]:
-                lead = fa[di]
-                if lead is None:
-                    continue
-                for m in lead:
+            for di, lo, hi, table in levels[p]:
+                for m in chains[di][lo : hi + 1]:
                     bucket = table.get(m)
                     if bucket is None:
                         continue
                     for c, checks, kids in bucket:
                         for d2, inc, exc in checks:
-                            a = fa[d2]
+                            a = sets[d2]
                             if a is None:
                                 if inc is not None:
                                     break
@@ -332,7 +355,7 @@ class TerritorySnapshot:
                                 stack.append(c)
             for c, checks, kids in scans[p]:
                 for d2, inc, exc in checks:
-                    a = fa[d2]
+                    a = sets[d2]
                     if a is None:
                         if inc is not None:
                             break
@@ -399,7 +422,7 @@ class TerritorySnapshot:
                         territory_includes=tuple(sorted(cov.include)),
                     )
                 continue
-            member = facts.get(dim.value)  # type: ignore[call-overload]
+            member = str(facts.get(dim.value))  # type: ignore[call-overload]  # present: lead is not None
             h = self._hierarchies[di]
             chain = h.ancestors_or_self(member) if member in h else (member,)  # self first, then up
             hit = next((m for m in chain if m in cov.exclude), None)

@@ -9,7 +9,6 @@ member inside what they cover, and most (not all) territories have a channel acc
 
 from __future__ import annotations
 
-import functools
 import random
 from collections.abc import Mapping, Sequence
 
@@ -79,10 +78,10 @@ def generate_dimensions(n_customers: int = 2_000, seed: int = 0) -> dict[Dimensi
     for seg in _SEGMENTS:
         customer[seg] = "ALL-CUSTOMERS"
     for a in range(1, n_customers + 1):
-        parent = f"C-{a:06d}"
-        customer[parent] = rng.choice(_SEGMENTS)
-        for sub in range(1, rng.randint(0, 4) + 1):
-            customer[f"{parent}-{sub:02d}"] = parent
+        account = f"C-{a:06d}"
+        customer[account] = rng.choice(_SEGMENTS)
+        for k in range(1, rng.randint(0, 4) + 1):
+            customer[f"{account}-{k:02d}"] = account
     return {
         Dimension.CUSTOMER: MemberHierarchy(customer, name=Dimension.CUSTOMER.value),
         Dimension.PROGRAM: MemberHierarchy(program, name=Dimension.PROGRAM.value),
@@ -151,6 +150,7 @@ def generate_model(
         team=_team(rng, 0, 0, cam_rate),
     )
     defs = [root]
+    cache: _OptionCache = {}
     level: list[TerritoryDef] = [root]
     for lvl, size in enumerate(sizes[1:], start=1):
         kind, first = _SCHEDULE[(lvl - 1) % len(_SCHEDULE)]
@@ -161,9 +161,9 @@ def generate_model(
         for parent in parents:
             number = len(defs)
             last = lvl == len(sizes) - 1
-            coverage = _narrow(rng, dims, parent, first, used.setdefault(parent.key, set()))
+            coverage = _narrow(rng, dims, parent, first, used.setdefault(parent.key, set()), cache)
             if rng.random() < exclusion_rate:
-                coverage = _add_exclusion(rng, dims, coverage)
+                coverage = _add_exclusion(rng, dims, coverage, cache)
             if rng.random() < loose_rate:
                 coverage = _loosen(rng, dims, coverage)
             t = TerritoryDef(
@@ -196,11 +196,17 @@ def _team(rng: random.Random, number: int, lvl: int, cam_rate: float) -> tuple[T
     return tuple(team)
 
 
-@functools.lru_cache(maxsize=65_536)
-def _options(h: MemberHierarchy, cov: Coverage) -> list[str]:
+_OptionCache = dict[tuple[str, Coverage], tuple[str, ...]]
+
+
+def _options(h: MemberHierarchy, cov: Coverage, cache: _OptionCache) -> tuple[str, ...]:
     """Members one level below what ``cov`` includes (below the top when unrestricted), not excluded."""
-    above = sorted(cov.include) if cov.include else list(h.roots)
-    return [c for i in above for c in h.children(i) if cov.exclude.isdisjoint(h.ancestors_or_self(c))]
+    found = cache.get((h.name, cov))
+    if found is None:
+        above = sorted(cov.include) if cov.include else list(h.roots)
+        found = tuple(c for i in above for c in h.children(i) if cov.exclude.isdisjoint(h.ancestor_set(c)))
+        cache[(h.name, cov)] = found
+    return found
 
 
 def _narrow(
@@ -209,13 +215,14 @@ def _narrow(
     parent: TerritoryDef,
     first: Dimension,
     used: set[tuple[Dimension, frozenset[str]]],
+    cache: _OptionCache,
 ) -> dict[Dimension, Coverage]:
     coverage = {d: parent.coverage_on(d) for d in _GENERATED}
     order = [first, *rng.sample([d for d in _GENERATED if d != first], len(_GENERATED) - 1)]
     fallback: tuple[Dimension, frozenset[str]] | None = None
     choice: tuple[Dimension, frozenset[str]] | None = None
     for dim in order:
-        options = _options(dims[dim], coverage[dim])
+        options = _options(dims[dim], coverage[dim], cache)
         if not options:
             continue
         for _ in range(8):  # a few tries for a member no sibling narrowed to yet
@@ -241,13 +248,16 @@ def _narrow(
 
 
 def _add_exclusion(
-    rng: random.Random, dims: Mapping[Dimension, MemberHierarchy], coverage: dict[Dimension, Coverage]
+    rng: random.Random,
+    dims: Mapping[Dimension, MemberHierarchy],
+    coverage: dict[Dimension, Coverage],
+    cache: _OptionCache,
 ) -> dict[Dimension, Coverage]:
     restricted = [d for d in _GENERATED if d in coverage and coverage[d].include]
     if not restricted:
         return coverage
     dim = rng.choice(restricted)
-    options = _options(dims[dim], coverage[dim])
+    options = _options(dims[dim], coverage[dim], cache)
     if len(options) < 2:  # excluding the only member below would leave nothing
         return coverage
     cov = coverage[dim]

@@ -14,6 +14,8 @@ from territory.errors import TreeInvalid, TreeProblem, did_you_mean, hint
 #: Role that owns partner leads on a territory (see ``TerritorySnapshot.cam_for``).
 CHANNEL_ACCOUNT_MANAGER = "channel_account_manager"
 
+_DIMENSION_ORDER = tuple(Dimension)
+
 #: Returned by ``coverage_gap`` when the child is unrestricted where its parent is restricted.
 ANY_MEMBER = "*"
 
@@ -183,11 +185,12 @@ def check_tree(defs: Sequence[TerritoryDef], dimensions: Mapping[Dimension, Memb
     graph = nx.DiGraph()
     graph.add_nodes_from(by_key)
     roots: list[str] = []
+    edges: list[tuple[str, str]] = []
     for d in by_key.values():
         if d.parent_key is None:
             roots.append(d.key)
         elif d.parent_key in by_key:
-            graph.add_edge(d.parent_key, d.key)
+            edges.append((d.parent_key, d.key))
         else:
             suggestions = did_you_mean(d.parent_key, by_key.keys())
             problems.append(
@@ -197,6 +200,7 @@ def check_tree(defs: Sequence[TerritoryDef], dimensions: Mapping[Dimension, Memb
                     f"territory {d.key!r} has unknown parent {d.parent_key!r}{hint(suggestions)}",
                 )
             )
+    graph.add_edges_from(edges)
     if not roots and by_key:
         problems.append(TreeProblem("no_root", None, "no root territory (one must have no parent)"))
     elif not by_key:
@@ -230,17 +234,18 @@ def _coverage_problems(
                         )
                     )
                 continue
+            known_members = hierarchy.ancestor_sets()
             for verb, members in (("includes", cov.include), ("excludes", cov.exclude)):
-                for m in sorted(members):
-                    if m not in hierarchy:
-                        problems.append(
-                            TreeProblem(
-                                "unknown_member",
-                                d.key,
-                                f"territory {d.key!r} {verb} unknown {dim} member {m!r}"
-                                f"{hint(hierarchy.suggest(m))}",
-                            )
+                unknown = [m for m in members if m not in known_members]
+                for m in sorted(unknown) if unknown else ():
+                    problems.append(
+                        TreeProblem(
+                            "unknown_member",
+                            d.key,
+                            f"territory {d.key!r} {verb} unknown {dim} member {m!r}"
+                            f"{hint(hierarchy.suggest(m))}",
                         )
+                    )
     return problems
 
 
@@ -270,8 +275,15 @@ def _parent_coverage_warnings(
         if d.parent_key is None:
             continue
         parent = by_key[d.parent_key]
-        for dim, hierarchy in dimensions.items():
-            gap = coverage_gap(d.coverage_on(dim), parent.coverage_on(dim), hierarchy)
+        for dim in _DIMENSION_ORDER:
+            child_cov = d.coverage.get(dim, UNRESTRICTED)
+            parent_cov = parent.coverage.get(dim, UNRESTRICTED)
+            if child_cov is parent_cov or child_cov == parent_cov:
+                continue
+            hierarchy = dimensions.get(dim)
+            if hierarchy is None:
+                continue
+            gap = coverage_gap(child_cov, parent_cov, hierarchy)
             if gap is None:
                 continue
             what = f"any {dim}" if gap == ANY_MEMBER else f"{dim} {gap!r}"
