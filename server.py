@@ -24,6 +24,7 @@ from common.settings import Settings
 from directory import service as directory_service
 from directory.api import api as directory_api
 from directory.cli import commands as directory_commands
+from rules.api import api as rules_api
 
 API_TITLE = "Partner assignment and approval service"
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
         )
 
     app.register_api(directory_api)
+    app.register_api(rules_api)
     for group in (*common_commands, *directory_commands):
         app.cli.add_command(group)
     return app
