@@ -23,7 +23,7 @@ tree depth and the number of matches, not with the number of territories.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -495,6 +495,9 @@ class TerritorySnapshot:
 
     def __contains__(self, key: object) -> bool:
         return key in self._id
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
 
     def keys(self) -> tuple[str, ...]:
         """Every territory key in depth-first order (children sorted by key)."""

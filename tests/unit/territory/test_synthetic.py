@@ -16,7 +16,7 @@ def test_generated_model_is_one_valid_tree_without_warnings():
 def test_generated_model_reaches_the_requested_depth():
     defs, dims = generate_model(2_000, depth=7, seed=1)
     snap = TerritorySnapshot("g", defs, dims)
-    assert max(snap.depth(k) for k in snap.keys()) == 7
+    assert max(snap.depth(k) for k in snap) == 7
 
 
 def test_generated_model_is_the_same_for_the_same_seed():
