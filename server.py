@@ -25,6 +25,9 @@ from directory import service as directory_service
 from directory.api import api as directory_api
 from directory.cli import commands as directory_commands
 from rules.api import api as rules_api
+from territory.api import api as territory_api
+from territory.api import pages as territory_pages
+from territory.cli import commands as territory_commands
 
 API_TITLE = "Partner assignment and approval service"
 
@@ -68,7 +71,9 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
 
     app.register_api(directory_api)
     app.register_api(rules_api)
-    for group in (*common_commands, *directory_commands):
+    app.register_api(territory_api)
+    app.register_blueprint(territory_pages)
+    for group in (*common_commands, *directory_commands, *territory_commands):
         app.cli.add_command(group)
     return app
 

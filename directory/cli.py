@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from common.database import Database
 from common.errors import PrmError, ValidationFailed
 from directory import bootstrap, importer, seed
+from territory import seed as territory_seed
 
 
 def _db() -> Database:
@@ -118,6 +119,7 @@ def seed_demo(keys_file: Path) -> None:
     """Load the demo data (idempotent) and write one API key per demo user to --keys-file."""
     summary = seed.seed(_db(), keys_file)
     click.echo(summary)
+    click.echo(territory_seed.seed_territories(_db()))
 
 
 commands = [admin_group, keys_group, import_group, demo_group]

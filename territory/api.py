@@ -1,0 +1,220 @@
+"""REST endpoints for territory models: create or clone, list, read, edit planning models, import CSV,
+activate, and hierarchy views (JSON, Mermaid, DOT, text, HTML). Views parse, call one service function,
+serialise.
+
+Admins change; every internal role reads; partners get 403. Changes inside a model send the model's ETag
+in ``If-Match`` (the model is the unit of concurrency).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, request
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+
+from common.auth import allow, current_principal
+from common.database import Database
+from common.errors import Forbidden, Unauthorized
+from common.http import if_match, json_response
+from common.openapi import view_operation_id
+from common.principal import INTERNAL_ROLES, Principal, Role, split_key
+from directory import service as directory_service
+from territory import csv_import, export, service
+from territory import schemas as s
+
+api = APIBlueprint(
+    "territory",
+    __name__,
+    url_prefix="/v1",
+    abp_security=[{"bearer": []}],
+    operation_id_callback=view_operation_id,
+)
+#: Browser pages (not part of the JSON API, so not in the OpenAPI document).
+pages = Blueprint("territory_pages", __name__)
+
+models = Tag(name="territory models", description="Territory models: planning, active, archived; activation")
+territories = Tag(name="territories", description="Territories of a planning model: tree, coverage, team")
+
+ADMIN = [Role.ADMIN]
+TEXT_TYPES = {
+    s.TreeFormat.MERMAID: "text/plain",
+    s.TreeFormat.DOT: "text/vnd.graphviz",
+    s.TreeFormat.TEXT: "text/plain",
+    s.TreeFormat.HTML: "text/html",
+}
+
+
+def _db() -> Database:
+    db: Database = current_app.extensions["prm.db"]
+    return db
+
+
+def _changed(out: s.TerritoryChanged, model_id: int, status: int = 200) -> Response:
+    return json_response(out, status, etag=(model_id, out.model_version))
+
+
+# --- models -------------------------------------------------------------------------------------------
+
+
+@api.post("/territory-models", tags=[models], responses={201: s.ModelOut})
+@allow(ADMIN)
+def create_territory_model(body: s.ModelCreate) -> Response:
+    """Create a planning model: empty, or cloned from the active model (or any other)."""
+    out = service.create_model(_db(), current_principal(), body)
+    resp = json_response(out, 201, etag=(out.id, out.version))
+    resp.headers["Location"] = f"/v1/territory-models/{out.id}"
+    return resp
+
+
+@api.get("/territory-models", tags=[models], responses={200: s.ModelPage})
+@allow(INTERNAL_ROLES)
+def list_territory_models(query: s.ModelListQuery) -> Response:
+    return json_response(service.list_models(_db(), current_principal(), query))
+
+
+@api.get("/territory-models/<int:id>", tags=[models], responses={200: s.ModelOut})
+@allow(INTERNAL_ROLES)
+def get_territory_model(path: s.ModelPath) -> Response:
+    out = service.get_model(_db(), current_principal(), path.id)
+    return json_response(out, etag=(out.id, out.version))
+
+
+@api.post("/territory-models/<int:id>/activate", tags=[models], responses={200: s.ModelOut})
+@allow(ADMIN)
+def activate_territory_model(path: s.ModelPath) -> Response:
+    """Activate a planning model; the active one is archived in the same transaction."""
+    out = service.activate_model(_db(), current_principal(), path.id, if_match())
+    return json_response(out, etag=(out.id, out.version))
+
+
+@api.post("/territory-models/<int:id>/import", tags=[models], responses={200: s.ModelImportReport})
+@allow(ADMIN)
+def import_territory_model(path: s.ModelPath, body: s.ModelImport) -> Response:
+    """Replace a planning model's content with three CSV files (as strings); all rows or none."""
+    files = csv_import.ModelFiles(body.territories, body.coverage, body.members)
+    out = service.import_model(_db(), current_principal(), path.id, if_match(), files)
+    return json_response(out, etag=(out.model_id, out.model_version))
+
+
+@api.get("/territory-models/<int:id>/tree", tags=[models], responses={200: s.TreeOut})
+@allow(INTERNAL_ROLES)
+def get_territory_tree(path: s.ModelPath, query: s.TreeQuery) -> Response:
+    """The hierarchy as JSON, or as Mermaid / DOT / text / HTML with ``?format=``."""
+    view = service.model_tree(_db(), current_principal(), path.id)
+    return _render_tree(view, query.format)
+
+
+def _render_tree(view: service.TreeView, fmt: s.TreeFormat) -> Response:
+    snap, counts = view.snapshot, view.lead_counts
+    if fmt == s.TreeFormat.JSON:
+        body = {"model": view.model.model_dump(mode="json"), "root": export.tree_json(snap, counts)}
+        return json_response(body, etag=(view.model.id, view.model.version))
+    if fmt == s.TreeFormat.MERMAID:
+        text = export.to_mermaid(snap, counts)
+    elif fmt == s.TreeFormat.DOT:
+        text = export.to_dot(snap, counts)
+    elif fmt == s.TreeFormat.TEXT:
+        text = export.to_text(snap, counts)
+    else:
+        text = export.to_html(
+            snap,
+            counts,
+            model_id=view.model.id,
+            model_name=view.model.name,
+            model_status=view.model.status.value,
+            model_version=view.model.version,
+        )
+    resp = Response(text, mimetype=TEXT_TYPES[fmt])
+    resp.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return resp
+
+
+# --- territories --------------------------------------------------------------------------------------
+
+
+@api.get("/territory-models/<int:id>/territories", tags=[territories], responses={200: s.TerritoryPage})
+@allow(INTERNAL_ROLES)
+def list_territories(path: s.ModelPath, query: s.TerritoryListQuery) -> Response:
+    return json_response(service.list_territories(_db(), current_principal(), path.id, query))
+
+
+@api.post("/territory-models/<int:id>/territories", tags=[territories], responses={201: s.TerritoryChanged})
+@allow(ADMIN)
+def create_territory(path: s.ModelPath, body: s.TerritoryCreate) -> Response:
+    out = service.create_territory(_db(), current_principal(), path.id, if_match(), body)
+    resp = _changed(out, path.id, 201)
+    resp.headers["Location"] = f"/v1/territory-models/{path.id}/territories/{body.key}"
+    return resp
+
+
+@api.get("/territory-models/<int:id>/territories/<key>", tags=[territories], responses={200: s.TerritoryOut})
+@allow(INTERNAL_ROLES)
+def get_territory(path: s.TerritoryPath) -> Response:
+    """One territory; its ETag is the model's (send it with changes)."""
+    out, version = service.get_territory(_db(), current_principal(), path.id, path.key)
+    return json_response(out, etag=(path.id, version))
+
+
+@api.patch(
+    "/territory-models/<int:id>/territories/<key>", tags=[territories], responses={200: s.TerritoryChanged}
+)
+@allow(ADMIN)
+def update_territory(path: s.TerritoryPath, body: s.TerritoryUpdate) -> Response:
+    out = service.update_territory(_db(), current_principal(), path.id, path.key, if_match(), body)
+    return _changed(out, path.id)
+
+
+@api.delete(
+    "/territory-models/<int:id>/territories/<key>", tags=[territories], responses={200: s.TerritoryChanged}
+)
+@allow(ADMIN)
+def delete_territory(path: s.TerritoryPath) -> Response:
+    """Delete a leaf territory (one with children is refused with 422)."""
+    out = service.delete_territory(_db(), current_principal(), path.id, path.key, if_match())
+    return _changed(out, path.id)
+
+
+@api.put(
+    "/territory-models/<int:id>/territories/<key>/coverage",
+    tags=[territories],
+    responses={200: s.TerritoryChanged},
+)
+@allow(ADMIN)
+def set_territory_coverage(path: s.TerritoryPath, body: s.CoverageSet) -> Response:
+    """Replace the territory's coverage (include / exclude per dimension)."""
+    out = service.set_coverage(_db(), current_principal(), path.id, path.key, if_match(), body)
+    return _changed(out, path.id)
+
+
+@api.put(
+    "/territory-models/<int:id>/territories/<key>/team",
+    tags=[territories],
+    responses={200: s.TerritoryChanged},
+)
+@allow(ADMIN)
+def set_territory_team(path: s.TerritoryPath, body: s.TeamSet) -> Response:
+    """Replace the territory's team (users and their roles on it)."""
+    out = service.set_team(_db(), current_principal(), path.id, path.key, if_match(), body)
+    return _changed(out, path.id)
+
+
+# --- the HTML page ------------------------------------------------------------------------------------
+
+
+def _page_principal() -> Principal:
+    """Pages live outside ``/v1`` but take the same bearer API key and admit internal roles only."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    parts = split_key(token.strip()) if scheme.lower() == "bearer" and token else None
+    principal = directory_service.principal_for_key(_db(), *parts) if parts else None
+    if principal is None:
+        raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'")
+    if not principal.roles.intersection(INTERNAL_ROLES):
+        raise Forbidden("Your role may not see territory models")
+    return principal
+
+
+@pages.get("/territory-models/<int:model_id>/tree.html")
+def territory_tree_page(model_id: int) -> Response:
+    """The tree as a collapsible HTML page (same content as ``/v1/...tree?format=html``)."""
+    view = service.model_tree(_db(), _page_principal(), model_id)
+    return _render_tree(view, s.TreeFormat.HTML)

@@ -1,0 +1,239 @@
+"""Views of a territory tree (pure): nested JSON, Mermaid, Graphviz DOT, a terminal tree, an HTML page.
+
+Each view shows every territory with its coverage, its team and its channel account manager (inherited
+from the nearest ancestor when the territory has none of its own), plus a lead count per territory.
+Every function takes the snapshot (``None`` for an empty model) and walks it without recursion, so a
+deep tree cannot exhaust the stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from territory.dimensions import Dimension
+from territory.snapshot import TerritorySnapshot
+from territory.tree import TerritoryDef
+
+ROLE_LABELS = {
+    "channel_account_manager": "CAM",
+    "channel_sales_manager": "manager",
+    "channel_sales_director": "director",
+    "sales_rep": "rep",
+}
+
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+_env = Environment(
+    loader=FileSystemLoader(_TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def coverage_summary(d: TerritoryDef) -> str:
+    """One line saying what a territory covers, e.g. ``geography: JP; product: security (not fw-1)``.
+
+    >>> from territory.tree import Coverage
+    >>> coverage_summary(TerritoryDef("JP", "WW", "Japan", "country",
+    ...     coverage={Dimension.GEOGRAPHY: Coverage.of(["JP"], ["JP-13"])}))
+    'geography: JP (not JP-13)'
+    """
+    parts = []
+    for dim in Dimension:
+        cov = d.coverage.get(dim)
+        if cov is None or not (cov.include or cov.exclude):
+            continue
+        text = ", ".join(sorted(cov.include)) if cov.include else "any"
+        if cov.exclude:
+            text += f" (not {', '.join(sorted(cov.exclude))})"
+        parts.append(f"{dim}: {text}")
+    return "; ".join(parts) or "everything"
+
+
+def team_summary(d: TerritoryDef) -> str:
+    """The team as ``user (CAM), user (manager)``."""
+    return ", ".join(f"{m.user} ({ROLE_LABELS.get(m.role, m.role)})" for m in d.team)
+
+
+def _order(snapshot: TerritorySnapshot) -> tuple[str, ...]:
+    """Every key in depth-first order (the snapshot is not iterable itself)."""
+    return snapshot.keys()
+
+
+def _cam(snapshot: TerritorySnapshot, key: str) -> dict[str, Any] | None:
+    cam = snapshot.cam_for(key)
+    return None if cam is None else {"user": cam.user, "territory": cam.territory, "inherited": cam.inherited}
+
+
+def tree_json(snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int]) -> dict[str, Any] | None:
+    """The tree as nested dicts (``None`` when the model is empty); children sorted by key."""
+    if snapshot is None:
+        return None
+    nodes: dict[str, dict[str, Any]] = {}
+    for key in _order(snapshot):  # depth-first: a parent is always built before its children
+        d = snapshot.territory(key)
+        node: dict[str, Any] = {
+            "key": d.key,
+            "name": d.name,
+            "type": d.type,
+            "partner": d.partner,
+            "depth": snapshot.depth(key),
+            "coverage": {
+                dim.value: {"include": sorted(cov.include), "exclude": sorted(cov.exclude)}
+                for dim in Dimension
+                if (cov := d.coverage.get(dim)) is not None and (cov.include or cov.exclude)
+            },
+            "team": [{"user": m.user, "role": m.role} for m in d.team],
+            "cam": _cam(snapshot, key),
+            "lead_count": lead_counts.get(key, 0),
+            "children": [],
+        }
+        nodes[key] = node
+        parent = snapshot.parent(key)
+        if parent is not None:
+            nodes[parent]["children"].append(node)
+    return nodes[snapshot.root]
+
+
+def _node_lines(snapshot: TerritorySnapshot, key: str, lead_counts: Mapping[str, int]) -> list[str]:
+    d = snapshot.territory(key)
+    lines = [f"{d.key}: {d.name}", f"[{d.type}{', partner ' + d.partner if d.partner else ''}]"]
+    lines.append(coverage_summary(d))
+    cam = snapshot.cam_for(key)
+    if d.team:
+        lines.append(team_summary(d))
+    if cam is not None and cam.inherited:
+        lines.append(f"CAM {cam.user} (from {cam.territory})")
+    elif cam is None:
+        lines.append("no CAM")
+    lines.append(f"leads: {lead_counts.get(key, 0)}")
+    return lines
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def to_mermaid(snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None) -> str:
+    """A Mermaid ``flowchart`` of the tree (node ids are positions, labels carry the details)."""
+    counts = lead_counts or {}
+    out = ["flowchart TD"]
+    if snapshot is None:
+        out.append('  empty["(no territories)"]')
+        return "\n".join(out) + "\n"
+    ids = {k: f"t{i}" for i, k in enumerate(_order(snapshot))}
+    for key in _order(snapshot):
+        label = "<br/>".join(_mermaid_text(line) for line in _node_lines(snapshot, key, counts))
+        out.append(f'  {ids[key]}["{label}"]')
+    for key in _order(snapshot):
+        for child in snapshot.children(key):
+            out.append(f"  {ids[key]} --> {ids[child]}")
+    return "\n".join(out) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def to_dot(snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None) -> str:
+    """A Graphviz ``digraph`` of the tree (``dot -Tsvg`` renders it)."""
+    counts = lead_counts or {}
+    out = ["digraph territories {", "  rankdir=TB;", '  node [shape=box, fontname="Helvetica"];']
+    if snapshot is not None:
+        for key in _order(snapshot):
+            label = "\\n".join(_dot_text(line) for line in _node_lines(snapshot, key, counts))
+            out.append(f'  "{_dot_text(key)}" [label="{label}"];')
+        for key in _order(snapshot):
+            for child in snapshot.children(key):
+                out.append(f'  "{_dot_text(key)}" -> "{_dot_text(child)}";')
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def to_text(snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None) -> str:
+    """The tree for a terminal, one territory per line with box-drawing branches."""
+    counts = lead_counts or {}
+    if snapshot is None:
+        return "(no territories)\n"
+    lines: list[str] = []
+    # (key, prefix for this line, prefix for its children)
+    stack: list[tuple[str, str, str]] = [(snapshot.root, "", "")]
+    while stack:
+        key, prefix, child_prefix = stack.pop()
+        d = snapshot.territory(key)
+        cam = snapshot.cam_for(key)
+        details = [coverage_summary(d)]
+        if d.team:
+            details.append(f"team: {team_summary(d)}")
+        if cam is None:
+            details.append("no CAM")
+        elif cam.inherited:
+            details.append(f"CAM {cam.user} (from {cam.territory})")
+        if counts.get(key):
+            details.append(f"leads: {counts[key]}")
+        partner = f", partner {d.partner}" if d.partner else ""
+        lines.append(f"{prefix}{d.key}  {d.name} [{d.type}{partner}]  {' | '.join(details)}")
+        children = snapshot.children(key)
+        for i, child in reversed(list(enumerate(children))):
+            last = i == len(children) - 1
+            stack.append(
+                (
+                    child,
+                    child_prefix + ("└── " if last else "├── "),
+                    child_prefix + ("    " if last else "│   "),
+                )
+            )
+    return "\n".join(lines) + "\n"
+
+
+def to_html(
+    snapshot: TerritorySnapshot | None,
+    lead_counts: Mapping[str, int],
+    *,
+    model_id: int,
+    model_name: str,
+    model_status: str,
+    model_version: int,
+) -> str:
+    """A self-contained HTML page: the tree as nested ``<details>``; no scripts, fonts or external URLs."""
+    rows: list[dict[str, Any]] = []
+    if snapshot is not None:
+        for key in _order(snapshot):
+            d = snapshot.territory(key)
+            rows.append(
+                {
+                    "key": key,
+                    "name": d.name,
+                    "type": d.type,
+                    "partner": d.partner,
+                    "depth": snapshot.depth(key),
+                    "coverage": coverage_summary(d),
+                    "team": [(m.user, ROLE_LABELS.get(m.role, m.role)) for m in d.team],
+                    "cam": snapshot.cam_for(key),
+                    "lead_count": lead_counts.get(key, 0),
+                    "leaf": not snapshot.children(key),
+                }
+            )
+    # Turn the depth-first list into open/close events so the template needs no recursion.
+    events: list[tuple[str, dict[str, Any] | None]] = []
+    open_depths: list[int] = []
+    for row in rows:
+        while open_depths and open_depths[-1] >= row["depth"]:
+            open_depths.pop()
+            events.append(("close", None))
+        events.append(("open", row))
+        open_depths.append(row["depth"])
+    events.extend(("close", None) for _ in open_depths)
+    return _env.get_template("territory_tree.html").render(
+        events=events,
+        model_id=model_id,
+        model_name=model_name,
+        model_status=model_status,
+        model_version=model_version,
+        count=len(rows),
+        warnings=snapshot.warnings if snapshot is not None else (),
+    )

@@ -1,0 +1,303 @@
+"""Loading territory models and dimension hierarchies from the database, and the per-process snapshot cache.
+
+``snapshot_for`` and ``active_snapshot`` are what the rest of the service calls to match leads. A snapshot
+is immutable and cached per process under (database, model id, model version, reference-data fingerprint):
+activating another model changes which key ``active_snapshot`` looks up, so the swap is atomic, and a
+request that already holds a snapshot keeps using it undisturbed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, object_session
+
+from common.database import Database
+from common.errors import Conflict, FieldProblem, NotFound
+from directory.enums import OrganizationKind
+from directory.models import Customer, Organization, PartnerProgram, Product, User
+from territory.dimensions import Dimension, MemberHierarchy
+from territory.errors import TreeInvalid
+from territory.geography import geography_parents
+from territory.models import (
+    CoverageMode,
+    ModelStatus,
+    Territory,
+    TerritoryCoverage,
+    TerritoryMember,
+    TerritoryModel,
+)
+from territory.snapshot import TerritorySnapshot
+from territory.tree import Coverage, TeamMember, TerritoryDef
+
+Dimensions = dict[Dimension, MemberHierarchy]
+V = TypeVar("V")
+
+_CACHE_SIZE = 16
+
+
+class _LruCache:
+    """A small thread-safe LRU map; values are immutable, so handing them out is safe."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_build(self, key: Hashable, build: Callable[[], V]) -> V:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                found: V = self._items[key]
+                return found
+        value = build()  # outside the lock: a slow build must not stall other readers
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_snapshots = _LruCache(_CACHE_SIZE)
+_dimensions = _LruCache(4)
+
+
+def clear_caches() -> None:
+    """Forget every cached snapshot and hierarchy (tests; after restoring a database)."""
+    _snapshots.clear()
+    _dimensions.clear()
+
+
+# --- reference data -----------------------------------------------------------------------------------
+
+
+def reference_fingerprint(session: Session) -> tuple[Any, ...]:
+    """A cheap value that changes whenever customers, products, programs or partners change.
+
+    Row count, highest id and latest update per table: adding, changing or re-parenting a record moves
+    one of them (records are deactivated, never deleted).
+    """
+    parts: list[Any] = []
+    for model in (Customer, Product, PartnerProgram, Organization):
+        row = session.execute(
+            select(func.count(model.id), func.max(model.id), func.max(model.updated_at))
+        ).one()
+        parts.extend((row[0], row[1], row[2].isoformat() if row[2] else None))
+    return tuple(parts)
+
+
+def _keyed_parents(session: Session, model: type[Customer] | type[Product]) -> dict[str, str | None]:
+    rows = session.execute(select(model.id, model.key, model.parent_id)).all()
+    key_of = {r[0]: r[1] for r in rows}
+    return {r[1]: key_of.get(r[2]) if r[2] is not None else None for r in rows}
+
+
+def load_dimensions(session: Session, fingerprint: tuple[Any, ...] | None = None) -> Dimensions:
+    """Every dimension's member hierarchy: customers and products by parent, programs and partners flat,
+    geography built in. Cached per reference-data fingerprint."""
+    fp = fingerprint if fingerprint is not None else reference_fingerprint(session)
+    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+
+    def build() -> Dimensions:
+        programs = session.scalars(select(PartnerProgram.key)).all()
+        partners = session.scalars(
+            select(Organization.key).where(Organization.kind == OrganizationKind.PARTNER)
+        ).all()
+        return {
+            Dimension.CUSTOMER: MemberHierarchy(_keyed_parents(session, Customer), name="customer"),
+            Dimension.PRODUCT: MemberHierarchy(_keyed_parents(session, Product), name="product"),
+            Dimension.PROGRAM: MemberHierarchy(dict.fromkeys(programs), name="program"),
+            Dimension.PARTNER: MemberHierarchy(dict.fromkeys(partners), name="partner"),
+            Dimension.GEOGRAPHY: MemberHierarchy(geography_parents(), name="geography"),
+        }
+
+    return _dimensions.get_or_build((url, fp), build)
+
+
+def internal_users(session: Session) -> dict[str, frozenset[str]]:
+    """Active users of the brand owner and their roles (who may sit on a territory team)."""
+    rows = session.execute(
+        select(User.key, User.roles)
+        .join(Organization, Organization.id == User.organization_id)
+        .where(Organization.kind == OrganizationKind.BRAND_OWNER, User.active.is_(True))
+    ).all()
+    return {r[0]: frozenset(r[1] or ()) for r in rows}
+
+
+# --- territory rows <-> definitions -------------------------------------------------------------------
+
+
+def def_of(t: Territory) -> TerritoryDef:
+    """The pure definition of one stored territory."""
+    include: dict[Dimension, set[str]] = defaultdict(set)
+    exclude: dict[Dimension, set[str]] = defaultdict(set)
+    for c in t.coverage:
+        (include if c.mode == CoverageMode.INCLUDE else exclude)[Dimension(c.dimension)].add(c.member)
+    coverage = {
+        d: Coverage.of(include.get(d, ()), exclude.get(d, ()))
+        for d in Dimension
+        if d in include or d in exclude
+    }
+    team = tuple(TeamMember(m.user_key, m.role) for m in t.members)
+    return TerritoryDef(t.key, t.parent_key, t.name, t.type, team, t.partner_key, coverage)
+
+
+def load_defs(session: Session, model_id: int) -> list[TerritoryDef]:
+    """Every territory of a model as definitions, ordered by key."""
+    rows = session.scalars(select(Territory).where(Territory.model_id == model_id).order_by(Territory.key))
+    return [def_of(t) for t in rows]
+
+
+def territory_rows(session: Session, model_id: int) -> dict[str, Territory]:
+    rows = session.scalars(select(Territory).where(Territory.model_id == model_id).order_by(Territory.key))
+    return {t.key: t for t in rows}
+
+
+def _flush_orphans(t: Territory, collection: list[Any]) -> None:
+    """Empty a collection and flush, so replacement rows cannot collide with the old ones' unique keys."""
+    collection.clear()
+    session = object_session(t)
+    if session is not None and t.id is not None:
+        session.flush()
+
+
+def set_coverage_rows(t: Territory, coverage: Iterable[tuple[Dimension, Coverage]]) -> None:
+    """Replace the territory's coverage rows."""
+    rows = []
+    for dim, cov in coverage:
+        rows += [
+            TerritoryCoverage(dimension=dim.value, member=m, mode=CoverageMode.INCLUDE)
+            for m in sorted(cov.include)
+        ]
+        rows += [
+            TerritoryCoverage(dimension=dim.value, member=m, mode=CoverageMode.EXCLUDE)
+            for m in sorted(cov.exclude)
+        ]
+    _flush_orphans(t, t.coverage)
+    t.coverage.extend(rows)
+
+
+def set_team_rows(t: Territory, team: Sequence[TeamMember]) -> None:
+    """Replace the territory's team rows."""
+    _flush_orphans(t, t.members)
+    t.members.extend(TerritoryMember(user_key=m.user, role=m.role) for m in team)
+
+
+def add_territory(session: Session, model: TerritoryModel, d: TerritoryDef) -> Territory:
+    """Add one territory row (with its coverage and team) to ``model``."""
+    t = Territory(
+        model_id=model.id, key=d.key, parent_key=d.parent_key, name=d.name, type=d.type, partner_key=d.partner
+    )
+    set_coverage_rows(t, d.coverage.items())
+    set_team_rows(t, d.team)
+    session.add(t)
+    return t
+
+
+def replace_content(session: Session, model: TerritoryModel, defs: Sequence[TerritoryDef]) -> None:
+    """Delete the model's territories and write ``defs`` instead (same transaction)."""
+    for t in territory_rows(session, model.id).values():
+        session.delete(t)
+    session.flush()
+    for d in defs:
+        add_territory(session, model, d)
+    session.flush()
+
+
+def count_territories(session: Session, model_ids: Sequence[int]) -> dict[int, int]:
+    if not model_ids:
+        return {}
+    rows = session.execute(
+        select(Territory.model_id, func.count(Territory.id))
+        .where(Territory.model_id.in_(model_ids))
+        .group_by(Territory.model_id)
+    ).all()
+    return {r[0]: r[1] for r in rows}
+
+
+def lead_counts(session: Session, model_id: int) -> dict[str, int]:
+    """HOOK: leads currently assigned to each territory of a model; every count is 0 for now.
+
+    Registrations do not exist yet; when ``registration/`` stores lead territories, count them here
+    (territory key -> number of open leads) and the tree views show them without further changes.
+    """
+    return {}
+
+
+# --- snapshots ----------------------------------------------------------------------------------------
+
+
+def model_version_label(model_id: int, version: int) -> str:
+    """The ``model_version`` a snapshot carries (and decision traces record): ``"<id>.<version>"``."""
+    return f"{model_id}.{version}"
+
+
+def model_id_of(snapshot: TerritorySnapshot) -> int:
+    """The territory model id a snapshot was built from."""
+    return int(snapshot.model_version.split(".", 1)[0])
+
+
+def tree_problems(exc: TreeInvalid) -> list[FieldProblem]:
+    """The tree's problems as API problems (pointer: the territory concerned)."""
+    return [
+        FieldProblem(f"/territories/{p.territory}" if p.territory else "/territories", p.message)
+        for p in exc.problems
+    ]
+
+
+def build_snapshot(session: Session, model: TerritoryModel) -> TerritorySnapshot:
+    """The (cached) snapshot of a model's current version; raises ``TreeInvalid``."""
+    fp = reference_fingerprint(session)
+    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+
+    def build() -> TerritorySnapshot:
+        dims = load_dimensions(session, fp)
+        return TerritorySnapshot(
+            model_version_label(model.id, model.version), load_defs(session, model.id), dims
+        )
+
+    return _snapshots.get_or_build((url, model.id, model.version, fp), build)
+
+
+def _checked_snapshot(session: Session, model: TerritoryModel) -> TerritorySnapshot:
+    try:
+        return build_snapshot(session, model)
+    except TreeInvalid as exc:
+        raise Conflict(
+            f"territory model {model.id} is not a valid tree",
+            errors=[p.as_dict() for p in tree_problems(exc)],
+        ) from None
+
+
+def snapshot_for(db: Database, model_id: int) -> TerritorySnapshot:
+    """The immutable snapshot of any model (planning models too, for previews).
+
+    Raises ``NotFound`` for an unknown model and ``Conflict`` (listing every problem) when the model is
+    not a valid tree (for example an empty planning model).
+    """
+    with db.transaction() as session:
+        model = session.get(TerritoryModel, model_id)
+        if model is None:
+            raise NotFound(f"territory model {model_id} not found")
+        return _checked_snapshot(session, model)
+
+
+def active_snapshot(db: Database) -> TerritorySnapshot | None:
+    """The snapshot of the active model, or ``None`` when no model is active.
+
+    ``model_id_of(snapshot)`` gives the model id to store with a decision.
+    """
+    with db.transaction() as session:
+        model = session.scalar(select(TerritoryModel).where(TerritoryModel.status == ModelStatus.ACTIVE))
+        if model is None:
+            return None
+        return _checked_snapshot(session, model)

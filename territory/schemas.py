@@ -1,0 +1,242 @@
+"""Request and response models of the territory API (pydantic; pure).
+
+Inputs forbid unknown fields. Every change inside a model (territories, coverage, team, import) is
+guarded by the *model's* ETag: the model is the unit of concurrency, so two admins editing different
+territories of one planning model still see each other's changes before they overwrite anything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+
+from territory.dimensions import Dimension
+from territory.models import ModelStatus
+from territory.team import TeamRole
+
+TerritoryKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+MemberKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S+$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TerritoryType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+MAX_MEMBERS = 10_000
+MAX_CSV_CHARS = 20_000_000
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- paths and queries --------------------------------------------------------------------------------
+
+
+class ModelPath(Input):
+    id: int = Field(ge=1, le=2**31 - 1)
+
+
+class TerritoryPath(Input):
+    id: int = Field(ge=1, le=2**31 - 1)
+    key: TerritoryKey
+
+
+class ModelListQuery(Input):
+    limit: int = Field(50, ge=1, le=500)
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+    status: ModelStatus | None = None
+
+
+class TerritoryListQuery(Input):
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class TreeFormat(StrEnum):
+    JSON = "json"
+    MERMAID = "mermaid"
+    DOT = "dot"
+    TEXT = "text"
+    HTML = "html"
+
+
+class TreeQuery(Input):
+    format: TreeFormat = Field(
+        TreeFormat.JSON, description="json (default), mermaid, dot, text (terminal tree) or html"
+    )
+
+
+# --- models -------------------------------------------------------------------------------------------
+
+
+class ModelCreate(Input):
+    """A new planning model: empty, a clone of the active model, or a clone of any other model."""
+
+    name: Name
+    clone_active: StrictBool = Field(False, description="copy the active model's territories")
+    clone_from_id: int | None = Field(None, ge=1, le=2**31 - 1, description="copy this model instead")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelCreate:
+        if self.clone_active and self.clone_from_id is not None:
+            raise ValueError("give clone_active or clone_from_id, not both")
+        return self
+
+
+class TreeWarningOut(BaseModel):
+    code: str
+    territory: str
+    parent: str
+    dimension: Dimension
+    member: str
+    message: str
+
+
+class ModelOut(BaseModel):
+    id: int
+    name: str
+    status: ModelStatus
+    cloned_from_id: int | None
+    created_at: datetime
+    activated_at: datetime | None
+    archived_at: datetime | None
+    territory_count: int
+    version: int
+    warnings: list[TreeWarningOut] = Field(
+        default_factory=list,
+        description="legal but suspicious coverage (children covering more than parents)",
+    )
+
+
+class ModelPage(BaseModel):
+    items: list[ModelOut]
+    next_cursor: str | None = None
+
+
+# --- territories --------------------------------------------------------------------------------------
+
+
+class CoverageIn(Input):
+    include: list[MemberKey] = Field(default_factory=list, max_length=MAX_MEMBERS)
+    exclude: list[MemberKey] = Field(default_factory=list, max_length=MAX_MEMBERS)
+
+
+class TeamMemberIn(Input):
+    user: MemberKey = Field(description="the user's key")
+    role: TeamRole
+
+
+class TerritoryCreate(Input):
+    key: TerritoryKey
+    parent_key: TerritoryKey | None = Field(None, description="null only for the root")
+    name: Name
+    type: TerritoryType = "channel"
+    partner: MemberKey | None = Field(
+        None, description="key of the partner organization this territory is for"
+    )
+    coverage: dict[Dimension, CoverageIn] = Field(
+        default_factory=dict, description="per dimension; a dimension left out is unrestricted"
+    )
+    team: list[TeamMemberIn] = Field(default_factory=list, max_length=1000)
+
+
+class TerritoryUpdate(Input):
+    parent_key: TerritoryKey | None = None
+    name: Name | None = None
+    type: TerritoryType | None = None
+    partner: MemberKey | None = None
+
+
+class CoverageSet(Input):
+    """The territory's whole coverage; dimensions left out become unrestricted."""
+
+    coverage: dict[Dimension, CoverageIn]
+
+
+class TeamSet(Input):
+    """The territory's whole team."""
+
+    team: list[TeamMemberIn] = Field(max_length=1000)
+
+
+class CoverageOut(BaseModel):
+    include: list[str]
+    exclude: list[str]
+
+
+class TeamMemberOut(BaseModel):
+    user: str
+    role: str
+
+
+class TerritoryOut(BaseModel):
+    key: str
+    parent_key: str | None
+    name: str
+    type: str
+    partner: str | None
+    coverage: dict[Dimension, CoverageOut]
+    team: list[TeamMemberOut]
+
+
+class TerritoryPage(BaseModel):
+    items: list[TerritoryOut]
+    next_cursor: str | None = None
+
+
+class TerritoryChanged(BaseModel):
+    """The territory after a change, the model's new version (its ETag) and the tree's warnings."""
+
+    territory: TerritoryOut | None
+    model_version: int
+    warnings: list[TreeWarningOut]
+
+
+# --- import -------------------------------------------------------------------------------------------
+
+
+CsvText = Annotated[str, StringConstraints(max_length=MAX_CSV_CHARS)]
+
+
+class ModelImport(Input):
+    """Three CSV files as strings; they replace the planning model's whole content."""
+
+    territories: CsvText = Field(description="key,parent_key,name,type[,partner]")
+    coverage: CsvText = Field("territory_key,dimension,member,mode\n", description="mode: include|exclude")
+    members: CsvText = Field("territory_key,user,role\n", description="user key and team role")
+
+
+class ModelImportReport(BaseModel):
+    model_id: int
+    territories: int
+    coverage_rows: int
+    members: int
+    model_version: int
+    warnings: list[TreeWarningOut]
+
+
+# --- tree view ----------------------------------------------------------------------------------------
+
+
+class CamOut(BaseModel):
+    user: str
+    territory: str = Field(description="the territory holding the role (itself, or the nearest ancestor)")
+    inherited: bool
+
+
+class TreeNodeOut(BaseModel):
+    key: str
+    name: str
+    type: str
+    partner: str | None
+    depth: int
+    coverage: dict[Dimension, CoverageOut]
+    team: list[TeamMemberOut]
+    cam: CamOut | None
+    lead_count: int
+    children: list[TreeNodeOut]
+
+
+class TreeOut(BaseModel):
+    model: ModelOut
+    root: TreeNodeOut | None = Field(description="null when the model has no territories")
