@@ -35,6 +35,16 @@ def _fail(exc: PrmError) -> None:
     raise click.ClickException(exc.detail)
 
 
+def _read(file: Path) -> str:
+    """The file's text; a file that is not UTF-8 is one readable error, not a traceback."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"{file}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
+        ) from None
+
+
 def _warn(warnings: list[s.TreeWarningOut]) -> None:
     for w in warnings:
         click.echo(f"warning: {w.message}", err=True)
@@ -86,9 +96,9 @@ def import_model(
     """Replace planning model MODEL_ID's content with the CSV files (all rows or none)."""
     defaults = csv_import.ModelFiles("")
     files = csv_import.ModelFiles(
-        territories_file.read_text(encoding="utf-8"),
-        coverage_file.read_text(encoding="utf-8") if coverage_file else defaults.coverage,
-        members_file.read_text(encoding="utf-8") if members_file else defaults.members,
+        _read(territories_file),
+        _read(coverage_file) if coverage_file else defaults.coverage,
+        _read(members_file) if members_file else defaults.members,
         (
             str(territories_file),
             str(coverage_file or "coverage.csv"),

@@ -88,7 +88,7 @@ def _rows(file: str, text: str, spec: Sequence[tuple[str, bool]], problems: _Pro
                 file,
                 1,
                 col,
-                f"unknown column {name!r}{hint(did_you_mean(name, names))}; expected {', '.join(names)}",
+                f"unknown column {name!r} (expected {', '.join(names)}){hint(did_you_mean(name, names))}",
             )
             bad_header = True
         elif name in header[: col - 1]:

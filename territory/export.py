@@ -60,8 +60,8 @@ def team_summary(d: TerritoryDef) -> str:
 
 
 def _order(snapshot: TerritorySnapshot) -> tuple[str, ...]:
-    """Every key in depth-first order (the snapshot is not iterable itself)."""
-    return snapshot.keys()
+    """Every key in depth-first order, parents before children."""
+    return tuple(snapshot)
 
 
 def _cam(snapshot: TerritorySnapshot, key: str) -> dict[str, Any] | None:

@@ -29,7 +29,9 @@ def create_model(client: Any, headers: dict[str, str], name: str = "plan", **ext
     return resp.get_json()["id"], resp.headers["ETag"]
 
 
-def add_territory(client: Any, headers: dict[str, str], model_id: int, etag: str, body: dict[str, Any]) -> str:
+def add_territory(
+    client: Any, headers: dict[str, str], model_id: int, etag: str, body: dict[str, Any]
+) -> str:
     resp = client.post(
         f"/v1/territory-models/{model_id}/territories", json=body, headers={**headers, "If-Match": etag}
     )
@@ -42,7 +44,12 @@ def small_tree(client: Any, headers: dict[str, str], name: str = "plan") -> tupl
     model_id, etag = create_model(client, headers, name)
     for body in (
         {"key": "WW", "name": "Worldwide", "type": "global"},
-        {"key": "APAC", "parent_key": "WW", "name": "Asia Pacific", "coverage": {"geography": {"include": ["APAC"]}}},
+        {
+            "key": "APAC",
+            "parent_key": "WW",
+            "name": "Asia Pacific",
+            "coverage": {"geography": {"include": ["APAC"]}},
+        },
         {
             "key": "JP",
             "parent_key": "APAC",

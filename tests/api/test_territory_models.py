@@ -83,7 +83,10 @@ def test_active_and_archived_models_are_read_only(client, admin):
     assert resp.status_code == 409
     assert resp.get_json()["type"].endswith("invalid-transition")
     assert _activate(client, admin, model_id).status_code == 409
-    assert client.get(f"/v1/territory-models/{model_id}/territories/JP", headers=admin).get_json()["name"] == "Japan"
+    assert (
+        client.get(f"/v1/territory-models/{model_id}/territories/JP", headers=admin).get_json()["name"]
+        == "Japan"
+    )
 
 
 def test_an_empty_model_cannot_be_activated(client, admin):
@@ -102,7 +105,10 @@ def test_invalid_change_lists_every_problem_with_suggestions(client, admin, db):
             "parent_key": "JPP",
             "name": "Japan security",
             "partner": "partner-c",
-            "coverage": {"product": {"include": ["securty"]}, "geography": {"include": ["JP"], "exclude": ["JP"]}},
+            "coverage": {
+                "product": {"include": ["securty"]},
+                "geography": {"include": ["JP"], "exclude": ["JP"]},
+            },
             "team": [
                 {"user": "cam-3", "role": "channel_account_manager"},
                 {"user": "integration", "role": "sales_rep"},
@@ -131,7 +137,9 @@ def test_second_root_and_deleting_a_parent_are_refused(client, admin):
     )
     assert resp.status_code == 422
     assert "more than one root" in resp.get_json()["errors"][0]["detail"]
-    resp = client.delete(f"/v1/territory-models/{model_id}/territories/JP", headers={**admin, "If-Match": etag})
+    resp = client.delete(
+        f"/v1/territory-models/{model_id}/territories/JP", headers={**admin, "If-Match": etag}
+    )
     assert resp.status_code == 422
     assert "unknown parent 'JP'" in resp.get_json()["errors"][0]["detail"]
     resp = client.patch(
@@ -164,7 +172,8 @@ def test_edits_return_warnings_and_bump_the_model_version(client, admin):
     assert resp.status_code == 200
     assert resp.get_json()["territory"]["team"] == [{"user": "cam-2", "role": "channel_account_manager"}]
     resp = client.delete(
-        f"/v1/territory-models/{model_id}/territories/JP-NET", headers={**admin, "If-Match": resp.headers["ETag"]}
+        f"/v1/territory-models/{model_id}/territories/JP-NET",
+        headers={**admin, "If-Match": resp.headers["ETag"]},
     )
     assert resp.status_code == 200 and resp.get_json()["territory"] is None
     assert client.get(f"/v1/territory-models/{model_id}/territories/JP-NET", headers=admin).status_code == 404
@@ -188,7 +197,9 @@ def test_stale_if_match_gives_412_and_changes_nothing(client, admin, db):
             f"/v1/territory-models/{model_id}/{url}", json=body, headers={**admin, "If-Match": etag}
         )
         assert resp.status_code == 412, (method, url, resp.get_json())
-    resp = client.patch(f"/v1/territory-models/{model_id}/territories/JP", json={"name": "Nippon"}, headers=admin)
+    resp = client.patch(
+        f"/v1/territory-models/{model_id}/territories/JP", json={"name": "Nippon"}, headers=admin
+    )
     assert resp.status_code == 428
     jp = client.get(f"/v1/territory-models/{model_id}/territories/JP", headers=admin).get_json()
     assert jp["name"] == "Japan" and jp["team"]
@@ -198,10 +209,12 @@ def test_stale_if_match_gives_412_and_changes_nothing(client, admin, db):
 
 
 def test_every_change_writes_one_audit_row(client, admin, db):
-    model_id, _ = small_tree(client, admin)
+    small_tree(client, admin)
     with db.transaction() as session:
         actions = session.scalars(
-            select(AuditEvent.action).where(AuditEvent.entity_type == "territory_model").order_by(AuditEvent.id)
+            select(AuditEvent.action)
+            .where(AuditEvent.entity_type == "territory_model")
+            .order_by(AuditEvent.id)
         ).all()
     assert actions == ["created", *["territory_created"] * 4]
 
@@ -221,7 +234,11 @@ def test_internal_roles_read_but_do_not_change(client, admin, world, actor):
 def test_partners_get_403_on_territory_models(client, admin, world, actor):
     model_id, _ = small_tree(client, admin)
     headers = world[actor].headers
-    for url in ("/v1/territory-models", f"/v1/territory-models/{model_id}", f"/v1/territory-models/{model_id}/tree"):
+    for url in (
+        "/v1/territory-models",
+        f"/v1/territory-models/{model_id}",
+        f"/v1/territory-models/{model_id}/tree",
+    ):
         assert client.get(url, headers=headers).status_code == 403
     assert client.get(f"/territory-models/{model_id}/tree.html", headers=headers).status_code == 403
     assert client.get("/v1/territory-models").status_code == 401
