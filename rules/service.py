@@ -23,9 +23,11 @@ from common.database import Database
 from common.errors import Conflict, FieldProblem, NotFound, RulesetInvalid
 from common.pagination import decode_cursor, encode_cursor
 from common.principal import Principal
-from rules import ast, repository
+from rules import ast, repository, stored_tests
 from rules import schemas as s
 from rules.errors import Diagnostic, Severity, VerificationFailed
+from rules.errors import RulesetInvalid as RulesInvalid
+from rules.evaluator import get_evaluator
 from rules.loader import load_ruleset
 from rules.models import RulesetStatus, StoredRuleset
 from rules.samples import smoke_facts
@@ -52,8 +54,9 @@ def diagnostic_out(d: Diagnostic) -> s.DiagnosticOut:
 
 def _invalid(diagnostics: Sequence[Diagnostic], what: str = "rules file") -> RulesetInvalid:
     errors = [d for d in diagnostics if d.severity is Severity.ERROR] or list(diagnostics)
+    stored = "; nothing was stored" if what == "rules file" else ""
     return RulesetInvalid(
-        f"The {what} has {len(errors)} error(s); nothing was stored",
+        f"The {what} has {len(errors)} error(s){stored}",
         [FieldProblem(f"{d.file}:{d.line}:{d.column}", f"{d.path}: {d.message}") for d in errors],
     )
 
@@ -263,7 +266,7 @@ def _committed(db: Database, run: Callable[[], s.RulesetOut]) -> s.RulesetOut:
         raise Conflict(
             "Another activation of this kind happened at the same time; read again and retry"
         ) from None
-    _forget_stale_hosts(db)
+    _refresh_active(db)
     return out
 
 
@@ -328,15 +331,16 @@ def rollback_ruleset(
 def run_ruleset_tests(
     db: Database, principal: Principal | None, ruleset_id: int, data: s.RulesetTestsRun
 ) -> s.TestReportOut:
-    """Run a ``*.tests.yaml`` file's given/expect cases against one stored version."""
-    from rules import testcases
+    """Run a ``*.tests.yaml`` file's given/expect cases against one stored version.
 
+    The configured evaluator runs them (durable_rules unless ``PRM_RULES_ENGINE=python``); the version
+    passed its smoke evaluation when it was stored, so loading it in this process is safe.
+    """
     with db.transaction() as session:
-        row = _row(session, ruleset_id)
-        stored = ast.ruleset_from_json(row.ast)
+        stored = ast.ruleset_from_json(_row(session, ruleset_id).ast)
     try:
-        results = testcases.run_tests_text(stored, data.source, filename=data.name)
-    except testcases.TestsInvalid as exc:
+        results = stored_tests.run_tests_text(stored, data.source, get_evaluator(), filename=data.name)
+    except RulesInvalid as exc:
         raise _invalid(exc.diagnostics, "tests file") from None
     cases = [
         s.CaseResultOut(name=r.name, passed=r.passed, fired=list(r.fired), failures=list(r.failures))
@@ -357,8 +361,8 @@ def run_ruleset_tests(
 _CACHE_LOCK = threading.Lock()
 #: (kind, version_hash) -> compiled AST; versions are immutable, so entries never go stale.
 _AST_CACHE: dict[tuple[str, str], ast.Ruleset] = {}
-#: Active version per kind as this process last saw it; a change reloads the durable host.
-_SEEN_ACTIVE: dict[str, str] = {}
+#: Database URL -> active version per kind, as this process last saw it; a change reloads the durable host.
+_SEEN_ACTIVE: dict[str, dict[str, str]] = {}
 
 
 def active_rulesets(db: Database) -> dict[ast.Kind, ast.Ruleset]:
@@ -375,9 +379,9 @@ def active_rulesets(db: Database) -> dict[ast.Kind, ast.Ruleset]:
     with _CACHE_LOCK:
         _AST_CACHE.update(loaded)
         current = {kind: h for kind, h, _ in versions}
-        changed = bool(_SEEN_ACTIVE) and current != _SEEN_ACTIVE
-        _SEEN_ACTIVE.clear()
-        _SEEN_ACTIVE.update(current)
+        seen = _SEEN_ACTIVE.get(db.url)
+        changed = seen is not None and seen != current
+        _SEEN_ACTIVE[db.url] = current
         result = {ast.Kind(kind): _AST_CACHE[(kind, h)] for kind, h in current.items()}
     engine = sys.modules.get("rules.engine")
     if changed and engine is not None:  # durable not imported in this process: no host to reload
@@ -385,7 +389,7 @@ def active_rulesets(db: Database) -> dict[ast.Kind, ast.Ruleset]:
     return result
 
 
-def _forget_stale_hosts(db: Database) -> None:
+def _refresh_active(db: Database) -> None:
     """After an activation in this process, refresh what `active_rulesets` saw (and the host with it)."""
     active_rulesets(db)
 

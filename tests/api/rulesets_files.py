@@ -110,3 +110,33 @@ cases:
     expect:
       fired: [default]
 """
+
+POLICY_TESTS_FAILING = """\
+cases:
+  - name: big deal expires in 30 days
+    given: {deal_size: 150000}
+    expect:
+      fired: [big-deals]
+      actions: {expiry_days: 30, transfer: on_approval}
+  - name: wrong expectation
+    given: {deal_size: 99999}
+    expect:
+      fired: [big-deals]
+  - name: wrong action
+    given: {}
+    expect:
+      actions: {expiry_days: 14}
+  - name: facts of the wrong type
+    given: {deal_size: lots}
+    expect:
+      fired: [default]
+"""
+
+BAD_TESTS = """\
+cases:
+  - name: no expect
+    given: {deal_size: 1}
+  - name: typo
+    givn: {deal_size: 1}
+    expect: {fired: [default]}
+"""

@@ -302,3 +302,32 @@ def test_active_rulesets_follow_activation(client, world, db):
     activate(client, world, v2["id"])
     assert service.active_rulesets(db)["policy"].version == v2["version_hash"]
     assert service.active_rulesets(db)["approval"] is active["approval"]  # cached, not rebuilt
+
+
+def test_warnings_come_back_with_the_stored_version(client, world):
+    no_catch_all = files.APPROVAL.replace(
+        "    when: always\n", "    when: {fact: deal_size, op: gt, value: 0}\n"
+    )
+    resp = upload(client, world, no_catch_all, name="approval.yaml")
+    assert resp.status_code == 201, resp.get_json()
+    [warning] = resp.get_json()["warnings"]
+    assert warning["severity"] == "warning"
+    assert warning["text"].startswith("approval.yaml:4:1: rules: warning: no catch-all rule")
+
+
+def test_the_next_evaluation_after_an_activation_uses_the_new_version(client, world, db):
+    from rules.evaluator import get_evaluator
+
+    evaluator = get_evaluator("durable")
+    v1 = upload(client, world, files.POLICY).get_json()
+    activate(client, world, v1["id"])
+    outcome = evaluator.evaluate(service.active_rulesets(db)["policy"], {"deal_size": 150000})
+    assert (outcome.fired, outcome.actions.expiry_days) == (("big-deals",), 30)
+    v2 = upload(client, world, files.POLICY_V2).get_json()
+    activate(client, world, v2["id"])
+    outcome = evaluator.evaluate(service.active_rulesets(db)["policy"], {"deal_size": 150000})
+    assert (outcome.ruleset_version, outcome.fired, outcome.actions.expiry_days) == (
+        v2["version_hash"],
+        ("default",),
+        60,
+    )
