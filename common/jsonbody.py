@@ -15,6 +15,7 @@ from flask import Flask, Request
 from flask.json.provider import DefaultJSONProvider
 
 from common.errors import FieldProblem, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from common.openapi import RAW_BODIES
 
 
 class _BadJson(ValueError):
@@ -100,10 +101,11 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 def check_request_body(request: Request, max_bytes: int, max_depth: int) -> None:
     """Refuse an oversized body (413), a non-JSON one (415) or bad JSON (422) before any view runs.
 
-    Endpoints that take files (CSV imports) declare ``text/csv`` and are checked for size only.
+    Endpoints that take files (CSV imports) declare their media type in ``common.openapi.RAW_BODIES``;
+    their body must be of that type and UTF-8 (415/422).
     """
-    if request.method not in BODY_METHODS:
-        return
+    if request.method not in BODY_METHODS or request.routing_exception is not None:
+        return  # an unknown route or method answers 404/405 whatever the body
     length = request.content_length
     if length is not None and length > max_bytes:
         raise PayloadTooLarge(f"Body is {length} bytes; the limit is {max_bytes}")
@@ -113,7 +115,15 @@ def check_request_body(request: Request, max_bytes: int, max_depth: int) -> None
     if not raw:
         return
     mimetype = request.mimetype
-    if mimetype == "text/csv":
+    # Only the endpoints that declare a raw body (CSV imports) take one, and only that media type.
+    raw_media = RAW_BODIES.get((request.endpoint or "").rpartition(".")[2])
+    if raw_media:
+        if mimetype != raw_media:
+            raise UnsupportedMediaType(f"Send {raw_media}, not {mimetype or 'no content type'}")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed("Body is not UTF-8", [FieldProblem("", str(exc))]) from None
         return
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType(f"Send application/json, not {mimetype or 'no content type'}")

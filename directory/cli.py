@@ -27,6 +27,14 @@ def _fail(exc: PrmError) -> None:
     raise click.ClickException(exc.detail)
 
 
+def _read_csv(file: Path) -> str:
+    """The file's text; a file that is not UTF-8 is one readable error, not a traceback."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{file}: not UTF-8 (byte {exc.start}); save it as CSV UTF-8") from None
+
+
 @click.group("admin")
 def admin_group() -> None:
     """Administrators."""
@@ -87,7 +95,7 @@ def import_group() -> None:
 def import_customers(file: Path) -> None:
     """Import customers: key,name,parent_key,country,region,industry,size."""
     try:
-        report = importer.import_customers(_db(), None, str(file), file.read_text(encoding="utf-8"))
+        report = importer.import_customers(_db(), None, str(file), _read_csv(file))
     except PrmError as exc:
         _fail(exc)
     click.echo(f"{file}: {report.created} created, {report.updated} updated")
@@ -99,7 +107,7 @@ def import_customers(file: Path) -> None:
 def import_products(file: Path) -> None:
     """Import products: key,name,level,parent_key."""
     try:
-        report = importer.import_products(_db(), None, str(file), file.read_text(encoding="utf-8"))
+        report = importer.import_products(_db(), None, str(file), _read_csv(file))
     except PrmError as exc:
         _fail(exc)
     click.echo(f"{file}: {report.created} created, {report.updated} updated")

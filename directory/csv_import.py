@@ -37,7 +37,8 @@ def parse_rows(file: str, text: str, model: type[R]) -> ParsedRows[R]:
     """Parse and validate every row against ``model``; raise one ``ValidationFailed`` listing all problems."""
     fields = list(model.model_fields)
     required = [f for f, info in model.model_fields.items() if info.is_required()]
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # Spreadsheets save "CSV UTF-8" with a byte-order mark; it is not part of the first column's name.
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     problems: list[FieldProblem] = []
     try:
         header = next(reader)
@@ -122,10 +123,11 @@ def check_hierarchy(
                 _problem(file, row_no, parent_column, f"parent_key: unknown key {row.parent_key!r}")
             )
             continue
-        seen = {row.key}
+        seen: set[str] = set()
         node = row.parent_key
-        while node is not None:
-            if node in seen:
+        # Stop at a cycle higher up without blaming this row: the rows in that cycle are reported.
+        while node is not None and node not in seen:
+            if node == row.key:
                 problems.append(
                     _problem(
                         file, row_no, parent_column, f"parent_key: {row.key!r} would be its own ancestor"

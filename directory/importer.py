@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,7 +23,8 @@ Rec = TypeVar("Rec", Customer, Product)
 
 
 def _parent_column(text: str) -> int:
-    header = [h.strip() for h in text.splitlines()[0].split(",")] if text else []
+    # Read the header as the parser does (quotes, byte-order mark), so positions match its report.
+    header = [h.strip() for h in next(csv.reader(io.StringIO(text.removeprefix("\ufeff"))), [])]
     return header.index("parent_key") + 1 if "parent_key" in header else 1
 
 

@@ -442,7 +442,9 @@ def principal_for_key(db: Database, public_id: str, secret: str) -> Principal | 
 def _keys_by_id(session: Session, model: type[Customer] | type[Product], ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    return dict(session.execute(select(model.id, model.key).where(model.id.in_(ids))).tuples())
+    # Result.tuples() is deprecated in SQLAlchemy 2.1 (a warning, an error under the test settings).
+    rows = session.execute(select(model.id, model.key).where(model.id.in_(ids)))
+    return {record_id: key for record_id, key in rows}
 
 
 def _parent_key(

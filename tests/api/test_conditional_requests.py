@@ -1,0 +1,223 @@
+"""Every change names the version it was made against (RFC 9110 conditional requests): without If-Match
+428, with a stale one 412 and nothing changed, with the current one 2xx and a new ETag. The operations are
+taken from the OpenAPI document (PUT, PATCH, DELETE), so a new one the test cannot exercise fails
+the suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.support import World
+
+MUTATING_METHODS = {"put", "patch", "delete"}
+
+
+@dataclass
+class Target:
+    """One record an operation can change, as the admin sees it."""
+
+    path: str  # where to send the PATCH/DELETE
+    read: Callable[[], tuple[str | None, dict[str, Any]]]  # -> (ETag from GET or None, stored representation)
+    created_etag: str  # the ETag the record was created (or first read) with
+    body: dict[str, Any] | None  # a valid change
+    stale_body: dict[str, Any] | None  # another valid change, sent with the stale ETag
+
+
+def _get(client: Any, headers: dict[str, str], path: str) -> Callable[[], tuple[str | None, dict[str, Any]]]:
+    def read() -> tuple[str | None, dict[str, Any]]:
+        resp = client.get(path, headers=headers)
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        return resp.headers.get("ETag"), resp.get_json()
+
+    return read
+
+
+def _created(client: Any, headers: dict[str, str], path: str, body: dict[str, Any]) -> Any:
+    resp = client.post(path, json=body, headers=headers)
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    assert resp.headers.get("ETag"), "a created record carries its ETag"
+    return resp
+
+
+def organization(client: Any, world: World, h: dict[str, str]) -> Target:
+    path = f"/v1/organizations/{world.partner_a_id}"
+    etag, _ = _get(client, h, path)()
+    assert etag
+    return Target(path, _get(client, h, path), etag, {"name": "Partner A renamed"}, {"name": "Stale name"})
+
+
+def program(client: Any, world: World, h: dict[str, str]) -> Target:
+    resp = _created(client, h, "/v1/programs", {"key": "mssp", "name": "MSSP Program"})
+    path = f"/v1/programs/{resp.get_json()['id']}"
+    return Target(path, _get(client, h, path), resp.headers["ETag"], {"active": False}, {"name": "Stale"})
+
+
+def user(client: Any, world: World, h: dict[str, str]) -> Target:
+    path = f"/v1/users/{world['partner_user_a'].user_id}"
+    etag, _ = _get(client, h, path)()
+    assert etag
+    return Target(path, _get(client, h, path), etag, {"name": "Renamed user"}, {"active": False})
+
+
+def customer(client: Any, world: World, h: dict[str, str]) -> Target:
+    body = {"key": "CUST-1", "name": "Customer One", "country": "DE"}
+    resp = _created(client, h, "/v1/customers", body)
+    path = f"/v1/customers/{resp.get_json()['id']}"
+    return Target(
+        path, _get(client, h, path), resp.headers["ETag"], {"industry": "retail"}, {"country": "FR"}
+    )
+
+
+def product(client: Any, world: World, h: dict[str, str]) -> Target:
+    resp = _created(client, h, "/v1/products", {"key": "net", "name": "Networking", "level": "group"})
+    path = f"/v1/products/{resp.get_json()['id']}"
+    return Target(path, _get(client, h, path), resp.headers["ETag"], {"name": "Network"}, {"active": False})
+
+
+def api_key(client: Any, world: World, h: dict[str, str]) -> Target:
+    user_id = world["partner_user_a"].user_id
+    resp = _created(client, h, f"/v1/users/{user_id}/api-keys", {"name": "laptop"})
+    key_id = resp.get_json()["id"]
+
+    def read() -> tuple[str | None, dict[str, Any]]:
+        # Keys have no GET of their own; the list shows the stored state.
+        listed = client.get(f"/v1/users/{user_id}/api-keys", headers=h)
+        assert listed.status_code == 200
+        return None, next(k for k in listed.get_json()["items"] if k["id"] == key_id)
+
+    return Target(f"/v1/api-keys/{key_id}", read, resp.headers["ETag"], None, None)
+
+
+def _territory_model(client: Any, h: dict[str, str]) -> tuple[int, str]:
+    """A planning model WW > EU > DE; returns (model id, the model's ETag after the last change)."""
+    resp = _created(client, h, "/v1/territory-models", {"name": "plan"})
+    model_id, etag = resp.get_json()["id"], resp.headers["ETag"]
+    for body in (
+        {"key": "WW", "name": "Worldwide", "type": "global"},
+        {"key": "EU", "parent_key": "WW", "name": "Europe", "coverage": {"geography": {"include": ["EMEA"]}}},
+        {"key": "DE", "parent_key": "EU", "name": "Germany", "coverage": {"geography": {"include": ["DE"]}}},
+    ):
+        url = f"/v1/territory-models/{model_id}/territories"
+        etag = _created(client, {**h, "If-Match": etag}, url, body).headers["ETag"]
+    return model_id, etag
+
+
+def _territory(change: str) -> Callable[[Any, World, dict[str, str]], Target]:
+    bodies: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
+        "": ({"name": "Germany (DACH)"}, {"name": "Stale"}),
+        "delete": (None, None),
+        "/coverage": (
+            {"coverage": {"geography": {"include": ["DE", "FR"]}}},
+            {"coverage": {"geography": {"include": ["GB"]}}},
+        ),
+        "/team": (
+            {"team": [{"user": "cam-1", "role": "channel_account_manager"}]},
+            {"team": [{"user": "cam-2", "role": "channel_account_manager"}]},
+        ),
+    }
+
+    def build(client: Any, world: World, h: dict[str, str]) -> Target:
+        model_id, etag = _territory_model(client, h)
+        base = f"/v1/territory-models/{model_id}"
+
+        def read() -> tuple[str | None, dict[str, Any]]:
+            # A territory's ETag is its model's; the model and its territory list show what is stored.
+            model = client.get(base, headers=h)
+            listed = client.get(f"{base}/territories?limit=500", headers=h)
+            assert model.status_code == listed.status_code == 200, listed.get_data(as_text=True)
+            return model.headers.get("ETag"), {"model": model.get_json(), "territories": listed.get_json()}
+
+        body, stale_body = bodies[change]
+        path = f"{base}/territories/DE" + ("" if change == "delete" else change)
+        return Target(path, read, etag, body, stale_body)
+
+    return build
+
+
+# operationId -> how to build a record it can change and a valid change
+CASES: dict[str, Callable[[Any, World, dict[str, str]], Target]] = {
+    "update_organization": organization,
+    "update_program": program,
+    "update_user": user,
+    "update_customer": customer,
+    "update_product": product,
+    "revoke_api_key": api_key,
+    "update_territory": _territory(""),
+    "delete_territory": _territory("delete"),
+    "set_territory_coverage": _territory("/coverage"),
+    "set_territory_team": _territory("/team"),
+}
+
+
+def mutating_operations(client: Any) -> dict[str, str]:
+    """operationId -> HTTP method of every PUT/PATCH/DELETE in the app's OpenAPI document."""
+    spec = client.get("/docs/openapi.json").get_json()
+    return {
+        op["operationId"]: method
+        for item in spec["paths"].values()
+        for method, op in item.items()
+        if method in MUTATING_METHODS
+    }
+
+
+def test_every_put_patch_and_delete_in_the_openapi_document_is_covered(client):
+    operations = mutating_operations(client)
+    assert operations, "the OpenAPI document lists no PATCH/DELETE operations"
+    assert set(operations) == set(CASES), "teach this test to exercise the new or renamed operations"
+
+
+def send(
+    client: Any, method: str, target: Target, headers: dict[str, str], body: dict[str, Any] | None
+) -> Any:
+    return client.open(target.path, method=method.upper(), json=body, headers=headers)
+
+
+def assert_problem(resp: Any, status: int) -> None:
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.mimetype == "application/problem+json"
+    assert resp.get_json()["status"] == status
+
+
+@pytest.mark.parametrize("operation_id", sorted(CASES))
+def test_a_change_needs_the_current_etag(client, world, operation_id):
+    method = mutating_operations(client)[operation_id]
+    admin = world["admin"].headers
+    target = CASES[operation_id](client, world, admin)
+    etag_before, stored_before = target.read()
+    if etag_before is not None:
+        assert etag_before == target.created_etag, "GET returns the record's ETag"
+
+    # No If-Match: 428, nothing changed.
+    assert_problem(send(client, method, target, admin, target.body), 428)
+    assert target.read()[1] == stored_before
+
+    # The current ETag: 2xx with a new ETag, which a GET then returns.
+    resp = send(client, method, target, {**admin, "If-Match": target.created_etag}, target.body)
+    assert 200 <= resp.status_code < 300, resp.get_data(as_text=True)
+    new_etag = resp.headers.get("ETag")
+    assert new_etag and new_etag != target.created_etag
+    etag_after, stored_after = target.read()
+    assert stored_after != stored_before
+    if etag_after is not None:
+        assert etag_after == new_etag
+
+    # The ETag read before that change is now stale: 412 and the stored record is unchanged.
+    stale = {**admin, "If-Match": target.created_etag}
+    resp = send(client, method, target, stale, target.stale_body)
+    assert_problem(resp, 412)
+    assert target.read() == (etag_after, stored_after)
+
+
+@pytest.mark.parametrize("operation_id", sorted(CASES))
+def test_an_etag_of_another_record_or_a_wildcard_does_not_allow_a_change(client, world, operation_id):
+    method = mutating_operations(client)[operation_id]
+    admin = world["admin"].headers
+    target = CASES[operation_id](client, world, admin)
+    _, stored_before = target.read()
+    for wrong in ('"999999.1"', "*", "garbage", target.created_etag.strip('"')):
+        assert_problem(send(client, method, target, {**admin, "If-Match": wrong}, target.body), 412)
+    assert target.read()[1] == stored_before
