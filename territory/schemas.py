@@ -237,6 +237,14 @@ class TreeNodeOut(BaseModel):
     children: list[TreeNodeOut]
 
 
+_TEXT = {"schema": {"type": "string"}}
+
+
 class TreeOut(BaseModel):
+    # ?format=mermaid|text, dot and html answer text, documented next to the JSON (territory/api.py)
+    model_config = ConfigDict(
+        openapi_extra={"content": {"text/plain": _TEXT, "text/vnd.graphviz": _TEXT, "text/html": _TEXT}}  # type: ignore[typeddict-unknown-key]
+    )
+
     model: ModelOut
     root: TreeNodeOut | None = Field(description="null when the model has no territories")
