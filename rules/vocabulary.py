@@ -63,7 +63,7 @@ ROLES: frozenset[str] = frozenset(
         "partner_admin",
         "submitter",
         "lead_owner",
-        "sales_representative",
+        "sales_rep",
     }
 )
 
