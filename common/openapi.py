@@ -28,6 +28,11 @@ ERROR_STATUSES = {
 }
 
 
+def view_operation_id(*, name: str, path: str, method: str) -> str:
+    """operationId = the view function's name (blueprints need this too: they ignore the app's callback)."""
+    return name
+
+
 class ProblemItem(BaseModel):
     pointer: str
     detail: str

@@ -11,13 +11,19 @@ from pydantic import BaseModel
 from common.auth import allow, current_principal
 from common.database import Database
 from common.http import if_match, json_response
-from common.openapi import RAW_BODIES
+from common.openapi import RAW_BODIES, view_operation_id
 from common.pagination import Page
 from common.principal import ANY_ROLE, INTERNAL_ROLES, Role
 from directory import importer, service
 from directory import schemas as s
 
-api = APIBlueprint("directory", __name__, url_prefix="/v1", abp_security=[{"bearer": []}])
+api = APIBlueprint(
+    "directory",
+    __name__,
+    url_prefix="/v1",
+    abp_security=[{"bearer": []}],
+    operation_id_callback=view_operation_id,
+)
 
 orgs = Tag(name="organizations", description="Brand owner and partner organizations, program memberships")
 programs = Tag(name="programs", description="Partner programs")

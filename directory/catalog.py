@@ -17,6 +17,8 @@ def check_product_parent(level: ProductLevel, parent_level: ProductLevel | None)
     >>> check_product_parent(ProductLevel.ITEM, ProductLevel.SUBGROUP) is None
     True
     """
+    level = ProductLevel(level)  # a row loaded from the database holds the plain string
+    parent_level = ProductLevel(parent_level) if parent_level is not None else None
     allowed = _PARENT_LEVELS[level]
     if parent_level is None:
         return (

@@ -7,9 +7,18 @@ caller may not set it...) are refused with 422 instead of being ignored.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from common.principal import Role
 from directory.enums import CustomerSize, OrganizationKind, PartnerType, ProductLevel
@@ -23,6 +32,29 @@ Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,189}$"
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _drop_null_from_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    for name in getattr(model, "not_null", ()):
+        prop = schema.get("properties", {}).get(name)
+        if prop and "anyOf" in prop:
+            options = [o for o in prop.pop("anyOf") if o != {"type": "null"}]
+            prop.update(options[0] if len(options) == 1 else {"anyOf": options})
+
+
+class Patch(Input):
+    """A partial update: a field left out keeps its value; ``null`` clears only nullable fields. The
+    fields in ``not_null`` (NOT NULL columns) refuse ``null`` with 422, and the OpenAPI schema says so."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_null_from_schema)
+    not_null: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name in cls.not_null:
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
 
 
 class Output(BaseModel):
@@ -43,7 +75,8 @@ class ProgramCreate(Input):
     allows_registration: StrictBool = True
 
 
-class ProgramUpdate(Input):
+class ProgramUpdate(Patch):
+    not_null = frozenset({"name", "allows_registration", "active"})
     name: Name | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     allows_registration: StrictBool | None = None
@@ -101,7 +134,8 @@ class OrganizationCreate(Input):
         return self
 
 
-class OrganizationUpdate(Input):
+class OrganizationUpdate(Patch):
+    not_null = frozenset({"name", "can_register_leads", "active"})
     name: Name | None = None
     partner_type: PartnerType | None = None
     can_register_leads: StrictBool | None = None
@@ -137,7 +171,8 @@ class UserCreate(Input):
     manager_id: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
-class UserUpdate(Input):
+class UserUpdate(Patch):
+    not_null = frozenset({"email", "name", "roles", "active"})
     email: Email | None = None
     name: Name | None = None
     roles: list[Role] | None = Field(None, min_length=1, max_length=8)
@@ -188,7 +223,8 @@ class CustomerCreate(Input):
     size: CustomerSize | None = None
 
 
-class CustomerUpdate(Input):
+class CustomerUpdate(Patch):
+    not_null = frozenset({"name", "country", "active"})
     name: Name | None = None
     parent_key: Key | None = None
     country: Country | None = None
@@ -218,7 +254,8 @@ class ProductCreate(Input):
     parent_key: Key | None = None
 
 
-class ProductUpdate(Input):
+class ProductUpdate(Patch):
+    not_null = frozenset({"name", "active"})
     name: Name | None = None
     parent_key: Key | None = None
     active: StrictBool | None = None

@@ -267,7 +267,7 @@ def _check_user_roles(org: Organization, roles: Sequence[Role], pointer: str = "
     if wrong:
         raise ValidationFailed(
             "Roles do not fit the organization",
-            [FieldProblem(pointer, f"role {r.value!r} is not for {org.kind.value} users") for r in wrong],
+            [FieldProblem(pointer, f"role {r.value!r} is not for {OrganizationKind(org.kind).value} users") for r in wrong],
         )
 
 
@@ -361,11 +361,7 @@ def create_api_key(db: Database, principal: Principal, user_id: int, data: s.Api
     with db.transaction() as session:
         user = _user(session, principal, user_id)
         if not _may_manage_keys_of(principal, user):
-            raise (
-                NotFound(f"user {user_id} not found")
-                if not principal.internal
-                else Forbidden("You may not mint keys for this user")
-            )
+            raise Forbidden("You may not mint keys for this user")
         return mint_key_for_user(session, principal, user, data.name)
 
 
@@ -389,11 +385,7 @@ def list_api_keys(db: Database, principal: Principal, user_id: int) -> list[s.Ap
     with db.transaction() as session:
         user = _user(session, principal, user_id)
         if not _may_manage_keys_of(principal, user):
-            raise (
-                NotFound(f"user {user_id} not found")
-                if not principal.internal
-                else Forbidden("You may not see this user's keys")
-            )
+            raise Forbidden("You may not see this user's keys")
         keys = session.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id))
         return [s.ApiKeyOut.model_validate(k) for k in keys]
 
@@ -404,11 +396,7 @@ def revoke_api_key(db: Database, principal: Principal, key_id: int, if_match: st
         if key is None or not principal.can_see_organization(key.user.organization_id):
             raise NotFound(f"API key {key_id} not found")
         if not _may_manage_keys_of(principal, key.user):
-            raise (
-                NotFound(f"API key {key_id} not found")
-                if not principal.internal
-                else Forbidden("You may not revoke this key")
-            )
+            raise Forbidden("You may not revoke this key")
         check_if_match(if_match, key.id, key.version)
         if key.revoked_at is not None:
             raise Conflict("This key is already revoked")

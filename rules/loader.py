@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
 
 from rules import ast
 from rules.build import build_ruleset
@@ -244,6 +245,10 @@ def _parse(text: str, filename: str) -> tuple[Any, Positions, list[Diagnostic]]:
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         return None, pos, [Diagnostic(filename, line, col, "", f"YAML syntax error: {problem}")]
+    except ReaderError as exc:  # a control character: no mark, only an offset
+        offset = max(0, min(int(exc.position), len(text)))
+        line, col = text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+        return None, pos, [Diagnostic(filename, line, col, "", f"YAML syntax error: {exc.reason}")]
     if doc is None:
         return None, pos, [Diagnostic(filename, 1, 1, "", "empty rules file")]
     if not isinstance(doc, CommentedMap):

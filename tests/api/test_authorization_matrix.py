@@ -1,0 +1,385 @@
+"""The authorization matrix (RELIABILITY.md, "Authorization"): one test per cell of
+``authz_matrix.yaml`` (operation x principal x object), on SQLite and PostgreSQL.
+
+The world (two partner organizations, the brand owner, one actor per principal, plus the records the
+cells address) is built once per module and backend; every cell leaves it usable for the next one
+(creates use fresh keys, changes send the current ETag, revocations revoke a freshly minted key).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from ruamel.yaml import YAML
+
+from common.concurrency import etag_for
+from common.database import Database
+from common.errors import PROBLEM_MEDIA_TYPE
+from common.settings import Settings
+from directory.models import User
+from directory.service import mint_key_for_user
+from server import create_app
+from tests.api.rulesets_files import POLICY, POLICY_TESTS, POLICY_V2
+from tests.support import World, build_world
+
+MATRIX_FILE = Path(__file__).with_name("authz_matrix.yaml")
+PRINCIPALS = [
+    "anonymous",
+    "partner_user_a",
+    "partner_admin_a",
+    "partner_user_b",
+    "cam_1",
+    "cam_2",
+    "admin",
+    "integration",
+]
+PARTNER_PRINCIPALS = {"partner_user_a": "a", "partner_admin_a": "a", "partner_user_b": "b"}
+MISSING_ID = 2_000_000_000
+MISSING_KEY = "no-such-territory"
+# first path segment after /v1 -> whether its records belong to an organization ("other" applies)
+ORG_SCOPED = {"organizations", "users", "api-keys"}
+KEY_OPERATIONS = {"create_api_key", "list_api_keys", "revoke_api_key"}
+
+MATRIX: dict[str, Any] = YAML(typ="safe").load(MATRIX_FILE.read_text())
+_unique = itertools.count(1)
+
+
+def _cells() -> Iterator[Any]:
+    for op, by_principal in MATRIX["operations"].items():
+        for principal, expected in by_principal.items():
+            if isinstance(expected, dict):
+                for obj, status in expected.items():
+                    yield pytest.param(op, principal, obj, status, id=f"{op}-{principal}-{obj}")
+            else:
+                yield pytest.param(op, principal, None, expected, id=f"{op}-{principal}")
+
+
+# --- the world, once per module and backend -----------------------------------------------------------
+
+
+@dataclass
+class Env:
+    client: FlaskClient
+    db: Database
+    world: World
+    spec: dict[str, Any]
+    operations: dict[str, tuple[str, str]]  # operationId -> (METHOD, /v1/path/{id})
+    ids: dict[str, int] = field(default_factory=dict)
+
+    def headers(self, principal: str) -> dict[str, str]:
+        return dict(self.world[principal].headers)
+
+
+def _operations(spec: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {
+        op["operationId"]: (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+    }
+
+
+def _post_ok(client: FlaskClient, path: str, headers: dict[str, str], body: dict[str, Any]) -> Any:
+    resp = client.post(path, json=body, headers=headers)
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    return resp.get_json()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path_factory.mktemp("authz") / "prm.sqlite3"
+        shutil.copyfile(template, target)
+        url = f"sqlite:///{target}"
+    else:
+        pg = request.getfixturevalue("postgres_template")
+        pg.reset()
+        url = pg.url
+    app = create_app(Settings(database_url=url, log_json=False), TESTING=True)
+    db: Database = app.extensions["prm.db"]
+    client = app.test_client()
+    world = build_world(db)
+    spec = client.get("/docs/openapi.json").get_json()
+    e = Env(client, db, world, spec, _operations(spec))
+    admin = e.headers("admin")
+    for side, org_id in (("a", world.partner_a_id), ("b", world.partner_b_id)):
+        member = _post_ok(
+            client,
+            "/v1/users",
+            admin,
+            {
+                "organization_id": org_id,
+                "key": f"member-{side}",
+                "email": f"member-{side}@partner-{side}.example",
+                "name": f"Member {side.upper()}",
+                "roles": ["partner_user"],
+            },
+        )
+        e.ids[f"user_{side}"] = member["id"]
+    programs = client.get("/v1/programs", headers=admin).get_json()["items"]
+    e.ids["program"] = programs[0]["id"]
+    e.ids["customer"] = _post_ok(
+        client, "/v1/customers", admin, {"key": "acme", "name": "Acme", "country": "US"}
+    )["id"]
+    e.ids["product"] = _post_ok(
+        client, "/v1/products", admin, {"key": "suite", "name": "Suite", "level": "group"}
+    )["id"]
+    e.ids["ruleset"] = _post_ok(client, "/v1/rulesets", admin, {"name": "policy.yaml", "source": POLICY})[
+        "id"
+    ]
+    e.ids["territory-model"] = _new_model(e)
+    _add_territory(e, e.ids["territory-model"], "EU", "Europe")
+    yield e
+    db.dispose()
+
+
+def _new_model(env: Env) -> int:
+    """A planning territory model with a root territory ``WW``."""
+    admin = env.headers("admin")
+    model_id: int = _post_ok(env.client, "/v1/territory-models", admin, {"name": f"plan {next(_unique)}"})[
+        "id"
+    ]
+    _add_territory(env, model_id, "WW", "Worldwide", parent=None)
+    return model_id
+
+
+def _model_etag(env: Env, model_id: int) -> str:
+    resp = env.client.get(f"/v1/territory-models/{model_id}", headers=env.headers("admin"))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return str(resp.headers["ETag"])
+
+
+def _add_territory(env: Env, model_id: int, key: str, name: str, parent: str | None = "WW") -> None:
+    headers = {**env.headers("admin"), "If-Match": _model_etag(env, model_id)}
+    body = {"key": key, "name": name, "parent_key": parent, "type": "global" if parent is None else "channel"}
+    _post_ok(env.client, f"/v1/territory-models/{model_id}/territories", headers, body)
+
+
+def _new_policy(env: Env, activate: bool = False) -> int:
+    """Upload a policy version with content of its own (a draft), and activate it if asked."""
+    n = next(_unique)
+    admin = env.headers("admin")
+    source = POLICY_V2.replace("value: 250000", f"value: {250000 + n}")
+    ruleset_id: int = _post_ok(env.client, "/v1/rulesets", admin, {"name": f"p{n}.yaml", "source": source})[
+        "id"
+    ]
+    if activate:
+        etag = env.client.get(f"/v1/rulesets/{ruleset_id}", headers=admin).headers["ETag"]
+        resp = env.client.post(f"/v1/rulesets/{ruleset_id}/activate", headers={**admin, "If-Match": etag})
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+    return ruleset_id
+
+
+# --- one valid request per cell -----------------------------------------------------------------------
+
+
+def _fresh_key(env: Env, user_id: int) -> tuple[int, str]:
+    """Mint a key for ``user_id`` (not the one the caller authenticates with); return (id, ETag)."""
+    with env.db.transaction() as session:
+        user = session.get(User, user_id)
+        assert user is not None
+        created = mint_key_for_user(session, None, user, "to revoke")
+    return created.id, etag_for(created.id, created.version)
+
+
+def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[int, str, str | None]:
+    """The id (and territory key) the cell's path names, and the record's ETag when already known."""
+    _, template = env.operations[op]
+    if obj == "missing":
+        if "{key}" in template:
+            return env.ids["territory-model"], MISSING_KEY, None
+        return MISSING_ID, MISSING_KEY, etag_for(MISSING_ID, 1)
+    if segment in ORG_SCOPED:
+        if obj == "self":
+            user_id = env.world[principal].user_id or env.ids["user_a"]
+        elif segment == "organizations":
+            return (env.world.partner_a_id if obj == "own" else env.world.partner_b_id), "", None
+        else:
+            user_id = env.ids["user_a"] if obj == "own" else env.ids["user_b"]
+        if segment == "api-keys":
+            key_id, etag = _fresh_key(env, user_id)
+            return key_id, "", etag
+        return user_id, "", None
+    assert obj == "own", f"{op}: object {obj!r} makes no sense for {segment}"
+    if op == "activate_ruleset":
+        return _new_policy(env), "", None
+    if op in ("activate_territory_model", "import_territory_model"):
+        return _new_model(env), "", None
+    if op == "delete_territory":
+        leaf = f"leaf-{next(_unique)}"
+        _add_territory(env, env.ids["territory-model"], leaf, "Leaf")
+        return env.ids["territory-model"], leaf, None
+    if segment == "territory-models":
+        return env.ids["territory-model"], "EU", None
+    return env.ids[segment.rstrip("s")], "", None
+
+
+def _body(env: Env, op: str) -> dict[str, Any]:
+    """Keyword arguments for the test client: a valid body for the operation."""
+    n = next(_unique)
+    bodies: dict[str, dict[str, Any]] = {
+        "create_organization": {"json": {"key": f"org-{n}", "name": f"Org {n}", "partner_type": "reseller"}},
+        "update_organization": {"json": {"can_register_leads": True}},
+        "create_program": {"json": {"key": f"program-{n}", "name": f"Program {n}"}},
+        "update_program": {"json": {"description": f"edited {n}"}},
+        "create_user": {
+            "json": {
+                "organization_id": env.world.partner_a_id,
+                "key": f"user-{n}",
+                "email": f"user-{n}@partner-a.example",
+                "name": f"User {n}",
+                "roles": ["partner_user"],
+            }
+        },
+        "update_user": {"json": {"name": f"Member {n}"}},
+        "create_api_key": {"json": {"name": f"key {n}"}},
+        "create_customer": {"json": {"key": f"customer-{n}", "name": f"Customer {n}", "country": "DE"}},
+        "update_customer": {"json": {"region": f"Region {n}"}},
+        "import_customers": {
+            "data": f"key,name,country\nimported-customer-{n},Imported {n},FR\n",
+            "content_type": "text/csv",
+        },
+        "create_product": {"json": {"key": f"product-{n}", "name": f"Product {n}", "level": "group"}},
+        "update_product": {"json": {"name": f"Product {n}"}},
+        "import_products": {
+            "data": f"key,name,level\nimported-product-{n},Imported {n},group\n",
+            "content_type": "text/csv",
+        },
+        "upload_ruleset": {
+            "json": {"name": f"p{n}.yaml", "source": POLICY_V2.replace("250000", str(250000 + n))}
+        },
+        "validate_ruleset": {"json": {"name": "policy.yaml", "source": POLICY}},
+        "rollback_ruleset": {"json": {"kind": "policy"}},
+        "test_ruleset": {"json": {"source": POLICY_TESTS}},
+        "create_territory_model": {"json": {"name": f"plan {n}"}},
+        "import_territory_model": {
+            "json": {"territories": "key,parent_key,name,type\nWW,,Worldwide,global\n"}
+        },
+        "create_territory": {"json": {"key": f"T-{n}", "parent_key": "WW", "name": f"Territory {n}"}},
+        "update_territory": {"json": {"name": f"Europe {n}"}},
+        "set_territory_coverage": {"json": {"coverage": {"geography": {"include": ["JP"]}}}},
+        "set_territory_team": {"json": {"team": [{"user": "cam-1", "role": "channel_account_manager"}]}},
+    }
+    return bodies.get(op, {})
+
+
+def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, int | None]:
+    assert op in env.operations, f"{op} is not in the OpenAPI document"
+    method, template = env.operations[op]
+    segment = template.split("/")[2]
+    headers = env.headers(principal)
+    target: int | None = None
+    path = template
+    if op == "rollback_ruleset" and principal == "admin":  # something to roll back to (the one caller
+        # admitted needs it; the others are refused before the versions are looked at)
+        _new_policy(env, activate=True)
+        _new_policy(env, activate=True)
+    if obj is not None:
+        target, key, etag = _target(env, op, principal, obj, segment)
+        path = template.replace("{id}", str(target)).replace("{key}", key)
+        if method != "GET":  # changes name the version they were made against (ignored where not needed)
+            if etag is None:
+                record = "/".join(path.split("/")[:4])  # /v1/<collection>/<id>
+                current = env.client.get(record, headers=env.headers("admin"))
+                etag = current.headers["ETag"] if current.status_code == 200 else etag_for(target, 1)
+            headers["If-Match"] = etag
+    body = _body(env, op)
+    has_body = "requestBody" in env.spec["paths"][template][method.lower()]
+    assert bool(body) == has_body, (
+        f"{op}: _body() must give a valid request body exactly when one is documented"
+    )
+    return env.client.open(path, method=method, headers=headers, **body), target
+
+
+def _normalised_detail(body: dict[str, Any], record_id: int | None) -> str:
+    detail = str(body.get("detail", ""))
+    return re.sub(rf"\b{record_id}\b", "{id}", detail) if record_id is not None else detail
+
+
+@pytest.mark.parametrize(("op", "principal", "obj", "expected"), list(_cells()))
+def test_cell(env: Env, op: str, principal: str, obj: str | None, expected: int) -> None:
+    resp, target = _send(env, op, principal, obj)
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == expected, f"{op} as {principal} on {obj}: {resp.status_code} {text}"
+    if expected >= 400:
+        assert resp.mimetype == PROBLEM_MEDIA_TYPE, text
+        problem = resp.get_json()
+        assert problem["status"] == expected and problem["type"] and problem["title"], problem
+    if obj == "other" and expected == 404:
+        # another organization's record answers exactly like a missing one
+        missing, missing_id = _send(env, op, principal, "missing")
+        assert missing.status_code == 404
+        assert missing.mimetype == resp.mimetype
+        other_body, missing_body = resp.get_json(), missing.get_json()
+        assert set(other_body) == set(missing_body)
+        for key in ("type", "title", "status"):
+            assert other_body[key] == missing_body[key]
+        assert _normalised_detail(other_body, target) == _normalised_detail(missing_body, missing_id)
+    side = PARTNER_PRINCIPALS.get(principal)
+    if side and resp.status_code == 200 and op in ("list_organizations", "list_users"):
+        own_org = env.world.partner_a_id if side == "a" else env.world.partner_b_id
+        items = resp.get_json()["items"]
+        assert items
+        assert {i.get("organization_id", i["id"]) for i in items} == {own_org}
+
+
+# --- the matrix covers the OpenAPI document -----------------------------------------------------------
+
+
+def _spec_without_database(tmp_path: Path) -> dict[str, Any]:
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'unused.sqlite3'}", log_json=False))
+    try:
+        spec: dict[str, Any] = app.test_client().get("/docs/openapi.json").get_json()
+    finally:
+        app.extensions["prm.db"].dispose()
+    return spec
+
+
+def test_matrix_covers_every_operation_and_principal(tmp_path: Path) -> None:
+    spec = _spec_without_database(tmp_path)
+    operations = _operations(spec)
+    listed = MATRIX["operations"]
+    assert MATRIX["principals"] == PRINCIPALS
+    problems = [f"operation {op} has no entry in {MATRIX_FILE.name}" for op in operations if op not in listed]
+    problems += [
+        f"{MATRIX_FILE.name} names {op}, which is not in the OpenAPI document"
+        for op in listed
+        if op not in operations
+    ]
+    for op, by_principal in listed.items():
+        if op not in operations:
+            continue
+        method, path = operations[op]
+        documented = {int(s) for s in spec["paths"][path][method.lower()]["responses"]}
+        problems += [f"{op}: no entry for principal {p}" for p in PRINCIPALS if p not in by_principal]
+        problems += [f"{op}: unknown principal {p}" for p in by_principal if p not in PRINCIPALS]
+        segment = path.split("/")[2]
+        objects = {"own", "missing"}
+        if "{id}" in path:
+            if segment in ORG_SCOPED:
+                objects.add("other")
+            if op in KEY_OPERATIONS:
+                objects.add("self")
+        for principal, expected in by_principal.items():
+            if "{id}" not in path:
+                if not isinstance(expected, int):
+                    problems.append(f"{op}/{principal}: expected one status (no record id in the path)")
+                    continue
+                statuses = [expected]
+            else:
+                if not isinstance(expected, dict) or set(expected) != objects:
+                    problems.append(f"{op}/{principal}: expected a status for each of {sorted(objects)}")
+                    continue
+                statuses = list(expected.values())
+            problems += [
+                f"{op}/{principal}: {s} is not a documented response" for s in statuses if s not in documented
+            ]
+    assert not problems, "\n".join(problems)
