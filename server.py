@@ -18,22 +18,20 @@ from common.auth import authenticate_request
 from common.cli import commands as common_commands
 from common.database import Database
 from common.http import validation_error_response
-from common.openapi import PrmOpenAPI
+from common.openapi import PrmOpenAPI, view_operation_id
 from common.problems import register_error_handlers
 from common.settings import Settings
 from directory import service as directory_service
 from directory.api import api as directory_api
 from directory.cli import commands as directory_commands
 from rules.api import api as rules_api
+from rules.cli import rules_cli
+from rules.decision_api import api as decisions_api
 from territory.api import api as territory_api
 from territory.api import pages as territory_pages
 from territory.cli import commands as territory_commands
 
 API_TITLE = "Partner assignment and approval service"
-
-
-def _operation_id(*, name: str, path: str, method: str) -> str:
-    return name
 
 
 def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
@@ -45,7 +43,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "description": "prm_... API key"}},
         validation_error_status=422,
         validation_error_callback=validation_error_response,
-        operation_id_callback=_operation_id,
+        operation_id_callback=view_operation_id,
         doc_prefix="/docs",
         doc_url="/openapi.json",
     )
@@ -72,9 +70,11 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     app.register_api(directory_api)
     app.register_api(rules_api)
     app.register_api(territory_api)
+    app.register_api(decisions_api)
     app.register_blueprint(territory_pages)
     for group in (*common_commands, *directory_commands, *territory_commands):
         app.cli.add_command(group)
+    app.cli.add_command(rules_cli)
     return app
 
 

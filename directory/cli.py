@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from common.database import Database
 from common.errors import PrmError, ValidationFailed
 from directory import bootstrap, importer, seed
+from rules import seed as rules_seed
 from territory import seed as territory_seed
 
 
@@ -128,6 +129,7 @@ def seed_demo(keys_file: Path) -> None:
     summary = seed.seed(_db(), keys_file)
     click.echo(summary)
     click.echo(territory_seed.seed_territories(_db()))
+    click.echo(rules_seed.seed_rulesets(_db()))
 
 
 commands = [admin_group, keys_group, import_group, demo_group]

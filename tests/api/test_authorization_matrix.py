@@ -137,6 +137,7 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     ]
     e.ids["territory-model"] = _new_model(e)
     _add_territory(e, e.ids["territory-model"], "EU", "Europe")
+    e.ids["decision"] = _post_ok(client, "/v1/decisions", admin, {"facts": {"geography": "JP"}})["id"]
     yield e
     db.dispose()
 
@@ -267,8 +268,15 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "update_territory": {"json": {"name": f"Europe {n}"}},
         "set_territory_coverage": {"json": {"coverage": {"geography": {"include": ["JP"]}}}},
         "set_territory_team": {"json": {"team": [{"user": "cam-1", "role": "channel_account_manager"}]}},
+        "what_if": {"json": {"facts": {"geography": "JP", "deal_size": n}}},
+        "create_decision": {"json": {"facts": {"geography": "JP"}}},
+        "preview_territory_model": {"json": {}},
     }
     return bodies.get(op, {})
+
+
+# Query strings an operation needs to be a valid request.
+QUERIES = {"why_not": "?territory=EU&user=cam-1"}
 
 
 def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, int | None]:
@@ -284,7 +292,7 @@ def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, int 
         _new_policy(env, activate=True)
     if obj is not None:
         target, key, etag = _target(env, op, principal, obj, segment)
-        path = template.replace("{id}", str(target)).replace("{key}", key)
+        path = template.replace("{id}", str(target)).replace("{key}", key) + QUERIES.get(op, "")
         if method != "GET":  # changes name the version they were made against (ignored where not needed)
             if etag is None:
                 record = "/".join(path.split("/")[:4])  # /v1/<collection>/<id>

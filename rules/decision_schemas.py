@@ -1,0 +1,83 @@
+"""Request and response models of the decision endpoints: what-if, stored decisions, why-not, preview."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
+
+FactValue = Annotated[str, StringConstraints(max_length=200)] | StrictInt | StrictFloat | None
+Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DecisionIdPath(Input):
+    id: int = Field(ge=1, le=2**31 - 1)
+
+
+class ModelIdPath(Input):
+    id: int = Field(ge=1, le=2**31 - 1)
+
+
+class WhatIfRequest(Input):
+    """Lead facts to decide on, optionally against a planning model and draft rulesets."""
+
+    facts: dict[Annotated[str, StringConstraints(max_length=64)], FactValue] = Field(
+        description="lead facts: customer, product, program, partner, geography, deal_size, registration_type..."
+    )
+    territory_model_id: int | None = Field(None, ge=1, le=2**31 - 1, description="default: the active model")
+    ruleset_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+        default_factory=list,
+        max_length=3,
+        description="rulesets (any status) used instead of the active ones",
+    )
+
+
+class DecideRequest(Input):
+    facts: dict[Annotated[str, StringConstraints(max_length=64)], FactValue]
+
+
+class WhyNotQuery(Input):
+    territory: Key | None = None
+    user: Key | None = None
+
+
+class DecisionOut(BaseModel):
+    id: int | None = Field(None, description="absent for what-if answers, which are not stored")
+    created_at: datetime | None = None
+    territory_model_id: int | None
+    facts: dict[str, Any] = Field(description="the facts used, after enrichment from reference data")
+    result: dict[str, Any]
+    trace: dict[str, Any]
+
+
+class WhyNotOut(BaseModel):
+    decision_id: int
+    territory: dict[str, Any] | None = None
+    user: dict[str, Any] | None = None
+
+
+class PreviewRequest(Input):
+    ruleset_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(default_factory=list, max_length=3)
+    sample: int = Field(20, ge=0, le=200)
+
+
+class MovedLead(BaseModel):
+    decision_id: int
+    subject_type: str
+    subject_id: int | None
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+class PreviewOut(BaseModel):
+    territory_model_id: int
+    evaluated: int
+    moved: int
+    by_territory: dict[str, dict[str, int]] = Field(description="lowest territory -> {before, after}")
+    by_cam: dict[str, dict[str, int]] = Field(description="CAM user -> {before, after}")
+    sample: list[MovedLead]

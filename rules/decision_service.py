@@ -1,0 +1,302 @@
+"""Decision services: enrich a lead's facts from reference data, decide with the active (or a planning /
+draft) configuration, store decisions, answer "why not territory X / user Y", preview a planning model."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from common import audit
+from common.database import Database
+from common.errors import FieldProblem, NotFound, ValidationFailed
+from common.principal import Principal
+from directory.models import Customer, Organization, Product
+from rules import ast, repository
+from rules import decision_schemas as s
+from rules.decision import AssignmentDecisionResult, decide, territory_facts
+from rules.errors import FactsInvalid
+from rules.evaluator import get_evaluator
+from rules.models import StoredDecision
+from rules.service import active_rulesets
+from rules.vocabulary import normalize_facts
+from territory.geography import region_of
+from territory.repository import active_snapshot, model_id_of, snapshot_for
+from territory.snapshot import TerritorySnapshot
+
+
+def _product_group(session: Session, key: str) -> str | None:
+    """The top-level catalog group a product sits under (itself for a group)."""
+    record = session.scalar(select(Product).where(Product.key == key))
+    seen = 0
+    while record is not None and record.parent_id is not None and seen < 100:
+        record = session.get(Product, record.parent_id)
+        seen += 1
+    return record.key if record is not None else None
+
+
+def enrich_facts(session: Session, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Add what reference data knows about the lead's customer, product and partner (given facts win)."""
+    out: dict[str, Any] = {k: v for k, v in facts.items() if v is not None}
+    customer_key = out.get("customer")
+    if isinstance(customer_key, str):
+        customer = session.scalar(select(Customer).where(Customer.key == customer_key))
+        if customer is not None:
+            derived = {
+                "customer_country": customer.country,
+                "customer_industry": customer.industry,
+                "customer_size": customer.size,
+                "geography": customer.country,
+                "region": region_of(customer.country),
+            }
+            for name, value in derived.items():
+                if value is not None:
+                    out.setdefault(name, str(value))
+    product_key = out.get("product")
+    if isinstance(product_key, str):
+        group = _product_group(session, product_key)
+        if group is not None:
+            out.setdefault("product_group", group)
+    partner_key = out.get("partner")
+    if isinstance(partner_key, str):
+        partner = session.scalar(select(Organization).where(Organization.key == partner_key))
+        if partner is not None and partner.partner_type is not None:
+            out.setdefault("partner_type", str(partner.partner_type))
+    return out
+
+
+def _validated(facts: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        normalize_facts(facts)
+    except FactsInvalid as exc:
+        raise ValidationFailed(
+            "Facts do not fit the vocabulary",
+            [FieldProblem(f"/facts/{p.split(':', 1)[0]}", p) for p in exc.problems],
+        ) from None
+    return dict(facts)
+
+
+def _rulesets_with(db: Database, ruleset_ids: Sequence[int]) -> dict[ast.Kind, ast.Ruleset]:
+    """The active rulesets, with the given versions (drafts too) standing in for their kinds."""
+    rulesets = dict(active_rulesets(db))
+    with db.transaction() as session:
+        for i, ruleset_id in enumerate(ruleset_ids):
+            row = repository.get(session, ruleset_id)
+            if row is None:
+                raise ValidationFailed(
+                    "Unknown ruleset", [FieldProblem(f"/ruleset_ids/{i}", f"no ruleset {ruleset_id}")]
+                )
+            ruleset = ast.ruleset_from_json(row.ast)
+            rulesets[ruleset.kind] = ruleset
+    return rulesets
+
+
+def decide_facts(
+    db: Database,
+    facts: Mapping[str, Any],
+    snapshot: TerritorySnapshot | None,
+    rulesets: Mapping[ast.Kind, ast.Ruleset],
+) -> tuple[dict[str, Any], AssignmentDecisionResult]:
+    with db.transaction() as session:
+        enriched = _validated(enrich_facts(session, facts))
+    return enriched, decide(enriched, snapshot, rulesets, get_evaluator())
+
+
+def what_if(db: Database, principal: Principal, data: s.WhatIfRequest) -> s.DecisionOut:
+    """Decide without storing anything, against the active or a planning model and draft rulesets."""
+    snapshot = snapshot_for(db, data.territory_model_id) if data.territory_model_id else active_snapshot(db)
+    rulesets = _rulesets_with(db, data.ruleset_ids)
+    facts, result = decide_facts(db, data.facts, snapshot, rulesets)
+    return s.DecisionOut(
+        territory_model_id=model_id_of(snapshot) if snapshot else None,
+        facts=facts,
+        result=result.to_json(),
+        trace=result.trace,
+    )
+
+
+def record_decision(
+    session: Session,
+    principal: Principal | None,
+    subject_type: str,
+    subject_id: int | None,
+    organization_id: int | None,
+    snapshot: TerritorySnapshot | None,
+    facts: Mapping[str, Any],
+    result: AssignmentDecisionResult,
+) -> StoredDecision:
+    """Store one decision and its audit row in the caller's transaction."""
+    row = StoredDecision(
+        subject_type=subject_type,
+        subject_id=subject_id,
+        organization_id=organization_id,
+        territory_model_id=model_id_of(snapshot) if snapshot else None,
+        facts=dict(facts),
+        result=result.to_json(),
+        trace=result.trace,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        principal,
+        "decision",
+        row.id,
+        "decided",
+        after={"lowest_territories": list(result.lowest), "approvers": list(result.approvers)},
+        details={
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "rulesets": result.trace["rulesets"],
+        },
+    )
+    return row
+
+
+def decision_out(row: StoredDecision) -> s.DecisionOut:
+    return s.DecisionOut(
+        id=row.id,
+        created_at=row.created_at,
+        territory_model_id=row.territory_model_id,
+        facts=row.facts,
+        result=row.result,
+        trace=row.trace,
+    )
+
+
+def create_decision(db: Database, principal: Principal, data: s.DecideRequest) -> s.DecisionOut:
+    """Decide with the active configuration and store the decision (a CRM asking "who gets this?")."""
+    snapshot = active_snapshot(db)
+    facts, result = decide_facts(db, data.facts, snapshot, active_rulesets(db))
+    with db.transaction() as session:
+        row = record_decision(session, principal, "request", None, None, snapshot, facts, result)
+        return decision_out(row)
+
+
+def _decision(session: Session, decision_id: int) -> StoredDecision:
+    row = session.get(StoredDecision, decision_id)
+    if row is None:
+        raise NotFound(f"decision {decision_id} not found")
+    return row
+
+
+def get_decision(db: Database, principal: Principal, decision_id: int) -> s.DecisionOut:
+    with db.transaction() as session:
+        return decision_out(_decision(session, decision_id))
+
+
+def _why_not_user(snapshot: TerritorySnapshot, row: StoredDecision, user: str) -> dict[str, Any]:
+    approvers = [a for step in row.result.get("approval_steps", []) for a in step.get("approvers", [])]
+    mine = [a for a in approvers if a["user"] == user]
+    if mine:
+        return {"user": user, "approver": True, "message": f"{user} is an approver ({mine[0]['source']})"}
+    on_team = [key for key in snapshot if any(m.user == user for m in snapshot.team(key))]
+    if not on_team:
+        return {
+            "user": user,
+            "approver": False,
+            "message": f"{user} is on no territory team of the model this decision used",
+        }
+    explanations = [snapshot.explain(territory_facts(row.facts), key) for key in on_team]
+    lowest = row.result.get("lowest_territories", [])
+    details = []
+    for e in explanations:
+        roles = sorted(m.role for m in snapshot.team(e.territory) if m.user == user)
+        details.append(
+            {"territory": e.territory, "roles": roles, "reason": e.reason.value, "message": e.message}
+        )
+    message = (
+        f"{user} sits on {', '.join(on_team)}; the lead went to {', '.join(lowest) or 'no territory'}"
+        + (f": {details[0]['message']}" if details else "")
+    )
+    return {"user": user, "approver": False, "message": message, "territories": details}
+
+
+def why_not(db: Database, principal: Principal, decision_id: int, query: s.WhyNotQuery) -> s.WhyNotOut:
+    """Explain, for a stored decision, why a territory or a user did not get the lead."""
+    if query.territory is None and query.user is None:
+        raise ValidationFailed(
+            "Ask about a territory or a user", [FieldProblem("/query", "give territory or user")]
+        )
+    with db.transaction() as session:
+        row = _decision(session, decision_id)
+    out = s.WhyNotOut(decision_id=decision_id)
+    if row.territory_model_id is None:
+        message = "no territory model was active when this decision was made"
+        if query.territory is not None:
+            out.territory = {"territory": query.territory, "reason": "no_model", "message": message}
+        if query.user is not None:
+            out.user = {"user": query.user, "approver": False, "message": message}
+        return out
+    snapshot = snapshot_for(db, row.territory_model_id)
+    if query.territory is not None:
+        explanation = snapshot.explain(territory_facts(row.facts), query.territory)
+        out.territory = {
+            "territory": explanation.territory,
+            "reason": explanation.reason.value,
+            "message": explanation.message,
+        }
+    if query.user is not None:
+        out.user = _why_not_user(snapshot, row, query.user)
+    return out
+
+
+def preview(db: Database, principal: Principal, model_id: int, data: s.PreviewRequest) -> s.PreviewOut:
+    """Re-decide the latest stored decision of every subject with a planning model (and draft rulesets)
+    and report what would move; nothing is stored."""
+    snapshot = snapshot_for(db, model_id)
+    rulesets = _rulesets_with(db, data.ruleset_ids)
+    evaluator = get_evaluator()
+    with db.transaction() as session:
+        latest = (
+            select(func.max(StoredDecision.id))
+            .where(StoredDecision.subject_id.is_not(None))
+            .group_by(StoredDecision.subject_type, StoredDecision.subject_id)
+        )
+        rows = list(
+            session.scalars(
+                select(StoredDecision).where(StoredDecision.id.in_(latest)).order_by(StoredDecision.id)
+            )
+        )
+    before_t: Counter[str] = Counter()
+    after_t: Counter[str] = Counter()
+    before_c: Counter[str] = Counter()
+    after_c: Counter[str] = Counter()
+    moved: list[s.MovedLead] = []
+    moved_count = 0
+    for row in rows:
+        result = decide(row.facts, snapshot, rulesets, evaluator).to_json()
+        old_lowest, new_lowest = row.result.get("lowest_territories", []), result["lowest_territories"]
+        before_t.update(old_lowest)
+        after_t.update(new_lowest)
+        if row.result.get("cam"):
+            before_c[row.result["cam"]] += 1
+        if result["cam"]:
+            after_c[result["cam"]] += 1
+        if old_lowest != new_lowest or row.result.get("cam") != result["cam"]:
+            moved_count += 1
+            if len(moved) < data.sample:
+                moved.append(
+                    s.MovedLead(
+                        decision_id=row.id,
+                        subject_type=row.subject_type,
+                        subject_id=row.subject_id,
+                        before={"lowest_territories": old_lowest, "cam": row.result.get("cam")},
+                        after={"lowest_territories": new_lowest, "cam": result["cam"]},
+                    )
+                )
+
+    def table(before: Counter[str], after: Counter[str]) -> dict[str, dict[str, int]]:
+        return {k: {"before": before[k], "after": after[k]} for k in sorted(set(before) | set(after))}
+
+    return s.PreviewOut(
+        territory_model_id=model_id,
+        evaluated=len(rows),
+        moved=moved_count,
+        by_territory=table(before_t, after_t),
+        by_cam=table(before_c, after_c),
+        sample=moved,
+    )
