@@ -9,6 +9,7 @@ from typing import Any
 
 from rules import ast
 from rules.build import canonical_condition, to_condition
+from rules.compiler import complexity_problem
 from rules.errors import Diagnostic, Severity
 from rules.spec import (
     ApprovalFile,
@@ -205,6 +206,11 @@ class _Checker:
                 )
         if fallback_approver is not None:
             self.user(fallback_approver, ("fallback_approver",))
+        if not any(d.severity is Severity.ERROR for d in self.out):
+            for i, rule in self.rules:
+                problem = complexity_problem(to_condition(rule.when)) if rule.when is not None else None
+                if problem:
+                    self.report(("rules", i, "when"), problem)
         if whole_file and not any(d.severity is Severity.ERROR for d in self.out):
             self.shadowing()
         return sorted(self.out, key=lambda d: (d.line, d.column))

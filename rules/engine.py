@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 from durable import engine as durable_engine
 
 from rules import ast
+from rules.compiler import MARK, compile_condition
 from rules.errors import EngineFailure, VerificationFailed
 from rules.evaluator import get_evaluator
 from rules.outcome import Outcome, merge_actions
@@ -42,96 +43,50 @@ from rules.vocabulary import normalize_facts
 
 #: Rules per durable ruleset, our internal catch-all included (error 107 and crashes seen past ~100).
 SHARD_SIZE = 100
-#: Members per `$or` group of an `in` set.
-SET_GROUP = 128
-#: Every message carries this marker; the catch-all and `when: always` rules test it.
-MARK = "prm_eval"
 #: The one session each durable ruleset uses.
 SESSION = "prm"
-
-_TRUE: dict[str, Any] = {MARK: 1}
-_FALSE: dict[str, Any] = {MARK: 0}
-_COMPLEMENT = {
-    ast.Op.EQ: ast.Op.NE,
-    ast.Op.NE: ast.Op.EQ,
-    ast.Op.LT: ast.Op.GTE,
-    ast.Op.GTE: ast.Op.LT,
-    ast.Op.LTE: ast.Op.GT,
-    ast.Op.GT: ast.Op.LTE,
-    ast.Op.IN: ast.Op.NOT_IN,
-    ast.Op.NOT_IN: ast.Op.IN,
-}
-_DURABLE_OP = {ast.Op.NE: "$neq", ast.Op.LT: "$lt", ast.Op.LTE: "$lte", ast.Op.GT: "$gt", ast.Op.GTE: "$gte"}
-
-
-# -- AST -> durable JSON ----------------------------------------------------------------------------
-
-
-def _groups(fact: str, values: Sequence[ast.Scalar], *, negated: bool) -> dict[str, Any]:
-    """`in` as `$or` groups of equalities, `not_in` as `$and` groups of `$neq`, <= SET_GROUP each."""
-    combine = "$and" if negated else "$or"
-    tests = [{"$neq": {fact: v}} if negated else {fact: v} for v in dict.fromkeys(values)]
-    groups = [{combine: tests[i : i + SET_GROUP]} for i in range(0, len(tests), SET_GROUP)]
-    return groups[0] if len(groups) == 1 else {combine: groups}
-
-
-def _positive(fact: str, op: ast.Op, value: ast.Value) -> dict[str, Any]:
-    if op is ast.Op.EQ:
-        return {fact: value}
-    if op in (ast.Op.IN, ast.Op.NOT_IN):
-        assert isinstance(value, tuple)
-        return _groups(fact, value, negated=op is ast.Op.NOT_IN)
-    return {_DURABLE_OP[op]: {fact: value}}
-
-
-def compile_condition(cond: ast.Condition, negate: bool = False) -> dict[str, Any]:
-    """durable_rules expression of a condition, negations pushed down to the comparisons.
-
-    durable has no `not` inside an expression, and a comparison on a missing field is false, so
-    ``not (x op v)`` becomes ``x missing or x complement(op) v`` (facts are type-checked first).
-    """
-    if isinstance(cond, ast.Always):
-        return _FALSE if negate else _TRUE
-    if isinstance(cond, ast.Not):
-        return compile_condition(cond.item, not negate)
-    if isinstance(cond, ast.AllOf | ast.AnyOf):
-        conjunction = isinstance(cond, ast.AllOf) != negate
-        return {"$and" if conjunction else "$or": [compile_condition(c, negate) for c in cond.items]}
-    if cond.op is ast.Op.EXISTS:
-        present = bool(cond.value) != negate
-        return {"$ex" if present else "$nex": {cond.fact: 1}}
-    if not negate:
-        return _positive(cond.fact, cond.op, cond.value)
-    return {"$or": [{"$nex": {cond.fact: 1}}, _positive(cond.fact, _COMPLEMENT[cond.op], cond.value)]}
+CATCH_ALL = "catch_all"
 
 
 @dataclass(frozen=True)
 class Shard:
-    """One durable ruleset: a slice of the ranked rules plus the internal catch-all."""
+    """One durable ruleset: a slice of the ranked rules plus the internal catch-all.
+
+    `rule_ids` maps each durable rule name to the rule id it records (several pieces of one rule may
+    share an id, see `rules.compiler`).
+    """
 
     name: str
-    rule_ids: tuple[str, ...]
+    rule_ids: dict[str, str]
     definition: dict[str, Any]
 
 
 def shard_definitions(ruleset: ast.Ruleset) -> list[Shard]:
     """The durable ruleset definitions (without actions) for a ruleset, in rank order.
 
-    Within a shard, `pri` is the rank (1 = fires first), the catch-all comes last; the durable rule
-    names `r0..` index `rule_ids`.
+    Within a shard `pri` is the rank (1 fires first) and the catch-all comes last; the pieces of one
+    rule stay together in one shard.
     """
-    ranked = ruleset.ranked()
-    per_shard = SHARD_SIZE - 1
-    shards = []
-    for n, start in enumerate(range(0, max(len(ranked), 1), per_shard)):
-        chunk = ranked[start : start + per_shard]
-        definition: dict[str, Any] = {}
-        for i, rule in enumerate(chunk):
-            expr = {"$and": [_TRUE, compile_condition(rule.condition)]}
-            definition[f"r{i}"] = {"all": [{"m": expr}], "pri": i + 1}
-        definition["catch_all"] = {"all": [{"m": _TRUE}], "pri": len(chunk) + 1}
-        name = f"prm_{ruleset.kind.value}_{ruleset.version[:24]}_{n}"
-        shards.append(Shard(name, tuple(r.id for r in chunk), definition))
+    shards: list[Shard] = []
+    definition: dict[str, Any] = {}
+    rule_ids: dict[str, str] = {}
+
+    def close() -> None:
+        definition[CATCH_ALL] = {"all": [{"m": {MARK: 1}}], "pri": len(definition) + 1}
+        name = f"prm_{ruleset.kind.value}_{ruleset.version[:24]}_{len(shards)}"
+        shards.append(Shard(name, dict(rule_ids), dict(definition)))
+        definition.clear()
+        rule_ids.clear()
+
+    for rank, rule in enumerate(ruleset.ranked()):
+        pieces = compile_condition(rule.condition)
+        if definition and len(definition) + len(pieces) > SHARD_SIZE - 1:
+            close()
+        for p, expr in enumerate(pieces):
+            name = f"r{rank}_{p}"
+            definition[name] = {"all": [{"m": expr}], "pri": rank + 1}
+            rule_ids[name] = rule.id
+    close()
     return shards
 
 
@@ -179,8 +134,7 @@ class _Runtime:
             for shard in shards:
                 definition = {name: dict(rule) for name, rule in shard.definition.items()}
                 for name, rule in definition.items():
-                    rule_id = None if name == "catch_all" else shard.rule_ids[int(name[1:])]
-                    rule["run"] = _recorder(rule_id)
+                    rule["run"] = _recorder(shard.rule_ids.get(name))
                 self.host.register_rulesets({shard.name: definition})
                 self._reset(shard.name)
             loaded = self.loaded[key] = _Loaded(shards)
@@ -221,7 +175,7 @@ class _Runtime:
         for shard in loaded.shards:
             message = {**facts, MARK: 1, "sid": SESSION}
             ids = self._run_shard(shard, message, as_fact=collect)
-            if not collect and len(ids) > 1:
+            if not collect and len(set(ids)) > 1:
                 raise EngineFailure(f"durable_rules fired {len(ids)} rules for one event on {shard.name}")
             matched.update(ids)
             if ids and not collect:

@@ -184,7 +184,7 @@ _LITERAL_WHAT = {
 }
 
 
-def _pydantic_diagnostics(
+def validation_diagnostics(
     exc: ValidationError, model: type[BaseModel], filename: str, pos: Positions
 ) -> list[Diagnostic]:
     out = []
@@ -235,7 +235,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _parse(text: str, filename: str) -> tuple[Any, Positions, list[Diagnostic]]:
+def parse_yaml(text: str, filename: str) -> tuple[Any, Positions, list[Diagnostic]]:
     pos = Positions()
     yaml = YAML(typ="rt")
     try:
@@ -303,7 +303,7 @@ def load_ruleset(
     else:
         text = source
     filename = filename or "<string>"
-    data, pos, diags = _parse(text, filename)
+    data, pos, diags = parse_yaml(text, filename)
     if diags:
         return LoadResult(None, tuple(diags))
 
@@ -322,7 +322,7 @@ def load_ruleset(
     try:
         spec: RulesFile = model.model_validate(data)
     except ValidationError as exc:
-        diagnostics = _pydantic_diagnostics(exc, model, filename, pos)
+        diagnostics = validation_diagnostics(exc, model, filename, pos)
         diagnostics += _check_valid_rules(exc, data, str(kind), filename, context, pos)
         return LoadResult(None, tuple(sorted(diagnostics, key=lambda d: (d.line, d.column))))
 
