@@ -14,7 +14,13 @@ from sqlalchemy import Engine
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 # Every module that defines tables; Alembic's autogenerate and the test schema need them all imported.
-MODEL_MODULES = ("common.audit", "directory.models", "territory.models", "rules.models")
+MODEL_MODULES = (
+    "common.audit",
+    "directory.models",
+    "territory.models",
+    "rules.models",
+    "registration.models",
+)
 
 
 def import_all_models() -> None:
