@@ -23,11 +23,9 @@ from common.database import Database
 from common.errors import Conflict, FieldProblem, NotFound, RulesetInvalid
 from common.pagination import decode_cursor, encode_cursor
 from common.principal import Principal
-from rules import ast, repository, stored_tests
+from rules import ast, repository, testcases
 from rules import schemas as s
 from rules.errors import Diagnostic, Severity, VerificationFailed
-from rules.errors import RulesetInvalid as RulesInvalid
-from rules.evaluator import get_evaluator
 from rules.loader import load_ruleset
 from rules.models import RulesetStatus, StoredRuleset
 from rules.samples import smoke_facts
@@ -339,8 +337,8 @@ def run_ruleset_tests(
     with db.transaction() as session:
         stored = ast.ruleset_from_json(_row(session, ruleset_id).ast)
     try:
-        results = stored_tests.run_tests_text(stored, data.source, get_evaluator(), filename=data.name)
-    except RulesInvalid as exc:
+        results = testcases.run_tests_text(stored, data.source, filename=data.name)
+    except testcases.TestsInvalid as exc:
         raise _invalid(exc.diagnostics, "tests file") from None
     cases = [
         s.CaseResultOut(name=r.name, passed=r.passed, fired=list(r.fired), failures=list(r.failures))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -57,19 +58,67 @@ def test_admin_uploads_a_rules_file_as_a_draft_version(client, world, source, ki
     assert resp.headers["Location"] == f"/v1/rulesets/{out['id']}"
 
 
-def test_the_example_files_upload(client, world):
-    examples = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.endswith(".tests.yaml"))
-    if not examples:
-        pytest.skip("rules/examples holds no rules files yet")
-    for path in examples:
-        resp = upload(client, world, path.read_text(encoding="utf-8"), name=path.name)
-        # the examples may name users, products or customers the test world lacks: then every
-        # problem must be a reference problem reported with its position, never a crash
-        if resp.status_code != 201:
-            body = resp.get_json()
-            assert resp.status_code == 422, body
-            assert all(e["pointer"].startswith(f"{path.name}:") for e in body["errors"]), body
-            assert all("unknown" in e["detail"] for e in body["errors"]), body
+REFERENCE = re.compile(r"unknown (user|partner|program|customer|product) '([^']+)'")
+
+
+def add_references(db, world, errors) -> None:
+    """Create the users, partners, programs, customers and products an example file names."""
+    from directory.enums import OrganizationKind, PartnerType, ProductLevel
+    from directory.models import Customer, Organization, PartnerProgram, Product, User
+
+    with db.transaction() as session:
+        for error in errors:
+            match = REFERENCE.search(error["detail"])
+            assert match, error  # anything but a missing reference is a real problem of the file
+            what, key = match.groups()
+            if what == "user":
+                session.add(
+                    User(
+                        organization_id=world.brand_id,
+                        key=key,
+                        email=f"{key}@brand.example",
+                        name=key,
+                        roles=[],
+                    )
+                )
+            elif what == "partner":
+                session.add(
+                    Organization(
+                        key=key,
+                        name=key,
+                        kind=OrganizationKind.PARTNER,
+                        partner_type=PartnerType.RESELLER,
+                        country="US",
+                    )
+                )
+            elif what == "program":
+                session.add(PartnerProgram(key=key, name=key))
+            elif what == "customer":
+                session.add(Customer(key=key, name=key, country="US"))
+            else:
+                session.add(Product(key=key, name=key, level=ProductLevel.GROUP))
+
+
+@pytest.mark.parametrize("kind", ["assignment", "approval", "policy"])
+def test_the_example_files_upload_and_pass_their_tests(client, world, db, kind):
+    path = EXAMPLES / f"{kind}.yaml"
+    if not path.exists():
+        pytest.skip(f"rules/examples has no {path.name}")
+    resp = upload(client, world, path.read_text(encoding="utf-8"), name=path.name, kind=kind)
+    if resp.status_code == 422:  # names the test world lacks: reported with positions, then created
+        errors = resp.get_json()["errors"]
+        assert all(e["pointer"].startswith(f"{path.name}:") for e in errors), errors
+        add_references(db, world, errors)
+        resp = upload(client, world, path.read_text(encoding="utf-8"), name=path.name, kind=kind)
+    assert resp.status_code == 201, resp.get_json()
+    tests = path.with_name(f"{kind}.tests.yaml")
+    if tests.exists():
+        report = client.post(
+            f"/v1/rulesets/{resp.get_json()['id']}/test",
+            json={"name": tests.name, "source": tests.read_text(encoding="utf-8")},
+            headers=world["admin"].headers,
+        ).get_json()
+        assert report["failed"] == 0, report
 
 
 def test_same_content_uploaded_again_returns_the_stored_version(client, world):
@@ -139,18 +188,16 @@ def test_validate_checks_without_storing(client, world):
     assert statuses(client, world, "policy") == {}
 
 
-def test_a_version_that_fails_its_smoke_evaluation_is_not_stored(client, world, monkeypatch):
-    from rules import engine
-    from rules.errors import VerificationFailed
-
-    def hang(ruleset, facts, timeout_s):
-        raise VerificationFailed(f"ruleset {ruleset.version[:12]} did not load within {timeout_s:g} s")
-
-    monkeypatch.setattr(engine, "verify_in_subprocess", hang)
-    resp = upload(client, world, files.POLICY, name="policy.yaml")
+def test_a_version_whose_smoke_evaluation_times_out_is_not_stored(client, world, app):
+    v1 = upload(client, world, files.POLICY).get_json()["id"]
+    activate(client, world, v1)
+    app.config["PRM_RULES_VERIFY_TIMEOUT"] = 0.01  # the child cannot even start Python in time
+    resp = upload(client, world, files.POLICY_V2, name="policy-v2.yaml")
     assert resp.status_code == 422
-    assert "did not load" in resp.get_json()["errors"][0]["detail"]
-    assert statuses(client, world, "policy") == {}
+    [error] = resp.get_json()["errors"]
+    assert error["pointer"] == "policy-v2.yaml:1:1"
+    assert "did not load and evaluate within 0.01 s" in error["detail"]
+    assert statuses(client, world, "policy") == {v1: "active"}
 
 
 # --- reading ------------------------------------------------------------------------------------------

@@ -53,8 +53,11 @@ def test_a_broken_tests_file_is_422_with_positions(client, world):
     body = resp.get_json()
     assert body["type"].endswith("/ruleset-invalid")
     lines = [f"{e['pointer']}: {e['detail']}" for e in body["errors"]]
-    assert "policy.tests.yaml:2:5: cases[0].expect: Field required" in lines
-    assert "policy.tests.yaml:5:5: cases[1].givn: unknown field 'givn'" in lines
+    assert lines == [
+        "policy.tests.yaml:2:5: cases[0].expect: missing required field 'expect'",
+        "policy.tests.yaml:5:5: cases[1].givn: unknown field 'givn' (did you mean 'given'?); "
+        "allowed: name, given, expect",
+    ]
     syntax = run_tests(client, world, ruleset_id, "cases: [\n")
     assert syntax.status_code == 422
     assert syntax.get_json()["errors"][0]["pointer"].startswith("policy.tests.yaml:2:")
