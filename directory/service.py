@@ -267,7 +267,10 @@ def _check_user_roles(org: Organization, roles: Sequence[Role], pointer: str = "
     if wrong:
         raise ValidationFailed(
             "Roles do not fit the organization",
-            [FieldProblem(pointer, f"role {r.value!r} is not for {OrganizationKind(org.kind).value} users") for r in wrong],
+            [
+                FieldProblem(pointer, f"role {r.value!r} is not for {OrganizationKind(org.kind).value} users")
+                for r in wrong
+            ],
         )
 
 
