@@ -8,6 +8,7 @@ import pytest
 
 from directory import seed as directory_seed
 from rules import seed as rules_seed
+from rules.service import active_rulesets
 from territory import seed as territory_seed
 
 JP_SECURITY_RESALE = {
@@ -96,9 +97,7 @@ def test_previewing_a_planning_model_reports_the_leads_that_would_move(client, d
 
     snapshot = active_snapshot(db)
     for lead_id, facts in ((1, JP_SECURITY_RESALE), (2, {**JP_SECURITY_RESALE, "product": "sw-100"})):
-        enriched, result = decision_service.decide_facts(
-            db, facts, snapshot, decision_service.active_rulesets(db)
-        )
+        enriched, result = decision_service.decide_facts(db, facts, snapshot, active_rulesets(db))
         with db.transaction() as session:
             decision_service.record_decision(session, None, "lead", lead_id, None, snapshot, enriched, result)
 
