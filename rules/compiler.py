@@ -4,7 +4,7 @@ durable_rules has no `not` inside an expression and answers false for any compar
 field, so negations are pushed down to the comparisons (``not (x op v)`` becomes ``x missing or
 x complement(op) v``; facts are type-checked before evaluation).
 
-durable 2.0.28 also keeps at most 32 entries in a rule's expression sequence (error 113,
+durable 2.0.28 keeps at most 32 entries in a rule's expression sequence (error 113,
 ERR_EXPRESSION_LIMIT_EXCEEDED): measured, a rule fails once it nests more than 14 `$and`/`$or`
 groups below its top `$and`, however many plain comparisons it has. So a condition is turned into
 *pieces*, each within `MAX_GROUPS`: nested groups of the same kind are flattened, and an over-budget
@@ -25,6 +25,9 @@ from rules import ast
 MAX_GROUPS = 12
 #: durable rules one AST rule may become.
 MAX_PIECES = 32
+#: Distinct `fact == value` tests per durable ruleset: measured, durable hangs on evaluation once one
+#: ruleset holds about 512 (its alpha hash buckets are 512 long), so shards stay well below.
+MAX_EQUALITIES = 400
 #: Members per `$or` group of an `in` set (DESIGN.md 2.1).
 SET_GROUP = 128
 #: Every message carries this marker; the catch-all and `when: always` rules test it.
@@ -116,9 +119,16 @@ def _make(conjunction: bool, children: Sequence[_Node]) -> _Node:
 
 
 def _groups(node: _Node) -> int:
-    """Nested groups this node adds below a rule's top `$and`."""
+    """Nested groups this node adds below a rule's top `$and`.
+
+    An `in` set of several groups counts as over budget, so it is always split: each piece then
+    carries one group of at most `SET_GROUP` values, and a big set spreads over several shards instead
+    of crossing `MAX_EQUALITIES` in one.
+    """
     if isinstance(node, _Leaf):
         return 0
+    if node.is_set and len(node.children) > 1 and isinstance(node.children[0], _Group):
+        return MAX_GROUPS + 1
     return 1 + sum(_groups(c) for c in node.children)
 
 
@@ -179,10 +189,27 @@ def compile_condition(cond: ast.Condition) -> list[dict[str, Any]]:
     return out
 
 
+def equalities(expr: Any) -> set[tuple[str, str]]:
+    """Distinct `fact == value` tests in a compiled durable expression (the marker excluded)."""
+    found: set[tuple[str, str]] = set()
+    if isinstance(expr, list):
+        for item in expr:
+            found |= equalities(item)
+    elif isinstance(expr, dict):
+        for key, value in expr.items():
+            if key in ("$and", "$or"):
+                found |= equalities(value)
+            elif not key.startswith("$") and key != MARK:
+                found.add((key, repr(value)))
+    return found
+
+
 def complexity_problem(cond: ast.Condition) -> str | None:
     """Why durable_rules cannot run this condition, or None if it can."""
     try:
-        compile_condition(cond)
+        pieces = compile_condition(cond)
+        if any(len(equalities(p)) > MAX_EQUALITIES for p in pieces):
+            raise TooComplex("too many values")
     except TooComplex:
         return (
             f"condition too complex for the rules engine (more than {MAX_PIECES} parts after "

@@ -11,7 +11,7 @@ is built around those findings:
 - every durable ruleset ends with a catch-all at the lowest priority, and `MessageNotHandledException`
   is still caught; actions only append the rule id to the session state; an exception the engine
   swallowed into the state is raised;
-- no regex, no negative `pri`, at most `SHARD_SIZE` rules per durable ruleset (larger rulesets are split
+- no regex, no negative `pri`, at most `SHARD_SIZE` (60) rules per durable ruleset (larger rulesets are split
   and the results combined per hit policy), `in` sets as `$or` groups of at most `SET_GROUP` members;
 - `first`/`priority` post an event (one rule fires; the order is encoded in `pri`); `collect` asserts
   a fact and retracts it in the same evaluation, so every matching rule fires once;
@@ -34,15 +34,17 @@ from typing import Any
 from durable import engine as durable_engine
 
 from rules import ast
-from rules.compiler import MARK, compile_condition
+from rules.compiler import MARK, MAX_EQUALITIES, compile_condition, equalities
 from rules.errors import EngineFailure, VerificationFailed
 from rules.evaluator import get_evaluator
 from rules.outcome import Outcome, merge_actions
 from rules.reference import explain, select
 from rules.vocabulary import normalize_facts
 
-#: Rules per durable ruleset, our internal catch-all included (error 107 and crashes seen past ~100).
-SHARD_SIZE = 100
+#: durable rules per durable ruleset, our internal catch-all included. DESIGN.md says at most ~100
+#: (error 107 and crashes past that); measured here, an event or fact matching more than ~65 rules of one
+#: ruleset fails with error 303 (ERR_MAX_STACK_SIZE), so shards stay below that.
+SHARD_SIZE = 60
 #: The one session each durable ruleset uses.
 SESSION = "prm"
 CATCH_ALL = "catch_all"
@@ -70,22 +72,31 @@ def shard_definitions(ruleset: ast.Ruleset) -> list[Shard]:
     shards: list[Shard] = []
     definition: dict[str, Any] = {}
     rule_ids: dict[str, str] = {}
+    tests: set[tuple[str, str]] = set()
 
     def close() -> None:
-        definition[CATCH_ALL] = {"all": [{"m": {MARK: 1}}], "pri": len(definition) + 1}
+        lowest = max((rule["pri"] for rule in definition.values()), default=0)
+        definition[CATCH_ALL] = {"all": [{"m": {MARK: 1}}], "pri": lowest + 1}
         name = f"prm_{ruleset.kind.value}_{ruleset.version[:24]}_{len(shards)}"
         shards.append(Shard(name, dict(rule_ids), dict(definition)))
         definition.clear()
         rule_ids.clear()
+        tests.clear()
 
     for rank, rule in enumerate(ruleset.ranked()):
-        pieces = compile_condition(rule.condition)
-        if definition and len(definition) + len(pieces) > SHARD_SIZE - 1:
-            close()
-        for p, expr in enumerate(pieces):
+        # pieces of one rule may spread over consecutive shards: shard order keeps the rank order
+        for p, expr in enumerate(compile_condition(rule.condition)):
+            piece_tests = equalities(expr)
+            if len(piece_tests) > MAX_EQUALITIES:  # the checks reject this; never hang on it
+                raise EngineFailure(f"rule {rule.id!r} tests too many values for durable_rules")
+            if definition and (
+                len(definition) >= SHARD_SIZE - 1 or len(tests | piece_tests) > MAX_EQUALITIES
+            ):
+                close()
             name = f"r{rank}_{p}"
             definition[name] = {"all": [{"m": expr}], "pri": rank + 1}
             rule_ids[name] = rule.id
+            tests.update(piece_tests)
     close()
     return shards
 

@@ -207,7 +207,8 @@ def validation_diagnostics(
             names = [str(a) for a in get_args(expected)] if expected is not None else []
             if is_key:
                 names = [str(a) for a in get_args(_model_at(model, [*loc[:-1], "[key]"]))]
-            field_name = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
+            names_in_loc = [str(p) for p in (loc[:-1] if is_key else loc) if isinstance(p, str)]
+            field_name = names_in_loc[-1] if names_in_loc else ""
             what = _LITERAL_WHAT.get(field_name, "value")
             bad = str(loc[-1]) if is_key else str(err["input"])
             message = f"unknown {what} '{bad}'{did_you_mean(bad, names)}"

@@ -110,14 +110,14 @@ def normalize_number(value: int | float) -> int | float:
     """Return the number as both evaluators compare it: 4 decimals, integral values as int."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"not a number: {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"number {value!r} is not finite")
+    if abs(value) > MAX_NUMBER:
+        raise ValueError(f"number {value!r} is outside the supported range ±{MAX_NUMBER:.0e}")
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"number {value!r} is not finite")
         value = round(value, NUMBER_DECIMALS)
         if value == int(value):
             value = int(value)
-    if abs(value) > MAX_NUMBER:
-        raise ValueError(f"number {value!r} is outside the supported range ±{MAX_NUMBER:.0e}")
     return value
 
 
