@@ -24,6 +24,7 @@ from common.settings import Settings
 from directory import service as directory_service
 from directory.api import api as directory_api
 from directory.cli import commands as directory_commands
+from registration.api import api as registration_api
 from rules.api import api as rules_api
 from rules.cli import rules_cli
 from rules.decision_api import api as decisions_api
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     app.register_api(rules_api)
     app.register_api(territory_api)
     app.register_api(decisions_api)
+    app.register_api(registration_api)
     app.register_blueprint(territory_pages)
     for group in (*common_commands, *directory_commands, *territory_commands):
         app.cli.add_command(group)

@@ -45,7 +45,7 @@ PARTNER_PRINCIPALS = {"partner_user_a": "a", "partner_admin_a": "a", "partner_us
 MISSING_ID = 2_000_000_000
 MISSING_KEY = "no-such-territory"
 # first path segment after /v1 -> whether its records belong to an organization ("other" applies)
-ORG_SCOPED = {"organizations", "users", "api-keys"}
+ORG_SCOPED = {"organizations", "users", "api-keys", "leads"}
 KEY_OPERATIONS = {"create_api_key", "list_api_keys", "revoke_api_key"}
 
 MATRIX: dict[str, Any] = YAML(typ="safe").load(MATRIX_FILE.read_text())
@@ -138,8 +138,28 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     e.ids["territory-model"] = _new_model(e)
     _add_territory(e, e.ids["territory-model"], "EU", "Europe")
     e.ids["decision"] = _post_ok(client, "/v1/decisions", admin, {"facts": {"geography": "JP"}})["id"]
+    for side in ("a", "b"):  # drafts that stay drafts (submit cells submit fresh leads)
+        e.ids[f"lead_{side}"] = _new_lead(e, side)
     yield e
     db.dispose()
+
+
+def _new_lead(env: Env, side: str) -> int:
+    """A complete draft lead of partner ``side``, created by its partner user (submittable)."""
+    body = {
+        "name": f"Lead {next(_unique)}",
+        "description": "a lead the matrix addresses",
+        "customer_id": env.ids["customer"],
+        "contact_name": "Pat Contact",
+        "registration_type": "resale",
+        "program": "resell",
+        "deal_size": 1000,
+        "currency": "EUR",
+        "expected_close_date": "2027-06-30",
+        "products": [{"product_id": env.ids["product"], "primary": True}],
+    }
+    lead_id: int = _post_ok(env.client, "/v1/leads", env.headers(f"partner_user_{side}"), body)["id"]
+    return lead_id
 
 
 def _new_model(env: Env) -> int:
@@ -198,6 +218,11 @@ def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[
         if "{key}" in template:
             return env.ids["territory-model"], MISSING_KEY, None
         return MISSING_ID, MISSING_KEY, etag_for(MISSING_ID, 1)
+    if segment == "leads":
+        side = "a" if obj == "own" else "b"
+        if op == "submit_lead":  # a submitted lead cannot be submitted again: a fresh one per cell
+            return _new_lead(env, side), "", None
+        return env.ids[f"lead_{side}"], "", None
     if segment in ORG_SCOPED:
         if obj == "self":
             user_id = env.world[principal].user_id or env.ids["user_a"]
@@ -271,6 +296,9 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "what_if": {"json": {"facts": {"geography": "JP", "deal_size": n}}},
         "create_decision": {"json": {"facts": {"geography": "JP"}}},
         "preview_territory_model": {"json": {}},
+        "create_lead": {"json": {"name": f"Lead {n}"}},
+        "update_lead": {"json": {"description": f"edited {n}"}},
+        "add_lead_note": {"json": {"text": f"note {n}"}},
     }
     return bodies.get(op, {})
 

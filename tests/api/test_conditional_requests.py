@@ -92,6 +92,14 @@ def api_key(client: Any, world: World, h: dict[str, str]) -> Target:
     return Target(f"/v1/api-keys/{key_id}", read, resp.headers["ETag"], None, None)
 
 
+def lead(client: Any, world: World, h: dict[str, str]) -> Target:
+    resp = _created(client, h, "/v1/leads", {"name": "Lead", "primary_partner_id": world.partner_a_id})
+    path = f"/v1/leads/{resp.get_json()['id']}"
+    return Target(
+        path, _get(client, h, path), resp.headers["ETag"], {"name": "Renamed lead"}, {"description": "Stale"}
+    )
+
+
 def _territory_model(client: Any, h: dict[str, str]) -> tuple[int, str]:
     """A planning model WW > EU > DE; returns (model id, the model's ETag after the last change)."""
     resp = _created(client, h, "/v1/territory-models", {"name": "plan"})
@@ -150,6 +158,7 @@ CASES: dict[str, Callable[[Any, World, dict[str, str]], Target]] = {
     "delete_territory": _territory("delete"),
     "set_territory_coverage": _territory("/coverage"),
     "set_territory_team": _territory("/team"),
+    "update_lead": lead,
 }
 
 

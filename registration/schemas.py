@@ -1,0 +1,223 @@
+"""Request and response models of the leads API (pydantic; pure).
+
+Inputs forbid unknown fields, so the protected fields (``status``, ``organization_id``, ``owner_user_id``,
+``registration_number``, ``expires_at``, ``version``... in any spelling) are refused with 422 instead of
+being ignored: nobody sets them through a request body.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, PlainSerializer, StrictBool, model_validator
+
+from directory.enums import PartnerType
+from directory.schemas import Country, Email, IdPath, Input, Key, Name, Output, Patch
+from registration.lifecycle import RegistrationStatus
+
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Text = Annotated[str, Field(max_length=4000)]
+Phone = Annotated[str, Field(pattern=r"^[0-9+()./ -]{3,40}$")]
+#: Deal amounts: non-negative, two decimals, within what the rules engines compare exactly.
+Money = Annotated[
+    Decimal,
+    Field(ge=0, le=Decimal("9999999999999.99"), max_digits=15, decimal_places=2),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+
+__all__ = ["Country", "IdPath"]
+
+
+class RegistrationType(StrEnum):
+    CO_SELL = "co_sell"
+    REFERRAL = "referral"
+    RESALE = "resale"
+
+
+class SalesChannel(StrEnum):
+    PARTNER = "partner"
+    DIRECT = "direct"
+
+
+class LeadProductIn(Input):
+    product_id: Id
+    primary: StrictBool = False
+
+
+def _check_products(products: list[LeadProductIn] | None) -> None:
+    if not products:
+        return
+    ids = [p.product_id for p in products]
+    if len(set(ids)) != len(ids):
+        raise ValueError("a product is listed twice")
+    if sum(p.primary for p in products) > 1:
+        raise ValueError("at most one product may be primary")
+
+
+class LeadFields(Input):
+    """Fields a caller may set on a lead (the same on create and update)."""
+
+    description: Text | None = None
+    customer_id: Id | None = None
+    contact_name: Name | None = None
+    contact_email: Email | None = None
+    contact_phone: Phone | None = None
+    registration_type: RegistrationType | None = None
+    partner_type: PartnerType | None = None
+    program: Key | None = Field(None, description="key of the partner program the lead registers under")
+    primary_partner_id: Id | None = Field(None, description="the partner organization the lead is for")
+    deal_size: Money | None = None
+    currency: Currency | None = None
+    expected_close_date: date | None = None
+
+
+class LeadCreate(LeadFields):
+    name: Name
+    products: list[LeadProductIn] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _products_ok(self) -> LeadCreate:
+        _check_products(self.products)
+        return self
+
+
+class LeadUpdate(LeadFields, Patch):
+    """A partial update: fields left out keep their value; ``products`` replaces the whole list."""
+
+    not_null = frozenset({"name", "products"})
+    name: Name | None = None
+    products: list[LeadProductIn] | None = Field(None, max_length=50)
+
+    @model_validator(mode="after")
+    def _products_ok(self) -> LeadUpdate:
+        _check_products(self.products)
+        return self
+
+
+class IdempotencyHeader(BaseModel):
+    """``Idempotency-Key``: a retry with the same key and body gets the first reply, and no second lead."""
+
+    idempotency_key: str | None = Field(
+        None,
+        alias="Idempotency-Key",
+        pattern=r"^[\x21-\x7e]{1,255}$",
+        description="a unique key per create (e.g. a UUID); kept per organization",
+    )
+
+
+class LeadListQuery(Input):
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=200)
+    status: RegistrationStatus | None = None
+
+
+class LeadProductOut(Output):
+    product_id: int
+    primary: bool
+
+
+class SalesTeamMemberOut(Output):
+    user_id: int
+    role: str
+    source: str
+
+
+class LeadTerritoryOut(Output):
+    territory: str
+    territory_model_id: int | None
+
+
+class LeadOut(BaseModel):
+    id: int
+    organization_id: int | None
+    name: str
+    description: str | None
+    customer_id: int | None
+    contact_name: str | None
+    contact_email: str | None
+    contact_phone: str | None
+    registration_type: RegistrationType | None
+    partner_type: str | None
+    program: str | None
+    primary_partner_id: int | None
+    deal_size: Money | None
+    currency: str | None
+    expected_close_date: date | None
+    products: list[LeadProductOut]
+    sales_channel: str
+    accepted: bool
+    owner_user_id: int | None
+    created_by: int | None
+    status: RegistrationStatus
+    registration_number: str | None
+    submitted_at: datetime | None
+    decision_id: int | None
+    expires_at: datetime | None
+    sales_team: list[SalesTeamMemberOut]
+    territory_team: list[LeadTerritoryOut]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class NoteIn(Input):
+    text: Annotated[str, Field(min_length=1, max_length=10000)]
+
+
+class NoteOut(Output):
+    id: int
+    lead_id: int
+    author_user_id: int | None
+    text: str
+    created_at: datetime
+
+
+class NoteList(BaseModel):
+    items: list[NoteOut]
+
+
+class HistoryEntry(BaseModel):
+    id: int
+    occurred_at: datetime
+    actor_user_id: int | None
+    actor_organization_id: int | None
+    action: str
+    from_status: str | None
+    to_status: str | None
+    reason: str | None
+    details: dict[str, Any] | None
+
+
+class HistoryOut(BaseModel):
+    items: list[HistoryEntry]
+
+
+class MissingField(BaseModel):
+    field: str
+    pointer: str
+
+
+class PreviewApprover(BaseModel):
+    step: str
+    mode: str
+    user: str
+    role: str
+    why: str
+
+
+class ApproverPreviewOut(BaseModel):
+    """Who would approve the lead if it were submitted now, and why; nothing is stored."""
+
+    lead_id: int
+    submittable: bool
+    missing_fields: list[MissingField]
+    blockers: list[str] = Field(description="why the partner's agreement or membership would refuse it")
+    approvers: list[PreviewApprover]
+    lowest_territories: list[str]
+    result: dict[str, Any]
+    rulesets: dict[str, Any]
+    trace: dict[str, Any] | None = Field(None, description="the full trace; internal callers only")

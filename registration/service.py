@@ -1,0 +1,384 @@
+"""Lead services: create (idempotent), read, list, update, notes and history. Each function owns one
+transaction, checks who may see what and writes its audit rows in that transaction. Another
+organization's lead answers exactly like a missing one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from common import audit
+from common.clock import utcnow
+from common.concurrency import check_if_match
+from common.database import Database
+from common.errors import FieldProblem, Forbidden, NotFound, ValidationFailed
+from common.pagination import Page, decode_cursor, encode_cursor
+from common.principal import Principal
+from directory.enums import OrganizationKind
+from directory.models import Customer, Organization, PartnerProgram, Product
+from registration import schemas as s
+from registration.errors import ReadOnly
+from registration.lifecycle import RegistrationStatus, editable
+from registration.models import IdempotencyKey, Lead, LeadNote, LeadProduct, SalesTeamMember
+
+LEAD_OWNER = "lead_owner"
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+def visible_lead(session: Session, principal: Principal, lead_id: int, *, for_update: bool = False) -> Lead:
+    """The lead, if the caller may see it (internal users: all; partners: their organization's)."""
+    stmt = select(Lead).where(Lead.id == lead_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    lead = session.scalar(stmt)
+    if lead is None or not (principal.internal or lead.organization_id == principal.organization_id):
+        raise NotFound(f"lead {lead_id} not found")
+    return lead
+
+
+def lead_out(session: Session, lead: Lead) -> s.LeadOut:
+    program = session.get(PartnerProgram, lead.program_id) if lead.program_id else None
+    return s.LeadOut(
+        id=lead.id,
+        organization_id=lead.organization_id,
+        name=lead.name,
+        description=lead.description,
+        customer_id=lead.customer_id,
+        contact_name=lead.contact_name,
+        contact_email=lead.contact_email,
+        contact_phone=lead.contact_phone,
+        registration_type=s.RegistrationType(lead.registration_type) if lead.registration_type else None,
+        partner_type=lead.partner_type,
+        program=program.key if program else None,
+        primary_partner_id=lead.primary_partner_id,
+        deal_size=lead.deal_size,
+        currency=lead.currency,
+        expected_close_date=lead.expected_close_date,
+        products=[s.LeadProductOut(product_id=p.product_id, primary=p.is_primary) for p in lead.products],
+        sales_channel=lead.sales_channel,
+        accepted=lead.accepted,
+        owner_user_id=lead.owner_user_id,
+        created_by=lead.created_by,
+        status=RegistrationStatus(lead.status),
+        registration_number=lead.registration_number,
+        submitted_at=lead.submitted_at,
+        decision_id=lead.decision_id,
+        expires_at=lead.expires_at,
+        sales_team=[
+            s.SalesTeamMemberOut(user_id=m.user_id, role=m.role, source=m.source) for m in lead.sales_team
+        ],
+        territory_team=[
+            s.LeadTerritoryOut(territory=t.territory_key, territory_model_id=t.territory_model_id)
+            for t in lead.territory_team
+        ],
+        created_at=lead.created_at,
+        updated_at=lead.updated_at,
+        version=lead.version,
+    )
+
+
+def get_lead(db: Database, principal: Principal, lead_id: int) -> s.LeadOut:
+    with db.transaction() as session:
+        return lead_out(session, visible_lead(session, principal, lead_id))
+
+
+def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Page[s.LeadOut]:
+    after = decode_cursor(query.cursor)
+    with db.transaction() as session:
+        stmt: Select[Lead] = select(Lead).where(Lead.id > after)
+        if not principal.internal:
+            stmt = stmt.where(Lead.organization_id == principal.organization_id)
+        if query.status is not None:
+            stmt = stmt.where(Lead.status == query.status.value)
+        rows = list(session.scalars(stmt.order_by(Lead.id).limit(query.limit + 1)))
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        return Page[s.LeadOut](
+            items=[lead_out(session, r) for r in rows],
+            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+        )
+
+
+# --- references in a request body ---------------------------------------------------------------------
+
+
+def _check_references(
+    session: Session, data: s.LeadFields, products: Sequence[s.LeadProductIn] | None
+) -> None:
+    """Every id and key the body names must exist (all problems reported at once)."""
+    problems: list[FieldProblem] = []
+    if data.customer_id is not None and session.get(Customer, data.customer_id) is None:
+        problems.append(FieldProblem("/customer_id", f"no customer {data.customer_id}"))
+    if data.program is not None and _program_id(session, data.program) is None:
+        problems.append(FieldProblem("/program", f"no partner program {data.program!r}"))
+    if data.primary_partner_id is not None:
+        org = session.get(Organization, data.primary_partner_id)
+        if org is None or org.kind != OrganizationKind.PARTNER:
+            problems.append(
+                FieldProblem("/primary_partner_id", f"no partner organization {data.primary_partner_id}")
+            )
+    for i, item in enumerate(products or ()):
+        if session.get(Product, item.product_id) is None:
+            problems.append(FieldProblem(f"/products/{i}/product_id", f"no product {item.product_id}"))
+    if problems:
+        raise ValidationFailed("The lead names records that do not exist", problems)
+
+
+def _program_id(session: Session, key: str | None) -> int | None:
+    if key is None:
+        return None
+    return session.scalar(select(PartnerProgram.id).where(PartnerProgram.key == key))
+
+
+def _field_values(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
+    """Request fields -> column values (the program key becomes its id)."""
+    values = {k: v for k, v in changes.items() if k not in ("products", "program")}
+    if "program" in changes:
+        values["program_id"] = _program_id(session, changes["program"])
+    for name in ("registration_type", "partner_type"):
+        if values.get(name) is not None:
+            values[name] = str(values[name])
+    return values
+
+
+def _set_products(session: Session, lead: Lead, products: Sequence[s.LeadProductIn]) -> None:
+    """Replace the lead's products; two flushes so the unique keys never see two rows at once."""
+    wanted = {p.product_id: p.primary for p in products}
+    for row in list(lead.products):
+        row.is_primary = False
+        if row.product_id not in wanted:
+            lead.products.remove(row)
+    session.flush()
+    existing = {row.product_id: row for row in lead.products}
+    for product_id, primary in wanted.items():
+        if product_id in existing:
+            existing[product_id].is_primary = primary
+        else:
+            lead.products.append(LeadProduct(product_id=product_id, is_primary=primary))
+    session.flush()
+
+
+# --- create (idempotent) ------------------------------------------------------------------------------
+
+
+def _request_hash(data: s.LeadCreate) -> str:
+    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _claim_key(session: Session, organization_id: int, key: str, request_hash: str) -> IdempotencyKey | None:
+    """Claim the key for this request, or return the earlier request's stored row.
+
+    ``INSERT ... ON CONFLICT DO NOTHING``: on PostgreSQL a concurrent request with the same key waits for
+    the first one's transaction and then finds its row and reply; on SQLite ``BEGIN IMMEDIATE`` already
+    serialises them.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(IdempotencyKey)
+        .values(organization_id=organization_id, key=key, request_hash=request_hash, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["organization_id", "key"])
+        .returning(IdempotencyKey.id)
+    )
+    if session.execute(stmt).scalar() is not None:
+        return None
+    row = session.scalar(
+        select(IdempotencyKey).where(
+            IdempotencyKey.organization_id == organization_id, IdempotencyKey.key == key
+        )
+    )
+    assert row is not None  # the conflicting row is committed: the insert waited for it
+    if row.request_hash != request_hash or row.response_body is None:
+        raise ValidationFailed(
+            "This Idempotency-Key was already used with a different request body",
+            [FieldProblem("/header/Idempotency-Key", "reuse a key only to retry the identical request")],
+        )
+    return row
+
+
+def _new_lead(session: Session, principal: Principal, data: s.LeadCreate) -> Lead:
+    values = _field_values(session, data.model_dump(exclude={"products"}))
+    if principal.internal:
+        # An internal user's lead is not accepted; it belongs to the partner it is for, if any.
+        organization_id = data.primary_partner_id
+        accepted = False
+    else:
+        org = session.get(Organization, principal.organization_id)
+        if org is None or not org.can_register_leads:
+            raise Forbidden("Your organization's partner agreement does not allow registering leads")
+        if data.primary_partner_id not in (None, org.id):
+            raise ValidationFailed(
+                "A partner registers leads for its own organization",
+                [FieldProblem("/primary_partner_id", "must be your own organization or left out")],
+            )
+        organization_id = org.id
+        values["primary_partner_id"] = org.id
+        accepted = True
+    partner = (
+        session.get(Organization, values["primary_partner_id"]) if values.get("primary_partner_id") else None
+    )
+    if values.get("partner_type") is None and partner is not None and partner.partner_type is not None:
+        values["partner_type"] = str(partner.partner_type)
+    lead = Lead(
+        **values,
+        organization_id=organization_id,
+        accepted=accepted,
+        sales_channel=s.SalesChannel.PARTNER.value,
+        owner_user_id=principal.user_id,
+        created_by=principal.user_id,
+        status=RegistrationStatus.DRAFT.value,
+    )
+    lead.sales_team = [SalesTeamMember(user_id=principal.user_id, role=LEAD_OWNER, source="creator")]
+    lead.products = [LeadProduct(product_id=p.product_id, is_primary=p.primary) for p in data.products]
+    session.add(lead)
+    session.flush()
+    return lead
+
+
+def create_lead(
+    db: Database, principal: Principal, data: s.LeadCreate, idempotency_key: str | None = None
+) -> tuple[s.LeadOut, bool]:
+    """Create a draft lead; returns (the lead, whether this is the stored reply to an earlier request)."""
+    request_hash = _request_hash(data)
+    with db.transaction() as session:
+        claimed: IdempotencyKey | None = None
+        if idempotency_key is not None:
+            stored = _claim_key(session, principal.organization_id, idempotency_key, request_hash)
+            if stored is not None:
+                assert stored.response_body is not None
+                return s.LeadOut.model_validate(stored.response_body), True
+            claimed = session.scalar(
+                select(IdempotencyKey).where(
+                    IdempotencyKey.organization_id == principal.organization_id,
+                    IdempotencyKey.key == idempotency_key,
+                )
+            )
+        _check_references(session, data, data.products)
+        lead = _new_lead(session, principal, data)
+        out = lead_out(session, lead)
+        audit.record(
+            session,
+            principal,
+            "lead",
+            lead.id,
+            "created",
+            after={"status": lead.status, "accepted": lead.accepted, "owner_user_id": lead.owner_user_id},
+        )
+        if claimed is not None:
+            claimed.response_status = 201
+            claimed.response_body = out.model_dump(mode="json")
+        return out, False
+
+
+# --- update -------------------------------------------------------------------------------------------
+
+
+def _snapshot(out: s.LeadOut) -> dict[str, Any]:
+    return out.model_dump(
+        mode="json", exclude={"sales_team", "territory_team", "created_at", "updated_at", "version"}
+    )
+
+
+def update_lead(
+    db: Database, principal: Principal, lead_id: int, if_match: str | None, data: s.LeadUpdate
+) -> s.LeadOut:
+    """Change a lead's fields while it is editable (draft, rejected, withdrawn)."""
+    with db.transaction() as session:
+        lead = visible_lead(session, principal, lead_id, for_update=True)
+        check_if_match(if_match, lead.id, lead.version)
+        if not editable(lead.status):
+            raise ReadOnly(
+                f"A registration in status {lead.status!r} is read-only; only notes may be added",
+                current_status=lead.status,
+            )
+        changes = data.model_dump(exclude_unset=True)
+        _check_references(session, data, data.products)
+        if not principal.internal and changes.get("primary_partner_id", lead.primary_partner_id) != (
+            lead.primary_partner_id
+        ):
+            raise ValidationFailed(
+                "A partner cannot hand its lead to another partner",
+                [FieldProblem("/primary_partner_id", "must stay your own organization")],
+            )
+        before = _snapshot(lead_out(session, lead))
+        values = _field_values(session, changes)
+        if principal.internal and "primary_partner_id" in values:
+            lead.organization_id = values["primary_partner_id"]
+        for name, value in values.items():
+            setattr(lead, name, value)
+        if data.products is not None:
+            _set_products(session, lead, data.products)
+        lead.updated_at = utcnow()  # a new version even when only the products changed
+        session.flush()
+        session.refresh(lead)
+        out = lead_out(session, lead)
+        audit.record(session, principal, "lead", lead.id, "updated", before=before, after=_snapshot(out))
+        return out
+
+
+# --- notes and history --------------------------------------------------------------------------------
+
+
+def add_note(db: Database, principal: Principal, lead_id: int, data: s.NoteIn) -> s.NoteOut:
+    """Add a note; allowed in every status (the one change a pending registration accepts)."""
+    with db.transaction() as session:
+        lead = visible_lead(session, principal, lead_id)
+        note = LeadNote(
+            lead_id=lead.id, author_user_id=principal.user_id, text=data.text, created_at=utcnow()
+        )
+        session.add(note)
+        session.flush()
+        audit.record(
+            session,
+            principal,
+            "lead",
+            lead.id,
+            "note_added",
+            details={"note_id": note.id, "status": lead.status},
+        )
+        return s.NoteOut.model_validate(note)
+
+
+def list_notes(db: Database, principal: Principal, lead_id: int) -> s.NoteList:
+    with db.transaction() as session:
+        lead = visible_lead(session, principal, lead_id)
+        notes = session.scalars(select(LeadNote).where(LeadNote.lead_id == lead.id).order_by(LeadNote.id))
+        return s.NoteList(items=[s.NoteOut.model_validate(n) for n in notes])
+
+
+def _moved(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(from, to) status of an audit row; (None, None) when the status did not change."""
+    old, new = (before or {}).get("status"), (after or {}).get("status")
+    return (None, None) if old == new else (old, new)
+
+
+def lead_history(db: Database, principal: Principal, lead_id: int) -> s.HistoryOut:
+    """The lead's audit rows, oldest first: who, when, what, from -> to, reason."""
+    with db.transaction() as session:
+        lead = visible_lead(session, principal, lead_id)
+        rows = audit.history(session, "lead", lead.id)
+        return s.HistoryOut(
+            items=[
+                s.HistoryEntry(
+                    id=r.id,
+                    occurred_at=r.occurred_at,
+                    actor_user_id=r.actor_user_id,
+                    actor_organization_id=r.actor_organization_id,
+                    action=r.action,
+                    from_status=_moved(r.before, r.after)[0],
+                    to_status=_moved(r.before, r.after)[1],
+                    reason=r.reason,
+                    details=r.details,
+                )
+                for r in rows
+            ]
+        )

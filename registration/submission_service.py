@@ -1,0 +1,299 @@
+"""Submitting a registration: required fields, the partner's agreement and program membership, the
+registration number, assignment (stored decision, territory and sales teams) and routing to the
+approvers, all in one transaction; and the approver preview, which decides without storing."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from common import audit
+from common.clock import utcnow
+from common.concurrency import check_if_match
+from common.database import Database
+from common.errors import ValidationFailed
+from common.principal import Principal
+from directory.models import Customer, Organization, PartnerProgram, Product, ProgramMembership, User
+from registration import schemas as s
+from registration.errors import RegistrationNotAllowed
+from registration.lifecycle import Event, next_status
+from registration.models import Lead, LeadTerritory, RegistrationCounter, SalesTeamMember
+from registration.service import lead_out, visible_lead
+from registration.submission import approver_reason, missing_fields, missing_problems, registration_number
+from rules.decision import AssignmentDecisionResult
+from rules.decision_service import decide_facts, record_decision
+from rules.service import active_rulesets
+from territory.repository import active_snapshot, model_id_of
+from territory.snapshot import TerritorySnapshot
+
+COUNTER = "registration"
+
+
+# --- what the lead says -------------------------------------------------------------------------------
+
+
+def _primary_product(lead: Lead) -> int | None:
+    return next((p.product_id for p in lead.products if p.is_primary), None)
+
+
+def field_values(lead: Lead) -> dict[str, Any]:
+    """The lead's values under the policy's field names (``LEAD_FIELDS`` of the rules vocabulary)."""
+    return {
+        "customer": lead.customer_id,
+        "primary_product": _primary_product(lead),
+        "partner_type": lead.partner_type,
+        "partner_program": lead.program_id,
+        "primary_partner": lead.primary_partner_id,
+        "registration_type": lead.registration_type,
+        "primary_contact": lead.contact_name,
+        "deal_size": lead.deal_size,
+        "currency": lead.currency,
+        "close_date": lead.expected_close_date,
+        "description": lead.description,
+        "name": lead.name,
+    }
+
+
+def _membership(session: Session, partner_id: int, program_id: int, today: date) -> ProgramMembership | None:
+    return session.scalar(
+        select(ProgramMembership).where(
+            ProgramMembership.organization_id == partner_id,
+            ProgramMembership.program_id == program_id,
+            ProgramMembership.valid_from <= today,
+            or_(ProgramMembership.valid_to.is_(None), ProgramMembership.valid_to >= today),
+        )
+    )
+
+
+def lead_facts(session: Session, lead: Lead, today: date) -> dict[str, Any]:
+    """The facts the assignment decides on (keys, as the rules vocabulary names them)."""
+    facts: dict[str, Any] = {
+        "registration_type": lead.registration_type,
+        "partner_type": lead.partner_type,
+        "currency": lead.currency,
+        "sales_channel": lead.sales_channel,
+        "deal_size": float(lead.deal_size) if lead.deal_size is not None else None,
+    }
+    if lead.customer_id is not None:
+        facts["customer"] = session.scalar(select(Customer.key).where(Customer.id == lead.customer_id))
+    product_id = _primary_product(lead)
+    if product_id is not None:
+        facts["product"] = session.scalar(select(Product.key).where(Product.id == product_id))
+    if lead.program_id is not None:
+        facts["program"] = session.scalar(
+            select(PartnerProgram.key).where(PartnerProgram.id == lead.program_id)
+        )
+    if lead.primary_partner_id is not None:
+        facts["partner"] = session.scalar(
+            select(Organization.key).where(Organization.id == lead.primary_partner_id)
+        )
+        if lead.program_id is not None:
+            membership = _membership(session, lead.primary_partner_id, lead.program_id, today)
+            facts["program_tier"] = membership.tier if membership else None
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def _registration_blockers(session: Session, lead: Lead, today: date) -> list[str]:
+    """Why the partner's agreement or membership does not allow this registration (empty: it does)."""
+    if lead.primary_partner_id is None:
+        return ["the lead has no primary partner to register for"]
+    partner = session.get(Organization, lead.primary_partner_id)
+    if partner is None:
+        return ["the lead's primary partner does not exist"]
+    blockers = []
+    if not partner.can_register_leads or not partner.active:
+        blockers.append(f"the partner agreement of {partner.key} does not allow registering leads")
+    if lead.program_id is None:
+        blockers.append("the lead names no partner program")
+        return blockers
+    program = session.get(PartnerProgram, lead.program_id)
+    if program is None or not program.allows_registration or not program.active:
+        blockers.append(
+            f"program {program.key if program else lead.program_id} does not accept registrations"
+        )
+    elif _membership(session, partner.id, program.id, today) is None:
+        blockers.append(
+            f"{partner.key} has no membership in program {program.key} valid on {today.isoformat()}"
+        )
+    return blockers
+
+
+# --- the number, the teams ----------------------------------------------------------------------------
+
+
+def next_registration_value(session: Session) -> int:
+    """Take the next value of the counter row in the caller's transaction (row-locked until commit)."""
+    bump = (
+        update(RegistrationCounter)
+        .where(RegistrationCounter.name == COUNTER)
+        .values(last_value=RegistrationCounter.last_value + 1)
+        .returning(RegistrationCounter.last_value)
+    )
+    value = session.execute(bump).scalar()
+    if value is None:  # a database whose counter row was never created (or was emptied)
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        session.execute(
+            insert(RegistrationCounter).values(name=COUNTER, last_value=0).on_conflict_do_nothing()
+        )
+        value = session.execute(bump).scalar()
+    assert value is not None
+    return int(value)
+
+
+def _assign(
+    session: Session, lead: Lead, snapshot: TerritorySnapshot | None, result: AssignmentDecisionResult
+) -> dict[str, Any]:
+    """Put the decided territories on the territory team and the resources on the sales team."""
+    model_id = model_id_of(snapshot) if snapshot else None
+    for key in result.territory_team:
+        lead.territory_team.append(LeadTerritory(territory_key=key, territory_model_id=model_id))
+    keys = sorted({r.user for r in result.resources})
+    users = {u.key: u.id for u in session.scalars(select(User).where(User.key.in_(keys)))} if keys else {}
+    present = {(m.user_id, m.role) for m in lead.sales_team}
+    added = []
+    for resource in result.resources:
+        user_id = users.get(resource.user)
+        if user_id is None or (user_id, resource.role) in present:
+            continue
+        present.add((user_id, resource.role))
+        lead.sales_team.append(SalesTeamMember(user_id=user_id, role=resource.role, source="assignment"))
+        added.append({"user": resource.user, "role": resource.role})
+    return {
+        "territories": list(result.territory_team),
+        "territory_model_id": model_id,
+        "resources": added,
+        "unknown_users": [k for k in keys if k not in users],
+    }
+
+
+def _decide(db: Database, facts: dict[str, Any]) -> tuple[TerritorySnapshot | None, dict[str, Any], Any]:
+    snapshot = active_snapshot(db)
+    enriched, result = decide_facts(db, facts, snapshot, active_rulesets(db))
+    return snapshot, enriched, result
+
+
+# --- submit -------------------------------------------------------------------------------------------
+
+
+def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str | None) -> s.LeadOut:
+    """Submit a registration: checked, numbered, assigned and routed to its approvers in one transaction."""
+    now = utcnow()
+    today = now.date()
+    with db.transaction() as session:  # cheap refusals before deciding
+        lead = visible_lead(session, principal, lead_id)
+        check_if_match(if_match, lead.id, lead.version)
+        next_status(lead.status, Event.SUBMIT)
+        facts = lead_facts(session, lead, today)
+    snapshot, enriched, result = _decide(db, facts)
+
+    with db.transaction() as session:
+        lead = visible_lead(session, principal, lead_id, for_update=True)
+        check_if_match(if_match, lead.id, lead.version)  # nothing changed while deciding
+        previous = lead.status
+        submitted = next_status(previous, Event.SUBMIT)
+        missing = missing_fields(field_values(lead), result.policy.required_fields)
+        if missing:
+            raise ValidationFailed(
+                f"{len(missing)} required field(s) missing; the registration was not submitted",
+                missing_problems(missing),
+            )
+        blockers = _registration_blockers(session, lead, today)
+        if blockers:
+            raise RegistrationNotAllowed("; ".join(blockers), reasons=blockers)
+        rulesets = result.trace["rulesets"]
+        if lead.registration_number is None:
+            lead.registration_number = registration_number(next_registration_value(session))
+        lead.status, lead.submitted_at, lead.submitted_by = submitted.value, now, principal.user_id
+        session.flush()
+        audit.record(
+            session,
+            principal,
+            "lead",
+            lead.id,
+            "submitted",
+            before={"status": previous},
+            after={"status": submitted.value},
+            details={"registration_number": lead.registration_number, "rulesets": rulesets},
+            now=now,
+        )
+        decision = record_decision(
+            session, principal, "lead", lead.id, lead.organization_id, snapshot, enriched, result
+        )
+        lead.decision_id = decision.id
+        if not lead.territory_team:
+            assigned = _assign(session, lead, snapshot, result)
+            audit.record(
+                session,
+                principal,
+                "lead",
+                lead.id,
+                "assigned",
+                details={**assigned, "decision_id": decision.id, "rulesets": rulesets},
+                now=now,
+            )
+        routed = next_status(submitted, Event.ROUTE)
+        lead.status = routed.value
+        session.flush()
+        audit.record(
+            session,
+            principal,
+            "lead",
+            lead.id,
+            "routed",
+            before={"status": submitted.value},
+            after={"status": routed.value},
+            details={
+                "decision_id": decision.id,
+                "approvers": list(result.approvers),
+                "approval_steps": result.to_json()["approval_steps"],
+                "rulesets": rulesets,
+                "territory_model_version": result.trace["territory_model_version"],
+            },
+            now=now,
+        )
+        session.refresh(lead)
+        return lead_out(session, lead)
+
+
+# --- approver preview ---------------------------------------------------------------------------------
+
+
+def preview_approvers(db: Database, principal: Principal, lead_id: int) -> s.ApproverPreviewOut:
+    """Who would approve the lead if it were submitted now, and why (nothing is stored)."""
+    today = utcnow().date()
+    with db.transaction() as session:
+        lead = visible_lead(session, principal, lead_id)
+        facts = lead_facts(session, lead, today)
+        values = field_values(lead)
+        blockers = _registration_blockers(session, lead, today)
+    _, _, result = _decide(db, facts)
+    missing = missing_fields(values, result.policy.required_fields)
+    problems = missing_problems(missing)
+    decision = result.to_json()
+    return s.ApproverPreviewOut(
+        lead_id=lead_id,
+        submittable=not missing and not blockers,
+        missing_fields=[
+            s.MissingField(field=name, pointer=p.pointer) for name, p in zip(missing, problems, strict=True)
+        ],
+        blockers=blockers,
+        approvers=[
+            s.PreviewApprover(
+                step=step.name,
+                mode=step.mode,
+                user=a.user,
+                role=a.role,
+                why=approver_reason(a.role, a.source),
+            )
+            for step in result.steps
+            for a in step.approvers
+        ],
+        lowest_territories=list(result.lowest),
+        result=decision,
+        rulesets=result.trace["rulesets"],
+        trace=result.trace if principal.internal else None,
+    )
