@@ -56,11 +56,21 @@ def registration_number(value: int) -> str:
     return f"{NUMBER_PREFIX}{value:06d}"
 
 
-def approver_reason(role: str, source: str) -> str:
-    """Why an approver of a decision approves, in words a partner understands."""
+def approver_reason(role: str, source: str, lowest: Sequence[str]) -> str:
+    """Why an approver of a decision approves, in words a partner understands.
+
+    >>> approver_reason("channel_account_manager", "territory:JP-SEC", ["JP-SEC-RESELL"])
+    'channel account manager of territory JP-SEC, the nearest above the lowest match JP-SEC-RESELL holding that role'
+    """
+    what = role.replace("_", " ")
     if source.startswith("territory:"):
         territory = source.split(":", 1)[1]
-        return f"{role.replace('_', ' ')} of territory {territory}, the lowest matching the lead"
+        if territory in lowest:
+            return f"{what} of territory {territory}, the lowest matching the lead"
+        below = ", ".join(lowest)
+        return (
+            f"{what} of territory {territory}, the nearest above the lowest match {below} holding that role"
+        )
     if source == "fallback":
         return "fallback approver: no territory role resolved this step"
     return "named by an approval rule"

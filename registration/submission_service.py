@@ -287,7 +287,7 @@ def preview_approvers(db: Database, principal: Principal, lead_id: int) -> s.App
                 mode=step.mode,
                 user=a.user,
                 role=a.role,
-                why=approver_reason(a.role, a.source),
+                why=approver_reason(a.role, a.source, result.lowest),
             )
             for step in result.steps
             for a in step.approvers
