@@ -2,13 +2,20 @@
 
 Shapes follow a channel sales organisation: worldwide -> region -> country -> customer segment ->
 product line -> program track -> named accounts -> product subgroup -> area -> program tier -> ...
-Each child narrows its parent's coverage on one dimension (so coverage nests and ``validate_tree``
-has nothing to warn about, unless ``loose_rate`` asks for some strays), some territories exclude a
-member inside what they cover, and most (not all) territories have a channel account manager.
+The children of a territory partition its coverage: they split the members one level below it on the
+level's dimension among themselves (several members each when there are more members than children);
+when that dimension has fewer members than there are children, the children sharing one member split
+it again on a second (third...) dimension, so such a child narrows two dimensions at once. Siblings
+therefore do not overlap and a lead matches about one territory per level, as in a real organisation
+(named-account territories cover one to three accounts each and leave the others to their parent).
+Coverage nests, so ``validate_tree`` has nothing to warn about unless ``loose_rate`` asks for some
+strays; some territories exclude a member inside what they cover, and most (not all) territories have
+a channel account manager.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Mapping, Sequence
 
@@ -154,14 +161,21 @@ def generate_model(
     level: list[TerritoryDef] = [root]
     for lvl, size in enumerate(sizes[1:], start=1):
         kind, first = _SCHEDULE[(lvl - 1) % len(_SCHEDULE)]
-        used: dict[str, set[tuple[Dimension, frozenset[str]]]] = {}
         parents = [level[i % len(level)] for i in range(size)]
+        counts: dict[str, int] = {}
+        for parent in parents:
+            counts[parent.key] = counts.get(parent.key, 0) + 1
+        # Each parent's children split its coverage among themselves (computed in level order, then
+        # handed out in the shuffled creation order).
+        planned = {
+            p.key: _partition(rng, dims, p, first, counts[p.key], cache) for p in level if p.key in counts
+        }
         rng.shuffle(parents)
         next_level: list[TerritoryDef] = []
+        last = lvl == len(sizes) - 1
         for parent in parents:
             number = len(defs)
-            last = lvl == len(sizes) - 1
-            coverage = _narrow(rng, dims, parent, first, used.setdefault(parent.key, set()), cache)
+            coverage = planned[parent.key].pop()
             if rng.random() < exclusion_rate:
                 coverage = _add_exclusion(rng, dims, coverage, cache)
             if rng.random() < loose_rate:
@@ -209,42 +223,73 @@ def _options(h: MemberHierarchy, cov: Coverage, cache: _OptionCache) -> tuple[st
     return found
 
 
-def _narrow(
+#: Above this many members, a customer split takes a few named accounts per child, not all of them.
+_NAMED_ACCOUNTS_ABOVE = 24
+
+
+def _split(rng: random.Random, dim: Dimension, options: Sequence[str], groups: int) -> list[frozenset[str]]:
+    """At most ``groups`` disjoint, non-empty sets of ``options``.
+
+    Every option is used (in near-equal groups), except for large customer lists: there each group is
+    one to three named accounts and the other accounts stay with the parent.
+    """
+    if dim == Dimension.CUSTOMER and len(options) > max(_NAMED_ACCOUNTS_ABOVE, 3 * groups):
+        sizes = [rng.randint(1, 3) for _ in range(groups)]
+        picked = rng.sample(options, sum(sizes))
+        starts = list(itertools.accumulate(sizes, initial=0))
+        return [frozenset(picked[a:b]) for a, b in itertools.pairwise(starts)]
+    shuffled = list(options)
+    rng.shuffle(shuffled)
+    if len(shuffled) <= groups:
+        return [frozenset([o]) for o in shuffled]
+    n = len(shuffled)
+    return [frozenset(shuffled[i * n // groups : (i + 1) * n // groups]) for i in range(groups)]
+
+
+def _partition(
     rng: random.Random,
     dims: Mapping[Dimension, MemberHierarchy],
     parent: TerritoryDef,
     first: Dimension,
-    used: set[tuple[Dimension, frozenset[str]]],
+    k: int,
     cache: _OptionCache,
-) -> dict[Dimension, Coverage]:
+) -> list[dict[Dimension, Coverage]]:
+    """Coverages of ``k`` children of ``parent`` that do not overlap (as long as there is room to split)."""
     coverage = {d: parent.coverage_on(d) for d in _GENERATED}
     order = [first, *rng.sample([d for d in _GENERATED if d != first], len(_GENERATED) - 1)]
-    fallback: tuple[Dimension, frozenset[str]] | None = None
-    choice: tuple[Dimension, frozenset[str]] | None = None
-    for dim in order:
+    out = [
+        {d: c for d, c in child.items() if c.include or c.exclude}
+        for child in _carve(rng, dims, coverage, order, k, cache)
+    ]
+    rng.shuffle(out)
+    return out
+
+
+def _carve(
+    rng: random.Random,
+    dims: Mapping[Dimension, MemberHierarchy],
+    coverage: dict[Dimension, Coverage],
+    order: Sequence[Dimension],
+    k: int,
+    cache: _OptionCache,
+) -> list[dict[Dimension, Coverage]]:
+    """Split ``coverage`` into ``k`` disjoint pieces: on the first dimension of ``order`` with members left
+    to split; a group that has to serve several children is split again on the next dimension."""
+    if k == 1:
+        return [coverage]
+    for i, dim in enumerate(order):
         options = _options(dims[dim], coverage[dim], cache)
-        if not options:
+        if len(options) < 2:
             continue
-        for _ in range(8):  # a few tries for a member no sibling narrowed to yet
-            if dim == Dimension.CUSTOMER and len(options) > 3 and rng.random() < 0.5:
-                pick = frozenset(rng.sample(options, rng.randint(2, 3)))  # a few named accounts
-            else:
-                pick = frozenset([rng.choice(options)])
-            if (dim, pick) not in used:
-                choice = (dim, pick)
-                break
-            if fallback is None:
-                fallback = (dim, pick)
-        if choice is not None:
-            break
-    if choice is None:
-        if fallback is None:  # nothing left to narrow: an overlay identical to its parent
-            return {d: c for d, c in coverage.items() if c.include or c.exclude}
-        choice = fallback
-    used.add(choice)
-    dim, include = choice
-    coverage[dim] = Coverage(include, coverage[dim].exclude)
-    return {d: c for d, c in coverage.items() if c.include or c.exclude}
+        groups = _split(rng, dim, options, k)
+        shares = [k // len(groups) + (j < k % len(groups)) for j in range(len(groups))]
+        rng.shuffle(shares)
+        out: list[dict[Dimension, Coverage]] = []
+        for group, share in zip(groups, shares, strict=True):
+            piece = {**coverage, dim: Coverage(group, coverage[dim].exclude)}
+            out.extend(_carve(rng, dims, piece, order[i + 1 :], share, cache))
+        return out
+    return [coverage] * k  # nothing left to split: the pieces repeat (overlap)
 
 
 def _add_exclusion(
