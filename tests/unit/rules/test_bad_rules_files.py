@@ -14,7 +14,7 @@ BAD = Path(__file__).parent / "bad"
 CONTEXT = RuleContext(
     users={"u.jane", "u.bob"},
     territories={"T-EMEA", "T-APAC"},
-    members={"product": {"P-100", "P-200"}},
+    members={"product": frozenset({"P-100", "P-200"})},
 )
 
 
