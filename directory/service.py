@@ -40,6 +40,8 @@ def _page(
     session: Session, stmt: Select[M], model: type[M], query: s.ListQuery
 ) -> tuple[list[M], str | None]:
     after = decode_cursor(query.cursor)
+    if query.q:  # every paged list searches by name
+        stmt = stmt.where(model.name.icontains(query.q, autoescape=True))
     rows = list(
         session.scalars(stmt.where(model.id > after).order_by(model.id).limit(query.limit + 1)).unique()
     )
@@ -90,8 +92,6 @@ def create_program(db: Database, principal: Principal, data: s.ProgramCreate) ->
 def list_programs(db: Database, principal: Principal, query: s.ListQuery) -> Page[s.ProgramOut]:
     with db.transaction() as session:
         stmt = select(PartnerProgram)
-        if query.q:
-            stmt = stmt.where(PartnerProgram.name.icontains(query.q, autoescape=True))
         rows, cursor = _page(session, stmt, PartnerProgram, query)
         return Page[s.ProgramOut](items=[program_out(r) for r in rows], next_cursor=cursor)
 
@@ -210,8 +210,6 @@ def list_organizations(db: Database, principal: Principal, query: s.ListQuery) -
         stmt = select(Organization)
         if not principal.internal:
             stmt = stmt.where(Organization.id == principal.organization_id)
-        if query.q:
-            stmt = stmt.where(Organization.name.icontains(query.q, autoescape=True))
         rows, cursor = _page(session, stmt, Organization, query)
         return Page[s.OrganizationOut](items=[organization_out(r) for r in rows], next_cursor=cursor)
 
@@ -324,8 +322,6 @@ def list_users(db: Database, principal: Principal, query: s.ListQuery) -> Page[s
         stmt = select(User)
         if not principal.internal:
             stmt = stmt.where(User.organization_id == principal.organization_id)
-        if query.q:
-            stmt = stmt.where(User.name.icontains(query.q, autoescape=True))
         rows, cursor = _page(session, stmt, User, query)
         return Page[s.UserOut](items=[user_out(r) for r in rows], next_cursor=cursor)
 
@@ -529,8 +525,6 @@ def list_customers(db: Database, principal: Principal, query: s.ListQuery) -> Pa
         stmt = select(Customer)
         if not principal.internal:
             stmt = stmt.where(func.false())
-        if query.q:
-            stmt = stmt.where(Customer.name.icontains(query.q, autoescape=True))
         rows, cursor = _page(session, stmt, Customer, query)
         parents = _keys_by_id(session, Customer, {r.parent_id for r in rows if r.parent_id})
         items = [customer_out(r, parents.get(r.parent_id or 0)) for r in rows]
@@ -602,8 +596,6 @@ def get_product(db: Database, principal: Principal, product_id: int) -> s.Produc
 def list_products(db: Database, principal: Principal, query: s.ListQuery) -> Page[s.ProductOut]:
     with db.transaction() as session:
         stmt = select(Product)
-        if query.q:
-            stmt = stmt.where(Product.name.icontains(query.q, autoescape=True))
         rows, cursor = _page(session, stmt, Product, query)
         parents = _keys_by_id(session, Product, {r.parent_id for r in rows if r.parent_id})
         return Page[s.ProductOut](
