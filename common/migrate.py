@@ -16,6 +16,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # Every module that defines tables; Alembic's autogenerate and the test schema need them all imported.
 MODEL_MODULES = (
     "common.audit",
+    "common.outbox",
     "directory.models",
     "territory.models",
     "rules.models",
