@@ -1,15 +1,58 @@
-"""The transactional outbox: messages to other systems, written in the caller's transaction."""
+"""The transactional outbox: messages to other systems (e-mail, partner CRMs), written in the transaction
+of the change that causes them and delivered later by a deliverer with retries.
+
+- ``enqueue`` adds a message in the caller's session, so it exists exactly when the change commits. The
+  ``(channel, dedupe_key)`` pair is unique: enqueueing the same key twice keeps the first message.
+- ``claim`` hands a batch of due messages to one deliverer under a lease. PostgreSQL skips rows another
+  deliverer holds (``FOR UPDATE SKIP LOCKED``); SQLite ignores that clause, but every transaction there
+  starts with ``BEGIN IMMEDIATE`` (common.database), which serialises whole claims. A message whose lease
+  ran out (its deliverer died) is due again; each claim counts an attempt, so a message that kills its
+  deliverer every time still ends dead.
+- ``mark_sent`` / ``mark_failed`` check the lease token, so a deliverer that lost its lease cannot
+  overwrite the outcome of the one that took the message over.
+- ``deliver`` runs claim -> send -> mark for any sender callable; delivery is at least once, so the
+  receiver should deduplicate on ``dedupe_key`` (an e-mail's Message-ID, a CRM call's Idempotency-Key).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import random
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from common.database import Base, UtcDateTime
+from common import audit
+from common.clock import utcnow
+from common.database import Base, Database, UtcDateTime
+from common.principal import Principal
+from common.retry import GiveUp, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+MAX_KEY_LENGTH = 255
+MAX_ERROR_LENGTH = 2000
 
 
 class OutboxStatus(StrEnum):
@@ -32,6 +75,7 @@ class OutboxMessage(Base):
     dedupe_key: Mapped[str] = mapped_column(String(255))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20))
+    # Delivery attempts started (a claim counts one, whether or not the deliverer lived to report it).
     attempts: Mapped[int] = mapped_column(Integer)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
@@ -40,3 +84,408 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A claimed message as the sender sees it (detached from any session)."""
+
+    id: int
+    channel: str
+    topic: str
+    dedupe_key: str
+    payload: dict[str, Any]
+    attempts: int
+    lease_token: str
+    lease_until: datetime
+
+
+class DeliveryFailed(Exception):
+    """A sender's way to say how a failure should be treated.
+
+    ``retryable=False`` sends the message straight to the dead letters (e.g. a 4xx other than 408/425/429,
+    a mailbox the server refuses); ``retry_after_seconds`` asks for at least that long a wait. Any other
+    exception a sender raises counts as a retryable failure.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after_seconds: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after_seconds = retry_after_seconds
+
+
+# --- writing ------------------------------------------------------------------------------------------
+
+
+def enqueue(
+    session: Session,
+    channel: str,
+    topic: str,
+    key: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime | None = None,
+    not_before: datetime | None = None,
+) -> int | None:
+    """Add a message in the caller's transaction; returns its id, or None if ``key`` was already queued.
+
+    ``key`` is the dedupe (idempotency) key, unique per channel: the receiver sees it on every attempt.
+    """
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"an outbox key has 1 to {MAX_KEY_LENGTH} characters")
+    now = now or utcnow()
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(OutboxMessage)
+        .values(
+            channel=channel,
+            topic=topic,
+            dedupe_key=key,
+            payload=payload,
+            status=OutboxStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=not_before or now,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
+        .returning(OutboxMessage.id)
+    )
+    return session.execute(stmt).scalar()
+
+
+# --- claiming and settling ----------------------------------------------------------------------------
+
+
+def _due(channel: str, now: datetime) -> Any:
+    pending = and_(OutboxMessage.status == OutboxStatus.PENDING.value, OutboxMessage.next_attempt_at <= now)
+    abandoned = and_(OutboxMessage.status == OutboxStatus.SENDING.value, OutboxMessage.lease_until <= now)
+    return and_(OutboxMessage.channel == channel, or_(pending, abandoned))
+
+
+def claim(
+    db: Database,
+    channel: str,
+    *,
+    limit: int,
+    lease_seconds: float,
+    policy: RetryPolicy | None = None,
+    now: datetime | None = None,
+) -> list[OutboxItem]:
+    """Lease up to ``limit`` due messages of ``channel`` to the caller, oldest due first.
+
+    An abandoned message (lease expired) that has used all its attempts goes dead instead of out again.
+    """
+    policy = policy or RetryPolicy()
+    now = now or utcnow()
+    token = secrets.token_hex(16)
+    lease_until = now + timedelta(seconds=lease_seconds)
+    with db.transaction() as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.channel == channel,
+                OutboxMessage.status == OutboxStatus.SENDING.value,
+                OutboxMessage.lease_until <= now,
+                OutboxMessage.attempts >= policy.max_attempts,
+            )
+            .values(
+                status=OutboxStatus.DEAD.value,
+                lease_until=None,
+                lease_token=None,
+                last_error="the deliverer stopped during the last attempt (lease expired)",
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        ids = list(
+            session.scalars(
+                select(OutboxMessage.id)
+                .where(_due(channel, now))
+                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not ids:
+            return []
+        rows = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), _due(channel, now))
+            .values(
+                status=OutboxStatus.SENDING.value,
+                attempts=OutboxMessage.attempts + 1,
+                lease_until=lease_until,
+                lease_token=token,
+                updated_at=now,
+            )
+            .returning(
+                OutboxMessage.id,
+                OutboxMessage.channel,
+                OutboxMessage.topic,
+                OutboxMessage.dedupe_key,
+                OutboxMessage.payload,
+                OutboxMessage.attempts,
+            )
+            .execution_options(synchronize_session=False)
+        ).all()
+    items = [
+        OutboxItem(
+            id=row.id,
+            channel=row.channel,
+            topic=row.topic,
+            dedupe_key=row.dedupe_key,
+            payload=row.payload,
+            attempts=row.attempts,
+            lease_token=token,
+            lease_until=lease_until,
+        )
+        for row in rows
+    ]
+    return sorted(items, key=lambda i: ids.index(i.id))
+
+
+def _leased(item: OutboxItem) -> Any:
+    return and_(
+        OutboxMessage.id == item.id,
+        OutboxMessage.status == OutboxStatus.SENDING.value,
+        OutboxMessage.lease_token == item.lease_token,
+    )
+
+
+def mark_sent(db: Database, item: OutboxItem, *, now: datetime | None = None) -> bool:
+    """Record a delivery; False if the lease was lost (another deliverer owns the message now)."""
+    now = now or utcnow()
+    with db.transaction() as session:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(_leased(item))
+            .values(
+                status=OutboxStatus.SENT.value,
+                sent_at=now,
+                lease_until=None,
+                lease_token=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_failed(
+    db: Database,
+    item: OutboxItem,
+    error: str,
+    *,
+    retryable: bool = True,
+    retry_after_seconds: float | None = None,
+    policy: RetryPolicy | None = None,
+    rand: float | None = None,
+    now: datetime | None = None,
+) -> OutboxStatus | None:
+    """Record a failed attempt: back to pending after a backoff, or dead; None if the lease was lost."""
+    policy = policy or RetryPolicy()
+    now = now or utcnow()
+    step = policy.after_failure(
+        item.attempts,
+        retryable=retryable,
+        rand=random.random() if rand is None else rand,
+        retry_after_seconds=retry_after_seconds,
+    )
+    error = error[:MAX_ERROR_LENGTH]
+    if isinstance(step, GiveUp):
+        status = OutboxStatus.DEAD
+        values: dict[str, Any] = {"last_error": f"{error} [{step.reason}]"[:MAX_ERROR_LENGTH]}
+    else:
+        status = OutboxStatus.PENDING
+        values = {"last_error": error, "next_attempt_at": now + timedelta(seconds=step.delay_seconds)}
+    with db.transaction() as session:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(_leased(item))
+            .values(status=status.value, lease_until=None, lease_token=None, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return status if result.rowcount else None  # type: ignore[attr-defined]
+
+
+# --- the deliver loop ---------------------------------------------------------------------------------
+
+Sender = Callable[[OutboxItem], None]
+
+
+@dataclass
+class DeliveryReport:
+    """What one ``deliver`` call did."""
+
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0
+    dead: int = 0
+    # Messages whose lease ran out (or was taken over) before they were settled; they are due again.
+    lease_lost: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: DeliveryReport) -> None:
+        self.claimed += other.claimed
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.dead += other.dead
+        self.lease_lost += other.lease_lost
+        self.errors.extend(other.errors)
+
+
+def deliver(
+    db: Database,
+    channel: str,
+    send: Sender,
+    *,
+    limit: int = 100,
+    batch_size: int = 10,
+    lease_seconds: float = 300.0,
+    policy: RetryPolicy | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    rand: Callable[[], float] = random.random,
+) -> DeliveryReport:
+    """Send due messages of ``channel`` with ``send`` until none is due or ``limit`` were claimed.
+
+    ``send`` raises on failure (``DeliveryFailed`` to say whether and when to retry). The lease must
+    outlast a batch: ``lease_seconds`` >= ``batch_size`` x the sender's own timeout.
+    """
+    policy = policy or RetryPolicy()
+    report = DeliveryReport()
+    while report.claimed < limit:
+        batch = claim(
+            db,
+            channel,
+            limit=min(batch_size, limit - report.claimed),
+            lease_seconds=lease_seconds,
+            policy=policy,
+            now=clock(),
+        )
+        if not batch:
+            break
+        report.claimed += len(batch)
+        for item in batch:
+            if clock() >= item.lease_until:  # too late: another deliverer may have it already
+                report.lease_lost += 1
+                continue
+            try:
+                send(item)
+            except Exception as exc:
+                retryable = not isinstance(exc, DeliveryFailed) or exc.retryable
+                retry_after = exc.retry_after_seconds if isinstance(exc, DeliveryFailed) else None
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "outbox %s message %s attempt %s failed: %s", channel, item.id, item.attempts, error
+                )
+                report.errors.append(f"{item.id}: {error}")
+                status = mark_failed(
+                    db,
+                    item,
+                    error,
+                    retryable=retryable,
+                    retry_after_seconds=retry_after,
+                    policy=policy,
+                    rand=rand(),
+                    now=clock(),
+                )
+                if status is OutboxStatus.DEAD:
+                    report.dead += 1
+                elif status is OutboxStatus.PENDING:
+                    report.retrying += 1
+                else:
+                    report.lease_lost += 1
+            else:
+                if mark_sent(db, item, now=clock()):
+                    report.sent += 1
+                else:
+                    report.lease_lost += 1
+    return report
+
+
+def run_worker(
+    db: Database,
+    channel: str,
+    send: Sender,
+    *,
+    stop: threading.Event,
+    poll_seconds: float = 5.0,
+    **deliver_options: Any,
+) -> DeliveryReport:
+    """Deliver until ``stop`` is set, waiting ``poll_seconds`` whenever nothing was due."""
+    total = DeliveryReport()
+    while not stop.is_set():
+        report = deliver(db, channel, send, **deliver_options)
+        total.add(report)
+        if report.claimed == 0:
+            stop.wait(poll_seconds)
+    return total
+
+
+# --- admin --------------------------------------------------------------------------------------------
+
+
+def list_messages(
+    db: Database,
+    *,
+    channel: str | None = None,
+    status: OutboxStatus | str | None = None,
+    limit: int = 50,
+) -> list[OutboxMessage]:
+    """The newest messages, optionally of one channel and status."""
+    stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if channel is not None:
+        stmt = stmt.where(OutboxMessage.channel == channel)
+    if status is not None:
+        stmt = stmt.where(OutboxMessage.status == OutboxStatus(status).value)
+    with db.transaction() as session:
+        return list(session.scalars(stmt))
+
+
+def counts(db: Database) -> dict[tuple[str, str], int]:
+    """How many messages each (channel, status) has."""
+    stmt = select(OutboxMessage.channel, OutboxMessage.status, func.count()).group_by(
+        OutboxMessage.channel, OutboxMessage.status
+    )
+    with db.transaction() as session:
+        return {(c, s): int(n) for c, s, n in session.execute(stmt)}
+
+
+def retry_dead(
+    db: Database,
+    actor: Principal | None,
+    *,
+    ids: Sequence[int] | None = None,
+    channel: str | None = None,
+    now: datetime | None = None,
+) -> list[int]:
+    """Put dead messages back in the queue with fresh attempts (all dead ones of ``channel``, or ``ids``).
+
+    Returns the ids retried; ids that are not dead are left alone. Each retry is audited.
+    """
+    now = now or utcnow()
+    stmt = select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.DEAD.value)
+    if ids is not None:
+        stmt = stmt.where(OutboxMessage.id.in_(list(ids)))
+    if channel is not None:
+        stmt = stmt.where(OutboxMessage.channel == channel)
+    with db.transaction() as session:
+        messages = list(session.scalars(stmt.order_by(OutboxMessage.id).with_for_update()))
+        for message in messages:
+            audit.record(
+                session,
+                actor,
+                "outbox_message",
+                message.id,
+                "retried",
+                before={"status": message.status, "attempts": message.attempts},
+                after={"status": OutboxStatus.PENDING.value, "attempts": 0},
+                details={"channel": message.channel, "last_error": message.last_error},
+                now=now,
+            )
+            message.status = OutboxStatus.PENDING.value
+            message.attempts = 0
+            message.next_attempt_at = now
+            message.updated_at = now
+        return [m.id for m in messages]

@@ -1,0 +1,253 @@
+"""The outbox on both databases: written with the change, claimed under a lease, retried with backoff,
+dead-lettered after N attempts and retried by an admin; concurrent deliverers never send a message twice."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from common import audit
+from common import outbox as ob
+from common.clock import utcnow
+from common.database import Database
+from common.outbox import DeliveryFailed, OutboxItem, OutboxMessage, OutboxStatus
+from common.retry import RetryPolicy
+
+CHANNEL = "test"
+
+
+@pytest.fixture
+def database(db_url):
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+def _enqueue(database, n, *, channel=CHANNEL, prefix="m"):
+    with database.transaction() as session:
+        return [ob.enqueue(session, channel, "t", f"{prefix}{i}", {"i": i}) for i in range(n)]
+
+
+def _message(database, message_id) -> OutboxMessage:
+    with database.transaction() as session:
+        message = session.get(OutboxMessage, message_id)
+        assert message is not None
+        return message
+
+
+class Recorder:
+    def __init__(self, fail_times=0, error: Exception | None = None):
+        self.sent: list[OutboxItem] = []
+        self.fail_times = fail_times
+        self.error = error or ConnectionError("refused")
+        self.lock = threading.Lock()
+
+    def __call__(self, item: OutboxItem) -> None:
+        with self.lock:
+            if self.fail_times:
+                self.fail_times -= 1
+                raise self.error
+            self.sent.append(item)
+
+
+def test_a_message_exists_only_if_the_transaction_that_wrote_it_commits(database):
+    with pytest.raises(RuntimeError), database.transaction() as session:
+        ob.enqueue(session, CHANNEL, "t", "k1", {"a": 1})
+        raise RuntimeError("the change failed after the outbox insert")
+    assert ob.list_messages(database) == []
+    [message_id] = _enqueue(database, 1)
+    assert [m.id for m in ob.list_messages(database)] == [message_id]
+
+
+def test_the_same_key_twice_keeps_one_message_per_channel(database):
+    with database.transaction() as session:
+        first = ob.enqueue(session, CHANNEL, "t", "same", {"n": 1})
+        again = ob.enqueue(session, CHANNEL, "t", "same", {"n": 2})
+        other_channel = ob.enqueue(session, "other", "t", "same", {"n": 3})
+    assert first is not None and again is None and other_channel is not None
+    assert _message(database, first).payload == {"n": 1}
+
+
+def test_deliver_sends_each_due_message_once_and_marks_it_sent(database):
+    ids = _enqueue(database, 5)
+    later = utcnow() + timedelta(hours=1)
+    with database.transaction() as session:
+        ob.enqueue(session, CHANNEL, "t", "later", {}, not_before=later)
+    sender = Recorder()
+    report = ob.deliver(database, CHANNEL, sender, batch_size=2)
+    assert (report.claimed, report.sent) == (5, 5)
+    assert [i.id for i in sender.sent] == ids
+    assert [i.dedupe_key for i in sender.sent] == [f"m{i}" for i in range(5)]
+    assert all(_message(database, i).status == "sent" for i in ids)
+    assert ob.deliver(database, CHANNEL, sender).claimed == 0  # nothing due: sent, or not yet
+
+
+def test_deliver_stops_at_its_limit(database):
+    _enqueue(database, 7)
+    assert ob.deliver(database, CHANNEL, Recorder(), limit=3, batch_size=2).sent == 3
+    assert ob.counts(database)[(CHANNEL, "pending")] == 4
+
+
+def test_a_failed_attempt_waits_a_jittered_backoff_before_the_next(database):
+    [message_id] = _enqueue(database, 1)
+    policy = RetryPolicy(base_seconds=60, cap_seconds=600, max_attempts=5)
+    t0 = utcnow()
+    report = ob.deliver(database, CHANNEL, Recorder(fail_times=1), policy=policy, clock=lambda: t0)
+    assert (report.retrying, report.sent) == (1, 0)
+    message = _message(database, message_id)
+    assert message.status == "pending" and message.attempts == 1
+    assert message.last_error == "ConnectionError: refused"
+    assert t0 <= message.next_attempt_at < t0 + timedelta(seconds=60)
+    # second failure: the window doubles
+    t1 = message.next_attempt_at
+    ob.deliver(database, CHANNEL, Recorder(fail_times=1), policy=policy, clock=lambda: t1)
+    message = _message(database, message_id)
+    assert message.attempts == 2 and t1 <= message.next_attempt_at < t1 + timedelta(seconds=120)
+    assert ob.deliver(database, CHANNEL, Recorder(), policy=policy, clock=lambda: t1).claimed == 0
+
+
+def test_retry_after_from_the_sender_is_honoured(database):
+    [message_id] = _enqueue(database, 1)
+    t0 = utcnow()
+    sender = Recorder(fail_times=1, error=DeliveryFailed("429", retry_after_seconds=900))
+    ob.deliver(
+        database, CHANNEL, sender, policy=RetryPolicy(base_seconds=1), clock=lambda: t0, rand=lambda: 0
+    )
+    assert _message(database, message_id).next_attempt_at == t0 + timedelta(seconds=900)
+
+
+def test_dead_after_max_attempts_then_an_admin_retry_delivers_it(database):
+    [message_id] = _enqueue(database, 1)
+    policy = RetryPolicy(base_seconds=1, cap_seconds=1, max_attempts=3)
+    now = utcnow()
+    sender = Recorder(fail_times=3)
+    for _ in range(3):
+        now += timedelta(seconds=2)
+        ob.deliver(database, CHANNEL, sender, policy=policy, clock=lambda t=now: t)
+    message = _message(database, message_id)
+    assert message.status == "dead" and message.attempts == 3
+    assert message.last_error == "ConnectionError: refused [failed 3 times (max_attempts=3)]"
+    assert (
+        ob.deliver(database, CHANNEL, sender, policy=policy, clock=lambda: now + timedelta(days=1)).claimed
+        == 0
+    )
+
+    assert ob.retry_dead(database, None, ids=[message_id]) == [message_id]
+    assert ob.retry_dead(database, None, ids=[message_id]) == []  # no longer dead
+    with database.transaction() as session:
+        [event] = audit.history(session, "outbox_message", message_id)
+        assert (event.action, event.before, event.after) == (
+            "retried",
+            {"status": "dead", "attempts": 3},
+            {"status": "pending", "attempts": 0},
+        )
+    report = ob.deliver(database, CHANNEL, sender, policy=policy)
+    assert report.sent == 1 and _message(database, message_id).status == "sent"
+
+
+def test_a_permanent_failure_is_dead_at_once(database):
+    [message_id] = _enqueue(database, 1)
+    sender = Recorder(fail_times=1, error=DeliveryFailed("550 no such mailbox", retryable=False))
+    assert ob.deliver(database, CHANNEL, sender).dead == 1
+    message = _message(database, message_id)
+    assert (message.status, message.attempts) == ("dead", 1)
+    assert message.last_error == "DeliveryFailed: 550 no such mailbox [permanent failure]"
+
+
+def test_retry_of_every_dead_message_of_a_channel(database):
+    _enqueue(database, 2)
+    _enqueue(database, 1, channel="other")
+    never = Recorder(fail_times=99, error=DeliveryFailed("no", retryable=False))
+    ob.deliver(database, CHANNEL, never)
+    ob.deliver(database, "other", never)
+    assert len(ob.retry_dead(database, None, channel=CHANNEL)) == 2
+    assert ob.counts(database) == {(CHANNEL, "pending"): 2, ("other", "dead"): 1}
+
+
+def test_an_expired_lease_makes_the_message_claimable_again(database):
+    [message_id] = _enqueue(database, 1)
+    t0 = utcnow()
+    [crashed] = ob.claim(database, CHANNEL, limit=10, lease_seconds=60, now=t0)  # deliverer then dies
+    assert _message(database, message_id).status == "sending"
+    assert ob.claim(database, CHANNEL, limit=10, lease_seconds=60, now=t0 + timedelta(seconds=59)) == []
+    [again] = ob.claim(database, CHANNEL, limit=10, lease_seconds=60, now=t0 + timedelta(seconds=60))
+    assert again.id == message_id and again.attempts == 2 and again.lease_token != crashed.lease_token
+    # the first deliverer wakes up: it cannot settle a message it no longer holds
+    assert ob.mark_sent(database, crashed) is False
+    assert ob.mark_failed(database, crashed, "late") is None
+    assert ob.mark_sent(database, again) is True
+    assert _message(database, message_id).status == "sent"
+
+
+def test_a_message_that_kills_its_deliverer_every_time_ends_dead(database):
+    [message_id] = _enqueue(database, 1)
+    policy = RetryPolicy(max_attempts=2)
+    t = utcnow()
+    for _ in range(2):
+        assert len(ob.claim(database, CHANNEL, limit=1, lease_seconds=10, policy=policy, now=t)) == 1
+        t += timedelta(seconds=11)
+    assert ob.claim(database, CHANNEL, limit=1, lease_seconds=10, policy=policy, now=t) == []
+    message = _message(database, message_id)
+    assert message.status == "dead" and "lease expired" in (message.last_error or "")
+
+
+def test_a_deliverer_skips_messages_whose_lease_ran_out_while_it_was_busy(database):
+    _enqueue(database, 2)
+    t0 = utcnow()
+    ticks = iter([t0, t0, t0 + timedelta(seconds=5), t0 + timedelta(seconds=500)])
+
+    def clock():
+        return next(ticks, t0 + timedelta(seconds=1000))
+
+    sender = Recorder()
+    report = ob.deliver(database, CHANNEL, sender, batch_size=2, lease_seconds=300, clock=clock, limit=2)
+    assert (report.sent, report.lease_lost) == (1, 1)
+    assert len(sender.sent) == 1
+
+
+@pytest.mark.parametrize("deliverers", [4])
+def test_concurrent_deliverers_never_send_a_message_twice(db_url, deliverers):
+    setup = Database(db_url)
+    _enqueue(setup, 300)
+    sender = Recorder()
+    barrier = threading.Barrier(deliverers)
+    reports: list[ob.DeliveryReport] = []
+    failures: list[BaseException] = []
+
+    def work():
+        database = Database(db_url)
+        try:
+            barrier.wait()
+            reports.append(ob.deliver(database, CHANNEL, sender, limit=1000, batch_size=7))
+        except BaseException as exc:  # surfaced below
+            failures.append(exc)
+        finally:
+            database.dispose()
+
+    threads = [threading.Thread(target=work) for _ in range(deliverers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    ids = [i.id for i in sender.sent]
+    assert len(ids) == 300 and len(set(ids)) == 300
+    assert sum(r.claimed for r in reports) == 300
+    with setup.transaction() as session:
+        assert session.scalar(select(func.count()).where(OutboxMessage.status == "sent")) == 300
+        assert session.scalar(select(func.max(OutboxMessage.attempts))) == 1
+    setup.dispose()
+
+
+def test_enqueue_refuses_an_empty_or_overlong_key(database):
+    with database.transaction() as session:
+        for key in ("", "k" * 256):
+            with pytest.raises(ValueError):
+                ob.enqueue(session, CHANNEL, "t", key, {})
+
+
+def test_status_values_are_the_stored_words():
+    assert [s.value for s in OutboxStatus] == ["pending", "sending", "sent", "dead"]
