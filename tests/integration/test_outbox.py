@@ -31,10 +31,9 @@ def _enqueue(database, n, *, channel=CHANNEL, prefix="m"):
         return [ob.enqueue(session, channel, "t", f"{prefix}{i}", {"i": i}) for i in range(n)]
 
 
-def _message(database, message_id) -> OutboxMessage:
+def _message(database: Database, message_id: int) -> OutboxMessage:
     with database.transaction() as session:
-        message = session.get(OutboxMessage, message_id)
-        assert message is not None
+        message = session.get_one(OutboxMessage, message_id)
         return message
 
 
@@ -124,9 +123,9 @@ def test_dead_after_max_attempts_then_an_admin_retry_delivers_it(database):
     policy = RetryPolicy(base_seconds=1, cap_seconds=1, max_attempts=3)
     now = utcnow()
     sender = Recorder(fail_times=3)
-    for _ in range(3):
-        now += timedelta(seconds=2)
-        ob.deliver(database, CHANNEL, sender, policy=policy, clock=lambda t=now: t)
+    for attempt in range(1, 4):
+        at = now + timedelta(seconds=2 * attempt)
+        ob.deliver(database, CHANNEL, sender, policy=policy, clock=lambda at=at: at)  # type: ignore[misc]
     message = _message(database, message_id)
     assert message.status == "dead" and message.attempts == 3
     assert message.last_error == "ConnectionError: refused [failed 3 times (max_attempts=3)]"
