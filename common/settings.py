@@ -20,6 +20,10 @@ class Settings:
     page_size_max: int = 500
     log_json: bool = True
     rules_engine: str = "durable"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "prm@localhost"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -31,4 +35,8 @@ class Settings:
             max_json_depth=int(env.get("PRM_MAX_JSON_DEPTH", cls.max_json_depth)),
             log_json=env.get("PRM_LOG_FORMAT", "json") == "json",
             rules_engine=env.get("PRM_RULES_ENGINE", "durable"),
+            smtp_host=env.get("PRM_SMTP_HOST", cls.smtp_host),
+            smtp_port=int(env.get("PRM_SMTP_PORT", cls.smtp_port)),
+            smtp_timeout_seconds=float(env.get("PRM_SMTP_TIMEOUT", cls.smtp_timeout_seconds)),
+            mail_from=env.get("PRM_MAIL_FROM", cls.mail_from),
         )
