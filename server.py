@@ -25,6 +25,7 @@ from directory import service as directory_service
 from directory.api import api as directory_api
 from directory.cli import commands as directory_commands
 from registration.api import api as registration_api
+from registration.notifications_cli import commands as notification_commands
 from rules.api import api as rules_api
 from rules.cli import rules_cli
 from rules.decision_api import api as decisions_api
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     app.register_api(decisions_api)
     app.register_api(registration_api)
     app.register_blueprint(territory_pages)
-    for group in (*common_commands, *directory_commands, *territory_commands):
+    for group in (*common_commands, *directory_commands, *territory_commands, *notification_commands):
         app.cli.add_command(group)
     app.cli.add_command(rules_cli)
     return app

@@ -1,0 +1,182 @@
+"""Registration notifications queued in the transaction of the change that causes them.
+
+Call ``notify(session, lead, event, actor, **context)`` inside the service's transaction, after the
+transition is flushed; one e-mail per recipient lands in the outbox's ``email`` channel and commits (or
+rolls back) with the change. ``prm notifications deliver`` sends them, so a mail server that is down
+delays mail and never a registration. Recipients come from the policy stored with the lead's decision
+(registration/notifications.py says how they are resolved).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from common import outbox
+from common.clock import utcnow
+from common.database import Database
+from common.mail import CHANNEL
+from common.principal import Principal
+from directory.models import User
+from registration.lifecycle import RegistrationStatus
+from registration.models import Lead
+from registration.notifications import (
+    Audience,
+    LeadSummary,
+    Member,
+    NotificationEvent,
+    NotifyEntry,
+    Person,
+    compose,
+    recipients,
+)
+from rules.models import StoredDecision
+
+EXPIRY_REMINDER_DAYS = 7
+
+
+def _person(user: User) -> Person:
+    return Person(user.id, user.key, user.email, user.name)
+
+
+def _users(
+    session: Session, ids: Iterable[int], keys: Iterable[str]
+) -> tuple[dict[int, User], dict[str, User]]:
+    ids, keys = set(ids), set(keys)
+    if not ids and not keys:
+        return {}, {}
+    found = session.scalars(
+        select(User).where(User.active.is_(True), or_(User.id.in_(ids), User.key.in_(keys)))
+    ).all()
+    return {u.id: u for u in found}, {u.key: u for u in found}
+
+
+def _decision_parts(session: Session, lead: Lead) -> tuple[list[tuple[str, str]], list[NotifyEntry]]:
+    """The approvers (user key, role) and the policy's notify entries of the lead's latest decision."""
+    if lead.decision_id is None:
+        return [], []
+    decision = session.get(StoredDecision, lead.decision_id)
+    if decision is None:
+        return [], []
+    approvers = [
+        (a["user"], a["role"])
+        for step in decision.result.get("approval_steps", [])
+        for a in step.get("approvers", [])
+    ]
+    entries = [
+        NotifyEntry(n["event"], tuple(n.get("roles", ())), tuple(n.get("users", ())))
+        for n in decision.result.get("policy", {}).get("notify", [])
+    ]
+    return approvers, entries
+
+
+def audience_of(session: Session, lead: Lead) -> tuple[Audience, list[NotifyEntry]]:
+    """Everyone who could be told about ``lead``, and what its policy says about whom to tell."""
+    approvers, entries = _decision_parts(session, lead)
+    named_keys = {u for e in entries for u in e.users}
+    ids = {m.user_id for m in lead.sales_team} | {
+        i for i in (lead.owner_user_id, lead.submitted_by) if i is not None
+    }
+    by_id, by_key = _users(session, ids, {k for k, _ in approvers} | named_keys)
+    organization: tuple[Member, ...] = ()
+    if lead.organization_id is not None and any("partner_admin" in e.roles for e in entries):
+        members = session.scalars(
+            select(User).where(User.organization_id == lead.organization_id, User.active.is_(True))
+        )
+        organization = tuple(Member(_person(u), role) for u in members for role in u.roles)
+
+    def person(user_id: int | None) -> Person | None:
+        user = by_id.get(user_id) if user_id is not None else None
+        return _person(user) if user else None
+
+    audience = Audience(
+        owner=person(lead.owner_user_id),
+        submitter=person(lead.submitted_by),
+        sales_team=tuple(
+            Member(_person(by_id[m.user_id]), m.role) for m in lead.sales_team if m.user_id in by_id
+        ),
+        approvers=tuple(Member(_person(by_key[k]), role) for k, role in approvers if k in by_key),
+        organization=organization,
+        named={k: _person(by_key[k]) for k in named_keys if k in by_key},
+    )
+    return audience, entries
+
+
+def notify(
+    session: Session,
+    lead: Lead,
+    event: NotificationEvent | str,
+    actor: Principal | None,
+    *,
+    now: datetime | None = None,
+    occurrence: str | None = None,
+    **context: Any,
+) -> list[int]:
+    """Queue the e-mails telling the right people about ``event`` on ``lead``; returns the outbox ids.
+
+    ``context`` adds lines to the body: ``comment`` (reject), ``question`` (request for information),
+    ``reason``, ``partner``. ``occurrence`` tells repeated events apart in the dedupe key (default: the
+    lead's version, which every transition bumps), so calling twice for one transition queues once.
+    """
+    event = NotificationEvent(event)
+    now = now or utcnow()
+    audience, entries = audience_of(session, lead)
+    actor_id = actor.user_id if actor else None
+    people = recipients(event, audience, entries, actor_user_id=actor_id)
+    actor_user = session.get(User, actor_id) if actor_id is not None else None
+    summary = LeadSummary(lead.id, lead.name, lead.status, lead.registration_number, lead.expires_at)
+    occurrence = occurrence or f"v{lead.version}"
+    queued = []
+    for person in people:
+        mail = compose(
+            event,
+            summary,
+            person,
+            actor_name=actor_user.name if actor_user else None,
+            now=now,
+            context=context,
+        )
+        payload = {**mail.to_json(), "lead_id": lead.id, "event": event.value, "user_id": person.user_id}
+        key = f"lead:{lead.id}:{event.value}:{occurrence}:user:{person.user_id}"
+        message_id = outbox.enqueue(session, CHANNEL, f"lead.{event.value}", key, payload, now=now)
+        if message_id is not None:
+            queued.append(message_id)
+    return queued
+
+
+def queue_expiry_reminders(
+    db: Database, *, within_days: int = EXPIRY_REMINDER_DAYS, now: datetime | None = None
+) -> int:
+    """Queue an ``expiring`` reminder for each approved registration expiring within ``within_days``.
+
+    Idempotent: one reminder per registration and expiry date (a new date, e.g. extended by a CAM,
+    gets its own reminder when it comes near). Returns how many e-mails were queued.
+    """
+    now = now or utcnow()
+    stmt = (
+        select(Lead)
+        .where(
+            Lead.status == RegistrationStatus.APPROVED.value,
+            Lead.expires_at > now,
+            Lead.expires_at <= now + timedelta(days=within_days),
+        )
+        .order_by(Lead.id)
+    )
+    queued = 0
+    with db.transaction() as session:
+        for lead in session.scalars(stmt):
+            assert lead.expires_at is not None
+            occurrence = f"until:{lead.expires_at.isoformat()}"
+            queued += len(
+                notify(session, lead, NotificationEvent.EXPIRING, None, now=now, occurrence=occurrence)
+            )
+    return queued
+
+
+def deliver_mail(db: Database, send: outbox.Sender, **options: Any) -> outbox.DeliveryReport:
+    """Send queued notification e-mails (see ``common.outbox.deliver`` for the options)."""
+    return outbox.deliver(db, CHANNEL, send, **options)
