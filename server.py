@@ -25,7 +25,10 @@ from directory import service as directory_service
 from directory.api import api as directory_api
 from directory.cli import commands as directory_commands
 from registration.api import api as registration_api
+from registration.approval_api import api as approval_api
+from registration.cli import commands as registration_commands
 from registration.notifications_cli import commands as notification_commands
+from registration.opportunity_api import api as opportunity_api
 from rules.api import api as rules_api
 from rules.cli import rules_cli
 from rules.decision_api import api as decisions_api
@@ -74,8 +77,16 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     app.register_api(territory_api)
     app.register_api(decisions_api)
     app.register_api(registration_api)
+    app.register_api(approval_api)
+    app.register_api(opportunity_api)
     app.register_blueprint(territory_pages)
-    for group in (*common_commands, *directory_commands, *territory_commands, *notification_commands):
+    for group in (
+        *common_commands,
+        *directory_commands,
+        *territory_commands,
+        *notification_commands,
+        *registration_commands,
+    ):
         app.cli.add_command(group)
     app.cli.add_command(rules_cli)
     return app

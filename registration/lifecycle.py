@@ -26,6 +26,13 @@ class RegistrationStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class LeadStatus(StrEnum):
+    """The lead's own status, beside its registration's: an approved registration converts the lead."""
+
+    OPEN = "open"
+    CONVERTED = "converted"
+
+
 class Event(StrEnum):
     SUBMIT = "submit"
     ROUTE = "route"

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, PlainSerializer, StrictBool, model_valida
 
 from directory.enums import PartnerType
 from directory.schemas import Country, Email, IdPath, Input, Key, Name, Output, Patch
-from registration.lifecycle import RegistrationStatus
+from registration.lifecycle import LeadStatus, RegistrationStatus
 
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
@@ -153,10 +153,16 @@ class LeadOut(BaseModel):
     owner_user_id: int | None
     created_by: int | None
     status: RegistrationStatus
+    lead_status: LeadStatus = Field(
+        LeadStatus.OPEN, description="converted once the registration is approved"
+    )
     registration_number: str | None
     submitted_at: datetime | None
     decision_id: int | None
     expires_at: datetime | None
+    opportunity_id: int | None = Field(
+        None, description="the opportunity an approval converted the lead into"
+    )
     sales_team: list[SalesTeamMemberOut]
     territory_team: list[LeadTerritoryOut]
     created_at: datetime

@@ -24,8 +24,8 @@ from directory.enums import OrganizationKind
 from directory.models import Customer, Organization, PartnerProgram, Product
 from registration import schemas as s
 from registration.errors import ReadOnly
-from registration.lifecycle import RegistrationStatus, editable
-from registration.models import IdempotencyKey, Lead, LeadNote, LeadProduct, SalesTeamMember
+from registration.lifecycle import LeadStatus, RegistrationStatus, editable
+from registration.models import IdempotencyKey, Lead, LeadNote, LeadProduct, Opportunity, SalesTeamMember
 
 LEAD_OWNER = "lead_owner"
 
@@ -68,6 +68,12 @@ def lead_out(session: Session, lead: Lead) -> s.LeadOut:
         owner_user_id=lead.owner_user_id,
         created_by=lead.created_by,
         status=RegistrationStatus(lead.status),
+        lead_status=LeadStatus(lead.lead_status),
+        opportunity_id=(
+            session.scalar(select(Opportunity.id).where(Opportunity.lead_id == lead.id))
+            if lead.lead_status == LeadStatus.CONVERTED
+            else None
+        ),
         registration_number=lead.registration_number,
         submitted_at=lead.submitted_at,
         decision_id=lead.decision_id,

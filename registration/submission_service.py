@@ -19,6 +19,7 @@ from common.errors import ValidationFailed
 from common.principal import Principal
 from directory.models import Customer, Organization, PartnerProgram, Product, ProgramMembership, User
 from registration import schemas as s
+from registration.approval_service import start_round
 from registration.errors import RegistrationNotAllowed
 from registration.lifecycle import Event, next_status
 from registration.models import Lead, LeadTerritory, RegistrationCounter, SalesTeamMember
@@ -255,6 +256,7 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             },
             now=now,
         )
+        start_round(session, principal, lead, now=now)  # the approval round of this submission
         session.refresh(lead)
         return lead_out(session, lead)
 

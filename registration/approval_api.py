@@ -1,0 +1,113 @@
+"""REST endpoints of the approval workflow: approve, reject, request and submit information, withdraw
+(each POST names the lead's ETag in If-Match and answers the lead), the lead's approval rounds and tasks,
+the expiry change, the expiry sweep for schedulers, the registrations expiring soon, and the approver's
+worklist. Views parse, call one service function, serialise."""
+
+from __future__ import annotations
+
+from flask import Response, current_app
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+
+from common.auth import allow, current_principal
+from common.database import Database
+from common.http import if_match, json_response
+from common.openapi import view_operation_id
+from common.pagination import Page
+from common.principal import ANY_ROLE, INTERNAL_ROLES, Role
+from registration import approval_schemas as a
+from registration import approval_service, expiry_service, worklist_service
+from registration import schemas as s
+
+api = APIBlueprint(
+    "approvals",
+    __name__,
+    url_prefix="/v1",
+    abp_security=[{"bearer": []}],
+    operation_id_callback=view_operation_id,
+)
+approvals = Tag(name="approvals", description="Approval rounds, decisions, information requests, expiry")
+
+
+def _db() -> Database:
+    db: Database = current_app.extensions["prm.db"]
+    return db
+
+
+def _lead(out: s.LeadOut) -> Response:
+    return json_response(out, etag=(out.id, out.version))
+
+
+@api.post("/leads/<int:id>/approve", tags=[approvals], responses={200: s.LeadOut})
+@allow(ANY_ROLE)
+def approve_lead(path: s.IdPath, body: a.ApproveIn) -> Response:
+    """Approve the current step; the last step's approval converts the lead into an opportunity."""
+    return _lead(approval_service.approve(_db(), current_principal(), path.id, if_match(), body))
+
+
+@api.post("/leads/<int:id>/reject", tags=[approvals], responses={200: s.LeadOut})
+@allow(ANY_ROLE)
+def reject_lead(path: s.IdPath, body: a.RejectIn) -> Response:
+    """Reject the registration (comment required); it becomes editable and may be submitted again."""
+    return _lead(approval_service.reject(_db(), current_principal(), path.id, if_match(), body))
+
+
+@api.post("/leads/<int:id>/request-info", tags=[approvals], responses={200: s.LeadOut})
+@allow(ANY_ROLE)
+def request_lead_info(path: s.IdPath, body: a.RequestInfoIn) -> Response:
+    """Ask the submitter for information (creates a task for the submitter)."""
+    return _lead(approval_service.request_info(_db(), current_principal(), path.id, if_match(), body))
+
+
+@api.post("/leads/<int:id>/submit-info", tags=[approvals], responses={200: s.LeadOut})
+@allow(ANY_ROLE)
+def submit_lead_info(path: s.IdPath, body: a.SubmitInfoIn) -> Response:
+    """Answer the approvers' question (a note); the same approvers resume."""
+    return _lead(approval_service.submit_info(_db(), current_principal(), path.id, if_match(), body))
+
+
+@api.post("/leads/<int:id>/withdraw", tags=[approvals], responses={200: s.LeadOut})
+@allow(ANY_ROLE)
+def withdraw_lead(path: s.IdPath, body: a.WithdrawIn) -> Response:
+    """Recall the registration before a decision."""
+    return _lead(approval_service.withdraw(_db(), current_principal(), path.id, if_match(), body))
+
+
+@api.get("/leads/<int:id>/approval-rounds", tags=[approvals], responses={200: a.RoundList})
+@allow(ANY_ROLE)
+def list_lead_approval_rounds(path: s.IdPath) -> Response:
+    return json_response(approval_service.list_rounds(_db(), current_principal(), path.id))
+
+
+@api.get("/leads/<int:id>/tasks", tags=[approvals], responses={200: a.TaskList})
+@allow(ANY_ROLE)
+def list_lead_tasks(path: s.IdPath) -> Response:
+    return json_response(approval_service.list_tasks(_db(), current_principal(), path.id))
+
+
+@api.patch("/leads/<int:id>/expiry", tags=[approvals], responses={200: s.LeadOut})
+@allow(Role.CHANNEL_ACCOUNT_MANAGER, Role.ADMIN)
+def change_lead_expiry(path: s.IdPath, body: a.ExpiryIn) -> Response:
+    """Change an approved registration's expiry (channel account managers and admins only)."""
+    return _lead(expiry_service.set_expiry(_db(), current_principal(), path.id, if_match(), body))
+
+
+@api.get("/worklist", tags=[approvals], responses={200: Page[a.WorklistItem]})
+@allow(INTERNAL_ROLES)
+def get_worklist(query: a.WorklistQuery) -> Response:
+    """Registrations waiting for the caller as an approver of their current step."""
+    return json_response(worklist_service.worklist(_db(), current_principal(), query))
+
+
+@api.post("/registrations/expire", tags=[approvals], responses={200: a.ExpirySweepOut})
+@allow(Role.ADMIN, Role.INTEGRATION)
+def expire_registrations() -> Response:
+    """Expire approved registrations past their date (idempotent; for schedulers)."""
+    return json_response(expiry_service.expire_registrations(_db(), current_principal()))
+
+
+@api.get("/registrations/expiring", tags=[approvals], responses={200: Page[a.ExpiringItem]})
+@allow(ANY_ROLE)
+def list_expiring_registrations(query: a.ExpiringQuery) -> Response:
+    """Approved registrations expiring within ``within_days`` (partners: their organization's)."""
+    return json_response(expiry_service.expiring(_db(), current_principal(), query))

@@ -1,0 +1,489 @@
+"""Approval rounds over the database: a routed submission starts a round from its stored decision;
+approvers of the current step approve (the last step's approval converts the lead into an opportunity),
+reject, or ask the submitter for information; the submitter answers or withdraws. Each function owns one
+transaction; every status change goes through ``transition_service.apply_transition``.
+
+Refusals, in the order they are checked: a lead the caller cannot see 404; a partner acting as approver,
+or a caller who is neither submitter nor partner of the lead answering or withdrawing, 403; no or a stale
+If-Match 428/412; a move the transition table does not allow 409 with the current status; a caller who
+is not an approver of the current step (admins may always act) 403.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from common import audit
+from common.clock import utcnow
+from common.concurrency import check_if_match
+from common.database import Database
+from common.errors import Conflict
+from common.principal import Principal, Role
+from directory.models import User
+from registration import approval_schemas as a
+from registration import schemas as s
+from registration.approval import (
+    ADMIN_OVERRIDE,
+    PROVIDE_INFORMATION,
+    ApproverDecision,
+    NotAnApprover,
+    NotTheSubmitter,
+    RoundStatus,
+    StepStatus,
+    TaskStatus,
+    pick_owner,
+    step_outcome,
+)
+from registration.lifecycle import Event, LeadStatus, RegistrationStatus, next_status
+from registration.models import (
+    ApprovalRound,
+    ApprovalStep,
+    ApprovalStepApprover,
+    Lead,
+    LeadNote,
+    LeadTask,
+)
+from registration.opportunity import expires_at
+from registration.opportunity_service import convert_lead, decision_policy
+from registration.service import lead_out, visible_lead
+from registration.transition_service import after_transition, apply_transition
+from rules.models import StoredDecision
+
+# --- starting a round ---------------------------------------------------------------------------------
+
+
+def start_round(session: Session, actor: Principal | None, lead: Lead, *, now: datetime) -> ApprovalRound:
+    """Start the lead's next approval round from its stored decision's approval steps (call it right
+    after the submission was routed to ``pending_approval``, in the same transaction)."""
+    decision = session.get(StoredDecision, lead.decision_id) if lead.decision_id else None
+    steps_in: list[dict[str, Any]] = list((decision.result if decision else {}).get("approval_steps", []))
+    keys = sorted({ap["user"] for st in steps_in for ap in st.get("approvers", [])})
+    users = {u.key: u.id for u in session.scalars(select(User).where(User.key.in_(keys)))} if keys else {}
+    last = session.scalar(select(func.max(ApprovalRound.number)).where(ApprovalRound.lead_id == lead.id))
+    rnd = ApprovalRound(
+        lead_id=lead.id,
+        number=(last or 0) + 1,
+        decision_id=lead.decision_id,
+        status=RoundStatus.OPEN.value,
+        started_at=now,
+        started_by=actor.user_id if actor else None,
+        created_at=now,
+        updated_at=now,
+    )
+    for position, st in enumerate(steps_in, start=1):
+        step = ApprovalStep(
+            position=position,
+            name=st.get("name") or f"step {position}",
+            mode=st.get("mode") or "parallel",
+            status=(StepStatus.PENDING if position == 1 else StepStatus.WAITING).value,
+        )
+        seen: set[int] = set()
+        for ap in st.get("approvers", []):
+            user_id = users.get(ap["user"])
+            if user_id is None or user_id in seen:
+                continue  # a user key the directory does not know cannot act; admins still can
+            seen.add(user_id)
+            step.approvers.append(
+                ApprovalStepApprover(
+                    user_id=user_id, user_key=ap["user"], role=ap["role"], source=ap["source"]
+                )
+            )
+        rnd.steps.append(step)
+    session.add(rnd)
+    session.flush()
+    rnd.current_step_id = rnd.steps[0].id if rnd.steps else None
+    audit.record(
+        session,
+        actor,
+        "lead",
+        lead.id,
+        "approval_round_started",
+        details={
+            "round": rnd.number,
+            "round_id": rnd.id,
+            "decision_id": lead.decision_id,
+            "steps": [
+                {"name": st.name, "mode": st.mode, "approvers": [ap.user_key for ap in st.approvers]}
+                for st in rnd.steps
+            ],
+        },
+        now=now,
+    )
+    after_transition(session, lead, Event.ROUTE, actor, previous=RegistrationStatus.SUBMITTED, now=now)
+    return rnd
+
+
+# --- shared checks ------------------------------------------------------------------------------------
+
+
+def _open_round(session: Session, lead: Lead) -> ApprovalRound | None:
+    return session.scalar(
+        select(ApprovalRound)
+        .where(ApprovalRound.lead_id == lead.id, ApprovalRound.status == RoundStatus.OPEN.value)
+        .order_by(ApprovalRound.number.desc())
+        .limit(1)
+    )
+
+
+def _current_step(session: Session, lead: Lead) -> tuple[ApprovalRound, ApprovalStep]:
+    rnd = _open_round(session, lead)
+    step = next((st for st in rnd.steps if st.id == rnd.current_step_id), None) if rnd else None
+    if rnd is None or step is None:  # a registration routed before rounds existed
+        raise Conflict(
+            "The registration has no open approval round; submit it again", current_status=lead.status
+        )
+    return rnd, step
+
+
+def _check_approver(principal: Principal, step: ApprovalStep) -> ApprovalStepApprover | None:
+    """The caller's approver row on the current step (None for an admin who is no approver of it)."""
+    row = next((ap for ap in step.approvers if ap.user_id == principal.user_id), None)
+    if row is None and not principal.is_admin:
+        names = ", ".join(ap.user_key for ap in step.approvers) or "an admin"
+        raise NotAnApprover(
+            f"You are not an approver of the current step {step.name!r} (its approvers: {names})"
+        )
+    return row
+
+
+def _approver_row(principal: Principal, step: ApprovalStep) -> ApprovalStepApprover:
+    """The caller's approver row on the step, to record a decision; an admin who is none gets an
+    override row (their decision decides the step)."""
+    row = _check_approver(principal, step)
+    if row is None:
+        row = ApprovalStepApprover(
+            user_id=principal.user_id,
+            user_key=f"user:{principal.user_id}",
+            role=ADMIN_OVERRIDE,
+            source="admin",
+        )
+        step.approvers.append(row)
+    elif row.decision is not None:
+        raise Conflict(f"You already decided step {step.name!r} ({row.decision})")
+    return row
+
+
+def _locked_for_approver(
+    session: Session, principal: Principal, lead_id: int, if_match: str | None, event: Event
+) -> Lead:
+    lead = visible_lead(session, principal, lead_id, for_update=True)
+    if not principal.internal:
+        raise NotAnApprover("Partners do not approve, reject or request information on registrations")
+    check_if_match(if_match, lead.id, lead.version)
+    next_status(lead.status, event)
+    return lead
+
+
+def _locked_for_submitter(
+    session: Session, principal: Principal, lead_id: int, if_match: str | None, event: Event
+) -> Lead:
+    lead = visible_lead(session, principal, lead_id, for_update=True)
+    partner_of_lead = not principal.internal and principal.organization_id == lead.organization_id
+    if not (principal.is_admin or partner_of_lead or principal.user_id == lead.submitted_by):
+        raise NotTheSubmitter("Only the submitter, the partner whose lead it is, or an admin may do this")
+    check_if_match(if_match, lead.id, lead.version)
+    next_status(lead.status, event)
+    return lead
+
+
+def _end_round(session: Session, rnd: ApprovalRound, status: RoundStatus, now: datetime) -> None:
+    rnd.status, rnd.ended_at, rnd.current_step_id, rnd.updated_at = status.value, now, None, now
+    for st in rnd.steps:
+        if st.status in (StepStatus.PENDING, StepStatus.WAITING):
+            st.status = StepStatus.CANCELLED.value
+    for task in session.scalars(
+        select(LeadTask).where(LeadTask.round_id == rnd.id, LeadTask.status == TaskStatus.OPEN.value)
+    ):
+        task.status, task.updated_at = TaskStatus.CANCELLED.value, now
+
+
+def _step_details(rnd: ApprovalRound, step: ApprovalStep) -> dict[str, Any]:
+    return {"round": rnd.number, "round_id": rnd.id, "step": step.name, "step_position": step.position}
+
+
+# --- approver actions ---------------------------------------------------------------------------------
+
+
+def approve(
+    db: Database, principal: Principal, lead_id: int, if_match: str | None, data: a.ApproveIn
+) -> s.LeadOut:
+    """Approve the current step; the last step's approval approves the registration and converts the
+    lead into an opportunity owned by the approving channel account manager."""
+    now = utcnow()
+    with db.transaction() as session:
+        lead = _locked_for_approver(session, principal, lead_id, if_match, Event.APPROVE)
+        rnd, step = _current_step(session, lead)
+        row = _approver_row(principal, step)
+        row.decision, row.decided_at, row.comment = ApproverDecision.APPROVED.value, now, data.comment
+        decisions = [ap.decision for ap in step.approvers if ap.role != ADMIN_OVERRIDE]
+        outcome = StepStatus.APPROVED if row.role == ADMIN_OVERRIDE else step_outcome(step.mode, decisions)
+        details = _step_details(rnd, step)
+        lead.updated_at = now  # every decision is a new version of the registration
+        if outcome is StepStatus.PENDING:  # mode "all": others still have to approve
+            session.flush()
+            audit.record(
+                session,
+                principal,
+                "lead",
+                lead.id,
+                "approval_recorded",
+                reason=data.comment,
+                details=details,
+                now=now,
+            )
+        else:
+            step.status, step.decided_at = StepStatus.APPROVED.value, now
+            following = next((st for st in rnd.steps if st.position == step.position + 1), None)
+            if following is not None:
+                following.status = StepStatus.PENDING.value
+                rnd.current_step_id, rnd.updated_at = following.id, now
+                session.flush()
+                audit.record(
+                    session,
+                    principal,
+                    "lead",
+                    lead.id,
+                    "step_approved",
+                    reason=data.comment,
+                    details={**details, "next_step": following.name},
+                    now=now,
+                )
+            else:
+                _finish_approval(session, principal, lead, rnd, data.comment, details, now)
+        session.flush()
+        session.refresh(lead)
+        return lead_out(session, lead)
+
+
+def _finish_approval(
+    session: Session,
+    principal: Principal,
+    lead: Lead,
+    rnd: ApprovalRound,
+    comment: str | None,
+    details: dict[str, Any],
+    now: datetime,
+) -> None:
+    approvals = [
+        ap.user_id
+        for st in rnd.steps
+        for ap in sorted(st.approvers, key=lambda x: x.decided_at or now)
+        if ap.decision == ApproverDecision.APPROVED
+    ]
+    roles = {uid: r for uid, r in session.execute(select(User.id, User.roles).where(User.id.in_(approvals)))}
+    owner = pick_owner(
+        [(uid, Role.CHANNEL_ACCOUNT_MANAGER.value in (roles.get(uid) or [])) for uid in approvals],
+        final_approver=principal.user_id,
+    )
+    _end_round(session, rnd, RoundStatus.APPROVED, now)
+    rnd.steps[-1].status = StepStatus.APPROVED.value
+    lead.lead_status = LeadStatus.CONVERTED.value
+    lead.expires_at = expires_at(now, decision_policy(session, lead))
+    opportunity = convert_lead(session, principal, lead, owner, now=now)
+    apply_transition(
+        session,
+        principal,
+        lead,
+        Event.APPROVE,
+        now=now,
+        reason=comment,
+        details={
+            **details,
+            "opportunity_id": opportunity.id,
+            "opportunity_owner_user_id": owner,
+            "expires_at": lead.expires_at.isoformat(),
+        },
+    )
+
+
+def reject(
+    db: Database, principal: Principal, lead_id: int, if_match: str | None, data: a.RejectIn
+) -> s.LeadOut:
+    """Reject the registration at its current step (the comment is required and kept); it becomes
+    editable and may be submitted again, which starts a new round."""
+    now = utcnow()
+    with db.transaction() as session:
+        lead = _locked_for_approver(session, principal, lead_id, if_match, Event.REJECT)
+        rnd, step = _current_step(session, lead)
+        row = _approver_row(principal, step)
+        row.decision, row.decided_at, row.comment = ApproverDecision.REJECTED.value, now, data.comment
+        step.status, step.decided_at = StepStatus.REJECTED.value, now
+        details = _step_details(rnd, step)
+        _end_round(session, rnd, RoundStatus.REJECTED, now)
+        apply_transition(
+            session, principal, lead, Event.REJECT, now=now, reason=data.comment, details=details
+        )
+        session.refresh(lead)
+        return lead_out(session, lead)
+
+
+def request_info(
+    db: Database, principal: Principal, lead_id: int, if_match: str | None, data: a.RequestInfoIn
+) -> s.LeadOut:
+    """Ask the submitter a question: a task for the submitter; the round waits at its current step."""
+    now = utcnow()
+    with db.transaction() as session:
+        lead = _locked_for_approver(session, principal, lead_id, if_match, Event.REQUEST_INFO)
+        rnd, step = _current_step(session, lead)
+        _check_approver(principal, step)
+        task = LeadTask(
+            lead_id=lead.id,
+            round_id=rnd.id,
+            kind=PROVIDE_INFORMATION,
+            status=TaskStatus.OPEN.value,
+            assignee_user_id=lead.submitted_by,
+            question=data.question,
+            requested_by=principal.user_id,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(task)
+        session.flush()
+        apply_transition(
+            session,
+            principal,
+            lead,
+            Event.REQUEST_INFO,
+            now=now,
+            reason=data.question,
+            details={**_step_details(rnd, step), "task_id": task.id, "assignee_user_id": lead.submitted_by},
+        )
+        session.refresh(lead)
+        return lead_out(session, lead)
+
+
+# --- submitter actions --------------------------------------------------------------------------------
+
+
+def submit_info(
+    db: Database, principal: Principal, lead_id: int, if_match: str | None, data: a.SubmitInfoIn
+) -> s.LeadOut:
+    """The submitter answers (a note of the lead); the same round resumes at the same step."""
+    now = utcnow()
+    with db.transaction() as session:
+        lead = _locked_for_submitter(session, principal, lead_id, if_match, Event.SUBMIT_INFO)
+        rnd = _open_round(session, lead)
+        note = LeadNote(lead_id=lead.id, author_user_id=principal.user_id, text=data.text, created_at=now)
+        session.add(note)
+        session.flush()
+        answered = []
+        for task in session.scalars(
+            select(LeadTask).where(LeadTask.lead_id == lead.id, LeadTask.status == TaskStatus.OPEN.value)
+        ):
+            task.status, task.answer, task.answer_note_id = TaskStatus.DONE.value, data.text, note.id
+            task.answered_by, task.answered_at, task.updated_at = principal.user_id, now, now
+            answered.append(task.id)
+        apply_transition(
+            session,
+            principal,
+            lead,
+            Event.SUBMIT_INFO,
+            now=now,
+            details={"note_id": note.id, "task_ids": answered, "round": rnd.number if rnd else None},
+        )
+        session.refresh(lead)
+        return lead_out(session, lead)
+
+
+def withdraw(
+    db: Database, principal: Principal, lead_id: int, if_match: str | None, data: a.WithdrawIn
+) -> s.LeadOut:
+    """Recall the registration before a decision; it may be edited and submitted again (a new round)."""
+    now = utcnow()
+    with db.transaction() as session:
+        lead = _locked_for_submitter(session, principal, lead_id, if_match, Event.WITHDRAW)
+        rnd = _open_round(session, lead)
+        if rnd is not None:
+            _end_round(session, rnd, RoundStatus.WITHDRAWN, now)
+        apply_transition(
+            session,
+            principal,
+            lead,
+            Event.WITHDRAW,
+            now=now,
+            reason=data.comment,
+            details={"round": rnd.number if rnd else None},
+        )
+        session.refresh(lead)
+        return lead_out(session, lead)
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+def round_out(rnd: ApprovalRound) -> a.RoundOut:
+    current = next((st.position for st in rnd.steps if st.id == rnd.current_step_id), None)
+    return a.RoundOut(
+        id=rnd.id,
+        lead_id=rnd.lead_id,
+        number=rnd.number,
+        decision_id=rnd.decision_id,
+        status=rnd.status,
+        current_step=current,
+        started_at=rnd.started_at,
+        started_by=rnd.started_by,
+        ended_at=rnd.ended_at,
+        steps=[
+            a.StepOut(
+                position=st.position,
+                name=st.name,
+                mode=st.mode,
+                status=st.status,
+                decided_at=st.decided_at,
+                approvers=[
+                    a.ApproverOut(
+                        user_id=ap.user_id,
+                        user=ap.user_key,
+                        role=ap.role,
+                        source=ap.source,
+                        decision=ap.decision,
+                        comment=ap.comment,
+                        decided_at=ap.decided_at,
+                    )
+                    for ap in st.approvers
+                ],
+            )
+            for st in rnd.steps
+        ],
+    )
+
+
+def list_rounds(db: Database, principal: Principal, lead_id: int) -> a.RoundList:
+    """Every approval round of the lead, oldest first (earlier rounds as they ended)."""
+    with db.transaction() as session:
+        lead = visible_lead(session, principal, lead_id)
+        rounds = session.scalars(
+            select(ApprovalRound).where(ApprovalRound.lead_id == lead.id).order_by(ApprovalRound.number)
+        )
+        return a.RoundList(items=[round_out(r) for r in rounds])
+
+
+def list_tasks(db: Database, principal: Principal, lead_id: int) -> a.TaskList:
+    """The lead's tasks (requests for information and their answers), oldest first."""
+    with db.transaction() as session:
+        lead = visible_lead(session, principal, lead_id)
+        tasks = session.scalars(select(LeadTask).where(LeadTask.lead_id == lead.id).order_by(LeadTask.id))
+        return a.TaskList(
+            items=[
+                a.TaskOut(
+                    id=t.id,
+                    lead_id=t.lead_id,
+                    round_id=t.round_id,
+                    kind=t.kind,
+                    status=t.status,
+                    assignee_user_id=t.assignee_user_id,
+                    question=t.question,
+                    requested_by=t.requested_by,
+                    answer=t.answer,
+                    answer_note_id=t.answer_note_id,
+                    answered_by=t.answered_by,
+                    answered_at=t.answered_at,
+                    created_at=t.created_at,
+                )
+                for t in tasks
+            ]
+        )

@@ -1,0 +1,42 @@
+"""``prm registrations ...``: the expiry sweep (for cron and other schedulers)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from common.database import Database
+from registration import expiry_service
+
+
+@click.group("registrations")
+def registrations_group() -> None:
+    """Lead registrations."""
+
+
+@registrations_group.command("expire")
+@click.option(
+    "--now",
+    "now",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+    default=None,
+    help="Expire as of this time (ISO 8601 with offset); default: the current time.",
+)
+@with_appcontext
+def expire(now: datetime | None) -> None:
+    """Move approved registrations past their expiry date to expired (idempotent)."""
+    db: Database = current_app.extensions["prm.db"]
+    if now is not None and now.tzinfo is None:
+        raise click.BadParameter("give a UTC offset, e.g. 2027-01-31T00:00:00+00:00", param_hint="--now")
+    out = expiry_service.expire_registrations(db, None, now)
+    click.echo(
+        f"expired {out.expired} registration(s)"
+        + (f": {', '.join(out.registration_numbers)}" if out.registration_numbers else "")
+        + f"; {out.approved_remaining} approved still protected, {out.expired_total} expired in total"
+    )
+
+
+commands = [registrations_group]

@@ -1,0 +1,56 @@
+"""REST endpoints of opportunities: list, read (partners: their organization's only) and close."""
+
+from __future__ import annotations
+
+from flask import Response, current_app
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+
+from common.auth import allow, current_principal
+from common.database import Database
+from common.http import if_match, json_response
+from common.openapi import view_operation_id
+from common.pagination import Page
+from common.principal import ANY_ROLE
+from registration import opportunity_schemas as o
+from registration import opportunity_service
+from registration.schemas import IdPath
+
+api = APIBlueprint(
+    "opportunities",
+    __name__,
+    url_prefix="/v1",
+    abp_security=[{"bearer": []}],
+    operation_id_callback=view_operation_id,
+)
+opportunities = Tag(name="opportunities", description="Opportunities converted from approved registrations")
+
+
+def _db() -> Database:
+    db: Database = current_app.extensions["prm.db"]
+    return db
+
+
+def _opportunity(out: o.OpportunityOut) -> Response:
+    return json_response(out, etag=(out.id, out.version))
+
+
+@api.get("/opportunities", tags=[opportunities], responses={200: Page[o.OpportunityOut]})
+@allow(ANY_ROLE)
+def list_opportunities(query: o.OpportunityListQuery) -> Response:
+    return json_response(opportunity_service.list_opportunities(_db(), current_principal(), query))
+
+
+@api.get("/opportunities/<int:id>", tags=[opportunities], responses={200: o.OpportunityOut})
+@allow(ANY_ROLE)
+def get_opportunity(path: IdPath) -> Response:
+    return _opportunity(opportunity_service.get_opportunity(_db(), current_principal(), path.id))
+
+
+@api.post("/opportunities/<int:id>/close", tags=[opportunities], responses={200: o.OpportunityOut})
+@allow(ANY_ROLE)
+def close_opportunity(path: IdPath, body: o.CloseIn) -> Response:
+    """Close as won or lost; the partner's team may not once the registration expired."""
+    return _opportunity(
+        opportunity_service.close_opportunity(_db(), current_principal(), path.id, if_match(), body)
+    )

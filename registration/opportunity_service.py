@@ -1,0 +1,338 @@
+"""Opportunities over the database: converting an approved registration (customer, revenue lines,
+contact, notes and activities carried over, owner and sales team), reading them (partners: their
+organization's only; another organization's answers 404 like a missing one) and closing them (the
+partner's team not after the registration expired)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from common import audit
+from common.clock import utcnow
+from common.concurrency import check_if_match
+from common.database import Database
+from common.errors import NotFound
+from common.pagination import Page, decode_cursor, encode_cursor
+from common.principal import Principal
+from directory.models import User
+from registration import opportunity_schemas as o
+from registration.approval import PROVIDE_INFORMATION
+from registration.models import (
+    Lead,
+    LeadNote,
+    LeadTask,
+    Opportunity,
+    OpportunityActivity,
+    OpportunityContact,
+    OpportunityNote,
+    OpportunityRevenueLine,
+    OpportunitySalesTeamMember,
+)
+from registration.opportunity import (
+    OWNER_ROLE,
+    OpportunityClosed,
+    OpportunityStatus,
+    check_partner_may_close,
+    partner_team_role,
+    revenue_lines,
+)
+from rules.models import StoredDecision
+
+
+def decision_policy(session: Session, lead: Lead) -> dict[str, Any] | None:
+    """The policy part of the decision that routed the lead's latest submission."""
+    decision = session.get(StoredDecision, lead.decision_id) if lead.decision_id else None
+    policy = decision.result.get("policy") if decision else None
+    return policy if isinstance(policy, dict) else None
+
+
+def opportunity_number(registration_number: str | None, lead_id: int) -> str:
+    """``OPP-000123`` for registration ``REG-000123`` (one opportunity per registration)."""
+    if registration_number and "-" in registration_number:
+        return "OPP-" + registration_number.split("-", 1)[1]
+    return f"OPP-L{lead_id}"
+
+
+def _sales_team(session: Session, lead: Lead, owner_user_id: int) -> list[OpportunitySalesTeamMember]:
+    """The owner, the brand's resources of the lead, and the partner's resources in the role its
+    registration type gives them."""
+    members = [(m.user_id, m.role) for m in lead.sales_team]
+    if lead.owner_user_id is not None:
+        members.append((lead.owner_user_id, "lead_owner"))
+    user_ids = {uid for uid, _ in members}
+    orgs = {
+        uid: org
+        for uid, org in session.execute(select(User.id, User.organization_id).where(User.id.in_(user_ids)))
+    }
+    team = [OpportunitySalesTeamMember(user_id=owner_user_id, role=OWNER_ROLE, source="approval")]
+    seen = {(owner_user_id, OWNER_ROLE)}
+    partner_role = partner_team_role(lead.registration_type)
+    for uid, role in members:
+        partner = lead.organization_id is not None and orgs.get(uid) == lead.organization_id
+        key = (uid, partner_role if partner else role)
+        if key in seen:
+            continue
+        seen.add(key)
+        team.append(OpportunitySalesTeamMember(user_id=uid, role=key[1], source="registration"))
+    return team
+
+
+def convert_lead(
+    session: Session, actor: Principal, lead: Lead, owner_user_id: int, *, now: datetime
+) -> Opportunity:
+    """Create the opportunity an approved registration converts into (in the caller's transaction)."""
+    opp = Opportunity(
+        number=opportunity_number(lead.registration_number, lead.id),
+        lead_id=lead.id,
+        registration_number=lead.registration_number,
+        registration_type=lead.registration_type,
+        registration_expires_at=lead.expires_at,
+        organization_id=lead.organization_id,
+        customer_id=lead.customer_id,
+        program_id=lead.program_id,
+        name=lead.name,
+        description=lead.description,
+        status=OpportunityStatus.OPEN.value,
+        owner_user_id=owner_user_id,
+        amount=lead.deal_size,
+        currency=lead.currency,
+        expected_close_date=lead.expected_close_date,
+        created_by=actor.user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    opp.revenue_lines = [
+        OpportunityRevenueLine(
+            product_id=line.product_id, is_primary=line.primary, amount=line.amount, currency=line.currency
+        )
+        for line in revenue_lines(
+            [(p.product_id, p.is_primary) for p in lead.products], lead.deal_size, lead.currency
+        )
+    ]
+    if lead.contact_name or lead.contact_email or lead.contact_phone:
+        opp.contacts = [
+            OpportunityContact(
+                name=lead.contact_name, email=lead.contact_email, phone=lead.contact_phone, is_primary=True
+            )
+        ]
+    notes = session.scalars(select(LeadNote).where(LeadNote.lead_id == lead.id).order_by(LeadNote.id))
+    opp.notes = [
+        OpportunityNote(
+            lead_note_id=n.id, author_user_id=n.author_user_id, text=n.text, written_at=n.created_at
+        )
+        for n in notes
+    ]
+    tasks = session.scalars(
+        select(LeadTask)
+        .where(LeadTask.lead_id == lead.id, LeadTask.kind == PROVIDE_INFORMATION)
+        .order_by(LeadTask.id)
+    )
+    activities = [
+        OpportunityActivity(
+            kind="information_requested",
+            subject=f"Information requested: {t.question[:250]}",
+            actor_user_id=t.requested_by,
+            occurred_at=t.created_at,
+            details={
+                "task_id": t.id,
+                "status": t.status,
+                "answered_at": t.answered_at.isoformat() if t.answered_at else None,
+            },
+        )
+        for t in tasks
+    ]
+    activities.append(
+        OpportunityActivity(
+            kind="registration_approved",
+            subject=f"Registration {lead.registration_number} approved and converted",
+            actor_user_id=actor.user_id,
+            occurred_at=now,
+            details={"lead_id": lead.id, "registration_number": lead.registration_number},
+        )
+    )
+    opp.activities = activities
+    opp.sales_team = _sales_team(session, lead, owner_user_id)
+    session.add(opp)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "opportunity",
+        opp.id,
+        "created",
+        after={"status": opp.status, "owner_user_id": owner_user_id},
+        details={"lead_id": lead.id, "registration_number": lead.registration_number, "number": opp.number},
+        now=now,
+    )
+    audit.record(
+        session,
+        actor,
+        "lead",
+        lead.id,
+        "opportunity_created",
+        details={"opportunity_id": opp.id, "number": opp.number, "owner_user_id": owner_user_id},
+        now=now,
+    )
+    return opp
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+def opportunity_out(session: Session, opp: Opportunity) -> o.OpportunityOut:
+    lead = session.get(Lead, opp.lead_id)
+    assert lead is not None
+    return o.OpportunityOut(
+        id=opp.id,
+        number=opp.number,
+        name=opp.name,
+        description=opp.description,
+        status=OpportunityStatus(opp.status),
+        organization_id=opp.organization_id,
+        customer_id=opp.customer_id,
+        program_id=opp.program_id,
+        owner_user_id=opp.owner_user_id,
+        amount=opp.amount,
+        currency=opp.currency,
+        expected_close_date=opp.expected_close_date,
+        registration=o.RegistrationLink(
+            lead_id=opp.lead_id,
+            registration_number=opp.registration_number,
+            registration_type=opp.registration_type,
+            status=lead.status,
+            expires_at=opp.registration_expires_at,
+        ),
+        revenue_lines=[
+            o.RevenueLineOut(
+                id=r.id, product_id=r.product_id, primary=r.is_primary, amount=r.amount, currency=r.currency
+            )
+            for r in opp.revenue_lines
+        ],
+        contacts=[
+            o.ContactOut(id=c.id, name=c.name, email=c.email, phone=c.phone, primary=c.is_primary)
+            for c in opp.contacts
+        ],
+        notes=[
+            o.OpportunityNoteOut(
+                id=n.id,
+                lead_note_id=n.lead_note_id,
+                author_user_id=n.author_user_id,
+                text=n.text,
+                written_at=n.written_at,
+            )
+            for n in opp.notes
+        ],
+        activities=[
+            o.ActivityOut(
+                id=x.id,
+                kind=x.kind,
+                subject=x.subject,
+                actor_user_id=x.actor_user_id,
+                occurred_at=x.occurred_at,
+                details=x.details,
+            )
+            for x in opp.activities
+        ],
+        sales_team=[
+            o.OpportunityTeamMemberOut(user_id=m.user_id, role=m.role, source=m.source)
+            for m in opp.sales_team
+        ],
+        closed_at=opp.closed_at,
+        closed_by=opp.closed_by,
+        close_comment=opp.close_comment,
+        created_at=opp.created_at,
+        updated_at=opp.updated_at,
+        version=opp.version,
+    )
+
+
+def visible_opportunity(
+    session: Session, principal: Principal, opportunity_id: int, *, for_update: bool = False
+) -> Opportunity:
+    stmt = select(Opportunity).where(Opportunity.id == opportunity_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    opp = session.scalar(stmt)
+    if opp is None or not (principal.internal or opp.organization_id == principal.organization_id):
+        raise NotFound(f"opportunity {opportunity_id} not found")
+    return opp
+
+
+def get_opportunity(db: Database, principal: Principal, opportunity_id: int) -> o.OpportunityOut:
+    with db.transaction() as session:
+        return opportunity_out(session, visible_opportunity(session, principal, opportunity_id))
+
+
+def list_opportunities(
+    db: Database, principal: Principal, query: o.OpportunityListQuery
+) -> Page[o.OpportunityOut]:
+    after = decode_cursor(query.cursor)
+    with db.transaction() as session:
+        stmt: Select[Opportunity] = select(Opportunity).where(Opportunity.id > after)
+        if not principal.internal:
+            stmt = stmt.where(Opportunity.organization_id == principal.organization_id)
+        if query.status is not None:
+            stmt = stmt.where(Opportunity.status == query.status.value)
+        if query.lead_id is not None:
+            stmt = stmt.where(Opportunity.lead_id == query.lead_id)
+        rows = list(session.scalars(stmt.order_by(Opportunity.id).limit(query.limit + 1)))
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        return Page[o.OpportunityOut](
+            items=[opportunity_out(session, r) for r in rows],
+            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+        )
+
+
+# --- closing ------------------------------------------------------------------------------------------
+
+
+def close_opportunity(
+    db: Database, principal: Principal, opportunity_id: int, if_match: str | None, data: o.CloseIn
+) -> o.OpportunityOut:
+    """Close as won or lost. The partner's team may do so only while the registration protects the deal
+    (not after its expiry) and when its registration type lets it sell (not a referral)."""
+    now = utcnow()
+    with db.transaction() as session:
+        opp = visible_opportunity(session, principal, opportunity_id, for_update=True)
+        check_if_match(if_match, opp.id, opp.version)
+        if opp.status != OpportunityStatus.OPEN:
+            raise OpportunityClosed(
+                f"Opportunity {opp.number} is already closed ({opp.status})", current_status=opp.status
+            )
+        if not principal.internal:
+            lead = session.get(Lead, opp.lead_id)
+            assert lead is not None
+            check_partner_may_close(
+                opp.registration_type, opp.registration_number, lead.status, opp.registration_expires_at, now
+            )
+        previous = opp.status
+        opp.status, opp.closed_at, opp.closed_by = data.status.value, now, principal.user_id
+        opp.close_comment, opp.updated_at = data.comment, now
+        opp.activities.append(
+            OpportunityActivity(
+                kind=f"closed_{data.status.value}",
+                subject=f"Closed as {data.status.value}",
+                actor_user_id=principal.user_id,
+                occurred_at=now,
+                details={"comment": data.comment},
+            )
+        )
+        session.flush()
+        audit.record(
+            session,
+            principal,
+            "opportunity",
+            opp.id,
+            "closed",
+            before={"status": previous},
+            after={"status": opp.status},
+            reason=data.comment,
+            now=now,
+        )
+        session.refresh(opp)
+        return opportunity_out(session, opp)
