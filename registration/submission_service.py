@@ -18,6 +18,7 @@ from common.database import Database
 from common.errors import ValidationFailed
 from common.principal import Principal
 from directory.models import Customer, Organization, PartnerProgram, Product, ProgramMembership, User
+from registration import notifications_service
 from registration import schemas as s
 from registration.approval_service import start_round
 from registration.errors import RegistrationNotAllowed
@@ -257,6 +258,7 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             now=now,
         )
         start_round(session, principal, lead, now=now)  # the approval round of this submission
+        notifications_service.notify(session, lead, "submitted", principal, now=now)  # sent later
         session.refresh(lead)
         return lead_out(session, lead)
 
