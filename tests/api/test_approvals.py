@@ -61,7 +61,9 @@ def test_approval_converts_the_lead_into_an_opportunity_owned_by_the_lowest_leve
     body = ok(act(client, cam, lead["id"], "approve", {"comment": "good deal"}))
     assert body["status"] == "approved" and body["lead_status"] == "converted"
     expires = _parse(body["expires_at"])
-    assert before + timedelta(days=90) - timedelta(minutes=1) < expires < before + timedelta(days=90, minutes=1)
+    assert (
+        before + timedelta(days=90) - timedelta(minutes=1) < expires < before + timedelta(days=90, minutes=1)
+    )
     opp_id = body["opportunity_id"]
     assert opp_id is not None
 
@@ -87,7 +89,9 @@ def test_approval_converts_the_lead_into_an_opportunity_owned_by_the_lowest_leve
 
     # approved: no longer editable, and the history tells the story
     etag = etag_of(client, partner, lead["id"])
-    patched = client.patch(f"/v1/leads/{lead['id']}", json={"name": "x"}, headers={**partner, "If-Match": etag})
+    patched = client.patch(
+        f"/v1/leads/{lead['id']}", json={"name": "x"}, headers={**partner, "If-Match": etag}
+    )
     assert patched.status_code == 409
     history = ok(client.get(f"/v1/leads/{lead['id']}/history", headers=partner))["items"]
     approved = next(i for i in history if i["action"] == "approved")
@@ -122,7 +126,9 @@ def test_rejection_needs_a_comment_and_a_resubmission_starts_a_new_round(client,
 
     etag = etag_of(client, partner, lead["id"])
     edited = client.patch(
-        f"/v1/leads/{lead['id']}", json={"description": "not a duplicate"}, headers={**partner, "If-Match": etag}
+        f"/v1/leads/{lead['id']}",
+        json={"description": "not a duplicate"},
+        headers={**partner, "If-Match": etag},
     )
     assert edited.status_code == 200
     assert ok(submit(client, partner, lead["id"]))["status"] == "pending_approval"
@@ -314,7 +320,9 @@ def _activate(client, admin, source: str) -> None:
 
 def test_a_parallel_step_is_decided_by_its_first_decision_and_an_all_step_by_everyone(client, demo):
     _activate(client, demo["admin"], TWO_STEP_RULES)
-    cam_sec, cam_jp, mgr, director = (demo[k] for k in ("cam-jp-security", "cam-jp", "mgr-apac", "dir-global"))
+    cam_sec, cam_jp, mgr, director = (
+        demo[k] for k in ("cam-jp-security", "cam-jp", "mgr-apac", "dir-global")
+    )
     lead = pending(client, demo)
     for who in (cam_sec, cam_jp):  # both see it while the parallel step waits
         assert [i["lead_id"] for i in ok(client.get("/v1/worklist", headers=who))["items"]] == [lead["id"]]

@@ -45,7 +45,7 @@ PARTNER_PRINCIPALS = {"partner_user_a": "a", "partner_admin_a": "a", "partner_us
 MISSING_ID = 2_000_000_000
 MISSING_KEY = "no-such-territory"
 # first path segment after /v1 -> whether its records belong to an organization ("other" applies)
-ORG_SCOPED = {"organizations", "users", "api-keys", "leads"}
+ORG_SCOPED = {"organizations", "users", "api-keys", "leads", "opportunities"}
 KEY_OPERATIONS = {"create_api_key", "list_api_keys", "revoke_api_key"}
 
 MATRIX: dict[str, Any] = YAML(typ="safe").load(MATRIX_FILE.read_text())
@@ -140,6 +140,7 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     e.ids["decision"] = _post_ok(client, "/v1/decisions", admin, {"facts": {"geography": "JP"}})["id"]
     for side in ("a", "b"):  # drafts that stay drafts (submit cells submit fresh leads)
         e.ids[f"lead_{side}"] = _new_lead(e, side)
+    _activate_source(e, "approval.yaml", CAM_1_APPROVES)  # cam_1 approves, cam_2 does not
     yield e
     db.dispose()
 
@@ -160,6 +161,68 @@ def _new_lead(env: Env, side: str) -> int:
     }
     lead_id: int = _post_ok(env.client, "/v1/leads", env.headers(f"partner_user_{side}"), body)["id"]
     return lead_id
+
+
+CAM_1_APPROVES = """\
+kind: approval
+hit_policy: collect
+rules:
+  - id: cam-1-approves
+    when: always
+    then:
+      steps:
+        - name: cam 1
+          users: [cam-1]
+"""
+# Approval operations -> the state their lead must be in (a fresh lead per cell; see _approval_target).
+APPROVAL_STATES = {
+    "approve_lead": "pending",
+    "reject_lead": "pending",
+    "request_lead_info": "pending",
+    "withdraw_lead": "pending",
+    "submit_lead_info": "info_requested",
+    "change_lead_expiry": "approved",
+}
+
+
+def _activate_source(env: Env, name: str, source: str) -> None:
+    admin = env.headers("admin")
+    ruleset_id = _post_ok(env.client, "/v1/rulesets", admin, {"name": name, "source": source})["id"]
+    etag = env.client.get(f"/v1/rulesets/{ruleset_id}", headers=admin).headers["ETag"]
+    resp = env.client.post(f"/v1/rulesets/{ruleset_id}/activate", headers={**admin, "If-Match": etag})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+
+
+def _lead_action(env: Env, lead_id: int, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An admin moves the lead (admins may act as approver and as submitter)."""
+    admin = env.headers("admin")
+    etag = env.client.get(f"/v1/leads/{lead_id}", headers=admin).headers["ETag"]
+    resp = env.client.post(
+        f"/v1/leads/{lead_id}/{action}", json=body or {}, headers={**admin, "If-Match": etag}
+    )
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    out: dict[str, Any] = resp.get_json()
+    return out
+
+
+def _lead_in_state(env: Env, side: str, state: str) -> int:
+    """A fresh lead of partner ``side``, submitted by its partner user (cam_1 approves it) and moved on."""
+    lead_id = _new_lead(env, side)
+    partner = env.headers(f"partner_user_{side}")
+    etag = env.client.get(f"/v1/leads/{lead_id}", headers=partner).headers["ETag"]
+    resp = env.client.post(f"/v1/leads/{lead_id}/submit", headers={**partner, "If-Match": etag})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    if state == "info_requested":
+        _lead_action(env, lead_id, "request-info", {"question": "which sites?"})
+    elif state == "approved":
+        _lead_action(env, lead_id, "approve")
+    return lead_id
+
+
+def _new_opportunity(env: Env, side: str) -> int:
+    lead_id = _lead_in_state(env, side, "pending")
+    opportunity_id: int = _lead_action(env, lead_id, "approve")["opportunity_id"]
+    return opportunity_id
 
 
 def _new_model(env: Env) -> int:
@@ -218,6 +281,10 @@ def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[
         if "{key}" in template:
             return env.ids["territory-model"], MISSING_KEY, None
         return MISSING_ID, MISSING_KEY, etag_for(MISSING_ID, 1)
+    if segment == "opportunities":  # an open one per cell (a close cell closes it)
+        return _new_opportunity(env, "a" if obj == "own" else "b"), "", None
+    if segment == "leads" and op in APPROVAL_STATES:
+        return _lead_in_state(env, "a" if obj == "own" else "b", APPROVAL_STATES[op]), "", None
     if segment == "leads":
         side = "a" if obj == "own" else "b"
         if op == "submit_lead":  # a submitted lead cannot be submitted again: a fresh one per cell
@@ -299,6 +366,13 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "create_lead": {"json": {"name": f"Lead {n}"}},
         "update_lead": {"json": {"description": f"edited {n}"}},
         "add_lead_note": {"json": {"text": f"note {n}"}},
+        "approve_lead": {"json": {"comment": f"approved {n}"}},
+        "reject_lead": {"json": {"comment": f"rejected {n}"}},
+        "request_lead_info": {"json": {"question": f"question {n}?"}},
+        "submit_lead_info": {"json": {"text": f"answer {n}"}},
+        "withdraw_lead": {"json": {"comment": f"withdrawn {n}"}},
+        "change_lead_expiry": {"json": {"expires_at": f"2099-01-{1 + n % 28:02d}T00:00:00+00:00"}},
+        "close_opportunity": {"json": {"status": "won"}},
     }
     return bodies.get(op, {})
 

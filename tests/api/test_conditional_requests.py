@@ -100,6 +100,36 @@ def lead(client: Any, world: World, h: dict[str, str]) -> Target:
     )
 
 
+def lead_expiry(client: Any, world: World, h: dict[str, str]) -> Target:
+    """An approved registration of partner A (submitted and approved by the admin, who may act on any
+    step), whose expiry the admin moves."""
+    customer = _created(client, h, "/v1/customers", {"key": "CUST-X", "name": "Customer X", "country": "JP"})
+    product = _created(client, h, "/v1/products", {"key": "fw", "name": "Firewall", "level": "group"})
+    body = {
+        "name": "Lead",
+        "primary_partner_id": world.partner_a_id,
+        "customer_id": customer.get_json()["id"],
+        "registration_type": "resale",
+        "program": "resell",
+        "products": [{"product_id": product.get_json()["id"], "primary": True}],
+    }
+    lead_id = _created(client, h, "/v1/leads", body).get_json()["id"]
+    path = f"/v1/leads/{lead_id}"
+    for action in ("submit", "approve"):
+        etag = client.get(path, headers=h).headers["ETag"]
+        resp = client.post(
+            f"{path}/{action}", json={} if action == "approve" else None, headers={**h, "If-Match": etag}
+        )
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+    return Target(
+        f"{path}/expiry",
+        _get(client, h, path),
+        resp.headers["ETag"],
+        {"expires_at": "2099-01-01T00:00:00+00:00"},
+        {"expires_at": "2098-01-01T00:00:00+00:00"},
+    )
+
+
 def _territory_model(client: Any, h: dict[str, str]) -> tuple[int, str]:
     """A planning model WW > EU > DE; returns (model id, the model's ETag after the last change)."""
     resp = _created(client, h, "/v1/territory-models", {"name": "plan"})
@@ -159,6 +189,7 @@ CASES: dict[str, Callable[[Any, World, dict[str, str]], Target]] = {
     "set_territory_coverage": _territory("/coverage"),
     "set_territory_team": _territory("/team"),
     "update_lead": lead,
+    "change_lead_expiry": lead_expiry,
 }
 
 
