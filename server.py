@@ -24,9 +24,11 @@ from common.settings import Settings
 from directory import service as directory_service
 from directory.api import api as directory_api
 from directory.cli import commands as directory_commands
+from registration.acceptance_api import api as acceptance_api
 from registration.api import api as registration_api
 from registration.approval_api import api as approval_api
 from registration.cli import commands as registration_commands
+from registration.duplicates_api import api as duplicates_api
 from registration.notifications_cli import commands as notification_commands
 from registration.opportunity_api import api as opportunity_api
 from rules.api import api as rules_api
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     app.register_api(registration_api)
     app.register_api(approval_api)
     app.register_api(opportunity_api)
+    app.register_api(duplicates_api)
+    app.register_api(acceptance_api)
     app.register_blueprint(territory_pages)
     for group in (
         *common_commands,

@@ -21,6 +21,7 @@ MODEL_MODULES = (
     "territory.models",
     "rules.models",
     "registration.models",
+    "registration.acceptance_models",
 )
 
 

@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from common.principal import Principal
 from directory.enums import OrganizationKind
 from directory.models import Customer, Organization, PartnerProgram, Product
 from registration import schemas as s
+from registration.acceptance_team_service import ensure_accepted, is_offered, offered_to
 from registration.errors import ReadOnly
 from registration.lifecycle import LeadStatus, RegistrationStatus, editable
 from registration.models import IdempotencyKey, Lead, LeadNote, LeadProduct, Opportunity, SalesTeamMember
@@ -39,7 +40,11 @@ def visible_lead(session: Session, principal: Principal, lead_id: int, *, for_up
     if for_update:
         stmt = stmt.with_for_update()
     lead = session.scalar(stmt)
-    if lead is None or not (principal.internal or lead.organization_id == principal.organization_id):
+    if lead is None or not (
+        principal.internal
+        or lead.organization_id == principal.organization_id
+        or is_offered(session, lead.id, principal.organization_id)
+    ):
         raise NotFound(f"lead {lead_id} not found")
     return lead
 
@@ -101,7 +106,12 @@ def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Pa
     with db.transaction() as session:
         stmt: Select[Lead] = select(Lead).where(Lead.id > after)
         if not principal.internal:
-            stmt = stmt.where(Lead.organization_id == principal.organization_id)
+            stmt = stmt.where(
+                or_(
+                    Lead.organization_id == principal.organization_id,
+                    offered_to(Lead.id, principal.organization_id),
+                )
+            )
         if query.status is not None:
             stmt = stmt.where(Lead.status == query.status.value)
         rows = list(session.scalars(stmt.order_by(Lead.id).limit(query.limit + 1)))
@@ -306,6 +316,7 @@ def update_lead(
                 f"A registration in status {lead.status!r} is read-only; only notes may be added",
                 current_status=lead.status,
             )
+        ensure_accepted(session, lead, principal, "update")
         changes = data.model_dump(exclude_unset=True)
         _check_references(session, data, data.products)
         if not principal.internal and changes.get("primary_partner_id", lead.primary_partner_id) != (
@@ -338,6 +349,7 @@ def add_note(db: Database, principal: Principal, lead_id: int, data: s.NoteIn) -
     """Add a note; allowed in every status (the one change a pending registration accepts)."""
     with db.transaction() as session:
         lead = visible_lead(session, principal, lead_id)
+        ensure_accepted(session, lead, principal, "note")
         note = LeadNote(
             lead_id=lead.id, author_user_id=principal.user_id, text=data.text, created_at=utcnow()
         )

@@ -20,7 +20,9 @@ from common.principal import Principal
 from directory.models import Customer, Organization, PartnerProgram, Product, ProgramMembership, User
 from registration import notifications_service
 from registration import schemas as s
+from registration.acceptance_team_service import accepted_for_now, ensure_accepted
 from registration.approval_service import start_round
+from registration.duplicates_service import refuse_overlapping_registration
 from registration.errors import RegistrationNotAllowed
 from registration.lifecycle import Event, next_status
 from registration.models import Lead, LeadTerritory, RegistrationCounter, SalesTeamMember
@@ -189,12 +191,14 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
         lead = visible_lead(session, principal, lead_id)
         check_if_match(if_match, lead.id, lead.version)
         next_status(lead.status, Event.SUBMIT)
-        facts = lead_facts(session, lead, today)
+        with accepted_for_now(session, lead, principal):  # decide on the lead as submitting leaves it
+            facts = lead_facts(session, lead, today)
     snapshot, enriched, result = _decide(db, facts)
 
     with db.transaction() as session:
         lead = visible_lead(session, principal, lead_id, for_update=True)
         check_if_match(if_match, lead.id, lead.version)  # nothing changed while deciding
+        ensure_accepted(session, lead, principal, "submit")
         previous = lead.status
         submitted = next_status(previous, Event.SUBMIT)
         missing = missing_fields(field_values(lead), result.policy.required_fields)
@@ -206,6 +210,7 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
         blockers = _registration_blockers(session, lead, today)
         if blockers:
             raise RegistrationNotAllowed("; ".join(blockers), reasons=blockers)
+        refuse_overlapping_registration(session, lead, result.policy, now)
         rulesets = result.trace["rulesets"]
         if lead.registration_number is None:
             lead.registration_number = registration_number(next_registration_value(session))

@@ -225,6 +225,18 @@ def _new_opportunity(env: Env, side: str) -> int:
     return opportunity_id
 
 
+# Operations on an unaccepted lead (a fresh one per cell: accepting it is once only).
+OFFERED_LEAD_OPERATIONS = {"accept_lead", "offer_lead"}
+
+
+def _offered_lead(env: Env, side: str) -> int:
+    """A fresh unaccepted lead the admin created for partner ``side`` (visible to that partner)."""
+    partner_id = env.world.partner_a_id if side == "a" else env.world.partner_b_id
+    body = {"name": f"Offered {next(_unique)}", "primary_partner_id": partner_id}
+    lead_id: int = _post_ok(env.client, "/v1/leads", env.headers("admin"), body)["id"]
+    return lead_id
+
+
 def _new_model(env: Env) -> int:
     """A planning territory model with a root territory ``WW``."""
     admin = env.headers("admin")
@@ -285,6 +297,8 @@ def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[
         return _new_opportunity(env, "a" if obj == "own" else "b"), "", None
     if segment == "leads" and op in APPROVAL_STATES:
         return _lead_in_state(env, "a" if obj == "own" else "b", APPROVAL_STATES[op]), "", None
+    if segment == "leads" and op in OFFERED_LEAD_OPERATIONS:
+        return _offered_lead(env, "a" if obj == "own" else "b"), "", None
     if segment == "leads":
         side = "a" if obj == "own" else "b"
         if op == "submit_lead":  # a submitted lead cannot be submitted again: a fresh one per cell
@@ -366,6 +380,7 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "create_lead": {"json": {"name": f"Lead {n}"}},
         "update_lead": {"json": {"description": f"edited {n}"}},
         "add_lead_note": {"json": {"text": f"note {n}"}},
+        "offer_lead": {"json": {"organization_ids": [env.world.partner_a_id]}},
         "approve_lead": {"json": {"comment": f"approved {n}"}},
         "reject_lead": {"json": {"comment": f"rejected {n}"}},
         "request_lead_info": {"json": {"question": f"question {n}?"}},
@@ -378,7 +393,7 @@ def _body(env: Env, op: str) -> dict[str, Any]:
 
 
 # Query strings an operation needs to be a valid request.
-QUERIES = {"why_not": "?territory=EU&user=cam-1"}
+QUERIES = {"why_not": "?territory=EU&user=cam-1", "search_duplicates": "?contact=pat"}
 
 
 def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, int | None]:
@@ -401,6 +416,8 @@ def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, int 
                 current = env.client.get(record, headers=env.headers("admin"))
                 etag = current.headers["ETag"] if current.status_code == 200 else etag_for(target, 1)
             headers["If-Match"] = etag
+    elif op in QUERIES:
+        path += QUERIES[op]
     body = _body(env, op)
     has_body = "requestBody" in env.spec["paths"][template][method.lower()]
     assert bool(body) == has_body, (

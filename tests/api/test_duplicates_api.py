@@ -25,7 +25,8 @@ def _registered(client, demo: Demo, user: str, **fields: Any) -> dict[str, Any]:
     lead = created(client, demo[user], jp_security_lead(demo, **fields)).get_json()
     resp = submit(client, demo[user], lead["id"])
     assert resp.status_code == 200, resp.get_json()
-    return resp.get_json()
+    out: dict[str, Any] = resp.get_json()
+    return out
 
 
 def _contoso(demo: Demo, **fields: Any) -> dict[str, Any]:
