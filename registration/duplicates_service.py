@@ -9,6 +9,7 @@ scorer (``registration.duplicates``) decides what matches, with a score and its 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from directory.models import Customer, Product
 from registration import duplicates as d
 from registration import duplicates_schemas as ds
 from registration.lifecycle import RegistrationStatus
-from registration.models import Lead, LeadProduct
+from registration.models import Lead, LeadProduct, Opportunity, OpportunityContact, OpportunityRevenueLine
 from registration.service import visible_lead
 from rules.outcome import PolicyDecision
 
@@ -34,6 +35,8 @@ OPEN_STATUSES = (
     RegistrationStatus.INFO_REQUESTED.value,
     RegistrationStatus.APPROVED.value,
 )
+#: Opportunities still being worked (a won or lost deal no longer competes with a registration).
+OPEN_OPPORTUNITY_STATUSES = ("open",)
 DEFAULT_RULE = "same sales account (account hierarchy included) and same primary product or product group"
 SEARCH_RULE = "every criterion given: customer (account hierarchy included), contact, product (its group)"
 
@@ -97,51 +100,118 @@ def hierarchy_ids(session: Session, model: Tree, record_id: int) -> set[int]:
     return found
 
 
-# --- leads as deals -----------------------------------------------------------------------------------
+# --- registrations and opportunities as deals ---------------------------------------------------------
 
 
-def _product_ids(lead: Lead) -> list[int]:
-    """The lead's products, the primary first."""
-    return [p.product_id for p in sorted(lead.products, key=lambda p: (not p.is_primary, p.id))]
+@dataclass(frozen=True)
+class _Facts:
+    """What a stored record says, by id, before the hierarchies are looked up."""
+
+    customer_id: int | None
+    product_ids: tuple[int, ...]  # the primary first; empty when no product is primary
+    contact_name: str | None
+    contact_email: str | None
+    partner_id: int | None
 
 
-def _deals(session: Session, leads: Sequence[Lead]) -> dict[int, d.Deal]:
-    customers = lineages(session, Customer, {x.customer_id for x in leads if x.customer_id is not None})
-    products = lineages(session, Product, {p for x in leads for p in _product_ids(x)})
-    deals = {}
-    for lead in leads:
-        primary_first = _product_ids(lead)
-        if primary_first and not any(p.is_primary for p in lead.products):
-            primary_first = []  # without a primary product there is no "primary product" to compare
-        deals[lead.id] = d.Deal(
+def _primary_first(rows: Sequence[Any]) -> tuple[int, ...]:
+    """Product ids of lead products or revenue lines, the primary first (none without a primary)."""
+    if not any(r.is_primary for r in rows):
+        return ()
+    return tuple(r.product_id for r in sorted(rows, key=lambda r: (not r.is_primary, r.id)))
+
+
+def _lead_facts(lead: Lead) -> _Facts:
+    return _Facts(
+        lead.customer_id,
+        _primary_first(lead.products),
+        lead.contact_name,
+        lead.contact_email,
+        lead.primary_partner_id,
+    )
+
+
+def _opportunity_facts(opportunity: Opportunity) -> _Facts:
+    contacts = sorted(opportunity.contacts, key=lambda c: (not c.is_primary, c.id))
+    contact = contacts[0] if contacts else None
+    return _Facts(
+        opportunity.customer_id,
+        _primary_first(opportunity.revenue_lines),
+        contact.name if contact else None,
+        contact.email if contact else None,
+        opportunity.organization_id,
+    )
+
+
+def _deals(session: Session, facts: Sequence[_Facts]) -> list[d.Deal]:
+    customers = lineages(session, Customer, {f.customer_id for f in facts if f.customer_id is not None})
+    products = lineages(session, Product, {p for f in facts for p in f.product_ids})
+    return [
+        d.Deal(
             customer=(
-                d.Account(lead.customer_id, customers[lead.customer_id])
-                if lead.customer_id in customers and lead.customer_id is not None
+                d.Account(f.customer_id, customers[f.customer_id])
+                if f.customer_id is not None and f.customer_id in customers
                 else None
             ),
-            products=tuple(d.Item(p, products[p]) for p in primary_first if p in products),
-            contact_name=lead.contact_name,
-            contact_email=lead.contact_email,
-            partner_id=lead.primary_partner_id,
+            products=tuple(d.Item(p, products[p]) for p in f.product_ids if p in products),
+            contact_name=f.contact_name,
+            contact_email=f.contact_email,
+            partner_id=f.partner_id,
         )
-    return deals
+        for f in facts
+    ]
 
 
-def _registration_candidates(session: Session, stmt: Select[Any]) -> list[d.Candidate]:
-    leads: list[Lead] = list(session.scalars(stmt.where(Lead.status.in_(OPEN_STATUSES)).order_by(Lead.id)))
-    deals = _deals(session, leads)
-    return [
+def _candidates(
+    session: Session, principal: Principal, registrations: Select[Any], opportunities: Select[Any]
+) -> list[d.Candidate]:
+    """Open registrations and open opportunities the statements select (partners: their own only).
+
+    A registration converted into a listed opportunity is represented by the opportunity alone.
+    """
+    opps: list[Opportunity] = list(
+        session.scalars(
+            _visible_to(principal, opportunities, Opportunity.organization_id)
+            .where(Opportunity.status.in_(OPEN_OPPORTUNITY_STATUSES))
+            .order_by(Opportunity.id)
+        )
+    )
+    converted = {o.lead_id for o in opps}
+    leads: list[Lead] = [
+        lead
+        for lead in session.scalars(
+            _visible_to(principal, registrations, Lead.organization_id)
+            .where(Lead.status.in_(OPEN_STATUSES))
+            .order_by(Lead.id)
+        )
+        if lead.id not in converted
+    ]
+    deals = _deals(session, [_lead_facts(x) for x in leads] + [_opportunity_facts(o) for o in opps])
+    found = [
         d.Candidate(
             kind=ds.DuplicateKind.REGISTRATION.value,
             id=lead.id,
             number=lead.registration_number,
             status=lead.status,
             organization_id=lead.organization_id,
-            deal=deals[lead.id],
+            deal=deal,
             name=lead.name,
         )
-        for lead in leads
+        for lead, deal in zip(leads, deals, strict=False)
     ]
+    found += [
+        d.Candidate(
+            kind=ds.DuplicateKind.OPPORTUNITY.value,
+            id=o.id,
+            number=o.number,
+            status=o.status,
+            organization_id=o.organization_id,
+            deal=deal,
+            name=o.name,
+        )
+        for o, deal in zip(opps, deals[len(leads) :], strict=True)
+    ]
+    return found
 
 
 def _visible_to(principal: Principal, stmt: Select[Any], organization_column: Any) -> Select[Any]:
@@ -178,12 +248,16 @@ def lead_duplicates(db: Database, principal: Principal, lead_id: int, limit: int
     """Open registrations and opportunities that look like the same deal as the lead, strongest first."""
     with db.transaction() as session:
         lead = visible_lead(session, principal, lead_id)
-        mine = _deals(session, [lead])[lead.id]
+        [mine] = _deals(session, [_lead_facts(lead)])
         if mine.customer is None or mine.primary_product is None or lead.customer_id is None:
             return ds.DuplicatesOut(lead_id=lead.id, rule=DEFAULT_RULE, items=[])
         accounts = hierarchy_ids(session, Customer, lead.customer_id)
-        stmt = select(Lead).where(Lead.id != lead.id, Lead.customer_id.in_(accounts))
-        candidates = _registration_candidates(session, _visible_to(principal, stmt, Lead.organization_id))
+        candidates = _candidates(
+            session,
+            principal,
+            select(Lead).where(Lead.id != lead.id, Lead.customer_id.in_(accounts)),
+            select(Opportunity).where(Opportunity.lead_id != lead.id, Opportunity.customer_id.in_(accounts)),
+        )
         return ds.DuplicatesOut(
             lead_id=lead.id, rule=DEFAULT_RULE, items=_out(d.find_duplicates(mine, candidates), limit)
         )
@@ -205,27 +279,44 @@ def search_duplicates(db: Database, principal: Principal, query: ds.DuplicateSea
         if problems:
             raise ValidationFailed("The search names records that do not exist", problems)
         search = d.Search(contact=query.contact)
-        stmt = select(Lead)
+        leads, opps = select(Lead), select(Opportunity)
         if query.customer_id is not None:
             customer = lineages(session, Customer, [query.customer_id])[query.customer_id]
             search = d.Search(d.Account(query.customer_id, customer), search.contact, search.product)
-            stmt = stmt.where(Lead.customer_id.in_(hierarchy_ids(session, Customer, query.customer_id)))
+            accounts = hierarchy_ids(session, Customer, query.customer_id)
+            leads = leads.where(Lead.customer_id.in_(accounts))
+            opps = opps.where(Opportunity.customer_id.in_(accounts))
         if query.product_id is not None:
             product = lineages(session, Product, [query.product_id])[query.product_id]
             search = d.Search(search.customer, search.contact, d.Item(query.product_id, product))
             group = hierarchy_ids(session, Product, query.product_id)
-            stmt = stmt.where(
+            leads = leads.where(
                 exists().where(LeadProduct.lead_id == Lead.id, LeadProduct.product_id.in_(group))
+            )
+            opps = opps.where(
+                exists().where(
+                    OpportunityRevenueLine.opportunity_id == Opportunity.id,
+                    OpportunityRevenueLine.product_id.in_(group),
+                )
             )
         if query.contact:
             wanted = query.contact.casefold()
-            stmt = stmt.where(
+            leads = leads.where(
                 or_(
                     func.lower(Lead.contact_email) == wanted,
                     func.lower(Lead.contact_name).contains(wanted, autoescape=True),
                 )
             )
-        candidates = _registration_candidates(session, _visible_to(principal, stmt, Lead.organization_id))
+            opps = opps.where(
+                exists().where(
+                    OpportunityContact.opportunity_id == Opportunity.id,
+                    or_(
+                        func.lower(OpportunityContact.email) == wanted,
+                        func.lower(OpportunityContact.name).contains(wanted, autoescape=True),
+                    ),
+                )
+            )
+        candidates = _candidates(session, principal, leads, opps)
         return ds.DuplicatesOut(
             lead_id=None, rule=SEARCH_RULE, items=_out(d.search_duplicates(search, candidates), query.limit)
         )

@@ -312,3 +312,58 @@ def test_without_the_policy_overlapping_registrations_are_allowed(client, db, de
     _approve_in_database(db, protected["id"], timedelta(days=30))
     second = created(client, demo["contoso-user"], jp_security_lead(demo, **_contoso(demo))).get_json()
     assert submit(client, demo["contoso-user"], second["id"]).status_code == 200
+
+
+# --- opportunities ------------------------------------------------------------------------------------
+
+
+def _approved(client, demo: Demo, lead_id: int) -> dict[str, Any]:
+    cam = demo["cam-jp-security"]
+    etag = client.get(f"/v1/leads/{lead_id}", headers=cam).headers["ETag"]
+    resp = client.post(f"/v1/leads/{lead_id}/approve", json={}, headers={**cam, "If-Match": etag})
+    assert resp.status_code == 200, resp.get_json()
+    out: dict[str, Any] = resp.get_json()
+    return out
+
+
+def test_an_opportunity_converted_from_an_approved_registration_is_found_once(client, demo):
+    converted = _approved(client, demo, _registered(client, demo, "northwind-user")["id"])
+    assert converted["opportunity_id"] is not None
+    opportunity = client.get(
+        f"/v1/opportunities/{converted['opportunity_id']}", headers=demo["admin"]
+    ).get_json()
+    theirs = _registered(
+        client,
+        demo,
+        "contoso-user",
+        **_contoso(demo, customer_id=demo.ids["C-0002-1"], contact_name="Aiko Tanaka"),
+    )
+    resp = client.get(f"/v1/leads/{theirs['id']}/duplicates", headers=demo["cam-jp"])
+    assert resp.status_code == 200, resp.get_json()
+    [match] = resp.get_json()["items"]  # the opportunity stands for its converted registration
+    assert match["kind"] == "opportunity"
+    assert match["id"] == opportunity["id"] and match["number"] == opportunity["number"]
+    assert match["status"] == "open" and match["organization_id"] == demo.ids["northwind"]
+    assert match["evidence"] == [
+        "customer C-0002 is in the same account hierarchy (parent of C-0002-1)",
+        "same primary product fw-1",
+        "same contact e-mail",
+        "same primary contact Aiko Tanaka",
+    ]
+    # the partner of the registration never sees another partner's opportunity
+    mine = client.get(f"/v1/leads/{theirs['id']}/duplicates", headers=demo["contoso-user"]).get_json()
+    assert mine["items"] == []
+    # the northwind side sees its own opportunity for its next registration of the deal
+    again = _registered(client, demo, "northwind-user")
+    own = client.get(f"/v1/leads/{again['id']}/duplicates", headers=demo["northwind-user"]).get_json()[
+        "items"
+    ]
+    assert [(i["kind"], i["id"]) for i in own] == [("opportunity", opportunity["id"])]
+    # the search finds it by customer, contact and product
+    found = _search(
+        client,
+        demo,
+        f"customer_id={demo.ids['C-0002']}&contact=aiko&product_id={demo.ids['fw-1']}",
+    ).get_json()["items"]
+    assert ("opportunity", opportunity["id"]) in {(i["kind"], i["id"]) for i in found}
+    assert (("registration", converted["id"])) not in {(i["kind"], i["id"]) for i in found}
