@@ -211,7 +211,7 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
         if blockers:
             raise RegistrationNotAllowed("; ".join(blockers), reasons=blockers)
         refuse_overlapping_registration(session, lead, result.policy, now)
-        rulesets = result.trace["rulesets"]
+        rulesets = result.ruleset_versions
         if lead.registration_number is None:
             lead.registration_number = registration_number(next_registration_value(session))
         lead.status, lead.submitted_at, lead.submitted_by = submitted.value, now, principal.user_id
@@ -258,7 +258,7 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
                 "approvers": list(result.approvers),
                 "approval_steps": result.to_json()["approval_steps"],
                 "rulesets": rulesets,
-                "territory_model_version": result.trace["territory_model_version"],
+                "territory_model_version": result.territory_model_version,
             },
             now=now,
         )
@@ -303,6 +303,6 @@ def preview_approvers(db: Database, principal: Principal, lead_id: int) -> s.App
         ],
         lowest_territories=list(result.lowest),
         result=decision,
-        rulesets=result.trace["rulesets"],
+        rulesets=result.ruleset_versions,
         trace=result.trace if principal.internal else None,
     )

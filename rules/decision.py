@@ -11,14 +11,17 @@ the default is one parallel step for the CAM.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from rules import ast
 from rules.evaluator import Evaluator
 from rules.outcome import ApprovalDecision, AssignmentDecision, Outcome, PolicyDecision
+from rules.reference import explain
+from rules.vocabulary import normalize_facts
 from territory.dimensions import Dimension
-from territory.snapshot import Explanation, TerritorySnapshot
+from territory.snapshot import CamAssignment, Explanation, TerritorySnapshot
 from territory.tree import CHANNEL_ACCOUNT_MANAGER
 
 DEFAULT_STEP = ast.ApprovalStep(
@@ -44,8 +47,25 @@ class ResolvedStep:
 
 
 @dataclass(frozen=True)
+class _TraceInputs:
+    """What the trace is built from, kept so it is built only when someone reads it."""
+
+    facts: Mapping[str, Any]
+    territory_facts: dict[str, str]
+    snapshot: TerritorySnapshot | None
+    rulesets: Mapping[ast.Kind, ast.Ruleset]
+    outcomes: Mapping[ast.Kind, Outcome]
+    cam: CamAssignment | None
+
+
+@dataclass(frozen=True)
 class AssignmentDecisionResult:
-    """Everything the assignment decided for one lead, plus its trace."""
+    """Everything the assignment decided for one lead, plus its trace.
+
+    The trace is built on first access (``trace``): explaining every rule and every losing candidate
+    territory costs ten times the decision itself, and it is reproducible from what the decision keeps
+    (the facts, the snapshot and the ruleset versions), so batch work that never reads it never pays.
+    """
 
     matched: tuple[str, ...]
     lowest: tuple[str, ...]
@@ -55,7 +75,40 @@ class AssignmentDecisionResult:
     territory_team: tuple[str, ...]
     steps: tuple[ResolvedStep, ...]
     policy: PolicyDecision
-    trace: dict[str, Any] = field(compare=False)
+    _inputs: _TraceInputs = field(compare=False, repr=False)
+
+    @property
+    def territory_model_version(self) -> str | None:
+        snapshot = self._inputs.snapshot
+        return snapshot.model_version if snapshot else None
+
+    @property
+    def ruleset_versions(self) -> dict[str, str]:
+        """Kind -> version of every ruleset the decision evaluated."""
+        return {kind.value: o.ruleset_version for kind, o in self._inputs.outcomes.items()}
+
+    @cached_property
+    def trace(self) -> dict[str, Any]:
+        """Versions, facts, root-to-winner paths, every rule's result and every candidate's reason."""
+        i = self._inputs
+        snapshot, cam, normalized = i.snapshot, i.cam, normalize_facts(i.facts)
+        outcomes = {
+            kind: replace(o, results=explain(i.rulesets[kind], normalized)) for kind, o in i.outcomes.items()
+        }
+        return {
+            "territory_model_version": self.territory_model_version,
+            "rulesets": self.ruleset_versions,
+            "facts": dict(i.facts),
+            "territory_facts": i.territory_facts,
+            "paths": {key: list(snapshot.path(key)) for key in self.lowest} if snapshot else {},
+            "cam": {"user": cam.user, "territory": cam.territory, "inherited": cam.inherited}
+            if cam
+            else None,
+            "rules": {kind.value: o.to_json() for kind, o in outcomes.items()},
+            "candidates": [_explanation_json(e) for e in snapshot.explain_all(i.territory_facts)]
+            if snapshot
+            else [],
+        }
 
     @property
     def approvers(self) -> tuple[str, ...]:
@@ -92,9 +145,17 @@ class AssignmentDecisionResult:
         }
 
 
+_DIMENSION_NAMES = tuple(d.value for d in Dimension)
+
+
 def territory_facts(facts: Mapping[str, Any]) -> dict[str, str]:
     """The lead facts the territory matcher reads (one member key per dimension)."""
-    return {d.value: str(facts[d.value]) for d in Dimension if facts.get(d.value) not in (None, "")}
+    out: dict[str, str] = {}
+    for name in _DIMENSION_NAMES:
+        value = facts.get(name)
+        if value is not None and value != "":
+            out[name] = str(value)
+    return out
 
 
 def _nearest_holder(snapshot: TerritorySnapshot, territory: str, role: str) -> tuple[str, str] | None:
@@ -160,8 +221,9 @@ def decide(
     matched = match.matched if match else ()
     lowest = match.lowest if match else ()
 
+    normalized = normalize_facts(facts)  # once: the evaluators' own pass is then over known facts only
     outcomes: dict[ast.Kind, Outcome] = {
-        kind: evaluator.evaluate(ruleset, facts) for kind, ruleset in rulesets.items()
+        kind: evaluator.evaluate(ruleset, normalized, trace=False) for kind, ruleset in rulesets.items()
     }
     assignment = outcomes.get(ast.Kind.ASSIGNMENT)
     approval = outcomes.get(ast.Kind.APPROVAL)
@@ -192,16 +254,6 @@ def decide(
         else PolicyDecision()
     )
 
-    trace: dict[str, Any] = {
-        "territory_model_version": snapshot.model_version if snapshot else None,
-        "rulesets": {kind.value: o.ruleset_version for kind, o in outcomes.items()},
-        "facts": dict(facts),
-        "territory_facts": tfacts,
-        "paths": {key: list(snapshot.path(key)) for key in lowest} if snapshot else {},
-        "cam": {"user": cam.user, "territory": cam.territory, "inherited": cam.inherited} if cam else None,
-        "rules": {kind.value: o.to_json() for kind, o in outcomes.items()},
-        "candidates": [_explanation_json(e) for e in snapshot.explain_all(tfacts)] if snapshot else [],
-    }
     return AssignmentDecisionResult(
         matched=matched,
         lowest=lowest,
@@ -211,7 +263,7 @@ def decide(
         territory_team=tuple(dict.fromkeys(territory_team)),
         steps=steps,
         policy=policy,
-        trace=trace,
+        _inputs=_TraceInputs(dict(facts), tfacts, snapshot, rulesets, outcomes, cam),
     )
 
 

@@ -150,7 +150,7 @@ def record_decision(
         details={
             "subject_type": subject_type,
             "subject_id": subject_id,
-            "rulesets": result.trace["rulesets"],
+            "rulesets": result.ruleset_versions,
         },
     )
     return row

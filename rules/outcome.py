@@ -101,7 +101,27 @@ def _unique(items: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(items))
 
 
+#: (kind, version, fired) -> merged decision. Ruleset versions are content hashes, so an entry never
+#: goes stale; a policy ruleset fires a handful of distinct combinations, so the cache stays small (it is
+#: emptied if it ever reaches the cap).
+_MERGED: dict[tuple[ast.Kind, str, tuple[str, ...]], Decision] = {}
+_MERGED_CAP = 10_000
+
+
 def merge_actions(ruleset: ast.Ruleset, fired: Sequence[str]) -> Decision:
+    """`merge_actions_uncached`, remembered per ruleset version and fired rules."""
+    if not ruleset.version:  # not built by make_ruleset: no identity to remember it by
+        return merge_actions_uncached(ruleset, fired)
+    key = (ruleset.kind, ruleset.version, tuple(fired))
+    decision = _MERGED.get(key)
+    if decision is None:
+        if len(_MERGED) >= _MERGED_CAP:
+            _MERGED.clear()
+        decision = _MERGED[key] = merge_actions_uncached(ruleset, fired)
+    return decision
+
+
+def merge_actions_uncached(ruleset: ast.Ruleset, fired: Sequence[str]) -> Decision:
     """Merge the actions of the fired rules, in fired order.
 
     Lists are concatenated without duplicates (resources, territories, steps, required fields, notify

@@ -121,6 +121,13 @@ def normalize_number(value: int | float) -> int | float:
     return value
 
 
+#: Fact name -> its type and, for an enum, the allowed values (looked up once per fact, not per field).
+_CHECKS: Mapping[str, tuple[FactType, frozenset[str]]] = {
+    name: (spec.type, frozenset(spec.values)) for name, spec in FACTS.items()
+}
+_STRING, _NUMBER = FactType.STRING, FactType.NUMBER
+
+
 def normalize_facts(facts: Mapping[str, object]) -> dict[str, str | int | float]:
     """Validate lead facts against the vocabulary and return the normalized mapping.
 
@@ -134,18 +141,21 @@ def normalize_facts(facts: Mapping[str, object]) -> dict[str, str | int | float]
     out: dict[str, str | int | float] = {}
     problems: list[str] = []
     for name, value in facts.items():
-        spec = FACTS.get(name)
-        if spec is None or value is None:
+        check = _CHECKS.get(name)
+        if check is None or value is None:
             continue
-        if spec.type is FactType.NUMBER:
+        kind, allowed = check
+        if kind is _STRING and type(value) is str:  # the hot path: plain text facts
+            out[name] = value
+        elif kind is _NUMBER:
             try:
                 out[name] = normalize_number(value)  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
                 problems.append(f"{name}: {exc}")
         elif not isinstance(value, str):
             problems.append(f"{name}: expected a string, got {type(value).__name__}")
-        elif spec.type is FactType.ENUM and value not in spec.values:
-            problems.append(f"{name}: {value!r} is not one of {', '.join(spec.values)}")
+        elif allowed and value not in allowed:
+            problems.append(f"{name}: {value!r} is not one of {', '.join(FACTS[name].values)}")
         else:
             out[name] = value
     if problems:
