@@ -314,7 +314,7 @@ def test_a_bad_partner_document_is_rejected_whole_with_every_problem():
         "/People/0/FullName": "expected a string, got a number",
         "/People/1": "expected an object",
         "/LineItems": "expected a list of LineItem",
-        "/Tasks/0/Completed": "expected true or false, got str",
+        "/Tasks/0/Completed": "expected true or false, got a string",
     }
     assert caught.value.to_problem()["status"] == 422
 
