@@ -112,4 +112,10 @@ def test_concurrent_submits_of_one_lead_with_one_etag_succeed_once(base_url, cli
     assert statuses.count(200) == 1
     assert set(statuses) <= {200, 409, 412}
     history = client.get(f"/v1/leads/{lead_id}/history", headers=h).get_json()["items"]
-    assert [i["action"] for i in history] == ["created", "submitted", "assigned", "routed"]
+    assert [i["action"] for i in history] == [
+        "created",
+        "submitted",
+        "assigned",
+        "routed",
+        "approval_round_started",
+    ]

@@ -48,19 +48,27 @@ def test_submit_writes_history_for_submit_assignment_and_routing_with_ruleset_ve
     lead_id = created(client, h, jp_security_lead(demo)).get_json()["id"]
     assert submit(client, h, lead_id).status_code == 200
     items = client.get(f"/v1/leads/{lead_id}/history", headers=h).get_json()["items"]
-    assert [i["action"] for i in items] == ["created", "submitted", "assigned", "routed"]
+    assert [i["action"] for i in items] == [
+        "created",
+        "submitted",
+        "assigned",
+        "routed",
+        "approval_round_started",
+    ]
     assert [(i["from_status"], i["to_status"]) for i in items] == [
         (None, "draft"),
         ("draft", "submitted"),
         (None, None),
         ("submitted", "pending_approval"),
+        (None, None),
     ]
     assert all(i["actor_user_id"] == demo.ids["northwind-user"] for i in items)
-    for item in items[1:]:
+    for item in items[1:4]:
         assert set(item["details"]["rulesets"]) == {"assignment", "approval", "policy"}
     assert items[1]["details"]["registration_number"] == "REG-000001"
     assert items[2]["details"]["territories"] == ["JP-SEC-RESELL"]
     assert items[3]["details"]["approvers"] == ["cam-jp-security"]
+    assert items[4]["details"]["steps"][0]["approvers"] == ["cam-jp-security"]
 
 
 def test_submit_reports_every_missing_field_at_once_and_changes_nothing(client, db, demo):
