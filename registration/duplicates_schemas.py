@@ -10,7 +10,11 @@ from pydantic import BaseModel, Field, StringConstraints
 from directory.schemas import Input
 
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
-Contact = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+#: A name or e-mail to search for; no control characters (PostgreSQL refuses NUL in text).
+Contact = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=254, pattern=r"^[^\x00-\x1f\x7f]+$"),
+]
 
 
 class DuplicateKind(StrEnum):

@@ -230,6 +230,7 @@ def test_the_search_is_for_internal_users_and_needs_a_criterion(client, demo, de
     assert unknown.status_code == 422
     assert [e["pointer"] for e in unknown.get_json()["errors"]] == ["/query/customer_id", "/query/product_id"]
     assert _search(client, demo, "contact=").status_code == 422
+    assert _search(client, demo, "contact=a%00b").status_code == 422
     assert _search(client, demo, "customer_id=1&extra=1").status_code == 422
 
 
