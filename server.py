@@ -37,6 +37,9 @@ from rules.decision_api import api as decisions_api
 from territory.api import api as territory_api
 from territory.api import pages as territory_pages
 from territory.cli import commands as territory_commands
+from transfer.api import api as transfer_api
+from transfer.cli import commands as transfer_commands
+from transfer.inbound_api import api as transfer_inbound_api
 
 API_TITLE = "Partner assignment and approval service"
 
@@ -83,6 +86,8 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     app.register_api(opportunity_api)
     app.register_api(duplicates_api)
     app.register_api(acceptance_api)
+    app.register_api(transfer_api)
+    app.register_api(transfer_inbound_api)
     app.register_blueprint(territory_pages)
     for group in (
         *common_commands,
@@ -90,6 +95,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
         *territory_commands,
         *notification_commands,
         *registration_commands,
+        *transfer_commands,
     ):
         app.cli.add_command(group)
     app.cli.add_command(rules_cli)

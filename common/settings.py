@@ -24,6 +24,10 @@ class Settings:
     smtp_port: int = 25
     smtp_timeout_seconds: float = 10.0
     mail_from: str = "prm@localhost"
+    # Encrypts stored partner CRM signing secrets (Fernet key derived from it); set it in production.
+    secret_key: str = "dev-only-secret-key"
+    # Partner CRM URLs may point at loopback/private addresses (two local instances in tests only).
+    transfer_allow_private_urls: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -39,4 +43,6 @@ class Settings:
             smtp_port=int(env.get("PRM_SMTP_PORT", cls.smtp_port)),
             smtp_timeout_seconds=float(env.get("PRM_SMTP_TIMEOUT", cls.smtp_timeout_seconds)),
             mail_from=env.get("PRM_MAIL_FROM", cls.mail_from),
+            secret_key=env.get("PRM_SECRET_KEY", cls.secret_key),
+            transfer_allow_private_urls=env.get("PRM_TRANSFER_ALLOW_PRIVATE_URLS") == "1",
         )

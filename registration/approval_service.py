@@ -52,6 +52,7 @@ from registration.opportunity_service import convert_lead, decision_policy
 from registration.service import lead_out, visible_lead
 from registration.transition_service import after_transition, apply_transition
 from rules.models import StoredDecision
+from transfer import service as transfer_service
 
 # --- starting a round ---------------------------------------------------------------------------------
 
@@ -284,6 +285,9 @@ def _finish_approval(
     lead.lead_status = LeadStatus.CONVERTED.value
     lead.expires_at = expires_at(now, decision_policy(session, lead))
     opportunity = convert_lead(session, principal, lead, owner, now=now)
+    transfer_service.on_opportunity_created(
+        session, principal, opportunity, decision_policy(session, lead), now=now
+    )
     apply_transition(
         session,
         principal,

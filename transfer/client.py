@@ -1,0 +1,136 @@
+"""The one module that calls partner CRMs over HTTP (httpx).
+
+Every call: the URL policy checked again at connect time (the host may resolve elsewhere by now),
+connect/read/write deadlines plus a total deadline over the whole exchange, no redirects followed, a
+capped response size, Standard Webhooks signature headers (a fresh ``webhook-id`` and timestamp per
+attempt, so a captured request cannot be replayed, while the ``Idempotency-Key`` stays the same on every
+retry so the partner creates one record however often we retry).
+
+The protocol, relative to the connection's base URL:
+
+- ``POST {base}/opportunities`` (create) and ``POST {base}/opportunities/update`` (update): the body is
+  the opportunity in the partner's model; the answer ``{"id": their id, "correlations": {kind: {our id:
+  their id}}}``.
+- ``GET {base}/opportunities/{our id}`` (query): the answer is the opportunity in the partner's model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from transfer.retry import Failure, Outcome, classify
+from transfer.signing import signature_headers
+from transfer.urls import Resolver, check_partner_url, resolve_host
+
+MAX_RESPONSE_BYTES = 5 * 1024 * 1024
+CONNECT_TIMEOUT_CAP = 5.0
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What one call produced: the verdict, and the JSON answer when there was one."""
+
+    outcome: Outcome
+    status: int | None
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class PartnerCrmClient:
+    base_url: str
+    signing_secret: str
+    timeout_seconds: float
+    allow_private: bool = False
+    resolve: Resolver = resolve_host
+    transport: httpx.BaseTransport | None = None  # tests may pass httpx.MockTransport
+
+    def create(self, msg_id: str, idempotency_key: str, body: Any, now: Callable[[], datetime]) -> CallResult:
+        return self._call("POST", "/opportunities", msg_id, idempotency_key, body, now)
+
+    def update(self, msg_id: str, idempotency_key: str, body: Any, now: Callable[[], datetime]) -> CallResult:
+        return self._call("POST", "/opportunities/update", msg_id, idempotency_key, body, now)
+
+    def query(
+        self, msg_id: str, idempotency_key: str, local_id: str, now: Callable[[], datetime]
+    ) -> CallResult:
+        return self._call(
+            "GET", f"/opportunities/{quote(local_id, safe='')}", msg_id, idempotency_key, None, now
+        )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        msg_id: str,
+        idempotency_key: str,
+        body: Any,
+        now: Callable[[], datetime],
+    ) -> CallResult:
+        url = self.base_url.rstrip("/") + path
+        try:
+            check_partner_url(url, allow_private=self.allow_private, resolve=self.resolve)
+        except Exception as exc:  # refused, or unresolvable right now
+            retry = type(exc).__name__ == "PartnerHostUnresolvable"
+            outcome = classify(Failure.CONNECTION if retry else Failure.URL_REFUSED)
+            return CallResult(Outcome(outcome.verdict, f"{outcome.reason}: {exc}"), None)
+        content = (
+            b"" if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        )
+        headers = {
+            **signature_headers(self.signing_secret, msg_id, int(now().timestamp()), content),
+            "Idempotency-Key": idempotency_key,
+            "Accept": "application/json",
+        }
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        timeout = httpx.Timeout(self.timeout_seconds, connect=min(self.timeout_seconds, CONNECT_TIMEOUT_CAP))
+        deadline = time.monotonic() + self.timeout_seconds
+        try:
+            with (
+                httpx.Client(
+                    timeout=timeout, follow_redirects=False, trust_env=False, transport=self.transport
+                ) as client,
+                client.stream(method, url, content=content or None, headers=headers) as resp,
+            ):
+                data = bytearray()
+                for chunk in resp.iter_bytes():
+                    data.extend(chunk)
+                    if len(data) > MAX_RESPONSE_BYTES:
+                        return CallResult(classify(Failure.INVALID_RESPONSE), resp.status_code)
+                    if time.monotonic() > deadline:
+                        return CallResult(classify(Failure.TIMEOUT), resp.status_code)
+                status = resp.status_code
+                retry_after = resp.headers.get("Retry-After")
+                media = resp.headers.get("Content-Type", "")
+        except httpx.TimeoutException as exc:
+            return CallResult(Outcome(classify(Failure.TIMEOUT).verdict, f"timeout: {exc!r}"), None)
+        except (httpx.TransportError, OSError) as exc:
+            return CallResult(Outcome(classify(Failure.CONNECTION).verdict, f"connection: {exc!r}"), None)
+        outcome = classify(status, retry_after=retry_after, now=now())
+        parsed: Any = None
+        if data and ("json" in media):
+            try:
+                parsed = json.loads(data)
+            except ValueError:
+                parsed = None
+        if outcome.retryable or outcome.verdict.value == "permanent":
+            detail = ""
+            if isinstance(parsed, dict) and parsed.get("detail"):
+                detail = f": {str(parsed['detail'])[:300]}"
+            return CallResult(
+                Outcome(outcome.verdict, outcome.reason + detail, outcome.retry_after_seconds), status, parsed
+            )
+        if not isinstance(parsed, dict):
+            return CallResult(
+                Outcome(classify(Failure.INVALID_RESPONSE).verdict, f"HTTP {status} without a JSON object"),
+                status,
+            )
+        return CallResult(outcome, status, parsed)

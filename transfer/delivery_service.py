@@ -1,0 +1,174 @@
+"""Delivering the ``partner_crm`` outbox: call the partner (transfer.client), apply the answer (their ids
+become correlation keys, a query's document is applied to the opportunity), and keep the transfer status
+(attempts, last error, ``failed`` once the message is dead) and the audit log up to date.
+
+Delivery is at least once: a deliverer that dies after the partner answered leaves the message to be sent
+again with the same ``Idempotency-Key``; the partner answers with the same ids, and applying them again
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from common import outbox
+from common.clock import utcnow
+from common.database import Database
+from common.outbox import DeliveryFailed, DeliveryReport, OutboxItem
+from common.retry import RetryPolicy
+from common.settings import Settings
+from registration.models import Opportunity
+from transfer import repository
+from transfer import schemas as s
+from transfer.client import CallResult, PartnerCrmClient
+from transfer.connection_service import outbound_profile, secrets_of
+from transfer.errors import PartnerDataInvalid
+from transfer.mapping import from_partner
+from transfer.models import OpportunityTransfer, PartnerCrmConnection
+from transfer.retry import Outcome, Verdict
+from transfer.service import CHANNEL
+
+ClientFactory = Callable[[PartnerCrmConnection, str], PartnerCrmClient]
+
+
+class PartnerCrmSender:
+    """The outbox sender of the ``partner_crm`` channel."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        policy: RetryPolicy,
+        *,
+        client_factory: ClientFactory | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db, self.settings, self.policy, self.clock = db, settings, policy, clock
+        self.client_factory = client_factory or self._client
+
+    def _client(self, c: PartnerCrmConnection, secret: str) -> PartnerCrmClient:
+        return PartnerCrmClient(
+            c.base_url, secret, c.timeout_seconds, allow_private=self.settings.transfer_allow_private_urls
+        )
+
+    def __call__(self, item: OutboxItem) -> None:
+        transfer_id = int(item.payload["transfer_id"])
+        operation = str(item.payload["operation"])
+        with self.db.transaction() as session:
+            t = session.get(OpportunityTransfer, transfer_id)
+            c = session.get(PartnerCrmConnection, t.connection_id) if t else None
+            if t is None or c is None:
+                raise DeliveryFailed(f"transfer {transfer_id} no longer exists", retryable=False)
+            secret, _ = secrets_of(self.settings, c)
+            client = self.client_factory(c, secret)
+            session.expunge(c)
+        msg_id = f"{item.dedupe_key}:a{item.attempts}"[-256:]
+        if operation == "create":
+            result = client.create(msg_id, item.dedupe_key, item.payload["body"], self.clock)
+        elif operation == "update":
+            result = client.update(msg_id, item.dedupe_key, item.payload["body"], self.clock)
+        elif operation == "query":
+            result = client.query(msg_id, item.dedupe_key, str(item.payload["local_id"]), self.clock)
+        else:
+            raise DeliveryFailed(f"unknown operation {operation!r}", retryable=False)
+        if result.outcome.verdict is Verdict.DELIVERED:
+            try:
+                self._apply(transfer_id, operation, item, result)
+                return
+            except PartnerDataInvalid as exc:
+                problems = "; ".join(f"{e.pointer}: {e.message}" for e in exc.errors[:10])
+                result = CallResult(Outcome(Verdict.PERMANENT, f"{exc.detail}: {problems}"), result.status)
+        self._failed(transfer_id, operation, item, result.outcome)
+
+    def _apply(self, transfer_id: int, operation: str, item: OutboxItem, result: CallResult) -> None:
+        now = self.clock()
+        body: dict[str, Any] = result.body
+        with self.db.transaction() as session:
+            t = session.get(OpportunityTransfer, transfer_id, with_for_update=True)
+            assert t is not None
+            c = session.get(PartnerCrmConnection, t.connection_id)
+            assert c is not None
+            before = {"status": t.status}
+            details: dict[str, Any] = {
+                "operation": operation,
+                "http_status": result.status,
+                "key": item.dedupe_key,
+            }
+            if operation in ("create", "update"):
+                remote_id = body.get("id")
+                if operation == "create" and isinstance(remote_id, str | int) and str(remote_id):
+                    t.remote_id = str(remote_id)[:200]
+                    if t.opportunity_id is not None:
+                        repository.remember(session, t, "opportunity", t.opportunity_id, t.remote_id)
+                repository.remember_reply(session, t, body.get("correlations"))
+                action = "transferred" if operation == "create" else "update_sent"
+            else:
+                doc = from_partner(outbound_profile(c), body)
+                opp = (
+                    session.get(Opportunity, t.opportunity_id, with_for_update=True)
+                    if t.opportunity_id
+                    else None
+                )
+                if opp is None:
+                    raise PartnerDataInvalid("the transfer has no opportunity to apply the answer to")
+                _, changes = repository.apply_document(session, t, opp, doc, now=now)
+                details["changes"] = changes
+                action = "update_received"
+            t.status, t.last_error, t.attempts = s.TransferState.SUCCESSFUL.value, None, item.attempts
+            t.last_synced_at = t.updated_at = now
+            repository.record(session, None, t, action, now=now, before=before, details=details)
+
+    def _failed(self, transfer_id: int, operation: str, item: OutboxItem, outcome: Outcome) -> None:
+        now = self.clock()
+        dead = not outcome.retryable or item.attempts >= self.policy.max_attempts
+        with self.db.transaction() as session:
+            t = session.get(OpportunityTransfer, transfer_id, with_for_update=True)
+            if t is not None:
+                before = {"status": t.status}
+                t.attempts, t.last_error, t.updated_at = item.attempts, outcome.reason[:2000], now
+                if dead:
+                    t.status = s.TransferState.FAILED.value
+                repository.record(
+                    session,
+                    None,
+                    t,
+                    "failed" if dead else "retry_scheduled",
+                    now=now,
+                    before=before,
+                    details={"operation": operation, "error": outcome.reason[:500], "key": item.dedupe_key},
+                )
+        raise DeliveryFailed(
+            outcome.reason, retryable=outcome.retryable, retry_after_seconds=outcome.retry_after_seconds
+        )
+
+
+def deliver(
+    db: Database,
+    settings: Settings,
+    *,
+    limit: int = 100,
+    batch_size: int = 10,
+    policy: RetryPolicy | None = None,
+    client_factory: ClientFactory | None = None,
+) -> DeliveryReport:
+    """Send what is due on the ``partner_crm`` channel once."""
+    policy = policy or RetryPolicy()
+    sender = PartnerCrmSender(db, settings, policy, client_factory=client_factory)
+    return outbox.deliver(
+        db,
+        CHANNEL,
+        sender,
+        limit=limit,
+        batch_size=batch_size,
+        lease_seconds=lease_for(settings, batch_size),
+        policy=policy,
+        rand=random.random,
+    )
+
+
+def lease_for(settings: Settings, batch_size: int) -> float:
+    """A lease that outlasts a batch of calls at the longest timeout we allow (120 s)."""
+    return float(batch_size * 125 + 30)

@@ -1,0 +1,87 @@
+"""The partner-facing endpoints (``/v1/partner-crm/{connection_key}/...``): no API key; the caller is the
+connection in the path, proven by the request's Standard Webhooks signature (checked before the body is
+read into anything; every signature failure is a 401 problem)."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, request
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+from pydantic import BaseModel, Field
+
+from common.auth import public
+from common.database import Database
+from common.http import json_response
+from common.openapi import view_operation_id
+from common.settings import Settings
+from directory.schemas import Input
+from transfer import inbound_service
+
+api = APIBlueprint("partner_crm_inbound", __name__, url_prefix="/v1", operation_id_callback=view_operation_id)
+inbound = Tag(
+    name="partner CRM protocol",
+    description="Signed calls from partners' CRM systems (Standard Webhooks headers, HMAC-SHA256)",
+)
+
+
+class ConnectionPath(Input):
+    connection_key: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class QueryPath(ConnectionPath):
+    remote_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,200}$")
+
+
+class TransferReply(BaseModel):
+    id: str
+    correlations: dict[str, dict[str, str]]
+
+
+def _db() -> Database:
+    db: Database = current_app.extensions["prm.db"]
+    return db
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["prm.settings"]
+    return settings
+
+
+@api.post(
+    "/partner-crm/<connection_key>/opportunities",
+    tags=[inbound],
+    responses={201: TransferReply, 200: TransferReply},
+)
+@public
+def receive_partner_transfer(path: ConnectionPath) -> Response:
+    """Create (transfer): the partner's opportunity becomes a lead or opportunity here; idempotent."""
+    reply = inbound_service.create(
+        _db(), _settings(), path.connection_key, dict(request.headers), request.get_data()
+    )
+    return json_response(reply.body, reply.status)
+
+
+@api.post(
+    "/partner-crm/<connection_key>/opportunities/update", tags=[inbound], responses={200: TransferReply}
+)
+@public
+def receive_partner_update(path: ConnectionPath) -> Response:
+    """Update: changes to an opportunity transferred before, in either direction."""
+    reply = inbound_service.update(
+        _db(), _settings(), path.connection_key, dict(request.headers), request.get_data()
+    )
+    return json_response(reply.body, reply.status)
+
+
+@api.get(
+    "/partner-crm/<connection_key>/opportunities/<remote_id>",
+    tags=[inbound],
+    responses={200: {"description": "the opportunity in the partner's model"}},
+)
+@public
+def answer_partner_query(path: QueryPath) -> Response:
+    """Query: an opportunity transferred before, in the partner's model, by the partner's id."""
+    reply = inbound_service.query(
+        _db(), _settings(), path.connection_key, dict(request.headers), request.get_data(), path.remote_id
+    )
+    return json_response(reply.body, reply.status)

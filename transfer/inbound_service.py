@@ -1,0 +1,202 @@
+"""The partner-facing side of the protocol: a partner (or another instance of this service) transfers an
+opportunity to us, sends us updates and queries ours.
+
+The caller is the connection named in the path, proven by the Standard Webhooks signature over the raw
+body with the connection's inbound secret; nothing of the body is read before that. The message id is
+remembered in the transaction that applies the request, so a replayed id is refused (401) and changes
+nothing. Creates are idempotent by the sender's id of the opportunity: the same transfer again answers
+with the same ids and creates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from common.clock import utcnow
+from common.database import Database
+from common.errors import FieldProblem, NotFound, ValidationFailed
+from common.settings import Settings
+from registration.models import Lead, Opportunity
+from transfer import repository
+from transfer import schemas as s
+from transfer.connection_service import inbound_profile, secrets_of
+from transfer.errors import PartnerDataInvalid, SignatureMismatch
+from transfer.mapping import from_partner, to_partner
+from transfer.models import InboundMessageId, OpportunityTransfer, PartnerCrmConnection
+from transfer.signing import verify
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+
+class _SeenIds:
+    """The replay store: an insert under a unique key, in a savepoint of the request's transaction."""
+
+    def __init__(self, session: Session, connection_id: int, now: datetime) -> None:
+        self.session, self.connection_id, self.now = session, connection_id, now
+
+    def remember(self, msg_id: str, timestamp: int) -> bool:
+        try:
+            with self.session.begin_nested():
+                self.session.add(
+                    InboundMessageId(
+                        connection_id=self.connection_id,
+                        msg_id=msg_id,
+                        signed_at=timestamp,
+                        received_at=self.now,
+                    )
+                )
+                self.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+
+def _verified(
+    session: Session, settings: Settings, key: str, headers: Mapping[str, str], body: bytes, now: datetime
+) -> PartnerCrmConnection:
+    """The connection whose inbound secret signed this request; every failure is a 401."""
+    c = session.scalar(
+        select(PartnerCrmConnection).where(
+            PartnerCrmConnection.key == key, PartnerCrmConnection.active.is_(True)
+        )
+    )
+    if c is None:
+        # The same answer as a bad signature: an unknown key tells a prober nothing.
+        raise SignatureMismatch("no signature matches the body")
+    _, inbound_secret = secrets_of(settings, c)
+    verify(inbound_secret, headers, body, now, seen=_SeenIds(session, c.id, now))
+    return c
+
+
+def _document(c: PartnerCrmConnection, body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        raise ValidationFailed("the body is not JSON", [FieldProblem("", "expected a JSON object")]) from None
+    doc = from_partner(inbound_profile(c), payload)
+    if not isinstance(doc.get("id"), str) or not doc["id"]:
+        raise PartnerDataInvalid("the document carries no id of yours", [FieldProblem("/id", "required")])
+    return doc
+
+
+def _by_remote(session: Session, c: PartnerCrmConnection, remote_id: str) -> OpportunityTransfer | None:
+    return session.scalar(
+        select(OpportunityTransfer)
+        .where(OpportunityTransfer.connection_id == c.id, OpportunityTransfer.remote_id == remote_id)
+        .with_for_update()
+    )
+
+
+def _local_id(t: OpportunityTransfer) -> str:
+    return str(t.opportunity_id if t.opportunity_id is not None else t.lead_id)
+
+
+def _all_pairs(session: Session, t: OpportunityTransfer) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for k in repository.all_correlations(session, t):
+        if k.kind in repository.CHILD_KINDS:
+            out.setdefault(k.kind, {})[k.remote_id] = str(k.local_id)
+    return out
+
+
+def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str], body: bytes) -> Reply:
+    """A partner transfers an opportunity to us: a new lead or opportunity (per the connection), or, for
+    one it transferred before, the same answer again."""
+    now = utcnow()
+    for _ in range(3):  # a concurrent identical create loses the unique race: read its result instead
+        try:
+            with db.transaction() as session:
+                c = _verified(session, settings, key, headers, body, now)
+                doc = _document(c, body)
+                existing = _by_remote(session, c, doc["id"])
+                if existing is not None:
+                    return Reply(
+                        200, {"id": _local_id(existing), "correlations": _all_pairs(session, existing)}
+                    )
+                t = OpportunityTransfer(
+                    connection_id=c.id,
+                    remote_id=doc["id"],
+                    origin="inbound",
+                    status=s.TransferState.SUCCESSFUL.value,
+                    last_operation="create",
+                    attempts=1,
+                    last_synced_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(t)
+                session.flush()
+                if c.inbound_creates == s.InboundCreates.LEAD:
+                    lead, correlations = repository.create_lead(session, c, t, doc, now=now)
+                    repository.remember(session, t, "lead", lead.id, doc["id"])
+                    local = str(lead.id)
+                else:
+                    opp, correlations = repository.create_opportunity(session, c, t, doc, now=now)
+                    repository.remember(session, t, "opportunity", opp.id, doc["id"])
+                    local = str(opp.id)
+                repository.record(
+                    session,
+                    None,
+                    t,
+                    "received_transfer",
+                    now=now,
+                    details={"creates": c.inbound_creates, "idempotency_key": headers.get("Idempotency-Key")},
+                )
+                return Reply(201, {"id": local, "correlations": correlations})
+        except IntegrityError:
+            continue
+    raise ValidationFailed("the transfer could not be stored; retry")
+
+
+def update(db: Database, settings: Settings, key: str, headers: Mapping[str, str], body: bytes) -> Reply:
+    """A partner sends changes to an opportunity transferred before (in either direction)."""
+    now = utcnow()
+    with db.transaction() as session:
+        c = _verified(session, settings, key, headers, body, now)
+        doc = _document(c, body)
+        t = _by_remote(session, c, doc["id"])
+        if t is None or t.opportunity_id is None:
+            raise NotFound(f"no opportunity was transferred with id {doc['id']}")
+        opp = session.get(Opportunity, t.opportunity_id, with_for_update=True)
+        assert opp is not None
+        correlations, changes = repository.apply_document(session, t, opp, doc, now=now)
+        t.last_operation, t.last_synced_at, t.updated_at = "update", now, now
+        t.status = s.TransferState.SUCCESSFUL.value
+        repository.record(
+            session, None, t, "update_received", now=now, details={"changes": changes, "inbound": True}
+        )
+        return Reply(200, {"id": str(opp.id), "correlations": correlations})
+
+
+def query(
+    db: Database, settings: Settings, key: str, headers: Mapping[str, str], body: bytes, remote_id: str
+) -> Reply:
+    """A partner reads an opportunity transferred before, in its own model (the connection's inbound
+    profile), with our ids."""
+    now = utcnow()
+    with db.transaction() as session:
+        c = _verified(session, settings, key, headers, body, now)
+        t = _by_remote(session, c, remote_id)
+        if t is None:
+            raise NotFound(f"no opportunity was transferred with id {remote_id}")
+        if t.opportunity_id is not None:
+            opp = session.get(Opportunity, t.opportunity_id)
+            assert opp is not None
+            doc = repository.opportunity_document(session, opp)
+        else:
+            lead = session.get(Lead, t.lead_id)
+            assert lead is not None
+            doc = repository.lead_document(session, lead)
+        return Reply(200, to_partner(inbound_profile(c), doc))

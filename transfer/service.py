@@ -1,0 +1,287 @@
+"""Outbound transfer: which partners an opportunity can go to, transfer (create), send update, receive
+update (query), and the transfer status per opportunity and partner.
+
+Each request writes its outbox message (channel ``partner_crm``) in the same transaction as the status
+change, with the document already mapped to the partner's model (so an unmappable value is a 422 now,
+not a dead letter later); `transfer.delivery_service` sends it. A send or receive is refused with 409
+unless the opportunity was transferred before with that partner, in either direction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from common import outbox
+from common.clock import utcnow
+from common.database import Database
+from common.errors import Conflict, NotFound
+from common.principal import Principal
+from directory.models import Organization
+from registration.models import Opportunity
+from registration.opportunity_service import visible_opportunity
+from transfer import repository
+from transfer import schemas as s
+from transfer.connection_service import outbound_profile
+from transfer.mapping import to_partner
+from transfer.models import OpportunityTransfer, PartnerCrmConnection
+
+CHANNEL = "partner_crm"
+
+
+class NotTransferred(Conflict):
+    code, title = "not-transferred", "Opportunity not transferred to this partner"
+
+
+class TransferNotSetUp(Conflict):
+    code, title = "transfer-not-set-up", "Partner not set up for this operation"
+
+
+class TransferInProgress(Conflict):
+    code, title = "transfer-in-progress", "Transfer still in progress"
+
+
+def transfer_out(session: Session, t: OpportunityTransfer) -> s.TransferOut:
+    connection = session.get(PartnerCrmConnection, t.connection_id)
+    assert connection is not None
+    return s.TransferOut(
+        id=t.id,
+        connection_id=t.connection_id,
+        partner_organization_id=connection.organization_id,
+        opportunity_id=t.opportunity_id,
+        lead_id=t.lead_id,
+        origin=t.origin,
+        status=s.TransferState(t.status),
+        remote_id=t.remote_id,
+        last_operation=t.last_operation,
+        last_error=t.last_error,
+        attempts=t.attempts,
+        last_synced_at=t.last_synced_at,
+        updated_at=t.updated_at,
+        correlation_keys=[
+            s.CorrelationOut(kind=k.kind, local_id=k.local_id, remote_id=k.remote_id)
+            for k in repository.all_correlations(session, t)
+        ],
+    )
+
+
+def _connection_for(session: Session, organization_id: int, operation: s.Operation) -> PartnerCrmConnection:
+    c = session.scalar(
+        select(PartnerCrmConnection).where(
+            PartnerCrmConnection.organization_id == organization_id, PartnerCrmConnection.active.is_(True)
+        )
+    )
+    if c is None:
+        if session.get(Organization, organization_id) is None:
+            raise NotFound(f"organization {organization_id} not found")
+        raise TransferNotSetUp(f"organization {organization_id} has no active CRM connection")
+    if operation.value not in c.operations:
+        raise TransferNotSetUp(
+            f"the CRM connection of organization {organization_id} does not offer {operation}"
+        )
+    return c
+
+
+def _transfer_of(session: Session, c: PartnerCrmConnection, opp: Opportunity) -> OpportunityTransfer | None:
+    return session.scalar(
+        select(OpportunityTransfer)
+        .where(OpportunityTransfer.connection_id == c.id, OpportunityTransfer.opportunity_id == opp.id)
+        .with_for_update()
+    )
+
+
+def _enqueue(
+    session: Session, t: OpportunityTransfer, operation: str, payload: dict[str, Any], now: datetime
+) -> str:
+    key = f"{operation}:{t.connection_id}:{t.id}:{uuid.uuid4().hex}"
+    outbox.enqueue(
+        session, CHANNEL, operation, key, {"transfer_id": t.id, "operation": operation, **payload}, now=now
+    )
+    return key
+
+
+def eligible_partners(db: Database, principal: Principal, opportunity_id: int) -> s.EligiblePartnerList:
+    """Partners set up for transfer (an active connection offering create), with any transfer so far."""
+    with db.transaction() as session:
+        opp = visible_opportunity(session, principal, opportunity_id)
+        items = []
+        for c in session.scalars(
+            select(PartnerCrmConnection)
+            .where(PartnerCrmConnection.active.is_(True))
+            .order_by(PartnerCrmConnection.id)
+        ):
+            if s.Operation.CREATE.value not in c.operations:
+                continue
+            org = session.get(Organization, c.organization_id)
+            t = _transfer_of(session, c, opp)
+            items.append(
+                s.EligiblePartner(
+                    organization_id=c.organization_id,
+                    connection_id=c.id,
+                    name=org.name if org else c.name,
+                    operations=[s.Operation(o) for o in c.operations],
+                    transfer=transfer_out(session, t) if t else None,
+                )
+            )
+        return s.EligiblePartnerList(items=items)
+
+
+def list_transfers(db: Database, principal: Principal, opportunity_id: int) -> s.TransferList:
+    with db.transaction() as session:
+        opp = visible_opportunity(session, principal, opportunity_id)
+        rows = session.scalars(
+            select(OpportunityTransfer)
+            .where(OpportunityTransfer.opportunity_id == opp.id)
+            .order_by(OpportunityTransfer.id)
+        )
+        return s.TransferList(items=[transfer_out(session, t) for t in rows])
+
+
+def request_transfer(
+    session: Session,
+    actor: Principal | None,
+    opp: Opportunity,
+    c: PartnerCrmConnection,
+    *,
+    now: datetime,
+    reason: str,
+) -> OpportunityTransfer:
+    """Queue a create of `opp` at the partner in the caller's transaction (409 if already transferred)."""
+    body = to_partner(outbound_profile(c), repository.opportunity_document(session, opp))
+    t = _transfer_of(session, c, opp)
+    if t is not None and t.status != s.TransferState.FAILED:
+        raise Conflict(
+            f"opportunity {opp.id} was already transferred to this partner ({t.status}); send an update instead",
+            transfer_id=t.id,
+        )
+    before = {"status": t.status} if t else None
+    if t is None:
+        t = OpportunityTransfer(
+            connection_id=c.id, opportunity_id=opp.id, origin="outbound", attempts=0, created_at=now
+        )
+        session.add(t)
+    t.status, t.last_operation, t.last_error, t.attempts, t.updated_at = (
+        s.TransferState.IN_PROGRESS.value,
+        "create",
+        None,
+        0,
+        now,
+    )
+    session.flush()
+    key = _enqueue(session, t, "create", {"body": body}, now)
+    repository.record(
+        session,
+        actor,
+        t,
+        "transfer_requested",
+        now=now,
+        before=before,
+        details={"reason": reason, "key": key},
+    )
+    return t
+
+
+def transfer(db: Database, principal: Principal, opportunity_id: int, data: s.TransferIn) -> s.TransferOut:
+    now = utcnow()
+    with db.transaction() as session:
+        opp = visible_opportunity(session, principal, opportunity_id, for_update=True)
+        c = _connection_for(session, data.partner_organization_id, s.Operation.CREATE)
+        t = request_transfer(session, principal, opp, c, now=now, reason="requested")
+        return transfer_out(session, t)
+
+
+def _previous(session: Session, c: PartnerCrmConnection, opp: Opportunity) -> OpportunityTransfer:
+    t = _transfer_of(session, c, opp)
+    if t is None:
+        raise NotTransferred(
+            f"opportunity {opp.id} was never transferred to or from organization {c.organization_id}; "
+            "transfer it first"
+        )
+    if t.remote_id is None:
+        raise TransferInProgress(
+            f"the transfer of opportunity {opp.id} has not reached the partner yet ({t.status}); try again later"
+        )
+    return t
+
+
+def send_update(db: Database, principal: Principal, opportunity_id: int, data: s.PartnerIn) -> s.TransferOut:
+    now = utcnow()
+    with db.transaction() as session:
+        opp = visible_opportunity(session, principal, opportunity_id, for_update=True)
+        c = _connection_for(session, data.partner_organization_id, s.Operation.UPDATE)
+        t = _previous(session, c, opp)
+        doc = repository.opportunity_document(session, opp)
+        doc["id"] = str(opp.id)
+        body = to_partner(outbound_profile(c), doc)
+        before = {"status": t.status}
+        t.status, t.last_operation, t.last_error, t.attempts, t.updated_at = (
+            s.TransferState.UPDATE_PENDING.value,
+            "update",
+            None,
+            0,
+            now,
+        )
+        key = _enqueue(session, t, "update", {"body": body}, now)
+        repository.record(
+            session, principal, t, "update_requested", now=now, before=before, details={"key": key}
+        )
+        return transfer_out(session, t)
+
+
+def receive_update(
+    db: Database, principal: Principal, opportunity_id: int, data: s.PartnerIn
+) -> s.TransferOut:
+    now = utcnow()
+    with db.transaction() as session:
+        opp = visible_opportunity(session, principal, opportunity_id, for_update=True)
+        c = _connection_for(session, data.partner_organization_id, s.Operation.QUERY)
+        t = _previous(session, c, opp)
+        before = {"status": t.status}
+        t.status, t.last_operation, t.last_error, t.attempts, t.updated_at = (
+            s.TransferState.UPDATE_PENDING.value,
+            "query",
+            None,
+            0,
+            now,
+        )
+        key = _enqueue(session, t, "query", {"local_id": str(opp.id)}, now)
+        repository.record(
+            session, principal, t, "receive_requested", now=now, before=before, details={"key": key}
+        )
+        return transfer_out(session, t)
+
+
+# --- automation ---------------------------------------------------------------------------------------
+
+
+def on_opportunity_created(
+    session: Session,
+    actor: Principal | None,
+    opp: Opportunity,
+    policy: dict[str, Any] | None,
+    *,
+    now: datetime,
+) -> list[int]:
+    """Queue the transfers an approval triggers (in the approval's transaction): to the opportunity's
+    partner when its connection says "transfer on approval" or the decision's policy says ``transfer:
+    on_approval``. Returns the transfer ids queued."""
+    if opp.organization_id is None:
+        return []
+    c = session.scalar(
+        select(PartnerCrmConnection).where(
+            PartnerCrmConnection.organization_id == opp.organization_id, PartnerCrmConnection.active.is_(True)
+        )
+    )
+    if c is None or s.Operation.CREATE.value not in c.operations:
+        return []
+    wanted = str((policy or {}).get("transfer") or "never")
+    if not (c.transfer_on_approval or wanted == "on_approval"):
+        return []
+    if _transfer_of(session, c, opp) is not None:
+        return []
+    t = request_transfer(session, actor, opp, c, now=now, reason="automatic on approval")
+    return [t.id]
