@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from common import audit
 from common.clock import utcnow
+from common.errors import NotFound
 from common.principal import Principal
 from directory.enums import OrganizationKind
 from directory.models import Organization, User
@@ -150,6 +151,13 @@ def ensure_accepted(session: Session, lead: Lead, principal: Principal, via: str
         return False
     session.refresh(lead, with_for_update=True)  # two first actions at once accept it once
     if lead.accepted:
+        # Another partner may have taken it meanwhile: then it is no longer this partner's to touch.
+        if not (
+            principal.internal
+            or lead.organization_id == principal.organization_id
+            or is_offered(session, lead.id, principal.organization_id)
+        ):
+            raise NotFound(f"lead {lead.id} not found")
         return False
     accept(session, lead, principal, via)
     return True
