@@ -336,6 +336,9 @@ def refuse_overlapping_registration(
     product_id = next((p.product_id for p in lead.products if p.is_primary), None)
     if product_id is None:
         return
+    # One check per customer at a time (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises), so
+    # that two transactions calling this before approving two overlapping registrations cannot both pass.
+    session.execute(select(Customer.id).where(Customer.id == lead.customer_id).with_for_update())
     primary = and_(LeadProduct.lead_id == Lead.id, LeadProduct.is_primary.is_(True))
     blocking = session.scalar(
         select(Lead)
