@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -39,6 +40,44 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET_BRAND_SIGNS = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SECRET_PARTNER_SIGNS = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 DEADLINE = 120.0
+
+
+@contextmanager
+def two_instances(tmp_path: Path, *, partner_url: str | None = None) -> Iterator[tuple[Instance, Instance]]:
+    """The brand owner and the partner, started and connected to each other (``partner_url``: where the
+    brand owner reaches the partner instead, e.g. a fault-injecting proxy in front of it)."""
+    brand = Instance("brand", tmp_path / "brand", own_org_key="brand", other_org_key="northwind")
+    partner = Instance("partner", tmp_path / "partner", own_org_key="northwind", other_org_key="brand")
+    for instance in (brand, partner):
+        instance.directory.mkdir()
+        instance.seed()
+    try:
+        brand.start()
+        partner.start()
+        brand.connect_to(
+            partner,
+            key_here="northwind",
+            key_there="brand",
+            signs=SECRET_BRAND_SIGNS,
+            verifies=SECRET_PARTNER_SIGNS,
+            profile="partner_lead",
+            inbound_profile=None,
+            base_url=partner_url,
+            timeout=2.0,
+        )
+        partner.connect_to(
+            brand,
+            key_here="brand",
+            key_there="northwind",
+            signs=SECRET_PARTNER_SIGNS,
+            verifies=SECRET_BRAND_SIGNS,
+            profile="brand_owner",
+            inbound_profile="partner_lead",
+        )
+        yield brand, partner
+    finally:
+        brand.stop()
+        partner.stop()
 
 
 def profile_text(name: str) -> str:
