@@ -21,6 +21,7 @@ from common.principal import Principal
 from common.settings import Settings
 from directory.models import Organization
 from transfer import schemas as s
+from transfer.errors import PartnerHostUnresolvable, PartnerUrlRefused
 from transfer.mapping import MappingProfile, bundled_profile, load_mapping_profile
 from transfer.models import PartnerCrmConnection
 from transfer.secret_box import SecretBox, last4
@@ -53,7 +54,10 @@ def check_profile(source: str, filename: str) -> MappingProfile:
 
 
 def _check_url(url: str, settings: Settings) -> None:
-    check_partner_url(url, allow_private=settings.transfer_allow_private_urls)
+    try:
+        check_partner_url(url, allow_private=settings.transfer_allow_private_urls)
+    except PartnerHostUnresolvable as exc:  # retryable when calling; when saving, the URL is wrong now
+        raise PartnerUrlRefused(exc.detail) from None
 
 
 def _check_secret(name: str, value: str) -> None:

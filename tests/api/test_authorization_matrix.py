@@ -141,6 +141,9 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     for side in ("a", "b"):  # drafts that stay drafts (submit cells submit fresh leads)
         e.ids[f"lead_{side}"] = _new_lead(e, side)
     _activate_source(e, "approval.yaml", CAM_1_APPROVES)  # cam_1 approves, cam_2 does not
+    e.ids["partner-crm-connection"] = _post_ok(
+        client, "/v1/partner-crm-connections", admin, _connection_body(world.partner_a_id, "crm-a")
+    )["id"]
     yield e
     db.dispose()
 
@@ -219,6 +222,44 @@ def _lead_in_state(env: Env, side: str, state: str) -> int:
     return lead_id
 
 
+PARTNER_LEAD_PROFILE = (Path(__file__).parents[2] / "transfer/profiles/partner_lead.yaml").read_text()
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+# Operations on an opportunity transferred before (a fresh one per cell, with the partner's id known).
+TRANSFERRED_OPERATIONS = {"send_opportunity_update", "receive_opportunity_update"}
+
+
+def _connection_body(organization_id: int, key: str) -> dict[str, Any]:
+    """A partner CRM connection (a public literal address: the URL policy resolves no name here)."""
+    return {
+        "organization_id": organization_id,
+        "key": key,
+        "name": f"CRM {key}",
+        "base_url": f"https://93.184.215.14/{key}",
+        "operations": ["create", "update", "query"],
+        "signing_secret": SECRET,
+        "inbound_secret": SECRET,
+        "profile": PARTNER_LEAD_PROFILE,
+    }
+
+
+def _transferred_opportunity(env: Env, side: str) -> int:
+    from transfer.models import OpportunityTransfer
+
+    opportunity_id = _new_opportunity(env, side)
+    with env.db.transaction() as session:
+        session.add(
+            OpportunityTransfer(
+                connection_id=env.ids["partner-crm-connection"],
+                opportunity_id=opportunity_id,
+                remote_id=f"R-{opportunity_id}",
+                origin="outbound",
+                status="successful",
+                attempts=1,
+            )
+        )
+    return opportunity_id
+
+
 def _new_opportunity(env: Env, side: str) -> int:
     lead_id = _lead_in_state(env, side, "pending")
     opportunity_id: int = _lead_action(env, lead_id, "approve")["opportunity_id"]
@@ -293,6 +334,8 @@ def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[
         if "{key}" in template:
             return env.ids["territory-model"], MISSING_KEY, None
         return MISSING_ID, MISSING_KEY, etag_for(MISSING_ID, 1)
+    if segment == "opportunities" and op in TRANSFERRED_OPERATIONS:
+        return _transferred_opportunity(env, "a" if obj == "own" else "b"), "", None
     if segment == "opportunities":  # an open one per cell (a close cell closes it)
         return _new_opportunity(env, "a" if obj == "own" else "b"), "", None
     if segment == "leads" and op in APPROVAL_STATES:
@@ -388,6 +431,11 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "withdraw_lead": {"json": {"comment": f"withdrawn {n}"}},
         "change_lead_expiry": {"json": {"expires_at": f"2099-01-{1 + n % 28:02d}T00:00:00+00:00"}},
         "close_opportunity": {"json": {"status": "won"}},
+        "create_partner_crm_connection": {"json": _connection_body(env.world.partner_b_id, f"crm-{n}")},
+        "update_partner_crm_connection": {"json": {"timeout_seconds": 5 + n % 10}},
+        "transfer_opportunity": {"json": {"partner_organization_id": env.world.partner_a_id}},
+        "send_opportunity_update": {"json": {"partner_organization_id": env.world.partner_a_id}},
+        "receive_opportunity_update": {"json": {"partner_organization_id": env.world.partner_a_id}},
     }
     return bodies.get(op, {})
 

@@ -176,6 +176,26 @@ def _territory(change: str) -> Callable[[Any, World, dict[str, str]], Target]:
     return build
 
 
+def partner_crm_connection(client: Any, world: World, h: dict[str, str]) -> Target:
+    from pathlib import Path
+
+    profile = (Path(__file__).parents[2] / "transfer/profiles/partner_lead.yaml").read_text()
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = {
+        "organization_id": world.partner_a_id,
+        "key": "crm-a",
+        "name": "CRM A",
+        "base_url": "https://93.184.215.14/crm",
+        "operations": ["create"],
+        "signing_secret": secret,
+        "inbound_secret": secret,
+        "profile": profile,
+    }
+    resp = _created(client, h, "/v1/partner-crm-connections", body)
+    path = f"/v1/partner-crm-connections/{resp.get_json()['id']}"
+    return Target(path, _get(client, h, path), resp.headers["ETag"], {"timeout_seconds": 7}, {"name": "Stale"})
+
+
 # operationId -> how to build a record it can change and a valid change
 CASES: dict[str, Callable[[Any, World, dict[str, str]], Target]] = {
     "update_organization": organization,
@@ -190,6 +210,7 @@ CASES: dict[str, Callable[[Any, World, dict[str, str]], Target]] = {
     "set_territory_team": _territory("/team"),
     "update_lead": lead,
     "change_lead_expiry": lead_expiry,
+    "update_partner_crm_connection": partner_crm_connection,
 }
 
 
