@@ -193,7 +193,9 @@ def partner_crm_connection(client: Any, world: World, h: dict[str, str]) -> Targ
     }
     resp = _created(client, h, "/v1/partner-crm-connections", body)
     path = f"/v1/partner-crm-connections/{resp.get_json()['id']}"
-    return Target(path, _get(client, h, path), resp.headers["ETag"], {"timeout_seconds": 7}, {"name": "Stale"})
+    return Target(
+        path, _get(client, h, path), resp.headers["ETag"], {"timeout_seconds": 7}, {"name": "Stale"}
+    )
 
 
 # operationId -> how to build a record it can change and a valid change
