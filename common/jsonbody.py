@@ -42,22 +42,38 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of a parsed document, computed without recursion."""
-    deepest, stack = 0, [(value, 1)]
+def _pointer(path: tuple[str | int, ...]) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _check_tree(value: Any, max_depth: int) -> None:
+    """Refuse nesting deeper than ``max_depth`` and text with NUL characters (PostgreSQL cannot store
+    them; SQLite would, so the two databases would disagree), walking without recursion."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
-        node, level = stack.pop()
+        node, path = stack.pop()
+        if isinstance(node, dict | list) and len(path) + 1 > max_depth:
+            raise ValidationFailed(
+                "JSON nested too deeply", [FieldProblem("", f"more than {max_depth} levels")]
+            )
         if isinstance(node, dict):
-            deepest = max(deepest, level)
-            stack.extend((v, level + 1) for v in node.values())
+            for key, child in node.items():
+                if "\x00" in key:
+                    raise ValidationFailed(
+                        "Invalid JSON", [FieldProblem(_pointer(path), "a key contains NUL (\\u0000)")]
+                    )
+                stack.append((child, (*path, key)))
         elif isinstance(node, list):
-            deepest = max(deepest, level)
-            stack.extend((v, level + 1) for v in node)
-    return deepest
+            stack.extend((child, (*path, i)) for i, child in enumerate(node))
+        elif isinstance(node, str) and "\x00" in node:
+            raise ValidationFailed(
+                "Invalid JSON", [FieldProblem(_pointer(path), "text may not contain NUL (\\u0000)")]
+            )
 
 
 def parse_strict(raw: bytes | str, max_depth: int) -> Any:
-    """Parse JSON, refusing duplicate keys, non-finite numbers and nesting deeper than ``max_depth``.
+    """Parse JSON, refusing duplicate keys, non-finite numbers, NUL characters in text and nesting deeper
+    than ``max_depth``.
 
     Raises ``ValidationFailed`` (422) with the position of the problem.
     """
@@ -81,8 +97,7 @@ def parse_strict(raw: bytes | str, max_depth: int) -> Any:
         ) from None
     except (_BadJson, ValueError) as exc:
         raise ValidationFailed("Invalid JSON", [FieldProblem("", str(exc))]) from None
-    if _depth(value) > max_depth:
-        raise ValidationFailed("JSON nested too deeply", [FieldProblem("", f"more than {max_depth} levels")])
+    _check_tree(value, max_depth)
     return value
 
 
@@ -104,8 +119,16 @@ def check_request_body(request: Request, max_bytes: int, max_depth: int) -> None
     Endpoints that take files (CSV imports) declare their media type in ``common.openapi.RAW_BODIES``;
     their body must be of that type and UTF-8 (415/422).
     """
-    if request.method not in BODY_METHODS or request.routing_exception is not None:
-        return  # an unknown route or method answers 404/405 whatever the body
+    if request.routing_exception is not None:
+        return  # an unknown route or method answers 404/405 whatever the request carries
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationFailed("Invalid path", [FieldProblem(f"/{name}", "may not contain NUL (%00)")])
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            raise ValidationFailed("Invalid query", [FieldProblem(f"/{name}", "may not contain NUL (%00)")])
+    if request.method not in BODY_METHODS:
+        return
     length = request.content_length
     if length is not None and length > max_bytes:
         raise PayloadTooLarge(f"Body is {length} bytes; the limit is {max_bytes}")
@@ -121,9 +144,12 @@ def check_request_body(request: Request, max_bytes: int, max_depth: int) -> None
         if mimetype != raw_media:
             raise UnsupportedMediaType(f"Send {raw_media}, not {mimetype or 'no content type'}")
         try:
-            raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValidationFailed("Body is not UTF-8", [FieldProblem("", str(exc))]) from None
+        if "\x00" in text:
+            line = text.count("\n", 0, text.index("\x00")) + 1
+            raise ValidationFailed("Invalid file", [FieldProblem("", f"line {line}: NUL character")])
         return
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType(f"Send application/json, not {mimetype or 'no content type'}")

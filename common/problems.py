@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """Render a problem body as ``application/problem+json``."""
-    body.setdefault("instance", request.path)
+    # a URI reference (RFC 9457): the path as it travels, percent-encoded, never raw control characters
+    body.setdefault("instance", quote(request.path, safe="/-._~!$&'()*+,;=:@"))
     resp = Response(json.dumps(body), status=int(body["status"]), mimetype=PROBLEM_MEDIA_TYPE)
     for key, value in (headers or {}).items():
         resp.headers[key] = value

@@ -52,6 +52,25 @@ def test_duplicate_keys_are_refused_and_nothing_is_created(client, admin):
     assert "dup" not in keys
 
 
+def test_text_with_nul_is_refused_with_its_pointer_on_both_databases(client, admin):
+    raw = '{"key": "p-nul", "name": "Pro\\u0000gram"}'
+    body = assert_problem(client.post("/v1/programs", data=raw, headers=admin), 422)
+    assert pointers(body) == ["/name"]
+    raw = '{"key": "p-nul", "name": "Program", "extra": {"k\\u0000": 1}}'
+    assert_problem(client.post("/v1/programs", data=raw, headers=admin), 422)
+    keys = [p["key"] for p in client.get("/v1/programs", headers=admin).get_json()["items"]]
+    assert "p-nul" not in keys
+
+
+def test_a_query_with_nul_is_refused_not_a_500(client, admin):
+    assert_problem(client.get("/v1/programs?q=a%00b", headers=admin), 422)
+    assert_problem(client.get("/v1/leads?q=a%00b", headers=admin), 422)
+
+
+def test_a_path_with_nul_is_refused_not_a_500(client, admin):
+    assert_problem(client.get("/v1/territory-models/1/territories/a%00b", headers=admin), 422)
+
+
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
 def test_non_finite_numbers_are_refused(client, admin, number):
     raw = f'{{"key": "p1", "name": "Program", "description": {number}}}'
