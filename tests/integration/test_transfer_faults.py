@@ -38,7 +38,8 @@ class FaultProxy:
     """Forwards to ``target``; the first requests meet the faults queued in ``faults``."""
 
     def __init__(self, target: str, faults: list[str], port: int = 0) -> None:
-        self.target, self.faults, self.seen = target, list(faults), []
+        self.target, self.faults = target, list(faults)
+        self.seen: list[str] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):

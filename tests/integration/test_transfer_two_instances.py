@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -58,13 +59,13 @@ def pair(tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
         partner.stop()
 
 
-def _one(items: list[dict], **where: object) -> dict:
+def _one(items: list[dict[str, Any]], **where: object) -> dict[str, Any]:
     found = [i for i in items if all(i.get(k) == v for k, v in where.items())]
     assert len(found) == 1, items
     return found[0]
 
 
-def _keys(transfer: dict, kind: str) -> dict[int, str]:
+def _keys(transfer: dict[str, Any], kind: str) -> dict[int, str]:
     return {k["local_id"]: k["remote_id"] for k in transfer["correlation_keys"] if k["kind"] == kind}
 
 
