@@ -18,45 +18,29 @@ from sqlalchemy import select, update
 
 from common.audit import AuditEvent
 from registration.models import OpportunityRevenueLine
+from tests.conftest import PG_ADMIN_URL
 from tests.integration.transfer_support import (
-    SECRET_BRAND_SIGNS,
-    SECRET_PARTNER_SIGNS,
     Instance,
+    postgres_databases,
+    two_instances,
 )
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
-    brand = Instance("brand", tmp_path / "brand", own_org_key="brand", other_org_key="northwind")
-    partner = Instance("partner", tmp_path / "partner", own_org_key="northwind", other_org_key="brand")
-    for instance in (brand, partner):
-        instance.directory.mkdir()
-        instance.seed()
-    try:
-        brand.start()
-        partner.start()
-        brand.connect_to(
-            partner,
-            key_here="northwind",
-            key_there="brand",
-            signs=SECRET_BRAND_SIGNS,
-            verifies=SECRET_PARTNER_SIGNS,
-            profile="partner_lead",
-            inbound_profile=None,
-        )
-        partner.connect_to(
-            brand,
-            key_here="brand",
-            key_there="northwind",
-            signs=SECRET_PARTNER_SIGNS,
-            verifies=SECRET_BRAND_SIGNS,
-            profile="brand_owner",
-            inbound_profile="partner_lead",
-        )
-        yield brand, partner
-    finally:
-        brand.stop()
-        partner.stop()
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
+    """The two instances, on SQLite files or on two PostgreSQL databases."""
+    if request.param == "sqlite":
+        with two_instances(tmp_path) as instances:
+            yield instances
+        return
+    request.getfixturevalue(
+        "postgres_template"
+    )  # skips (or fails under PRM_REQUIRE_POSTGRES) without a server
+    with (
+        postgres_databases(PG_ADMIN_URL, ("brand", "partner")) as urls,
+        two_instances(tmp_path, database_urls=(urls[0], urls[1])) as instances,
+    ):
+        yield instances
 
 
 def _one(items: list[dict[str, Any]], **where: object) -> dict[str, Any]:

@@ -43,11 +43,16 @@ DEADLINE = 120.0
 
 
 @contextmanager
-def two_instances(tmp_path: Path, *, partner_url: str | None = None) -> Iterator[tuple[Instance, Instance]]:
+def two_instances(
+    tmp_path: Path, *, partner_url: str | None = None, database_urls: tuple[str, str] | None = None
+) -> Iterator[tuple[Instance, Instance]]:
     """The brand owner and the partner, started and connected to each other (``partner_url``: where the
-    brand owner reaches the partner instead, e.g. a fault-injecting proxy in front of it)."""
+    brand owner reaches the partner instead, e.g. a fault-injecting proxy in front of it;
+    ``database_urls``: the two databases, default SQLite files)."""
     brand = Instance("brand", tmp_path / "brand", own_org_key="brand", other_org_key="northwind")
     partner = Instance("partner", tmp_path / "partner", own_org_key="northwind", other_org_key="brand")
+    if database_urls is not None:
+        brand.database_url, partner.database_url = database_urls
     for instance in (brand, partner):
         instance.directory.mkdir()
         instance.seed()
@@ -96,6 +101,26 @@ def wait_for(check: Callable[[], Any], what: str, deadline: float = DEADLINE, ev
         time.sleep(every)
 
 
+@contextmanager
+def postgres_databases(admin_url: str, names: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """Fresh PostgreSQL databases on the test server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    unique = [f"prm_transfer_{os.getpid()}_{time.monotonic_ns() % 10**8}_{n}" for n in names]
+    try:
+        with admin.connect() as conn:
+            for name in unique:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield tuple(make_url(admin_url).set(database=n).render_as_string(hide_password=False) for n in unique)
+    finally:
+        with admin.connect() as conn:
+            for name in unique:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @dataclass
 class Instance:
     """One service instance: database, seeded ids, admin key, and (once started) its process and URL."""
@@ -109,9 +134,11 @@ class Instance:
     process: subprocess.Popen[str] | None = None
     url: str = ""
 
+    database_url: str | None = None  # default: a SQLite file in ``directory``
+
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.directory / 'prm.sqlite3'}"
+        return self.database_url or f"sqlite:///{self.directory / 'prm.sqlite3'}"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PRM_", "FLASK_"))}
