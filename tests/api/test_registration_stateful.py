@@ -88,25 +88,25 @@ class RegistrationMachine(RuleBasedStateMachine):
 
     @initialize(target=leads)
     def a_pending_registration(self) -> int:
-        lead = self._new_lead()
-        self.act(lead, OWNER, "submit", False)
-        return lead
+        return self._new_lead("submit")
 
     @initialize(target=leads)
     def an_approved_registration(self) -> int:
-        lead = self.a_pending_registration()
-        self.act(lead, APPROVER, "approve", False)
-        return lead
+        return self._new_lead("submit", "approve")
 
     @rule(target=leads)
     def another_lead(self) -> int:
         return self._new_lead()
 
-    def _new_lead(self) -> int:
+    def _new_lead(self, *actions: str) -> int:
+        """A new lead of partner A, taken through ``actions`` by the caller meant to take each."""
         body = created(self.client, self._h(OWNER), jp_security_lead(self.demo)).get_json()
         assert body["status"] == S.DRAFT
-        self.status[body["id"]] = S.DRAFT
-        return int(body["id"])
+        lead = int(body["id"])
+        self.status[lead] = S.DRAFT
+        for action in actions:
+            self.act(lead, OWNER if action == "submit" else APPROVER, action, False)
+        return lead
 
     @rule(lead=leads, action=st.sampled_from(sorted(ACTIONS)), admin=st.booleans())
     def act_as_the_workflow_expects(self, lead: int, action: str, admin: bool) -> None:
