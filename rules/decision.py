@@ -247,7 +247,13 @@ def decide(
     )
     steps_in = approval_actions.steps if approval_actions and approval_actions.steps else (DEFAULT_STEP,)
     fallback = approval_actions.fallback_approver if approval_actions else None
-    steps = tuple(_resolve_step(step, snapshot, lowest, fallback) for step in steps_in)
+    if snapshot is None:
+        steps = tuple(_resolve_step(step, None, lowest, fallback) for step in steps_in)
+    else:  # the same steps on the same lowest territories resolve alike: remembered per snapshot
+        steps = snapshot.derived(
+            ("approval steps", steps_in, lowest, fallback),
+            lambda: tuple(_resolve_step(step, snapshot, lowest, fallback) for step in steps_in),
+        )
     policy = (
         policy_outcome.actions
         if policy_outcome and isinstance(policy_outcome.actions, PolicyDecision)

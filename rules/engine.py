@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring as quote
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,22 @@ def fact_names(shards: Iterable[Shard]) -> frozenset[str]:
     return frozenset(names)
 
 
+_TAIL = f'"{MARK}":1,"sid":"{SESSION}"}}'
+
+
+def _message(facts: Mapping[str, Any], names: frozenset[str]) -> str:
+    """The JSON message of normalized facts (text or numbers, see `normalize_facts`), keeping only the
+    facts some condition reads (the core parses and indexes less). Written by hand: it is the same text
+    ``json.dumps(..., ensure_ascii=False)`` gives, in half its time; names are vocabulary identifiers."""
+    parts = [
+        f'"{name}":{quote(value) if type(value) is str else repr(value)},'
+        for name, value in facts.items()
+        if name in names
+    ]
+    parts.append(_TAIL)
+    return "{" + "".join(parts)
+
+
 # -- the runtime ------------------------------------------------------------------------------------
 
 
@@ -199,11 +216,7 @@ class _Runtime:
     def fired(self, ruleset: ast.Ruleset, facts: Mapping[str, Any]) -> tuple[str, ...]:
         shards, names = self.load(ruleset)
         collect = ruleset.hit_policy is ast.HitPolicy.COLLECT
-        # only the facts some condition reads: the core parses and indexes less
-        message = {name: value for name, value in facts.items() if name in names}
-        message[MARK] = 1
-        message["sid"] = SESSION
-        text = json.dumps(message, ensure_ascii=False)
+        text = _message(facts, names)
         matched: set[str] = set()
         for shard in shards:
             ids = self._run_shard(shard, text, as_fact=collect)

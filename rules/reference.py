@@ -119,6 +119,8 @@ def select(ruleset: ast.Ruleset, matched: set[str]) -> tuple[str, ...]:
     """Fired rule ids under the ruleset's hit policy, given the ids whose condition held."""
     if ruleset.hit_policy is ast.HitPolicy.COLLECT:
         return tuple(r.id for r in ruleset.rules if r.id in matched)
+    if len(matched) == 1:
+        return tuple(matched)
     for rule in ruleset.ranked():
         if rule.id in matched:
             return (rule.id,)

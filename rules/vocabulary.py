@@ -128,7 +128,11 @@ _CHECKS: Mapping[str, tuple[FactType, frozenset[str]]] = {
 _STRING, _NUMBER = FactType.STRING, FactType.NUMBER
 
 
-def normalize_facts(facts: Mapping[str, object]) -> dict[str, str | int | float]:
+class NormalizedFacts(dict[str, str | int | float]):
+    """Facts `normalize_facts` has checked: normalizing them again returns them as they are."""
+
+
+def normalize_facts(facts: Mapping[str, object]) -> NormalizedFacts:
     """Validate lead facts against the vocabulary and return the normalized mapping.
 
     Unknown names are dropped (a lead carries more than rules may test); a `None` value means the fact
@@ -138,7 +142,9 @@ def normalize_facts(facts: Mapping[str, object]) -> dict[str, str | int | float]
     >>> normalize_facts({"deal_size": 1500.0, "region": "EMEA", "notes": "x", "product": None})
     {'deal_size': 1500, 'region': 'EMEA'}
     """
-    out: dict[str, str | int | float] = {}
+    if type(facts) is NormalizedFacts:
+        return facts
+    out = NormalizedFacts()
     problems: list[str] = []
     for name, value in facts.items():
         check = _CHECKS.get(name)

@@ -23,10 +23,10 @@ tree depth and the number of matches, not with the number of territories.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 import networkx as nx
 
@@ -34,6 +34,10 @@ from territory.dimensions import Dimension, MemberHierarchy
 from territory.errors import UnknownTerritory, did_you_mean
 from territory.tree import CHANNEL_ACCOUNT_MANAGER, TeamMember, TerritoryDef, check_tree
 from territory.tree import TreeWarning as TreeWarning
+
+T = TypeVar("T")
+#: Values a snapshot remembers for its callers (``TerritorySnapshot.derived``) before starting afresh.
+DERIVED_CAP = 50_000
 
 #: A lead's facts: dimension -> member key. Dimensions not in ``Dimension`` are ignored.
 Facts = Mapping[str, str] | Mapping[Dimension, str]
@@ -241,6 +245,7 @@ class TerritorySnapshot:
             above = cams[self._parent[t]] if self._parent[t] >= 0 else None
             cams.append(above._replace(inherited=True) if above is not None else None)
         self._cams = tuple(cams)
+        self._derived: dict[Hashable, Any] = {}
 
     def _index_children(self, p: int, kids: list[int]) -> None:
         """Build the lookup levels and the scan list for ``kids`` under ``p`` (or the virtual root)."""
@@ -527,6 +532,17 @@ class TerritorySnapshot:
     def team(self, key: str) -> tuple[TeamMember, ...]:
         """Return the team defined on the territory itself (not inherited)."""
         return self._defs[self._tid(key)].team
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """A value computed once from this immutable snapshot and remembered under ``key`` (callers
+        use keys of their own, e.g. an approval step and the lowest territories it resolves on)."""
+        try:
+            return cast(T, self._derived[key])
+        except KeyError:
+            if len(self._derived) >= DERIVED_CAP:
+                self._derived.clear()
+            value = self._derived[key] = compute()
+            return value
 
     def cam_for(self, key: str) -> CamAssignment | None:
         """Return the channel account manager for ``key``, walking up towards the root if it has none.
