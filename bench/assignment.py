@@ -1,6 +1,6 @@
 """The assignment benchmark (``make bench``): territory matching, full decisions, rules compilation.
 
-Run ``python -m bench.assignment`` (about 6-8 minutes on 2 cores) or ``--quick`` for a smoke run.
+Run ``python -m bench.assignment`` (about 5 minutes) or ``--quick`` for a smoke run.
 
 What it measures, per generated territory model (1,000, 10,000 and 100,000 territories, depth 6, over
 customer, program, product and geography; ``territory.synthetic``):
@@ -21,8 +21,10 @@ and once: ``compile_500_rules``, validating and compiling a generated 500-rule p
 of one full decision goes (10,000 territories, 5,000 leads).
 
 Throughput is CPU time of one core (``time.process_time``), recorded as ``clock`` in every entry. Each
-phase runs in a fresh process (``--jobs`` at a time, default 2: one per core), so its ``peak_rss_mb``
-(``ru_maxrss``) is its own: interpreter, imports, the generated model and leads, and the work itself.
+phase runs in a fresh process, one at a time by default (``--jobs``): two phases side by side share the
+cache and memory bandwidth, which cost the memory-bound 100,000-territory match a third of its speed. So
+a phase's ``peak_rss_mb`` (``ru_maxrss``) is its own: interpreter, imports, the generated model and
+leads, and the work itself.
 ``--jobs 0`` runs everything in this process (``rss_scope: "process"``: the peak of the run so far).
 Results go to ``bench/results/assignment.json`` (a list of objects, one per phase and size), with a
 readable table and one line per target on stdout.
@@ -574,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.assignment", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (1,000 leads), a smoke run")
     parser.add_argument(
-        "--jobs", type=int, default=2, help="phases run at once, each in its own process (0: here)"
+        "--jobs", type=int, default=1, help="phases run at once, each in its own process (0: here)"
     )
     parser.add_argument("--out", type=Path, default=None, help=f"results file (default {RESULTS})")
     parser.add_argument(

@@ -38,6 +38,7 @@ from registration.approval import (
     pick_owner,
     step_outcome,
 )
+from registration.duplicates_service import refuse_overlapping_registration
 from registration.lifecycle import Event, LeadStatus, RegistrationStatus, next_status
 from registration.models import (
     ApprovalRound,
@@ -52,6 +53,7 @@ from registration.opportunity_service import convert_lead, decision_policy
 from registration.service import lead_out, visible_lead
 from registration.transition_service import after_transition, apply_transition
 from rules.models import StoredDecision
+from rules.outcome import PolicyDecision
 from transfer import service as transfer_service
 
 # --- starting a round ---------------------------------------------------------------------------------
@@ -280,14 +282,18 @@ def _finish_approval(
         [(uid, Role.CHANNEL_ACCOUNT_MANAGER.value in (roles.get(uid) or [])) for uid in approvals],
         final_approver=principal.user_id,
     )
+    policy = decision_policy(session, lead)
+    # checked again at approval: two overlapping registrations pending side by side cannot both win
+    blocking = bool(policy and policy.get("block_overlapping_registrations"))
+    refuse_overlapping_registration(
+        session, lead, PolicyDecision(block_overlapping_registrations=blocking), now
+    )
     _end_round(session, rnd, RoundStatus.APPROVED, now)
     rnd.steps[-1].status = StepStatus.APPROVED.value
     lead.lead_status = LeadStatus.CONVERTED.value
-    lead.expires_at = expires_at(now, decision_policy(session, lead))
+    lead.expires_at = expires_at(now, policy)
     opportunity = convert_lead(session, principal, lead, owner, now=now)
-    transfer_service.on_opportunity_created(
-        session, principal, opportunity, decision_policy(session, lead), now=now
-    )
+    transfer_service.on_opportunity_created(session, principal, opportunity, policy, now=now)
     apply_transition(
         session,
         principal,

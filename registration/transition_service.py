@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 
 from common import audit
 from common.principal import Principal
+from registration import notifications_service
 from registration.lifecycle import Event, RegistrationStatus, next_status
 from registration.models import Lead
+from registration.notifications import NotificationEvent
 
 #: Event -> the audit action recorded for it (what the lead's history shows).
 ACTIONS: Mapping[Event, str] = {
@@ -27,6 +29,16 @@ ACTIONS: Mapping[Event, str] = {
     Event.WITHDRAW: "withdrawn",
     Event.EXPIRE: "expired",
 }
+
+#: Transitions that tell people (the policy's ``notify`` entries say whom; notifications.py the defaults).
+NOTIFIED: Mapping[Event, NotificationEvent] = {
+    Event.APPROVE: NotificationEvent("approved"),
+    Event.REJECT: NotificationEvent("rejected"),
+    Event.REQUEST_INFO: NotificationEvent("info_requested"),
+    Event.EXPIRE: NotificationEvent("expired"),
+}
+#: The transition's reason, as the mail's context names it.
+CONTEXT: Mapping[Event, str] = {Event.REJECT: "comment", Event.REQUEST_INFO: "question"}
 
 
 def apply_transition(
@@ -58,7 +70,9 @@ def apply_transition(
         details=details,
         now=now,
     )
-    after_transition(session, lead, event, actor, previous=RegistrationStatus(previous), now=now)
+    after_transition(
+        session, lead, event, actor, previous=RegistrationStatus(previous), now=now, reason=reason
+    )
     return target
 
 
@@ -70,6 +84,7 @@ def after_transition(
     *,
     previous: RegistrationStatus,
     now: datetime,
+    reason: str | None = None,
 ) -> None:
     """Hook for side effects of a registration transition, called once per transition in the same
     transaction, after the status changed and the audit row was added.
@@ -78,6 +93,11 @@ def after_transition(
     round and steps are stored by then), ``APPROVE`` after the opportunity exists, ``REJECT``,
     ``REQUEST_INFO`` (the task exists), ``SUBMIT_INFO``, ``WITHDRAW`` and ``EXPIRE`` (sweep). Enqueue
     notifications (outbox rows) here; anything written joins the caller's transaction, so a failed
-    transition sends nothing.
+    transition sends nothing. The submit mail is queued by the submission itself (with the routing
+    result), so ``ROUTE`` adds none.
     """
-    return None
+    notification = NOTIFIED.get(event)
+    if notification is None:
+        return
+    context = {CONTEXT[event]: reason} if event in CONTEXT and reason else {}
+    notifications_service.notify(session, lead, notification, actor, now=now, **context)

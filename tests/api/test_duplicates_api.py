@@ -368,3 +368,25 @@ def test_an_opportunity_converted_from_an_approved_registration_is_found_once(cl
     ).get_json()["items"]
     assert ("opportunity", opportunity["id"]) in {(i["kind"], i["id"]) for i in found}
     assert (("registration", converted["id"])) not in {(i["kind"], i["id"]) for i in found}
+
+
+def test_with_the_policy_the_second_of_two_pending_overlapping_registrations_cannot_be_approved(
+    client, db, demo
+):
+    _activate_blocking_policy(client, demo)
+    cam = demo["cam-jp-security"]
+    first = _registered(client, demo, "northwind-user")
+    second_lead = created(client, demo["contoso-user"], jp_security_lead(demo, **_contoso(demo))).get_json()
+    second = submit(client, demo["contoso-user"], second_lead["id"]).get_json()
+    assert first["status"] == second["status"] == "pending_approval"
+
+    def approve(lead_id: int):
+        etag = client.get(f"/v1/leads/{lead_id}", headers=cam).headers["ETag"]
+        return client.post(f"/v1/leads/{lead_id}/approve", json={}, headers={**cam, "If-Match": etag})
+
+    assert approve(first["id"]).status_code == 200
+    refused = approve(second["id"])
+    assert refused.status_code == 409, refused.get_data(as_text=True)
+    assert refused.get_json()["blocking_registration_number"] == first["registration_number"]
+    after = client.get(f"/v1/leads/{second['id']}", headers=cam).get_json()
+    assert after["status"] == "pending_approval" and after["opportunity_id"] is None

@@ -107,6 +107,39 @@ def test_with_the_mail_server_down_submit_succeeds_and_mail_follows_when_it_is_b
     assert len(smtp.inbox.to(_email(db, "cam-jp-security"))) == 1
 
 
+def test_decisions_and_questions_reach_the_submitter_with_the_approvers_words(client, db, demo, smtp, sender):
+    cam = demo["cam-jp-security"]
+
+    def act(lead_id: int, action: str, body: dict[str, str]) -> dict:
+        etag = client.get(f"/v1/leads/{lead_id}", headers=cam).headers["ETag"]
+        resp = client.post(f"/v1/leads/{lead_id}/{action}", json=body, headers={**cam, "If-Match": etag})
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        return resp.get_json()
+
+    asked = _submitted_lead(client, demo)
+    act(asked["id"], "request-info", {"question": "Which two sites?"})
+    rejected = _submitted_lead(client, demo)
+    act(rejected["id"], "reject", {"comment": "Duplicate of REG-000001"})
+    approved = _submitted_lead(client, demo)
+    act(approved["id"], "approve", {"comment": "fine"})
+    smtp.start()
+    notifications_service.deliver_mail(db, sender)
+
+    to_partner = {m["Subject"]: m.get_content() for m in smtp.inbox.to(_email(db, "northwind-user"))}
+    subjects = sorted(to_partner)
+    assert len(subjects) == 3, subjects
+    question = next(body for subject, body in to_partner.items() if asked["registration_number"] in subject)
+    assert "Which two sites?" in question
+    rejection = next(
+        body for subject, body in to_partner.items() if rejected["registration_number"] in subject
+    )
+    assert "Duplicate of REG-000001" in rejection
+    assert any(approved["registration_number"] in subject for subject in subjects)
+    # the approving CAM caused these three: it is told of the submits only
+    cam_subjects = [m["Subject"] for m in smtp.inbox.to(_email(db, "cam-jp-security"))]
+    assert len(cam_subjects) == 3 and all("submitted" in subject for subject in cam_subjects)
+
+
 def test_a_failed_submit_queues_no_mail(client, db, demo):
     h = demo["northwind-user"]
     lead = created(client, h, {"name": "Bare"}).get_json()
