@@ -98,18 +98,21 @@ def check_partner_may_close(
     status: str,
     expires: datetime | None,
     now: datetime,
+    *,
+    action: str = "close the opportunity",
 ) -> None:
-    """Raise unless the partner's team may close the opportunity now."""
+    """Raise unless the partner's team may close the opportunity now (or, naming another ``action``,
+    change it the way closing does: the same rules protect its revenue lines)."""
     if has_expired(status, expires, now):
         when = expires.isoformat() if expires else "an earlier date"
         raise RegistrationExpired(
             f"Registration {registration_number} expired on {when}; the partner's team can no longer "
-            "close the opportunity under it (ask the channel account manager to extend the expiry)",
+            f"{action} under it (ask the channel account manager to extend the expiry)",
             registration_number=registration_number,
             expires_at=expires.isoformat() if expires else None,
         )
     if registration_type not in PARTNER_MAY_CLOSE:
         raise PartnerMayNotClose(
             f"A {registration_type or 'untyped'} registration credits the partner but does not let its "
-            "team close the opportunity"
+            f"team {action}"
         )

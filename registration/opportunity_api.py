@@ -1,4 +1,5 @@
-"""REST endpoints of opportunities: list, read (partners: their organization's only) and close."""
+"""REST endpoints of opportunities: list, read (partners: their organization's only), close, and change a
+revenue line."""
 
 from __future__ import annotations
 
@@ -53,4 +54,20 @@ def close_opportunity(path: IdPath, body: o.CloseIn) -> Response:
     """Close as won or lost; the partner's team may not once the registration expired."""
     return _opportunity(
         opportunity_service.close_opportunity(_db(), current_principal(), path.id, if_match(), body)
+    )
+
+
+@api.patch(
+    "/opportunities/<int:id>/revenue-lines/<int:line_id>",
+    tags=[opportunities],
+    responses={200: o.OpportunityOut},
+)
+@allow(ANY_ROLE)
+def update_opportunity_revenue_line(path: o.RevenueLinePath, body: o.RevenueLineUpdate) -> Response:
+    """Change one revenue line's amount or currency; If-Match names the opportunity's ETag and the answer is
+    the opportunity. The partner's team may as it may close (not after the registration expired)."""
+    return _opportunity(
+        opportunity_service.update_revenue_line(
+            _db(), current_principal(), path.id, path.line_id, if_match(), body
+        )
     )

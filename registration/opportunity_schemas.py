@@ -6,11 +6,11 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from directory.schemas import Input
+from directory.schemas import Input, Patch
 from registration.opportunity import OpportunityStatus
-from registration.schemas import Money
+from registration.schemas import Currency, Money
 
 
 class CloseStatus(StrEnum):
@@ -23,6 +23,27 @@ class CloseIn(Input):
     comment: (
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)] | None
     ) = None
+
+
+class RevenueLinePath(Input):
+    id: int = Field(ge=1, le=2**31 - 1)
+    line_id: int = Field(ge=1, le=2**31 - 1)
+
+
+class RevenueLineUpdate(Patch):
+    """A change of one revenue line: a field left out keeps its value, ``null`` clears it (a line
+    without a price); at least one field."""
+
+    # every field is nullable, so Patch's schema hook has nothing to drop; say "not empty" instead
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+    amount: Money | None = None
+    currency: Currency | None = Field(None, description="ISO 4217 code, e.g. EUR")
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> RevenueLineUpdate:
+        if not self.model_fields_set:
+            raise ValueError("send at least one of amount and currency")
+        return self
 
 
 class OpportunityListQuery(Input):

@@ -336,3 +336,62 @@ def close_opportunity(
         )
         session.refresh(opp)
         return opportunity_out(session, opp)
+
+
+# --- revenue lines ------------------------------------------------------------------------------------
+
+
+def _line_state(line: OpportunityRevenueLine) -> dict[str, Any]:
+    """What the audit row keeps of a line: the amount as stored (two decimals), as a string."""
+    return {"amount": None if line.amount is None else f"{line.amount:.2f}", "currency": line.currency}
+
+
+def update_revenue_line(
+    db: Database,
+    principal: Principal,
+    opportunity_id: int,
+    line_id: int,
+    if_match: str | None,
+    data: o.RevenueLineUpdate,
+) -> o.OpportunityOut:
+    """Change one revenue line's amount and/or currency against the opportunity's ETag (the line is part
+    of the opportunity: its version moves). Who may: as for closing, so the partner's team not after the
+    registration expired nor under a referral. A closed opportunity's lines may still be corrected. The
+    next send-update carries the change (it sends the opportunity as stored)."""
+    now = utcnow()
+    with db.transaction() as session:
+        opp = visible_opportunity(session, principal, opportunity_id, for_update=True)
+        check_if_match(if_match, opp.id, opp.version)
+        line = next((r for r in opp.revenue_lines if r.id == line_id), None)
+        if line is None:
+            raise NotFound(f"revenue line {line_id} not found on opportunity {opportunity_id}")
+        if not principal.internal:
+            lead = session.get(Lead, opp.lead_id)
+            assert lead is not None
+            check_partner_may_close(
+                opp.registration_type,
+                opp.registration_number,
+                lead.status,
+                opp.registration_expires_at,
+                now,
+                action="change the opportunity's revenue lines",
+            )
+        before = _line_state(line)
+        changes = data.model_dump(include=data.model_fields_set)
+        for field, value in changes.items():
+            setattr(line, field, value)
+        line.updated_at = opp.updated_at = now  # the opportunity row changes too: its version moves
+        session.flush()
+        audit.record(
+            session,
+            principal,
+            "opportunity",
+            opp.id,
+            "revenue_line_updated",
+            before=before,
+            after=_line_state(line),
+            details={"revenue_line_id": line.id, "product_id": line.product_id, "version": opp.version},
+            now=now,
+        )
+        session.refresh(opp)
+        return opportunity_out(session, opp)

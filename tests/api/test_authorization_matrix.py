@@ -266,6 +266,13 @@ def _new_opportunity(env: Env, side: str) -> int:
     return opportunity_id
 
 
+def _first_revenue_line(env: Env, opportunity_id: int) -> int:
+    resp = env.client.get(f"/v1/opportunities/{opportunity_id}", headers=env.headers("admin"))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    line_id: int = resp.get_json()["revenue_lines"][0]["id"]
+    return line_id
+
+
 # Operations on an unaccepted lead (a fresh one per cell: accepting it is once only).
 OFFERED_LEAD_OPERATIONS = {"accept_lead", "offer_lead"}
 
@@ -328,14 +335,20 @@ def _fresh_key(env: Env, user_id: int) -> tuple[int, str]:
 
 
 def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[int, str, str | None]:
-    """The id (and territory key) the cell's path names, and the record's ETag when already known."""
+    """The id (and territory key or revenue line id) the cell's path names, and the record's ETag when
+    already known."""
     _, template = env.operations[op]
     if obj == "missing":
         if "{key}" in template:
             return env.ids["territory-model"], MISSING_KEY, None
+        if "{line_id}" in template:
+            return MISSING_ID, str(MISSING_ID), etag_for(MISSING_ID, 1)
         return MISSING_ID, MISSING_KEY, etag_for(MISSING_ID, 1)
     if segment == "opportunities" and op in TRANSFERRED_OPERATIONS:
         return _transferred_opportunity(env, "a" if obj == "own" else "b"), "", None
+    if segment == "opportunities" and "{line_id}" in template:  # the line is the path's key
+        opportunity_id = _new_opportunity(env, "a" if obj == "own" else "b")
+        return opportunity_id, str(_first_revenue_line(env, opportunity_id)), None
     if segment == "opportunities":  # an open one per cell (a close cell closes it)
         return _new_opportunity(env, "a" if obj == "own" else "b"), "", None
     if segment == "leads" and op in APPROVAL_STATES:
@@ -431,6 +444,7 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "withdraw_lead": {"json": {"comment": f"withdrawn {n}"}},
         "change_lead_expiry": {"json": {"expires_at": f"2099-01-{1 + n % 28:02d}T00:00:00+00:00"}},
         "close_opportunity": {"json": {"status": "won"}},
+        "update_opportunity_revenue_line": {"json": {"amount": 1000 + n, "currency": "EUR"}},
         "create_partner_crm_connection": {"json": _connection_body(env.world.partner_b_id, f"crm-{n}")},
         "update_partner_crm_connection": {"json": {"timeout_seconds": 5 + n % 10}},
         "transfer_opportunity": {"json": {"partner_organization_id": env.world.partner_a_id}},
@@ -457,7 +471,8 @@ def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, int 
         _new_policy(env, activate=True)
     if obj is not None:
         target, key, etag = _target(env, op, principal, obj, segment)
-        path = template.replace("{id}", str(target)).replace("{key}", key) + QUERIES.get(op, "")
+        path = template.replace("{id}", str(target)).replace("{key}", key)
+        path = path.replace("{line_id}", key) + QUERIES.get(op, "")
         if method != "GET":  # changes name the version they were made against (ignored where not needed)
             if etag is None:
                 record = "/".join(path.split("/")[:4])  # /v1/<collection>/<id>

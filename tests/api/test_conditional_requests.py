@@ -130,6 +130,41 @@ def lead_expiry(client: Any, world: World, h: dict[str, str]) -> Target:
     )
 
 
+def opportunity_revenue_line(client: Any, world: World, h: dict[str, str]) -> Target:
+    """A revenue line of the opportunity an approved registration converted into; the opportunity's
+    ETag covers its lines."""
+    customer = _created(client, h, "/v1/customers", {"key": "CUST-O", "name": "Customer O", "country": "JP"})
+    product = _created(client, h, "/v1/products", {"key": "ids", "name": "IDS", "level": "group"})
+    body = {
+        "name": "Deal",
+        "primary_partner_id": world.partner_a_id,
+        "customer_id": customer.get_json()["id"],
+        "registration_type": "resale",
+        "program": "resell",
+        "deal_size": 1000,
+        "currency": "EUR",
+        "products": [{"product_id": product.get_json()["id"], "primary": True}],
+    }
+    lead_id = _created(client, h, "/v1/leads", body).get_json()["id"]
+    path = f"/v1/leads/{lead_id}"
+    for action in ("submit", "approve"):
+        etag = client.get(path, headers=h).headers["ETag"]
+        resp = client.post(
+            f"{path}/{action}", json={} if action == "approve" else None, headers={**h, "If-Match": etag}
+        )
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+    opportunity = f"/v1/opportunities/{resp.get_json()['opportunity_id']}"
+    etag, stored = _get(client, h, opportunity)()
+    assert etag
+    return Target(
+        f"{opportunity}/revenue-lines/{stored['revenue_lines'][0]['id']}",
+        _get(client, h, opportunity),
+        etag,
+        {"amount": 1250.5},
+        {"currency": "USD"},
+    )
+
+
 def _territory_model(client: Any, h: dict[str, str]) -> tuple[int, str]:
     """A planning model WW > EU > DE; returns (model id, the model's ETag after the last change)."""
     resp = _created(client, h, "/v1/territory-models", {"name": "plan"})
@@ -212,6 +247,7 @@ CASES: dict[str, Callable[[Any, World, dict[str, str]], Target]] = {
     "set_territory_team": _territory("/team"),
     "update_lead": lead,
     "change_lead_expiry": lead_expiry,
+    "update_opportunity_revenue_line": opportunity_revenue_line,
     "update_partner_crm_connection": partner_crm_connection,
 }
 

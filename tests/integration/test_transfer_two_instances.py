@@ -9,15 +9,13 @@ own names (``brand_owner``), and says the brand owner calls the partner in the p
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from common.audit import AuditEvent
-from registration.models import OpportunityRevenueLine
 from tests.conftest import PG_ADMIN_URL
 from tests.integration.transfer_support import (
     Instance,
@@ -111,9 +109,9 @@ def test_transfer_receive_update_and_a_transfer_the_other_way(pair):
     assert len(lead["People"]) == 2 and len(lead["LineItems"]) == 2
     assert len(lead["Comments"]) == 1 and lead["Tasks"][0]["TaskType"] == "Call"
 
-    # the partner closes it and changes a revenue line in its CRM
+    # the partner closes it and changes a revenue line, both through its API
     etag = partner.call("GET", f"/v1/opportunities/{theirs['id']}", 200).headers["ETag"]
-    partner.call(
+    closed = partner.call(
         "POST",
         f"/v1/opportunities/{theirs['id']}/close",
         200,
@@ -121,16 +119,15 @@ def test_transfer_receive_update_and_a_transfer_the_other_way(pair):
         headers={"If-Match": etag},
     )
     suite_line = next(r for r in theirs["revenue_lines"] if float(r["amount"]) == 10000.0)
-    db = partner.db()
-    try:
-        with db.transaction() as session:  # a sales rep edits the line in the partner's CRM
-            session.execute(
-                update(OpportunityRevenueLine)
-                .where(OpportunityRevenueLine.id == suite_line["id"])
-                .values(amount=Decimal("12500.00"))
-            )
-    finally:
-        db.dispose()
+    edited = partner.call(
+        "PATCH",
+        f"/v1/opportunities/{theirs['id']}/revenue-lines/{suite_line['id']}",
+        200,
+        json={"amount": 12500},
+        headers={"If-Match": closed.headers["ETag"]},
+    )
+    assert edited.headers["ETag"] != closed.headers["ETag"]
+    assert {r["id"]: float(r["amount"]) for r in edited.json()["revenue_lines"]}[suite_line["id"]] == 12500.0
 
     # the brand owner receives the update: status and revenue applied, owner/organization/registration kept
     pending = brand.call(
