@@ -31,8 +31,9 @@ run: install
 	@echo
 	PRM_LOG_FORMAT=text $(BIN)/prm run --host $(HOST) --port $(PORT)
 
+# Two workers: one per core of the small machines we run on (each has its own databases).
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: install
 	$(BIN)/ruff check .
