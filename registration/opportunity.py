@@ -45,7 +45,7 @@ class RegistrationExpired(Forbidden):
 
 
 class PartnerMayNotClose(Forbidden):
-    code, title = "partner-may-not-close", "The partner's team may not close this opportunity"
+    code, title = "partner-may-not-close", "The partner's team may not close or change this opportunity"
 
 
 class OpportunityClosed(Conflict):
