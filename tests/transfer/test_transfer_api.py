@@ -154,6 +154,36 @@ def test_approval_queues_the_transfer_in_its_transaction_when_the_connection_say
     assert actions == ["transfer_requested"]
 
 
+TRANSFER_POLICY = """\
+kind: policy
+hit_policy: first
+rules:
+  - id: resale-deals-go-to-the-partners-crm
+    when: {fact: registration_type, op: eq, value: resale}
+    then: {transfer: on_approval}
+  - id: otherwise
+    when: always
+"""
+
+
+def test_approval_queues_the_transfer_when_the_decisions_policy_says_so(client, db, demo):
+    admin = demo["admin"]
+    uploaded = client.post(
+        "/v1/rulesets", json={"name": "transfer.yaml", "source": TRANSFER_POLICY}, headers=admin
+    )
+    assert uploaded.status_code == 201, uploaded.get_json()
+    ruleset = uploaded.get_json()["id"]
+    etag = client.get(f"/v1/rulesets/{ruleset}", headers=admin).headers["ETag"]
+    activated = client.post(f"/v1/rulesets/{ruleset}/activate", headers={**admin, "If-Match": etag})
+    assert activated.status_code == 200, activated.get_json()
+    # the connection itself does not ask for transfers on approval: the policy does
+    client.post("/v1/partner-crm-connections", json=_connection(demo.ids["northwind"]), headers=admin)
+    opp = _approved(client, demo)  # a resale registration
+    with db.transaction() as session:
+        [t] = session.scalars(select(OpportunityTransfer)).all()
+    assert (t.opportunity_id, t.status) == (opp, "in_progress")
+
+
 def test_without_the_flag_an_approval_transfers_nothing(client, db, demo):
     client.post("/v1/partner-crm-connections", json=_connection(demo.ids["northwind"]), headers=demo["admin"])
     _approved(client, demo)
