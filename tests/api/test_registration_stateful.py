@@ -6,6 +6,7 @@ PostgreSQL. After every step:
 - the other partner's user never sees the lead (404 on read, absent from its list);
 - a registration waiting for a decision (submitted, pending approval, information requested) changes only
   through the workflow's own actions: an edit is refused and a note leaves the lead as it was;
+- replaying the lead's history from draft rebuilds its status;
 - no request ever answers 5xx.
 """
 
@@ -187,6 +188,20 @@ class RegistrationMachine(RuleBasedStateMachine):
             body, _ = self._read(lead_id)
             assert body["status"] in set(S)
             assert body["status"] == expected, (lead_id, body["status"], expected)
+
+    @invariant()
+    def replaying_the_history_rebuilds_the_status(self) -> None:
+        """The history's status changes, chained from draft, end at the current status (none lost, none
+        written by a refused request, each one starting where the previous one ended)."""
+        for lead_id, expected in self.status.items():
+            resp = self.client.get(f"/v1/leads/{lead_id}/history", headers=self._h(ADMIN))
+            assert resp.status_code == 200, resp.get_data(as_text=True)
+            status = S.DRAFT.value
+            for item in resp.get_json()["items"]:
+                if item["to_status"] is not None and item["to_status"] != item["from_status"]:
+                    assert item["from_status"] in (status, None), (lead_id, item["action"], status)
+                    status = item["to_status"]
+            assert status == expected, (lead_id, status, expected)
 
     @invariant()
     def the_other_partner_sees_nothing(self) -> None:
