@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -110,7 +110,7 @@ def _plain(node: Any, path: PathKey, pos: Positions) -> Any:
             vline, vcol = node.lc.value(k)
             pos.values[(*path, str(k))] = (vline + 1, vcol + 1)
             if not isinstance(k, str):
-                raise _Unsupported((*path, str(k)), f"mapping key {k!r} must be a string")
+                raise _Unsupported((*path, str(k)), f"key {k!r} must be a string; quote it")
             out[k] = _plain(v, (*path, k), pos)
         return out
     if isinstance(node, CommentedSeq):
@@ -236,7 +236,21 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def parse_yaml(text: str, filename: str) -> tuple[Any, Positions, list[Diagnostic]]:
+def _rules_file_not_a_mapping(doc: Any) -> str:
+    return f"a rules file is a mapping, got {type(doc).__name__}"
+
+
+def parse_yaml(
+    text: str,
+    filename: str,
+    *,
+    empty: str = "empty rules file",
+    not_a_mapping: Callable[[Any], str] = _rules_file_not_a_mapping,
+) -> tuple[Any, Positions, list[Diagnostic]]:
+    """A YAML document of one mapping as plain data, with the position of every key and value, or
+    the problems as diagnostics (syntax errors, an empty document, something other than a mapping,
+    values YAML has but JSON does not). Shared by rules files and transfer mapping profiles, which
+    name their own document in the messages."""
     pos = Positions()
     yaml = YAML(typ="rt")
     try:
@@ -251,10 +265,9 @@ def parse_yaml(text: str, filename: str) -> tuple[Any, Positions, list[Diagnosti
         line, col = text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
         return None, pos, [Diagnostic(filename, line, col, "", f"YAML syntax error: {exc.reason}")]
     if doc is None:
-        return None, pos, [Diagnostic(filename, 1, 1, "", "empty rules file")]
+        return None, pos, [Diagnostic(filename, 1, 1, "", empty)]
     if not isinstance(doc, CommentedMap):
-        what = type(doc).__name__
-        return None, pos, [Diagnostic(filename, 1, 1, "", f"a rules file is a mapping, got {what}")]
+        return None, pos, [Diagnostic(filename, 1, 1, "", not_a_mapping(doc))]
     pos.values[()] = (1, 1)
     try:
         data = _plain(doc, (), pos)

@@ -14,20 +14,14 @@ from types import MappingProxyType
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.reader import ReaderError
 
 from rules.errors import Diagnostic
-from rules.loader import Positions, did_you_mean, format_path, validation_diagnostics
+from rules.loader import PathKey, did_you_mean, format_path, parse_yaml, validation_diagnostics
 from transfer.canonical import CHILDREN, OPPORTUNITY, CanonicalRecord
 from transfer.errors import MappingProfileInvalid
 from transfer.mapping_schema import ProfileSpec, RecordSpec, ValueMapSpec
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
-
-Path_ = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -109,7 +103,9 @@ def load_mapping_profile(source: str | Path, *, filename: str | None = None) -> 
     else:
         text = source
     filename = filename or "<string>"
-    data, pos, problems = _parse_yaml(text, filename)
+    data, pos, problems = parse_yaml(
+        text, filename, empty="empty mapping profile", not_a_mapping=_not_a_mapping
+    )
     if problems:
         return ProfileLoad(None, tuple(problems))
     try:
@@ -118,7 +114,7 @@ def load_mapping_profile(source: str | Path, *, filename: str | None = None) -> 
         errors = validation_diagnostics(exc, ProfileSpec, filename, pos)
         return ProfileLoad(None, tuple(sorted(errors, key=lambda d: (d.line, d.column))))
 
-    def at(path: Path_, message: str, *, key: bool = False) -> Diagnostic:
+    def at(path: PathKey, message: str, *, key: bool = False) -> Diagnostic:
         line, col = pos.of(path, key=key)
         return Diagnostic(filename, line, col, format_path(path), message)
 
@@ -151,14 +147,14 @@ class _Checker:
         self.at = at
         self.errors: list[Diagnostic] = []
 
-    def error(self, path: Path_, message: str, *, key: bool = False) -> None:
+    def error(self, path: PathKey, message: str, *, key: bool = False) -> None:
         self.errors.append(self.at(path, message, key=key))
 
     def children(self, spec: ProfileSpec) -> dict[str, ChildMapping]:
         out: dict[str, ChildMapping] = {}
-        taken: dict[str, Path_] = {theirs: ("fields", ours) for ours, theirs in spec.fields.items()}
+        taken: dict[str, PathKey] = {theirs: ("fields", ours) for ours, theirs in spec.fields.items()}
         for kind, child in spec.children.items():
-            path: Path_ = ("children", kind)
+            path: PathKey = ("children", kind)
             record = CHILDREN.get(kind)
             if record is None:
                 self.error(path, f"unknown child records '{kind}'{_hint(kind, CHILDREN)}", key=True)
@@ -172,7 +168,7 @@ class _Checker:
                 out[kind] = ChildMapping(kind, child.as_, child.object, mapping)
         return out
 
-    def record(self, spec: RecordSpec, record: CanonicalRecord, path: Path_) -> RecordMapping | None:
+    def record(self, spec: RecordSpec, record: CanonicalRecord, path: PathKey) -> RecordMapping | None:
         before = len(self.errors)
         seen: dict[str, str] = {}
         for ours, theirs in spec.fields.items():
@@ -187,7 +183,7 @@ class _Checker:
             seen.setdefault(theirs, ours)
         values: dict[str, ValueMap] = {}
         for name, value_spec in spec.values.items():
-            vpath: Path_ = (*path, "values", name)
+            vpath: PathKey = (*path, "values", name)
             field = record.field(name)
             if field is None:
                 self.error(vpath, _unknown_field(record, name), key=True)
@@ -209,7 +205,7 @@ class _Checker:
             return None
         return RecordMapping(record, MappingProxyType(dict(spec.fields)), MappingProxyType(values))
 
-    def value_map(self, spec: ValueMapSpec, choices: tuple[str, ...], path: Path_) -> ValueMap | None:
+    def value_map(self, spec: ValueMapSpec, choices: tuple[str, ...], path: PathKey) -> ValueMap | None:
         before = len(self.errors)
         if choices:
             for ours in spec.map_:
@@ -283,69 +279,6 @@ def _quoted(names: list[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
-def _parse_yaml(text: str, filename: str) -> tuple[Any, Positions, list[Diagnostic]]:
-    pos = Positions()
-    try:
-        doc = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        return None, pos, [Diagnostic(filename, line, col, "", f"YAML syntax error: {problem}")]
-    except ReaderError as exc:  # a control character: no mark, only an offset
-        offset = max(0, min(int(exc.position), len(text)))
-        line, col = text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
-        return None, pos, [Diagnostic(filename, line, col, "", f"YAML syntax error: {exc.reason}")]
-    if doc is None:
-        return None, pos, [Diagnostic(filename, 1, 1, "", "empty mapping profile")]
-    if not isinstance(doc, CommentedMap):
-        kind = "a list" if isinstance(doc, CommentedSeq) else f"a {type(doc).__name__}"
-        return (
-            None,
-            pos,
-            [Diagnostic(filename, 1, 1, "", f"a mapping profile is a mapping of keys, got {kind}")],
-        )
-    pos.values[()] = (1, 1)
-    try:
-        return _plain(doc, (), pos), pos, []
-    except _Unsupported as exc:
-        line, col = pos.of(exc.path)
-        return None, pos, [Diagnostic(filename, line, col, format_path(exc.path), exc.what)]
-
-
-class _Unsupported(Exception):
-    def __init__(self, path: Path_, what: str) -> None:
-        self.path, self.what = path, what
-
-
-def _plain(node: Any, path: Path_, pos: Positions) -> Any:
-    """Plain data of a round-trip node, recording the position of every key and value on the way."""
-    if isinstance(node, CommentedMap):
-        out = {}
-        for k, v in node.items():
-            line, col = node.lc.key(k)
-            pos.keys[(*path, str(k))] = (line + 1, col + 1)
-            vline, vcol = node.lc.value(k)
-            pos.values[(*path, str(k))] = (vline + 1, vcol + 1)
-            if not isinstance(k, str):
-                raise _Unsupported((*path, str(k)), f"key {k!r} must be a string; quote it")
-            out[str(k)] = _plain(v, (*path, str(k)), pos)
-        return out
-    if isinstance(node, CommentedSeq):
-        items = []
-        for i, v in enumerate(node):
-            line, col = node.lc.item(i)
-            pos.values[(*path, i)] = (line + 1, col + 1)
-            items.append(_plain(v, (*path, i), pos))
-        return items
-    if node is None or isinstance(node, bool):
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    raise _Unsupported(
-        path, f"unsupported YAML value of type {type(node).__name__}; quote it to make it a string"
-    )
+def _not_a_mapping(doc: Any) -> str:
+    kind = "a list" if isinstance(doc, list) else f"a {type(doc).__name__}"
+    return f"a mapping profile is a mapping of keys, got {kind}"
