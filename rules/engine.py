@@ -41,9 +41,8 @@ import durable_rules_engine
 from rules import ast
 from rules.compiler import MARK, MAX_EQUALITIES, compile_condition, equalities
 from rules.errors import EngineFailure, VerificationFailed
-from rules.evaluator import get_evaluator
 from rules.outcome import Outcome, merge_actions
-from rules.reference import explain, select
+from rules.reference import ReferenceEvaluator, explain, select
 from rules.vocabulary import normalize_facts
 
 #: durable rules per durable ruleset, our internal catch-all included. DESIGN.md says at most ~100
@@ -330,8 +329,7 @@ def _verify_child() -> None:
     """Entry point of the verification subprocess: JSON on stdin, one JSON report line on stdout."""
     data = json.loads(sys.stdin.read())
     ruleset = ast.ruleset_from_json(data["ruleset"])
-    durable = get_evaluator("durable")
-    reference = get_evaluator("python")
+    durable, reference = DurableEvaluator(), ReferenceEvaluator()
     started = time.perf_counter()
     preload(ruleset)
     for facts in data["facts"]:
