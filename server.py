@@ -31,12 +31,14 @@ from registration.cli import commands as registration_commands
 from registration.duplicates_api import api as duplicates_api
 from registration.notifications_cli import commands as notification_commands
 from registration.opportunity_api import api as opportunity_api
+from registration.opportunity_service import OpportunityCreated
 from rules.api import api as rules_api
 from rules.cli import rules_cli
 from rules.decision_api import api as decisions_api
 from territory.api import api as territory_api
 from territory.api import pages as territory_pages
 from territory.cli import commands as territory_commands
+from transfer import service as transfer_service
 from transfer.api import api as transfer_api
 from transfer.cli import commands as transfer_commands
 from transfer.inbound_api import api as transfer_inbound_api
@@ -61,6 +63,9 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     app.extensions["prm.settings"] = settings
     db = Database(settings.database_url)
     app.extensions["prm.db"] = db
+    # An approval that creates an opportunity may queue its transfer (registration cannot import transfer).
+    on_opportunity_created: OpportunityCreated = transfer_service.on_opportunity_created
+    app.extensions["prm.on_opportunity_created"] = on_opportunity_created
 
     observability.configure_logging(settings.log_json)
     observability.init_app(app, db)

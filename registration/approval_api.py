@@ -42,7 +42,16 @@ def _lead(out: s.LeadOut) -> Response:
 @allow(ANY_ROLE)
 def approve_lead(path: s.IdPath, body: a.ApproveIn) -> Response:
     """Approve the current step; the last step's approval converts the lead into an opportunity."""
-    return _lead(approval_service.approve(_db(), current_principal(), path.id, if_match(), body))
+    return _lead(
+        approval_service.approve(
+            _db(),
+            current_principal(),
+            path.id,
+            if_match(),
+            body,
+            on_opportunity_created=current_app.extensions["prm.on_opportunity_created"],
+        )
+    )
 
 
 @api.post("/leads/<int:id>/reject", tags=[approvals], responses={200: s.LeadOut})

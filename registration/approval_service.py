@@ -49,12 +49,11 @@ from registration.models import (
     LeadTask,
 )
 from registration.opportunity import expires_at
-from registration.opportunity_service import convert_lead, decision_policy
+from registration.opportunity_service import OpportunityCreated, convert_lead, decision_policy
 from registration.service import lead_out, visible_lead
 from registration.transition_service import after_transition, apply_transition
 from rules.models import StoredDecision
 from rules.outcome import PolicyDecision
-from transfer import service as transfer_service
 
 # --- starting a round ---------------------------------------------------------------------------------
 
@@ -212,10 +211,17 @@ def _step_details(rnd: ApprovalRound, step: ApprovalStep) -> dict[str, Any]:
 
 
 def approve(
-    db: Database, principal: Principal, lead_id: int, if_match: str | None, data: a.ApproveIn
+    db: Database,
+    principal: Principal,
+    lead_id: int,
+    if_match: str | None,
+    data: a.ApproveIn,
+    *,
+    on_opportunity_created: OpportunityCreated,
 ) -> s.LeadOut:
     """Approve the current step; the last step's approval approves the registration and converts the
-    lead into an opportunity owned by the approving channel account manager."""
+    lead into an opportunity owned by the approving channel account manager, then calls
+    `on_opportunity_created` in the same transaction."""
     now = utcnow()
     with db.transaction() as session:
         lead = _locked_for_approver(session, principal, lead_id, if_match, Event.APPROVE)
@@ -256,7 +262,9 @@ def approve(
                     now=now,
                 )
             else:
-                _finish_approval(session, principal, lead, rnd, data.comment, details, now)
+                _finish_approval(
+                    session, principal, lead, rnd, data.comment, details, now, on_opportunity_created
+                )
         session.flush()
         session.refresh(lead)
         return lead_out(session, lead)
@@ -270,6 +278,7 @@ def _finish_approval(
     comment: str | None,
     details: dict[str, Any],
     now: datetime,
+    on_opportunity_created: OpportunityCreated,
 ) -> None:
     approvals = [
         ap.user_id
@@ -293,7 +302,7 @@ def _finish_approval(
     lead.lead_status = LeadStatus.CONVERTED.value
     lead.expires_at = expires_at(now, policy)
     opportunity = convert_lead(session, principal, lead, owner, now=now)
-    transfer_service.on_opportunity_created(session, principal, opportunity, policy, now=now)
+    on_opportunity_created(session, principal, opportunity, policy, now=now)
     apply_transition(
         session,
         principal,

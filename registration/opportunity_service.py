@@ -6,7 +6,7 @@ partner's team not after the registration expired)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -79,6 +79,22 @@ def _sales_team(session: Session, lead: Lead, owner_user_id: int) -> list[Opport
         seen.add(key)
         team.append(OpportunitySalesTeamMember(user_id=uid, role=key[1], source="registration"))
     return team
+
+
+class OpportunityCreated(Protocol):
+    """What the layers above registration do when an approval creates an opportunity, in the approval's
+    transaction (the app passes transfer's: queue the transfer to the partner's CRM); registration calls
+    it and never imports them."""
+
+    def __call__(
+        self,
+        session: Session,
+        actor: Principal | None,
+        opp: Opportunity,
+        policy: dict[str, Any] | None,
+        *,
+        now: datetime,
+    ) -> object: ...
 
 
 def convert_lead(
