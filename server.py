@@ -21,9 +21,9 @@ from common.http import validation_error_response
 from common.openapi import PrmOpenAPI, view_operation_id
 from common.problems import register_error_handlers
 from common.settings import Settings
-from directory import service as directory_service
 from directory.api import api as directory_api
 from directory.cli import commands as directory_commands
+from directory.services.users import principal_for_key
 from registration.acceptance_api import api as acceptance_api
 from registration.api import api as registration_api
 from registration.approval_api import api as approval_api
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     jsonbody.install(app, settings.max_json_depth)
 
     def principal_loader(public_id: str, secret: str) -> Any:
-        return directory_service.principal_for_key(db, public_id, secret)
+        return principal_for_key(db, public_id, secret)
 
     @app.before_request
     def _guard() -> None:

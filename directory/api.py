@@ -14,8 +14,9 @@ from common.http import if_match, json_response
 from common.openapi import RAW_BODIES, view_operation_id
 from common.pagination import Page
 from common.principal import ANY_ROLE, INTERNAL_ROLES, Role
-from directory import importer, service
+from directory import importer
 from directory import schemas as s
+from directory.services import customers, organizations, products, programs, users
 
 api = APIBlueprint(
     "directory",
@@ -25,11 +26,11 @@ api = APIBlueprint(
     operation_id_callback=view_operation_id,
 )
 
-orgs = Tag(name="organizations", description="Brand owner and partner organizations, program memberships")
-programs = Tag(name="programs", description="Partner programs")
-users = Tag(name="users", description="Users (resources), their roles and API keys")
-customers = Tag(name="customers", description="Customers (sales accounts) and their account hierarchy")
-products = Tag(name="products", description="The product catalog hierarchy")
+orgs_tag = Tag(name="organizations", description="Brand owner and partner organizations, program memberships")
+programs_tag = Tag(name="programs", description="Partner programs")
+users_tag = Tag(name="users", description="Users (resources), their roles and API keys")
+customers_tag = Tag(name="customers", description="Customers (sales accounts) and their account hierarchy")
+products_tag = Tag(name="products", description="The product catalog hierarchy")
 
 ADMIN = [Role.ADMIN]
 PARTNER_MANAGERS = [Role.ADMIN, Role.PARTNER_ADMIN]
@@ -49,144 +50,144 @@ def _created(out: BaseModel, entity_id: int, version: int, location: str) -> Res
 # --- organizations ------------------------------------------------------------------------------------
 
 
-@api.post("/organizations", tags=[orgs], responses={201: s.OrganizationOut})
+@api.post("/organizations", tags=[orgs_tag], responses={201: s.OrganizationOut})
 @allow(ADMIN)
 def create_organization(body: s.OrganizationCreate) -> Response:
-    out = service.create_organization(_db(), current_principal(), body)
+    out = organizations.create_organization(_db(), current_principal(), body)
     return _created(out, out.id, out.version, f"/v1/organizations/{out.id}")
 
 
-@api.get("/organizations", tags=[orgs], responses={200: Page[s.OrganizationOut]})
+@api.get("/organizations", tags=[orgs_tag], responses={200: Page[s.OrganizationOut]})
 @allow(ANY_ROLE)
 def list_organizations(query: s.ListQuery) -> Response:
-    return json_response(service.list_organizations(_db(), current_principal(), query))
+    return json_response(organizations.list_organizations(_db(), current_principal(), query))
 
 
-@api.get("/organizations/<int:id>", tags=[orgs], responses={200: s.OrganizationOut})
+@api.get("/organizations/<int:id>", tags=[orgs_tag], responses={200: s.OrganizationOut})
 @allow(ANY_ROLE)
 def get_organization(path: s.IdPath) -> Response:
-    out = service.get_organization(_db(), current_principal(), path.id)
+    out = organizations.get_organization(_db(), current_principal(), path.id)
     return json_response(out, etag=(out.id, out.version))
 
 
-@api.patch("/organizations/<int:id>", tags=[orgs], responses={200: s.OrganizationOut})
+@api.patch("/organizations/<int:id>", tags=[orgs_tag], responses={200: s.OrganizationOut})
 @allow(ADMIN)
 def update_organization(path: s.IdPath, body: s.OrganizationUpdate) -> Response:
-    out = service.update_organization(_db(), current_principal(), path.id, if_match(), body)
+    out = organizations.update_organization(_db(), current_principal(), path.id, if_match(), body)
     return json_response(out, etag=(out.id, out.version))
 
 
 # --- partner programs ---------------------------------------------------------------------------------
 
 
-@api.post("/programs", tags=[programs], responses={201: s.ProgramOut})
+@api.post("/programs", tags=[programs_tag], responses={201: s.ProgramOut})
 @allow(ADMIN)
 def create_program(body: s.ProgramCreate) -> Response:
-    out = service.create_program(_db(), current_principal(), body)
+    out = programs.create_program(_db(), current_principal(), body)
     return _created(out, out.id, out.version, f"/v1/programs/{out.id}")
 
 
-@api.get("/programs", tags=[programs], responses={200: Page[s.ProgramOut]})
+@api.get("/programs", tags=[programs_tag], responses={200: Page[s.ProgramOut]})
 @allow(ANY_ROLE)
 def list_programs(query: s.ListQuery) -> Response:
-    return json_response(service.list_programs(_db(), current_principal(), query))
+    return json_response(programs.list_programs(_db(), current_principal(), query))
 
 
-@api.get("/programs/<int:id>", tags=[programs], responses={200: s.ProgramOut})
+@api.get("/programs/<int:id>", tags=[programs_tag], responses={200: s.ProgramOut})
 @allow(ANY_ROLE)
 def get_program(path: s.IdPath) -> Response:
-    out = service.get_program(_db(), current_principal(), path.id)
+    out = programs.get_program(_db(), current_principal(), path.id)
     return json_response(out, etag=(out.id, out.version))
 
 
-@api.patch("/programs/<int:id>", tags=[programs], responses={200: s.ProgramOut})
+@api.patch("/programs/<int:id>", tags=[programs_tag], responses={200: s.ProgramOut})
 @allow(ADMIN)
 def update_program(path: s.IdPath, body: s.ProgramUpdate) -> Response:
-    out = service.update_program(_db(), current_principal(), path.id, if_match(), body)
+    out = programs.update_program(_db(), current_principal(), path.id, if_match(), body)
     return json_response(out, etag=(out.id, out.version))
 
 
 # --- users and API keys -------------------------------------------------------------------------------
 
 
-@api.post("/users", tags=[users], responses={201: s.UserOut})
+@api.post("/users", tags=[users_tag], responses={201: s.UserOut})
 @allow(PARTNER_MANAGERS)
 def create_user(body: s.UserCreate) -> Response:
-    out = service.create_user(_db(), current_principal(), body)
+    out = users.create_user(_db(), current_principal(), body)
     return _created(out, out.id, out.version, f"/v1/users/{out.id}")
 
 
-@api.get("/users", tags=[users], responses={200: Page[s.UserOut]})
+@api.get("/users", tags=[users_tag], responses={200: Page[s.UserOut]})
 @allow(ANY_ROLE)
 def list_users(query: s.ListQuery) -> Response:
-    return json_response(service.list_users(_db(), current_principal(), query))
+    return json_response(users.list_users(_db(), current_principal(), query))
 
 
-@api.get("/users/<int:id>", tags=[users], responses={200: s.UserOut})
+@api.get("/users/<int:id>", tags=[users_tag], responses={200: s.UserOut})
 @allow(ANY_ROLE)
 def get_user(path: s.IdPath) -> Response:
-    out = service.get_user(_db(), current_principal(), path.id)
+    out = users.get_user(_db(), current_principal(), path.id)
     return json_response(out, etag=(out.id, out.version))
 
 
-@api.patch("/users/<int:id>", tags=[users], responses={200: s.UserOut})
+@api.patch("/users/<int:id>", tags=[users_tag], responses={200: s.UserOut})
 @allow(PARTNER_MANAGERS)
 def update_user(path: s.IdPath, body: s.UserUpdate) -> Response:
-    out = service.update_user(_db(), current_principal(), path.id, if_match(), body)
+    out = users.update_user(_db(), current_principal(), path.id, if_match(), body)
     return json_response(out, etag=(out.id, out.version))
 
 
-@api.post("/users/<int:id>/api-keys", tags=[users], responses={201: s.ApiKeyCreated})
+@api.post("/users/<int:id>/api-keys", tags=[users_tag], responses={201: s.ApiKeyCreated})
 @allow(ANY_ROLE)
 def create_api_key(path: s.IdPath, body: s.ApiKeyCreate) -> Response:
-    out = service.create_api_key(_db(), current_principal(), path.id, body)
+    out = users.create_api_key(_db(), current_principal(), path.id, body)
     return _created(out, out.id, out.version, f"/v1/users/{path.id}/api-keys")
 
 
-@api.get("/users/<int:id>/api-keys", tags=[users], responses={200: s.ApiKeyList})
+@api.get("/users/<int:id>/api-keys", tags=[users_tag], responses={200: s.ApiKeyList})
 @allow(ANY_ROLE)
 def list_api_keys(path: s.IdPath) -> Response:
-    return json_response(s.ApiKeyList(items=service.list_api_keys(_db(), current_principal(), path.id)))
+    return json_response(s.ApiKeyList(items=users.list_api_keys(_db(), current_principal(), path.id)))
 
 
-@api.delete("/api-keys/<int:id>", tags=[users], responses={200: s.ApiKeyOut})
+@api.delete("/api-keys/<int:id>", tags=[users_tag], responses={200: s.ApiKeyOut})
 @allow(ANY_ROLE)
 def revoke_api_key(path: s.IdPath) -> Response:
-    out = service.revoke_api_key(_db(), current_principal(), path.id, if_match())
+    out = users.revoke_api_key(_db(), current_principal(), path.id, if_match())
     return json_response(out, etag=(out.id, out.version))
 
 
 # --- customers ----------------------------------------------------------------------------------------
 
 
-@api.post("/customers", tags=[customers], responses={201: s.CustomerOut})
+@api.post("/customers", tags=[customers_tag], responses={201: s.CustomerOut})
 @allow(ADMIN)
 def create_customer(body: s.CustomerCreate) -> Response:
-    out = service.create_customer(_db(), current_principal(), body)
+    out = customers.create_customer(_db(), current_principal(), body)
     return _created(out, out.id, out.version, f"/v1/customers/{out.id}")
 
 
-@api.get("/customers", tags=[customers], responses={200: Page[s.CustomerOut]})
+@api.get("/customers", tags=[customers_tag], responses={200: Page[s.CustomerOut]})
 @allow(INTERNAL_ROLES)
 def list_customers(query: s.ListQuery) -> Response:
-    return json_response(service.list_customers(_db(), current_principal(), query))
+    return json_response(customers.list_customers(_db(), current_principal(), query))
 
 
-@api.get("/customers/<int:id>", tags=[customers], responses={200: s.CustomerOut})
+@api.get("/customers/<int:id>", tags=[customers_tag], responses={200: s.CustomerOut})
 @allow(INTERNAL_ROLES)
 def get_customer(path: s.IdPath) -> Response:
-    out = service.get_customer(_db(), current_principal(), path.id)
+    out = customers.get_customer(_db(), current_principal(), path.id)
     return json_response(out, etag=(out.id, out.version))
 
 
-@api.patch("/customers/<int:id>", tags=[customers], responses={200: s.CustomerOut})
+@api.patch("/customers/<int:id>", tags=[customers_tag], responses={200: s.CustomerOut})
 @allow(ADMIN)
 def update_customer(path: s.IdPath, body: s.CustomerUpdate) -> Response:
-    out = service.update_customer(_db(), current_principal(), path.id, if_match(), body)
+    out = customers.update_customer(_db(), current_principal(), path.id, if_match(), body)
     return json_response(out, etag=(out.id, out.version))
 
 
-@api.post("/customers/import", tags=[customers], responses={200: s.ImportReport})
+@api.post("/customers/import", tags=[customers_tag], responses={200: s.ImportReport})
 @allow(ADMIN)
 def import_customers(query: s.ImportQuery) -> Response:
     text = request.get_data(as_text=True)
@@ -196,34 +197,34 @@ def import_customers(query: s.ImportQuery) -> Response:
 # --- products -----------------------------------------------------------------------------------------
 
 
-@api.post("/products", tags=[products], responses={201: s.ProductOut})
+@api.post("/products", tags=[products_tag], responses={201: s.ProductOut})
 @allow(ADMIN)
 def create_product(body: s.ProductCreate) -> Response:
-    out = service.create_product(_db(), current_principal(), body)
+    out = products.create_product(_db(), current_principal(), body)
     return _created(out, out.id, out.version, f"/v1/products/{out.id}")
 
 
-@api.get("/products", tags=[products], responses={200: Page[s.ProductOut]})
+@api.get("/products", tags=[products_tag], responses={200: Page[s.ProductOut]})
 @allow(ANY_ROLE)
 def list_products(query: s.ListQuery) -> Response:
-    return json_response(service.list_products(_db(), current_principal(), query))
+    return json_response(products.list_products(_db(), current_principal(), query))
 
 
-@api.get("/products/<int:id>", tags=[products], responses={200: s.ProductOut})
+@api.get("/products/<int:id>", tags=[products_tag], responses={200: s.ProductOut})
 @allow(ANY_ROLE)
 def get_product(path: s.IdPath) -> Response:
-    out = service.get_product(_db(), current_principal(), path.id)
+    out = products.get_product(_db(), current_principal(), path.id)
     return json_response(out, etag=(out.id, out.version))
 
 
-@api.patch("/products/<int:id>", tags=[products], responses={200: s.ProductOut})
+@api.patch("/products/<int:id>", tags=[products_tag], responses={200: s.ProductOut})
 @allow(ADMIN)
 def update_product(path: s.IdPath, body: s.ProductUpdate) -> Response:
-    out = service.update_product(_db(), current_principal(), path.id, if_match(), body)
+    out = products.update_product(_db(), current_principal(), path.id, if_match(), body)
     return json_response(out, etag=(out.id, out.version))
 
 
-@api.post("/products/import", tags=[products], responses={200: s.ImportReport})
+@api.post("/products/import", tags=[products_tag], responses={200: s.ImportReport})
 @allow(ADMIN)
 def import_products(query: s.ImportQuery) -> Response:
     text = request.get_data(as_text=True)

@@ -11,7 +11,7 @@ from common.errors import Conflict, NotFound
 from common.principal import Role
 from directory.enums import OrganizationKind
 from directory.models import ApiKey, Organization, User
-from directory.service import mint_key_for_user
+from directory.services.users import mint_key_for_user
 
 
 def create_admin(db: Database, *, email: str, name: str, user_key: str, brand_key: str) -> str:

@@ -18,7 +18,7 @@ from common.database import Database
 from common.principal import Role, split_key
 from directory.enums import CustomerSize, OrganizationKind, PartnerType, ProductLevel
 from directory.models import Customer, Organization, PartnerProgram, Product, ProgramMembership, User
-from directory.service import mint_key_for_user, principal_for_key
+from directory.services.users import mint_key_for_user, principal_for_key
 
 BRAND = ("acme", "Acme Networks", "US")
 

@@ -18,7 +18,7 @@ from common.errors import Forbidden, Unauthorized
 from common.http import if_match, json_response
 from common.openapi import view_operation_id
 from common.principal import INTERNAL_ROLES, Principal, Role, split_key
-from directory import service as directory_service
+from directory.services.users import principal_for_key
 from territory import csv_import, export, service
 from territory import schemas as s
 
@@ -205,7 +205,7 @@ def _page_principal() -> Principal:
     """Pages live outside ``/v1`` but take the same bearer API key and admit internal roles only."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     parts = split_key(token.strip()) if scheme.lower() == "bearer" and token else None
-    principal = directory_service.principal_for_key(_db(), *parts) if parts else None
+    principal = principal_for_key(_db(), *parts) if parts else None
     if principal is None:
         raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'")
     if not principal.roles.intersection(INTERNAL_ROLES):

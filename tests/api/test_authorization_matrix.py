@@ -25,7 +25,7 @@ from common.database import Database
 from common.errors import PROBLEM_MEDIA_TYPE
 from common.settings import Settings
 from directory.models import User
-from directory.service import mint_key_for_user
+from directory.services.users import mint_key_for_user
 from server import create_app
 from tests.api.rulesets_files import POLICY, POLICY_TESTS, POLICY_V2
 from tests.support import World, build_world

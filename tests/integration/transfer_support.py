@@ -24,7 +24,7 @@ from common.database import Database
 from common.principal import Role
 from directory.enums import OrganizationKind, PartnerType
 from directory.models import Customer, Organization, Product, User
-from directory.service import mint_key_for_user
+from directory.services.users import mint_key_for_user
 from registration.models import (
     Lead,
     Opportunity,

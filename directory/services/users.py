@@ -1,0 +1,197 @@
+"""Users (people and integrations), their roles and managers, their API keys, and the principal a key
+signs in as."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from common import audit
+from common.clock import utcnow
+from common.database import Database
+from common.errors import Conflict, FieldProblem, Forbidden, ValidationFailed
+from common.pagination import Page
+from common.principal import INTERNAL_ROLES, PARTNER_ROLES, Principal, Role, mint_key, secret_matches
+from directory import schemas as s
+from directory.enums import OrganizationKind
+from directory.models import ApiKey, Organization, User
+from directory.services.records import Entity, page
+
+
+def user_out(user: User) -> s.UserOut:
+    return s.UserOut.model_validate(user)
+
+
+def _out(session: Session, user: User) -> s.UserOut:
+    return user_out(user)
+
+
+def _visible(principal: Principal, user: User) -> bool:
+    return principal.can_see_organization(user.organization_id)
+
+
+def _key_out(session: Session, key: ApiKey) -> s.ApiKeyOut:
+    return s.ApiKeyOut.model_validate(key)
+
+
+def _key_visible(principal: Principal, key: ApiKey) -> bool:
+    return principal.can_see_organization(key.user.organization_id)
+
+
+USERS = Entity(User, "user", "user", _out, _visible)
+API_KEYS = Entity(ApiKey, "API key", "api_key", _key_out, _key_visible)
+
+
+def _check_user_roles(org: Organization, roles: Sequence[Role], pointer: str = "/roles") -> None:
+    allowed = INTERNAL_ROLES if org.kind == OrganizationKind.BRAND_OWNER else PARTNER_ROLES
+    wrong = [r for r in roles if r not in allowed]
+    if wrong:
+        raise ValidationFailed(
+            "Roles do not fit the organization",
+            [
+                FieldProblem(pointer, f"role {r.value!r} is not for {OrganizationKind(org.kind).value} users")
+                for r in wrong
+            ],
+        )
+
+
+def _check_manager(session: Session, user_org_id: int, manager_id: int | None) -> None:
+    if manager_id is None:
+        return
+    manager = session.get(User, manager_id)
+    if manager is None or manager.organization_id != user_org_id:
+        raise ValidationFailed(
+            "Unknown manager", [FieldProblem("/manager_id", f"no user {manager_id} in this organization")]
+        )
+
+
+def _may_manage_users_of(principal: Principal, org_id: int) -> bool:
+    return principal.is_admin or (principal.has(Role.PARTNER_ADMIN) and principal.organization_id == org_id)
+
+
+def create_user(db: Database, principal: Principal, data: s.UserCreate) -> s.UserOut:
+    with db.transaction() as session:
+        org_id = data.organization_id or principal.organization_id
+        org = session.get(Organization, org_id)
+        if org is None or not principal.can_see_organization(org_id):
+            raise ValidationFailed(
+                "Unknown organization", [FieldProblem("/organization_id", f"no organization {org_id}")]
+            )
+        if not _may_manage_users_of(principal, org_id):
+            raise Forbidden("You may not create users in this organization")
+        _check_user_roles(org, data.roles)
+        _check_manager(session, org_id, data.manager_id)
+        if session.scalar(select(User.id).where((User.key == data.key) | (User.email == data.email))):
+            raise Conflict("a user with this key or e-mail already exists")
+        user = User(
+            **data.model_dump(exclude={"organization_id", "roles"}),
+            organization_id=org_id,
+            roles=[r.value for r in data.roles],
+        )
+        return USERS.create(session, principal, user, "user")
+
+
+def get_user(db: Database, principal: Principal, user_id: int) -> s.UserOut:
+    with db.transaction() as session:
+        return user_out(USERS.get(session, principal, user_id))
+
+
+def list_users(db: Database, principal: Principal, query: s.ListQuery) -> Page[s.UserOut]:
+    with db.transaction() as session:
+        stmt = select(User)
+        if not principal.internal:
+            stmt = stmt.where(User.organization_id == principal.organization_id)
+        rows, cursor = page(session, stmt, User, query)
+        return Page[s.UserOut](items=[user_out(r) for r in rows], next_cursor=cursor)
+
+
+def update_user(
+    db: Database, principal: Principal, user_id: int, if_match: str | None, data: s.UserUpdate
+) -> s.UserOut:
+    def may_change(user: User) -> None:
+        if not _may_manage_users_of(principal, user.organization_id):
+            raise Forbidden("You may not change users of this organization")
+
+    with db.transaction() as session:
+        user = USERS.get_for_update(session, principal, user_id, if_match, may_change=may_change)
+        changes = data.model_dump(exclude_unset=True)
+        if data.roles is not None:
+            _check_user_roles(user.organization, data.roles)
+            changes["roles"] = [r.value for r in data.roles]
+        if "manager_id" in changes:
+            _check_manager(session, user.organization_id, data.manager_id)
+        if user.id == principal.user_id and (changes.get("active") is False or "roles" in changes):
+            raise Conflict("You may not deactivate yourself or change your own roles")
+        return USERS.update(session, principal, user, changes, unique_what="a user with this e-mail")
+
+
+def _may_manage_keys_of(principal: Principal, user: User) -> bool:
+    return user.id == principal.user_id or _may_manage_users_of(principal, user.organization_id)
+
+
+def create_api_key(db: Database, principal: Principal, user_id: int, data: s.ApiKeyCreate) -> s.ApiKeyCreated:
+    with db.transaction() as session:
+        user = USERS.get(session, principal, user_id)
+        if not _may_manage_keys_of(principal, user):
+            raise Forbidden("You may not mint keys for this user")
+        return mint_key_for_user(session, principal, user, data.name)
+
+
+def mint_key_for_user(session: Session, actor: Principal | None, user: User, name: str) -> s.ApiKeyCreated:
+    full, public_id, secret_hash = mint_key()
+    key = ApiKey(user_id=user.id, public_id=public_id, secret_hash=secret_hash, name=name)
+    session.add(key)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "api_key",
+        key.id,
+        "created",
+        after={"user_id": user.id, "public_id": public_id, "name": name},
+    )
+    return s.ApiKeyCreated(**s.ApiKeyOut.model_validate(key).model_dump(), key=full)
+
+
+def list_api_keys(db: Database, principal: Principal, user_id: int) -> list[s.ApiKeyOut]:
+    with db.transaction() as session:
+        user = USERS.get(session, principal, user_id)
+        if not _may_manage_keys_of(principal, user):
+            raise Forbidden("You may not see this user's keys")
+        keys = session.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id))
+        return [s.ApiKeyOut.model_validate(k) for k in keys]
+
+
+def revoke_api_key(db: Database, principal: Principal, key_id: int, if_match: str | None) -> s.ApiKeyOut:
+    def may_change(key: ApiKey) -> None:
+        if not _may_manage_keys_of(principal, key.user):
+            raise Forbidden("You may not revoke this key")
+
+    with db.transaction() as session:
+        key = API_KEYS.get_for_update(session, principal, key_id, if_match, may_change=may_change)
+        if key.revoked_at is not None:
+            raise Conflict("This key is already revoked")
+        key.revoked_at = utcnow()
+        session.flush()
+        audit.record(session, principal, "api_key", key.id, "revoked", after={"public_id": key.public_id})
+        return s.ApiKeyOut.model_validate(key)
+
+
+def principal_for_key(db: Database, public_id: str, secret: str) -> Principal | None:
+    """Resolve an API key to its principal; None when unknown, revoked, or the user/org is inactive."""
+
+    with db.transaction() as session:
+        key = session.scalar(select(ApiKey).where(ApiKey.public_id == public_id))
+        if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
+            return None
+        user = key.user
+        if not user.active or not user.organization.active:
+            return None
+        return Principal(
+            user_id=user.id,
+            organization_id=user.organization_id,
+            roles=frozenset(Role(r) for r in user.roles),
+            internal=user.organization.kind == OrganizationKind.BRAND_OWNER,
+        )
