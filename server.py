@@ -1,16 +1,18 @@
 """The application factory and the ``prm`` command line; nothing else lives here.
 
 ``create_app()`` wires settings, database, error handling, authentication, strict JSON and the API
-blueprints. ``prm`` (also ``flask --app server``) carries the admin commands of every package.
+blueprints. ``prm`` (also ``flask --app server``) carries the admin commands of every package and
+``prm demo seed``, which loads the demo data of every layer (``demo.py``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
-from flask import request
-from flask.cli import FlaskGroup
+from flask import current_app, request
+from flask.cli import FlaskGroup, with_appcontext
 from flask_openapi3.models.info import Info
 
 from common import jsonbody, observability
@@ -21,6 +23,7 @@ from common.http import validation_error_response
 from common.openapi import PrmOpenAPI, view_operation_id
 from common.problems import register_error_handlers
 from common.settings import Settings
+from demo import seed_demo
 from directory.api import api as directory_api
 from directory.cli import commands as directory_commands
 from directory.services.users import principal_for_key
@@ -44,6 +47,22 @@ from transfer.cli import commands as transfer_commands
 from transfer.inbound_api import api as transfer_inbound_api
 
 API_TITLE = "Partner assignment and approval service"
+
+
+@click.group("demo")
+def demo_group() -> None:
+    """Demo data."""
+
+
+@demo_group.command("seed")
+@click.option(
+    "--keys-file", type=click.Path(dir_okay=False, path_type=Path), default=Path("var/demo-keys.txt")
+)
+@with_appcontext
+def seed_demo_command(keys_file: Path) -> None:
+    """Load the demo data (idempotent) and write one API key per demo user to --keys-file."""
+    for line in seed_demo(current_app.extensions["prm.db"], keys_file):
+        click.echo(line)
 
 
 def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
@@ -101,6 +120,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
         *notification_commands,
         *registration_commands,
         *transfer_commands,
+        demo_group,
     ):
         app.cli.add_command(group)
     app.cli.add_command(rules_cli)

@@ -1,4 +1,4 @@
-"""``prm admin``, ``prm keys``, ``prm import`` and ``prm demo``: bootstrap and bulk reference data."""
+"""``prm admin``, ``prm keys`` and ``prm import``: bootstrap and bulk reference data."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from flask.cli import with_appcontext
 
 from common.database import Database
 from common.errors import PrmError, ValidationFailed
-from directory import bootstrap, importer, seed
-from rules import seed as rules_seed
-from territory import seed as territory_seed
+from directory import bootstrap, importer
 
 
 def _db() -> Database:
@@ -114,22 +112,4 @@ def import_products(file: Path) -> None:
     click.echo(f"{file}: {report.created} created, {report.updated} updated")
 
 
-@click.group("demo")
-def demo_group() -> None:
-    """Demo data."""
-
-
-@demo_group.command("seed")
-@click.option(
-    "--keys-file", type=click.Path(dir_okay=False, path_type=Path), default=Path("var/demo-keys.txt")
-)
-@with_appcontext
-def seed_demo(keys_file: Path) -> None:
-    """Load the demo data (idempotent) and write one API key per demo user to --keys-file."""
-    summary = seed.seed(_db(), keys_file)
-    click.echo(summary)
-    click.echo(territory_seed.seed_territories(_db()))
-    click.echo(rules_seed.seed_rulesets(_db()))
-
-
-commands = [admin_group, keys_group, import_group, demo_group]
+commands = [admin_group, keys_group, import_group]

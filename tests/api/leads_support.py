@@ -10,10 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from common.database import Database
-from directory import seed as directory_seed
+from demo import seed_demo
 from directory.models import Customer, Organization, Product, User
-from rules import seed as rules_seed
-from territory import seed as territory_seed
 
 
 @dataclass
@@ -26,9 +24,7 @@ class Demo:
 
 
 def load_demo(db: Database, tmp_path: Path) -> Demo:
-    directory_seed.seed(db, tmp_path / "keys.txt")
-    territory_seed.seed_territories(db)
-    rules_seed.seed_rulesets(db)
+    seed_demo(db, tmp_path / "keys.txt")
     keys = dict(line.split(" ", 1) for line in (tmp_path / "keys.txt").read_text().splitlines())
     headers = {user: {"Authorization": f"Bearer {key}"} for user, key in keys.items()}
     ids: dict[str, int] = {}

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from directory import seed as directory_seed
-from rules import seed as rules_seed
+from demo import seed_demo
 from rules.service import active_rulesets
-from territory import seed as territory_seed
 
 JP_SECURITY_RESALE = {
     "customer": "C-0002",
@@ -24,9 +22,7 @@ JP_SECURITY_RESALE = {
 
 @pytest.fixture
 def demo(db, tmp_path: Path):
-    directory_seed.seed(db, tmp_path / "keys.txt")
-    territory_seed.seed_territories(db)
-    rules_seed.seed_rulesets(db)
+    seed_demo(db, tmp_path / "keys.txt")
     keys = dict(line.split(" ", 1) for line in (tmp_path / "keys.txt").read_text().splitlines())
     return {user: {"Authorization": f"Bearer {key}"} for user, key in keys.items()}
 
