@@ -19,7 +19,7 @@ from common import jsonbody, observability
 from common.auth import authenticate_request
 from common.cli import commands as common_commands
 from common.database import Database
-from common.http import validation_error_response
+from common.http import install_id_converter, validation_error_response
 from common.openapi import PrmOpenAPI, view_operation_id
 from common.problems import register_error_handlers
 from common.settings import Settings
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
         doc_prefix="/docs",
         doc_url="/openapi.json",
     )
+    install_id_converter(app)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, **config)
     app.extensions["prm.settings"] = settings
     db = Database(settings.database_url)

@@ -5,12 +5,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, json, request
+from flask import Flask, Response, json, request
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter
 
 from common.concurrency import etag_for
 from common.errors import PROBLEM_BASE
+from common.ids import MAX_ID, parse_id
 from common.problems import problem_response
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every URL rule: ASCII digits naming an id the columns can hold (1 to ``MAX_ID``).
+
+    Werkzeug's own reads non-ASCII digits (a fullwidth or Arabic-Indic one reached lead 1) and any size
+    (an id past 2^31-1 reached PostgreSQL as a 500). A number no record can have answers 404, as any id
+    that names nothing does.
+    """
+
+    regex = r"[0-9]+"
+
+    def to_python(self, value: str) -> int:
+        # NotFound rather than werkzeug's ValidationError, which turns into a 405 when the URL has a rule
+        # for another method.
+        parsed = parse_id(value)
+        if parsed is None:
+            raise NotFound(f"Nothing has the id {value}: ids are whole numbers from 1 to {MAX_ID}")
+        return parsed
+
+
+def install_id_converter(app: Flask) -> None:
+    """Make ``<int:...>`` the :class:`IdConverter`; call before any rule is registered."""
+    app.url_map.converters["int"] = IdConverter
 
 
 def if_match() -> str | None:

@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import FieldProblem, ValidationFailed
+from common.ids import parse_id
 
 T = TypeVar("T")
 
@@ -32,16 +33,21 @@ def encode_cursor(last_id: int) -> str:
 
 
 def decode_cursor(cursor: str | None) -> int:
-    """Return the id after which the next page starts (0 for the first page)."""
+    """Return the id after which the next page starts (0 for the first page).
+
+    A cursor is user input: anything but ``id:`` and an id as :func:`encode_cursor` writes it (ASCII
+    digits, 0 to the id columns' largest value) is refused with 422, never compared with a column.
+    """
     if not cursor:
         return 0
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, value = raw.partition(":")
-        if prefix != "id":
-            raise ValueError(raw)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
+        raw = ""
+    prefix, _, value = raw.partition(":")
+    last_id = (0 if value == "0" else parse_id(value)) if prefix == "id" else None
+    if last_id is None:
         raise ValidationFailed(
             "Invalid cursor", [FieldProblem("/query/cursor", "not a cursor this API issued")]
-        ) from None
+        )
+    return last_id

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from common.ids import Id
 from common.principal import Role
 from directory.enums import CustomerSize, OrganizationKind, PartnerType, ProductLevel
 
@@ -62,7 +63,7 @@ class Output(BaseModel):
 
 
 class IdPath(Input):
-    id: int = Field(ge=1, le=2**31 - 1)
+    id: Id
 
 
 # --- partner programs ---------------------------------------------------------------------------------
@@ -163,12 +164,12 @@ class OrganizationOut(BaseModel):
 
 
 class UserCreate(Input):
-    organization_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    organization_id: Id | None = None
     key: Key
     email: Email
     name: Name
     roles: list[Role] = Field(min_length=1, max_length=8)
-    manager_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    manager_id: Id | None = None
 
 
 class UserUpdate(Patch):
@@ -176,7 +177,7 @@ class UserUpdate(Patch):
     email: Email | None = None
     name: Name | None = None
     roles: list[Role] | None = Field(None, min_length=1, max_length=8)
-    manager_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    manager_id: Id | None = None
     active: StrictBool | None = None
 
 

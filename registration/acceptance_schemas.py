@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import BaseModel, Field
 
+from common.ids import Id
 from directory.schemas import Input
-
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class OfferIn(Input):

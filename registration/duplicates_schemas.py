@@ -7,9 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from common.ids import Id
 from directory.schemas import Input
 
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 #: A name or e-mail to search for; no control characters (PostgreSQL refuses NUL in text).
 Contact = Annotated[
     str,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from common.ids import Id
 from directory.schemas import Input, Patch
 from registration.opportunity import OpportunityStatus
 from registration.schemas import Currency, Money
@@ -26,8 +27,8 @@ class CloseIn(Input):
 
 
 class RevenueLinePath(Input):
-    id: int = Field(ge=1, le=2**31 - 1)
-    line_id: int = Field(ge=1, le=2**31 - 1)
+    id: Id
+    line_id: Id
 
 
 class RevenueLineUpdate(Patch):
@@ -50,7 +51,7 @@ class OpportunityListQuery(Input):
     limit: int = Field(50, ge=1, le=500)
     cursor: str | None = Field(None, max_length=200)
     status: OpportunityStatus | None = None
-    lead_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    lead_id: Id | None = None
 
 
 class RevenueLineOut(BaseModel):

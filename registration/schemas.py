@@ -14,11 +14,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, PlainSerializer, StrictBool, model_validator
 
+from common.ids import Id
 from directory.enums import PartnerType
 from directory.schemas import Country, Email, IdPath, Input, Key, Name, Output, Patch
 from registration.lifecycle import LeadStatus, RegistrationStatus
 
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Text = Annotated[str, Field(max_length=4000)]
 Phone = Annotated[str, Field(pattern=r"^[0-9+()./ -]{3,40}$")]

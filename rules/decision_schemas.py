@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
 
-FactValue = Annotated[str, StringConstraints(max_length=200)] | StrictInt | StrictFloat | None
+from common.ids import Id
+from rules.vocabulary import MAX_NUMBER
+
+#: Numbers within what both evaluators compare (``rules.vocabulary.MAX_NUMBER``), declared so.
+FactValue = (
+    Annotated[str, StringConstraints(max_length=200)]
+    | Annotated[StrictInt, Field(ge=-MAX_NUMBER, le=MAX_NUMBER)]
+    | Annotated[StrictFloat, Field(ge=-MAX_NUMBER, le=MAX_NUMBER)]
+    | None
+)
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
@@ -16,11 +25,11 @@ class Input(BaseModel):
 
 
 class DecisionIdPath(Input):
-    id: int = Field(ge=1, le=2**31 - 1)
+    id: Id
 
 
 class ModelIdPath(Input):
-    id: int = Field(ge=1, le=2**31 - 1)
+    id: Id
 
 
 class WhatIfRequest(Input):
@@ -29,8 +38,8 @@ class WhatIfRequest(Input):
     facts: dict[Annotated[str, StringConstraints(max_length=64)], FactValue] = Field(
         description="lead facts: customer, product, program, partner, geography, deal_size, registration_type..."
     )
-    territory_model_id: int | None = Field(None, ge=1, le=2**31 - 1, description="default: the active model")
-    ruleset_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+    territory_model_id: Id | None = Field(None, description="default: the active model")
+    ruleset_ids: list[Id] = Field(
         default_factory=list,
         max_length=3,
         description="rulesets (any status) used instead of the active ones",
@@ -62,7 +71,7 @@ class WhyNotOut(BaseModel):
 
 
 class PreviewRequest(Input):
-    ruleset_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(default_factory=list, max_length=3)
+    ruleset_ids: list[Id] = Field(default_factory=list, max_length=3)
     sample: int = Field(20, ge=0, le=200)
 
 

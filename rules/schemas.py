@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from common.ids import Id
+
 KindName = Literal["assignment", "approval", "policy"]
 StatusName = Literal["draft", "active", "archived"]
 #: A rules file's name, also the file name its diagnostics are reported against.
@@ -24,7 +26,7 @@ class Input(BaseModel):
 
 
 class IdPath(Input):
-    id: int = Field(ge=1, le=2**31 - 1)
+    id: Id
 
 
 class RulesetUpload(Input):
@@ -51,10 +53,8 @@ class RulesetTestsRun(Input):
 
 class RulesetRollback(Input):
     kind: KindName
-    target_id: int | None = Field(
+    target_id: Id | None = Field(
         None,
-        ge=1,
-        le=2**31 - 1,
         description="version to re-activate; default: the archived version that was active most recently",
     )
 

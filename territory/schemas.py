@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
+from common.ids import Id
 from territory.dimensions import Dimension
 from territory.models import ModelStatus
 from territory.team import TeamRole
@@ -33,11 +34,11 @@ class Input(BaseModel):
 
 
 class ModelPath(Input):
-    id: int = Field(ge=1, le=2**31 - 1)
+    id: Id
 
 
 class TerritoryPath(Input):
-    id: int = Field(ge=1, le=2**31 - 1)
+    id: Id
     key: TerritoryKey
 
 
@@ -74,7 +75,7 @@ class ModelCreate(Input):
 
     name: Name
     clone_active: StrictBool = Field(False, description="copy the active model's territories")
-    clone_from_id: int | None = Field(None, ge=1, le=2**31 - 1, description="copy this model instead")
+    clone_from_id: Id | None = Field(None, description="copy this model instead")
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelCreate:

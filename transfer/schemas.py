@@ -8,9 +8,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from common.ids import Id
 from directory.schemas import Input, Key, Patch
 
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Secret = Annotated[str, Field(pattern=r"^whsec_[A-Za-z0-9+/=]{32,100}$")]
 ProfileText = Annotated[str, Field(min_length=1, max_length=200_000)]
 Url = Annotated[str, Field(min_length=8, max_length=2048)]

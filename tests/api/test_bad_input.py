@@ -193,8 +193,63 @@ def test_wrong_query_and_path_types_are_refused_with_their_pointer(client, admin
     assert pointers(body) == ["/query/limit"]
     body = assert_problem(client.get("/v1/users?limit=5&sort=name", headers=admin), 422)
     assert pointers(body) == ["/query/sort"]
-    body = assert_problem(client.get(f"/v1/users/{2**40}", headers=admin), 422)
-    assert pointers(body) == ["/path/id"]
+    body = assert_problem(client.get("/v1/opportunities?lead_id=2147483648", headers=admin), 422)
+    assert pointers(body) == ["/query/lead_id"]
+
+
+# --- ids from outside: ASCII digits within the integer columns' range (issue 10, points 8 and 12) ---------
+
+
+def test_an_id_past_the_integer_columns_range_is_a_missing_record_not_a_500(client, world, admin):
+    lead = client.post("/v1/leads", json={"name": "Lead"}, headers=admin).get_json()
+    assert_problem(client.get(f"/v1/users/{2**40}", headers=admin), 404)
+    assert_problem(client.get("/v1/leads/2147483648", headers=admin), 404)
+    resp = client.patch("/v1/leads/2147483648", json={"name": "x"}, headers={**admin, "If-Match": '"1.1"'})
+    assert_problem(resp, 404)  # not 405, though the URL has rules for other methods
+    assert client.get(f"/v1/leads/{lead['id']}", headers=admin).status_code == 200
+
+
+def test_the_tree_page_of_a_model_id_past_the_range_is_a_404_problem(client, world):
+    resp = client.get("/territory-models/2147483648/tree.html", headers=world["admin"].headers)
+    assert_problem(resp, 404)
+
+
+@pytest.mark.parametrize("digit", ["\uff11", "\u0661", "\u0663", "\u0967", "\U0001d7cf"])
+def test_ids_in_other_scripts_name_no_record(client, world, admin, digit):
+    for n in range(3):
+        client.post("/v1/leads", json={"name": f"Lead {n}"}, headers=admin)
+    assert client.get("/v1/leads/1", headers=admin).status_code == 200
+    assert_problem(client.get(f"/v1/leads/{digit}", headers=admin), 404)
+    assert_problem(client.get(f"/v1/opportunities?lead_id={digit}", headers=admin), 422)
+
+
+@pytest.mark.parametrize("value", ["2147483648", "-1", "0", "\uff11", "1_0", " 1", "+1", "1e3"])
+def test_an_id_query_must_be_ascii_digits_within_range(client, admin, value):
+    body = assert_problem(
+        client.get("/v1/opportunities", query_string={"lead_id": value}, headers=admin), 422
+    )
+    assert pointers(body) == ["/query/lead_id"]
+
+
+def test_a_forged_cursor_past_the_range_is_a_422_problem_on_every_database(client, admin):
+    # base64 of "id:2147483648": was a 500 "integer out of range" on PostgreSQL
+    body = assert_problem(client.get("/v1/leads?cursor=aWQ6MjE0NzQ4MzY0OA", headers=admin), 422)
+    assert pointers(body) == ["/query/cursor"]
+
+
+@pytest.mark.parametrize(
+    "body, pointer",
+    [
+        ({"name": "L", "customer_id": 2147483648}, "/customer_id"),
+        ({"name": "L", "primary_partner_id": 2**63}, "/primary_partner_id"),
+        ({"name": "L", "products": [{"product_id": 2147483648, "primary": True}]}, "/products/0/product_id"),
+        ({"name": "L", "customer_id": "\uff11"}, "/customer_id"),
+        ({"name": "L", "customer_id": "\u0663"}, "/customer_id"),
+        ({"name": "L", "customer_id": -1}, "/customer_id"),
+    ],
+)
+def test_ids_in_a_body_are_checked_against_the_column_range(client, admin, body, pointer):
+    assert pointers(assert_problem(client.post("/v1/leads", json=body, headers=admin), 422)) == [pointer]
 
 
 @pytest.mark.parametrize("path", ["/nope", "/v1/nope", "/v1/users/abc", "/v1/programs/1/nope"])

@@ -7,12 +7,15 @@ Generation is derandomized so a failure reproduces; raise ``FUZZ_EXAMPLES`` loca
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import schemathesis
@@ -124,3 +127,173 @@ def test_api_conforms_to_its_openapi_as_admin(case: Any, fuzz_env: FuzzEnv) -> N
 @settings(_BASE, max_examples=ROLE_EXAMPLES)
 def test_api_conforms_to_its_openapi_as(case: Any, role: str, fuzz_env: FuzzEnv) -> None:
     _call(fuzz_env, case, role)
+
+
+# --- ids, integers and cursors from outside, on both databases ------------------------------------------
+#
+# What the generated requests above missed (they run on SQLite, which compares any integer): an id past
+# 2^31-1 reaches PostgreSQL's ``integer`` columns as a 500, and non-ASCII digits read as ids. These walk
+# the URL map (HTML pages included) and the OpenAPI document, so a new route or parameter is covered.
+
+MAX_ID = 2**31 - 1
+BAD_PATH_IDS = ["2147483648", "99999999999999999999", "0", "\uff11", "\u0663", "1\u0663"]
+BAD_QUERY_INTEGERS = ["2147483648", "-2147483649", "99999999999999999999", "\uff11", "\u0663"]
+#: what a cursor decodes to: a forged id past the column's range, non-ASCII digits, signs, no id...
+FORGED_CURSORS = [
+    "id:2147483648",
+    "id:99999999999999999999",
+    "id:-1",
+    "id:00000000000",
+    "id:\uff11",
+    "id:\u0663",
+    "id: 1",
+    "id:1_0",
+    "id:+1",
+    "id:",
+    "ib:1",
+]
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def range_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzEnv]:
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path_factory.mktemp("ranges") / "prm.sqlite3"
+        shutil.copyfile(template, target)
+        url = f"sqlite:///{target}"
+    else:
+        pg = request.getfixturevalue("postgres_template")
+        pg.reset()
+        url = pg.url
+    app = create_app(Settings(database_url=url, log_json=False), TESTING=True)
+    world = build_world(app.extensions["prm.db"])
+    yield FuzzEnv(app, app.test_client(), world)
+    app.extensions["prm.db"].dispose()
+
+
+def _assert_problem(resp: Any, statuses: set[int], what: str) -> dict[str, Any]:
+    text = resp.get_data(as_text=True)
+    assert resp.status_code in statuses, f"{what}: {resp.status_code} {text[:300]}"
+    assert resp.mimetype == PROBLEM_MEDIA_TYPE, f"{what}: {resp.mimetype} {text[:300]}"
+    problem: dict[str, Any] = resp.get_json()
+    assert problem["status"] == resp.status_code and problem["type"] and problem["title"], problem
+    return problem
+
+
+def _id_rules(app: Any) -> list[tuple[str, str, list[str]]]:
+    """(rule, method, names of its id arguments) for every route with an ``<int:...>`` argument."""
+    out = []
+    for rule in app.url_map.iter_rules():
+        ids = [name for name, conv in rule._converters.items() if type(conv).__name__ == "IdConverter"]
+        if ids:
+            out += [(rule.rule, m, ids) for m in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+    return out
+
+
+@pytest.mark.parametrize("role", ["admin", "partner_user_a", "cam_1", "anonymous"])
+def test_an_id_no_record_can_have_answers_404_on_every_route(range_env: FuzzEnv, role: str) -> None:
+    rules = _id_rules(range_env.app)
+    assert any(r.endswith("tree.html") for r, _, _ in rules)  # the HTML pages are walked too
+    headers = {**range_env.world[role].headers, "If-Match": '"1.1"'}
+    for rule, method, names in rules:
+        for bad in BAD_PATH_IDS:
+            path = rule
+            for name in names:
+                path = path.replace(f"<int:{name}>", bad)
+            path = re.sub(r"<[^>]+>", "x", path)  # other arguments (keys) get a plain value
+            resp = range_env.client.open(path, method=method, headers=headers, json={})
+            _assert_problem(resp, {404}, f"{method} {path} as {role}")
+
+
+def _query_operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            for param in op.get("parameters", []):
+                if param["in"] == "query" and "{" not in path:
+                    yield path, method, param
+
+
+@pytest.mark.parametrize("role", ["admin", "partner_user_a", "partner_admin_a", "cam_1", "integration"])
+def test_integer_queries_and_forged_cursors_are_refused_on_every_list(range_env: FuzzEnv, role: str) -> None:
+    spec = range_env.client.get("/docs/openapi.json").get_json()
+    headers = range_env.world[role].headers
+    checked = 0
+    for path, method, param in _query_operations(spec):
+        name, schema = param["name"], param.get("schema", {})
+        types = {schema.get("type")} | {s.get("type") for s in schema.get("anyOf", [])}
+        if name == "cursor":
+            values = [_b64(c) for c in FORGED_CURSORS]
+        elif "integer" in types:
+            values = BAD_QUERY_INTEGERS
+        else:
+            continue
+        for value in values:
+            url = f"{path}?{urlencode({name: value})}"
+            resp = range_env.client.open(url, method=method.upper(), headers=headers)
+            if resp.status_code == 403:  # the role may not call it: refused before the query is read
+                _assert_problem(resp, {403}, f"{method} {url}")
+                continue
+            problem = _assert_problem(resp, {422}, f"{method} {url} as {role}")
+            assert [e["pointer"] for e in problem["errors"]] == [f"/query/{name}"], problem
+            checked += 1
+    assert checked, "no list with a cursor or integer query was reached"
+
+
+def _integer_schemas(
+    schema: Any, where: str, components: dict[str, Any], seen: frozenset[str]
+) -> Iterator[Any]:
+    """(where, schema) of every integer a request schema holds, following references."""
+    if not isinstance(schema, dict):
+        return
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        if name not in seen:
+            yield from _integer_schemas(components[name], f"{where} ({name})", components, seen | {name})
+        return
+    type_ = schema.get("type")
+    if type_ == "integer" or (isinstance(type_, list) and "integer" in type_):
+        yield where, schema
+    for key, value in schema.items():
+        if key == "properties":
+            for prop, sub in value.items():
+                yield from _integer_schemas(sub, f"{where}/{prop}", components, seen)
+        elif key in ("items", "additionalProperties", "not"):
+            yield from _integer_schemas(value, f"{where}/{key}", components, seen)
+        elif key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+            for sub in value:
+                yield from _integer_schemas(sub, where, components, seen)
+
+
+def test_every_integer_a_request_carries_is_bounded_and_every_id_fits_its_column() -> None:
+    """An integer without bounds in a parameter or request body reaches SQL unchecked; an id's bounds
+    are the ``integer`` column's (1 to 2^31-1)."""
+    spec = _load_schema(coverage_phase=False).raw_schema
+    components = spec.get("components", {}).get("schemas", {})
+    problems, seen = [], 0
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            sources = [
+                (f"{method.upper()} {path} {p['in']} {p['name']}", p.get("schema", {}), p["name"])
+                for p in op.get("parameters", [])
+            ]
+            sources += [
+                (f"{method.upper()} {path} body", c.get("schema", {}), "")
+                for c in op.get("requestBody", {}).get("content", {}).values()
+            ]
+            for where, schema, _ in sources:
+                for place, integer in _integer_schemas(schema, where, components, frozenset()):
+                    seen += 1
+                    low = integer.get("minimum", integer.get("exclusiveMinimum"))
+                    high = integer.get("maximum", integer.get("exclusiveMaximum"))
+                    if low is None or high is None:
+                        problems.append(f"{place}: integer without bounds {integer}")
+                    elif re.search(r"(^|[/ _])(id|ids|[a-z]+_ids?)(/items)?$", place) and not (
+                        low >= 1 and high <= MAX_ID
+                    ):
+                        problems.append(f"{place}: an id bounded [{low}, {high}], not [1, {MAX_ID}]")
+    assert seen > 50, seen
+    assert not problems, "\n".join(problems)
