@@ -19,7 +19,7 @@ from rules import ast
 from rules.evaluator import Evaluator
 from rules.outcome import ApprovalDecision, AssignmentDecision, Outcome, PolicyDecision
 from rules.reference import explain
-from rules.vocabulary import normalize_facts
+from rules.vocabulary import NormalizedFacts, normalize_facts
 from territory.dimensions import Dimension
 from territory.snapshot import CamAssignment, Explanation, TerritorySnapshot
 from territory.tree import CHANNEL_ACCOUNT_MANAGER
@@ -27,6 +27,21 @@ from territory.tree import CHANNEL_ACCOUNT_MANAGER
 DEFAULT_STEP = ast.ApprovalStep(
     name="channel account manager", roles=(CHANNEL_ACCOUNT_MANAGER,), mode="parallel"
 )
+
+
+@dataclass(frozen=True)
+class LeadFacts:
+    """A lead's facts as given (matched against territories, shown in the trace, stored) and as checked
+    against the vocabulary (what the rules compare). The edge that receives the facts checks them once,
+    with `LeadFacts.check`; the decision never checks them again."""
+
+    given: Mapping[str, Any]
+    normalized: NormalizedFacts
+
+    @classmethod
+    def check(cls, facts: Mapping[str, Any]) -> LeadFacts:
+        """Check `facts` against the vocabulary; raises `FactsInvalid` with every problem."""
+        return cls(dict(facts), normalize_facts(facts))
 
 
 @dataclass(frozen=True)
@@ -50,7 +65,7 @@ class ResolvedStep:
 class _TraceInputs:
     """What the trace is built from, kept so it is built only when someone reads it."""
 
-    facts: Mapping[str, Any]
+    facts: LeadFacts
     territory_facts: dict[str, str]
     snapshot: TerritorySnapshot | None
     rulesets: Mapping[ast.Kind, ast.Ruleset]
@@ -91,14 +106,15 @@ class AssignmentDecisionResult:
     def trace(self) -> dict[str, Any]:
         """Versions, facts, root-to-winner paths, every rule's result and every candidate's reason."""
         i = self._inputs
-        snapshot, cam, normalized = i.snapshot, i.cam, normalize_facts(i.facts)
+        snapshot, cam = i.snapshot, i.cam
         outcomes = {
-            kind: replace(o, results=explain(i.rulesets[kind], normalized)) for kind, o in i.outcomes.items()
+            kind: replace(o, results=explain(i.rulesets[kind], i.facts.normalized))
+            for kind, o in i.outcomes.items()
         }
         return {
             "territory_model_version": self.territory_model_version,
             "rulesets": self.ruleset_versions,
-            "facts": dict(i.facts),
+            "facts": dict(i.facts.given),
             "territory_facts": i.territory_facts,
             "paths": {key: list(snapshot.path(key)) for key in self.lowest} if snapshot else {},
             "cam": {"user": cam.user, "territory": cam.territory, "inherited": cam.inherited}
@@ -203,27 +219,27 @@ def _explanation_json(e: Explanation) -> dict[str, Any]:
 
 
 def decide(
-    facts: Mapping[str, Any],
+    facts: LeadFacts,
     snapshot: TerritorySnapshot | None,
     rulesets: Mapping[ast.Kind, ast.Ruleset],
     evaluator: Evaluator,
 ) -> AssignmentDecisionResult:
-    """Decide territories, CAM, rule-based resources, approvers and policy for one lead's facts.
+    """Decide territories, CAM, rule-based resources, approvers and policy for one lead's checked facts.
 
     Examples
     --------
     >>> from rules.reference import ReferenceEvaluator
-    >>> decide({"customer": "C-1"}, None, {}, ReferenceEvaluator()).approvers
+    >>> decide(LeadFacts.check({"customer": "C-1"}), None, {}, ReferenceEvaluator()).approvers
     ()
     """
-    tfacts = territory_facts(facts)
+    tfacts = territory_facts(facts.given)
     match = snapshot.match(tfacts) if snapshot else None
     matched = match.matched if match else ()
     lowest = match.lowest if match else ()
 
-    normalized = normalize_facts(facts)  # once: the evaluators' own pass is then over known facts only
+    # checked facts: the evaluators' own check of them returns them as they are
     outcomes: dict[ast.Kind, Outcome] = {
-        kind: evaluator.evaluate(ruleset, normalized, trace=False) for kind, ruleset in rulesets.items()
+        kind: evaluator.evaluate(ruleset, facts.normalized, trace=False) for kind, ruleset in rulesets.items()
     }
     assignment = outcomes.get(ast.Kind.ASSIGNMENT)
     approval = outcomes.get(ast.Kind.APPROVAL)
@@ -269,7 +285,7 @@ def decide(
         territory_team=tuple(dict.fromkeys(territory_team)),
         steps=steps,
         policy=policy,
-        _inputs=_TraceInputs(dict(facts), tfacts, snapshot, rulesets, outcomes, cam),
+        _inputs=_TraceInputs(facts, tfacts, snapshot, rulesets, outcomes, cam),
     )
 
 

@@ -17,12 +17,11 @@ from common.principal import Principal
 from directory.models import Customer, Organization, Product
 from rules import ast, repository
 from rules import decision_schemas as s
-from rules.decision import AssignmentDecisionResult, decide, territory_facts
+from rules.decision import AssignmentDecisionResult, LeadFacts, decide, territory_facts
 from rules.errors import FactsInvalid
 from rules.evaluator import get_evaluator
 from rules.models import StoredDecision
 from rules.service import active_rulesets
-from rules.vocabulary import normalize_facts
 from territory.geography import region_of
 from territory.repository import active_snapshot, model_id_of, snapshot_for
 from territory.snapshot import TerritorySnapshot
@@ -68,15 +67,15 @@ def enrich_facts(session: Session, facts: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _validated(facts: Mapping[str, Any]) -> dict[str, Any]:
+def _validated(facts: Mapping[str, Any]) -> LeadFacts:
+    """The facts a caller sent, checked once for the whole decision (422 with every problem)."""
     try:
-        normalize_facts(facts)
+        return LeadFacts.check(facts)
     except FactsInvalid as exc:
         raise ValidationFailed(
             "Facts do not fit the vocabulary",
             [FieldProblem(f"/facts/{p.split(':', 1)[0]}", p) for p in exc.problems],
         ) from None
-    return dict(facts)
 
 
 def _rulesets_with(db: Database, ruleset_ids: Sequence[int]) -> dict[ast.Kind, ast.Ruleset]:
@@ -101,8 +100,8 @@ def decide_facts(
     rulesets: Mapping[ast.Kind, ast.Ruleset],
 ) -> tuple[dict[str, Any], AssignmentDecisionResult]:
     with db.transaction() as session:
-        enriched = _validated(enrich_facts(session, facts))
-    return enriched, decide(enriched, snapshot, rulesets, get_evaluator())
+        checked = _validated(enrich_facts(session, facts))
+    return dict(checked.given), decide(checked, snapshot, rulesets, get_evaluator())
 
 
 def what_if(db: Database, principal: Principal, data: s.WhatIfRequest) -> s.DecisionOut:
@@ -268,7 +267,7 @@ def preview(db: Database, principal: Principal, model_id: int, data: s.PreviewRe
     moved: list[s.MovedLead] = []
     moved_count = 0
     for row in rows:
-        result = decide(row.facts, snapshot, rulesets, evaluator).to_json()
+        result = decide(LeadFacts.check(row.facts), snapshot, rulesets, evaluator).to_json()
         old_lowest, new_lowest = row.result.get("lowest_territories", []), result["lowest_territories"]
         before_t.update(old_lowest)
         after_t.update(new_lowest)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rules import ast
-from rules.decision import decide, why_not_territory
+from rules.decision import LeadFacts, decide, why_not_territory
+from rules.errors import FactsInvalid
 from rules.evaluator import get_evaluator
 from rules.loader import load_ruleset
 from territory.dimensions import Dimension, MemberHierarchy
@@ -104,9 +105,8 @@ def _rulesets() -> dict[ast.Kind, ast.Ruleset]:
 
 
 def test_the_cam_of_the_deepest_territory_approves(evaluator):
-    result = decide(
-        {"geography": "JP", "product": "sw-1", "deal_size": 10}, _snapshot(), _rulesets(), evaluator
-    )
+    facts = LeadFacts.check({"geography": "JP", "product": "sw-1", "deal_size": 10})
+    result = decide(facts, _snapshot(), _rulesets(), evaluator)
     assert result.lowest == ("jp-network",)
     assert result.cam == "cam-jp-net"
     assert result.approvers == ("cam-jp-net",)
@@ -114,9 +114,8 @@ def test_the_cam_of_the_deepest_territory_approves(evaluator):
 
 
 def test_a_territory_without_a_cam_walks_up_to_its_parents_cam(evaluator):
-    result = decide(
-        {"geography": "JP", "product": "fw-1", "deal_size": 10}, _snapshot(), _rulesets(), evaluator
-    )
+    facts = LeadFacts.check({"geography": "JP", "product": "fw-1", "deal_size": 10})
+    result = decide(facts, _snapshot(), _rulesets(), evaluator)
     assert result.lowest == ("jp-security",)
     assert result.cam == "cam-jp"
     assert result.cam_territory == "jp"
@@ -124,9 +123,8 @@ def test_a_territory_without_a_cam_walks_up_to_its_parents_cam(evaluator):
 
 
 def test_a_big_deal_adds_the_director_as_a_second_serial_step(evaluator):
-    result = decide(
-        {"geography": "JP", "product": "fw-1", "deal_size": 250000}, _snapshot(), _rulesets(), evaluator
-    )
+    facts = LeadFacts.check({"geography": "JP", "product": "fw-1", "deal_size": 250000})
+    result = decide(facts, _snapshot(), _rulesets(), evaluator)
     assert [s.name for s in result.steps] == ["cam", "director"]
     assert result.approvers == ("cam-jp", "director")
     fired = result.trace["rules"]["approval"]["fired"]
@@ -135,7 +133,7 @@ def test_a_big_deal_adds_the_director_as_a_second_serial_step(evaluator):
 
 def test_the_fallback_approver_takes_a_lead_no_territory_covers(evaluator):
     snapshot = _snapshot()
-    result = decide({"geography": "BR", "deal_size": 10}, snapshot, _rulesets(), evaluator)
+    result = decide(LeadFacts.check({"geography": "BR", "deal_size": 10}), snapshot, _rulesets(), evaluator)
     # BR is unknown to the geography hierarchy's territories: only the unrestricted root matches,
     # and the root has no CAM, so the fallback approver takes the step.
     assert result.lowest == ("ww",)
@@ -145,14 +143,14 @@ def test_the_fallback_approver_takes_a_lead_no_territory_covers(evaluator):
 
 
 def test_without_an_approval_ruleset_the_cam_approves_alone(evaluator):
-    result = decide({"geography": "DE"}, _snapshot(), {}, evaluator)
+    result = decide(LeadFacts.check({"geography": "DE"}), _snapshot(), {}, evaluator)
     assert result.approvers == ("cam-emea",)
     assert result.policy.expiry_days == 90
 
 
 def test_the_trace_says_why_a_losing_territory_lost(evaluator):
     facts = {"geography": "JP", "product": "fw-1"}
-    result = decide(facts, _snapshot(), {}, evaluator)
+    result = decide(LeadFacts.check(facts), _snapshot(), {}, evaluator)
     reasons = {c["territory"]: c for c in result.trace["candidates"]}
     assert reasons["jp-network"]["reason"] == "dimension_not_covered"
     assert reasons["jp-network"]["dimension"] == "product"
@@ -160,3 +158,18 @@ def test_the_trace_says_why_a_losing_territory_lost(evaluator):
     why = why_not_territory(_snapshot(), facts, "emea")
     assert why["reason"] == "dimension_not_covered"
     assert why["dimension"] == "geography"
+
+
+def test_the_rules_compare_the_checked_facts_and_the_trace_shows_them_as_given(evaluator):
+    given = {"geography": "JP", "product": "fw-1", "deal_size": 250000.0, "crm_note": "from the CRM"}
+    facts = LeadFacts.check(given)
+    assert facts.normalized == {"geography": "JP", "product": "fw-1", "deal_size": 250000}
+    result = decide(facts, _snapshot(), _rulesets(), evaluator)
+    assert result.approvers == ("cam-jp", "director")
+    assert result.trace["facts"] == given
+
+
+def test_facts_that_do_not_fit_the_vocabulary_are_refused_with_every_problem():
+    with pytest.raises(FactsInvalid) as refused:
+        LeadFacts.check({"deal_size": "big", "registration_type": "gift", "geography": "JP"})
+    assert [p.split(":")[0] for p in refused.value.problems] == ["deal_size", "registration_type"]
