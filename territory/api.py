@@ -19,7 +19,7 @@ from common.http import if_match, json_response
 from common.openapi import view_operation_id
 from common.principal import INTERNAL_ROLES, Principal, Role, split_key
 from directory.services.users import principal_for_key
-from territory import csv_import, export, service
+from territory import csv_import, export, import_service, service, territory_service
 from territory import schemas as s
 
 api = APIBlueprint(
@@ -92,7 +92,7 @@ def activate_territory_model(path: s.ModelPath) -> Response:
 def import_territory_model(path: s.ModelPath, body: s.ModelImport) -> Response:
     """Replace a planning model's content with three CSV files (as strings); all rows or none."""
     files = csv_import.ModelFiles(body.territories, body.coverage, body.members)
-    out = service.import_model(_db(), current_principal(), path.id, if_match(), files)
+    out = import_service.import_model(_db(), current_principal(), path.id, if_match(), files)
     return json_response(out, etag=(out.model_id, out.model_version))
 
 
@@ -135,13 +135,13 @@ def _render_tree(view: service.TreeView, fmt: s.TreeFormat) -> Response:
 @api.get("/territory-models/<int:id>/territories", tags=[territories], responses={200: s.TerritoryPage})
 @allow(INTERNAL_ROLES)
 def list_territories(path: s.ModelPath, query: s.TerritoryListQuery) -> Response:
-    return json_response(service.list_territories(_db(), current_principal(), path.id, query))
+    return json_response(territory_service.list_territories(_db(), current_principal(), path.id, query))
 
 
 @api.post("/territory-models/<int:id>/territories", tags=[territories], responses={201: s.TerritoryChanged})
 @allow(ADMIN)
 def create_territory(path: s.ModelPath, body: s.TerritoryCreate) -> Response:
-    out = service.create_territory(_db(), current_principal(), path.id, if_match(), body)
+    out = territory_service.create_territory(_db(), current_principal(), path.id, if_match(), body)
     resp = _changed(out, path.id, 201)
     resp.headers["Location"] = f"/v1/territory-models/{path.id}/territories/{body.key}"
     return resp
@@ -151,7 +151,7 @@ def create_territory(path: s.ModelPath, body: s.TerritoryCreate) -> Response:
 @allow(INTERNAL_ROLES)
 def get_territory(path: s.TerritoryPath) -> Response:
     """One territory; its ETag is the model's (send it with changes)."""
-    out, version = service.get_territory(_db(), current_principal(), path.id, path.key)
+    out, version = territory_service.get_territory(_db(), current_principal(), path.id, path.key)
     return json_response(out, etag=(path.id, version))
 
 
@@ -160,7 +160,7 @@ def get_territory(path: s.TerritoryPath) -> Response:
 )
 @allow(ADMIN)
 def update_territory(path: s.TerritoryPath, body: s.TerritoryUpdate) -> Response:
-    out = service.update_territory(_db(), current_principal(), path.id, path.key, if_match(), body)
+    out = territory_service.update_territory(_db(), current_principal(), path.id, path.key, if_match(), body)
     return _changed(out, path.id)
 
 
@@ -170,7 +170,7 @@ def update_territory(path: s.TerritoryPath, body: s.TerritoryUpdate) -> Response
 @allow(ADMIN)
 def delete_territory(path: s.TerritoryPath) -> Response:
     """Delete a leaf territory (one with children is refused with 422)."""
-    out = service.delete_territory(_db(), current_principal(), path.id, path.key, if_match())
+    out = territory_service.delete_territory(_db(), current_principal(), path.id, path.key, if_match())
     return _changed(out, path.id)
 
 
@@ -182,7 +182,7 @@ def delete_territory(path: s.TerritoryPath) -> Response:
 @allow(ADMIN)
 def set_territory_coverage(path: s.TerritoryPath, body: s.CoverageSet) -> Response:
     """Replace the territory's coverage (include / exclude per dimension)."""
-    out = service.set_coverage(_db(), current_principal(), path.id, path.key, if_match(), body)
+    out = territory_service.set_coverage(_db(), current_principal(), path.id, path.key, if_match(), body)
     return _changed(out, path.id)
 
 
@@ -194,7 +194,7 @@ def set_territory_coverage(path: s.TerritoryPath, body: s.CoverageSet) -> Respon
 @allow(ADMIN)
 def set_territory_team(path: s.TerritoryPath, body: s.TeamSet) -> Response:
     """Replace the territory's team (users and their roles on it)."""
-    out = service.set_team(_db(), current_principal(), path.id, path.key, if_match(), body)
+    out = territory_service.set_team(_db(), current_principal(), path.id, path.key, if_match(), body)
     return _changed(out, path.id)
 
 

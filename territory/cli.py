@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 
 from common.database import Database
 from common.errors import PrmError, ValidationFailed
-from territory import csv_import, export, service
+from territory import csv_import, export, import_service, service
 from territory import schemas as s
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -107,7 +107,7 @@ def import_model(
     )
     try:
         db = _db()
-        report = service.import_model(db, None, model_id, service.current_version(db, model_id), files)
+        report = import_service.import_model(db, None, model_id, service.current_version(db, model_id), files)
     except PrmError as exc:
         _fail(exc)
     _warn(report.warnings)
