@@ -15,8 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from common.errors import FieldProblem, ValidationFailed
 from territory.dimensions import Dimension, MemberHierarchy
@@ -29,6 +30,7 @@ MAX_ROWS = 200_000
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TYPE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 DEFAULT_TYPE = "channel"
+T = TypeVar("T")
 
 TERRITORY_COLUMNS = (
     ("key", True),
@@ -67,6 +69,55 @@ class _Problems:
 
     def add(self, file: str, row: int, column: int, message: str) -> None:
         self.items.append(FieldProblem(f"{file}:{row}:{column}", message))
+
+
+@dataclass(frozen=True)
+class _RowProblems:
+    """Problems of one row, each at a named column and prefixed with the column's name."""
+
+    file: str
+    row: _Row
+    problems: _Problems
+
+    def add(self, column: str, message: str) -> None:
+        self.problems.add(self.file, self.row.number, self.row.col(column), f"{column}: {message}")
+
+
+@dataclass(frozen=True)
+class _Entry(Generic[T]):
+    """One row as read: what makes it unique (a repeat is reported at ``column`` as "``what`` already on
+    row N") and its value, ``None`` when the row has problems and is left out."""
+
+    identity: tuple[str, ...]
+    column: str
+    what: str
+    value: T | None
+
+
+def _table(
+    file: str,
+    text: str,
+    spec: Sequence[tuple[str, bool]],
+    read: Callable[[_Row, _RowProblems], _Entry[T] | None],
+    problems: _Problems,
+) -> list[T]:
+    """The values of one file's rows, each read by ``read`` (``None``: too broken to compare with others);
+    a row repeating an earlier one is reported and left out."""
+    seen: dict[tuple[str, ...], int] = {}
+    values: list[T] = []
+    for row in _rows(file, text, spec, problems):
+        at = _RowProblems(file, row, problems)
+        entry = read(row, at)
+        if entry is None:
+            continue
+        previous = seen.get(entry.identity)
+        if previous is not None:
+            at.add(entry.column, f"{entry.what} already on row {previous}")
+            continue
+        seen[entry.identity] = row.number
+        if entry.value is not None:
+            values.append(entry.value)
+    return values
 
 
 def _rows(file: str, text: str, spec: Sequence[tuple[str, bool]], problems: _Problems) -> Iterator[_Row]:
@@ -127,44 +178,34 @@ def _rows(file: str, text: str, spec: Sequence[tuple[str, bool]], problems: _Pro
         problems.add(file, row_no, 1, str(exc))
 
 
+def _territory_row(row: _Row, at: _RowProblems, partners: MemberHierarchy | None) -> _Entry[_Row] | None:
+    v = row.values
+    key_ok = True
+    for name, pattern, what in (
+        ("key", _KEY, "letters, digits, '.', '_' or '-', at most 64"),
+        ("parent_key", _KEY, "letters, digits, '.', '_' or '-', at most 64"),
+        ("type", _TYPE, "lowercase letters, digits, '_' or '-', at most 40"),
+    ):
+        if name in v and not pattern.match(v[name]):
+            at.add(name, f"{v[name]!r} is not valid ({what})")
+            key_ok = key_ok and name != "key"
+    if len(v["name"]) > 200:
+        at.add("name", "longer than 200 characters")
+    partner = v.get("partner")
+    if partner is not None and partners is not None and partner not in partners:
+        at.add("partner", f"unknown partner {partner!r}{hint(partners.suggest(partner))}")
+    if not key_ok:
+        return None
+    # Kept despite other problems, so that rows naming it are not reported as unknown territories too.
+    return _Entry((v["key"],), "key", f"territory {v['key']!r}", row)
+
+
 def _territories(
     file: str, text: str, dims: Mapping[Dimension, MemberHierarchy], p: _Problems
 ) -> dict[str, _Row]:
     partners = dims.get(Dimension.PARTNER)
-    by_key: dict[str, _Row] = {}
-    for row in _rows(file, text, TERRITORY_COLUMNS, p):
-        v = row.values
-        ok = True
-        for name, pattern, what in (
-            ("key", _KEY, "letters, digits, '.', '_' or '-', at most 64"),
-            ("parent_key", _KEY, "letters, digits, '.', '_' or '-', at most 64"),
-            ("type", _TYPE, "lowercase letters, digits, '_' or '-', at most 40"),
-        ):
-            if name in v and not pattern.match(v[name]):
-                p.add(file, row.number, row.col(name), f"{name}: {v[name]!r} is not valid ({what})")
-                ok = ok and name != "key"
-        if len(v["name"]) > 200:
-            p.add(file, row.number, row.col("name"), "name: longer than 200 characters")
-        partner = v.get("partner")
-        if partner is not None and partners is not None and partner not in partners:
-            p.add(
-                file,
-                row.number,
-                row.col("partner"),
-                f"partner: unknown partner {partner!r}{hint(partners.suggest(partner))}",
-            )
-        if not ok:
-            continue
-        key = v["key"]
-        if key in by_key:
-            p.add(
-                file,
-                row.number,
-                row.col("key"),
-                f"key: territory {key!r} already on row {by_key[key].number}",
-            )
-            continue
-        by_key[key] = row
+    rows = _table(file, text, TERRITORY_COLUMNS, lambda row, at: _territory_row(row, at, partners), p)
+    by_key = {row.values["key"]: row for row in rows}
     _structure(file, by_key, p)
     return by_key
 
@@ -210,6 +251,45 @@ def _structure(file: str, by_key: Mapping[str, _Row], p: _Problems) -> None:
         done.update(chain)
 
 
+def _known_territory(key: str, territories: Mapping[str, _Row], at: _RowProblems) -> bool:
+    if key in territories:
+        return True
+    at.add("territory_key", f"unknown territory {key!r}{hint(did_you_mean(key, territories.keys()))}")
+    return False
+
+
+_DIMENSIONS = [d.value for d in Dimension]
+_MODES = [m.value for m in CoverageMode]
+
+
+def _coverage_row(
+    row: _Row,
+    at: _RowProblems,
+    territories: Mapping[str, _Row],
+    dims: Mapping[Dimension, MemberHierarchy],
+) -> _Entry[tuple[str, Dimension, str, str]] | None:
+    v = row.values
+    t, dim_name, member, mode = v["territory_key"], v["dimension"], v["member"], v["mode"].lower()
+    ok = _known_territory(t, territories, at)
+    if dim_name not in _DIMENSIONS:
+        at.add(
+            "dimension",
+            f"unknown dimension {dim_name!r}{hint(did_you_mean(dim_name, _DIMENSIONS))} (one of {', '.join(_DIMENSIONS)})",
+        )
+        return None
+    dim = Dimension(dim_name)
+    hierarchy = dims.get(dim)
+    if hierarchy is None or member not in hierarchy:
+        suggestions = hierarchy.suggest(member) if hierarchy is not None else ()
+        at.add("member", f"unknown {dim} member {member!r}{hint(suggestions)}")
+        ok = False
+    if mode not in _MODES:
+        at.add("mode", f"{v['mode']!r} is not one of include, exclude{hint(did_you_mean(mode, _MODES))}")
+        ok = False
+    what = f"{dim} {member!r} of territory {t!r}"
+    return _Entry((t, dim_name, member), "member", what, (t, dim, member, mode) if ok else None)
+
+
 def _coverage(
     file: str,
     text: str,
@@ -218,97 +298,33 @@ def _coverage(
     p: _Problems,
 ) -> dict[str, dict[Dimension, tuple[set[str], set[str]]]]:
     out: dict[str, dict[Dimension, tuple[set[str], set[str]]]] = {}
-    seen: dict[tuple[str, str, str], int] = {}
-    dim_names = [d.value for d in Dimension]
-    modes = [m.value for m in CoverageMode]
-    for row in _rows(file, text, COVERAGE_COLUMNS, p):
-        v = row.values
-        t, dim_name, member, mode = v["territory_key"], v["dimension"], v["member"], v["mode"].lower()
-        ok = True
-        if t not in territories:
-            p.add(
-                file,
-                row.number,
-                row.col("territory_key"),
-                f"territory_key: unknown territory {t!r}{hint(did_you_mean(t, territories.keys()))}",
-            )
-            ok = False
-        if dim_name not in dim_names:
-            p.add(
-                file,
-                row.number,
-                row.col("dimension"),
-                f"dimension: unknown dimension {dim_name!r}{hint(did_you_mean(dim_name, dim_names))} (one of {', '.join(dim_names)})",
-            )
-            continue
-        dim = Dimension(dim_name)
-        hierarchy = dims.get(dim)
-        if hierarchy is None or member not in hierarchy:
-            suggestions = hierarchy.suggest(member) if hierarchy is not None else ()
-            p.add(
-                file,
-                row.number,
-                row.col("member"),
-                f"member: unknown {dim} member {member!r}{hint(suggestions)}",
-            )
-            ok = False
-        if mode not in modes:
-            p.add(
-                file,
-                row.number,
-                row.col("mode"),
-                f"mode: {v['mode']!r} is not one of include, exclude{hint(did_you_mean(mode, modes))}",
-            )
-            ok = False
-        previous = seen.get((t, dim_name, member))
-        if previous is not None:
-            p.add(
-                file,
-                row.number,
-                row.col("member"),
-                f"member: {dim} {member!r} of territory {t!r} already on row {previous}",
-            )
-            continue
-        seen[(t, dim_name, member)] = row.number
-        if ok:
-            include, exclude = out.setdefault(t, {}).setdefault(dim, (set(), set()))
-            (include if mode == CoverageMode.INCLUDE else exclude).add(member)
+    rows = _table(file, text, COVERAGE_COLUMNS, lambda row, at: _coverage_row(row, at, territories, dims), p)
+    for t, dim, member, mode in rows:
+        include, exclude = out.setdefault(t, {}).setdefault(dim, (set(), set()))
+        (include if mode == CoverageMode.INCLUDE else exclude).add(member)
     return out
+
+
+def _member_row(
+    row: _Row, at: _RowProblems, territories: Mapping[str, _Row], users: UserDirectory
+) -> _Entry[tuple[str, TeamMember]]:
+    t, user, role = row.values["territory_key"], row.values["user"], row.values["role"]
+    ok = _known_territory(t, territories, at)
+    why = team_member_problem(user, role, users)
+    if why:
+        at.add("user" if why.startswith("unknown internal user") else "role", why)
+        ok = False
+    what = f"{user!r} as {role!r} of territory {t!r}"
+    return _Entry((t, user, role), "user", what, (t, TeamMember(user, role)) if ok else None)
 
 
 def _members(
     file: str, text: str, territories: Mapping[str, _Row], users: UserDirectory, p: _Problems
 ) -> dict[str, list[TeamMember]]:
     out: dict[str, list[TeamMember]] = {}
-    seen: dict[tuple[str, str, str], int] = {}
-    for row in _rows(file, text, MEMBER_COLUMNS, p):
-        t, user, role = row.values["territory_key"], row.values["user"], row.values["role"]
-        ok = True
-        if t not in territories:
-            p.add(
-                file,
-                row.number,
-                row.col("territory_key"),
-                f"territory_key: unknown territory {t!r}{hint(did_you_mean(t, territories.keys()))}",
-            )
-            ok = False
-        why = team_member_problem(user, role, users)
-        if why:
-            column = "user" if why.startswith("unknown internal user") else "role"
-            p.add(file, row.number, row.col(column), f"{column}: {why}")
-            ok = False
-        previous = seen.get((t, user, role))
-        if previous is not None:
-            p.add(
-                file,
-                row.number,
-                row.col("user"),
-                f"user: {user!r} as {role!r} of territory {t!r} already on row {previous}",
-            )
-            continue
-        seen[(t, user, role)] = row.number
-        if ok:
-            out.setdefault(t, []).append(TeamMember(user, role))
+    rows = _table(file, text, MEMBER_COLUMNS, lambda row, at: _member_row(row, at, territories, users), p)
+    for t, member in rows:
+        out.setdefault(t, []).append(member)
     return out
 
 
