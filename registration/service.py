@@ -35,16 +35,27 @@ LEAD_OWNER = "lead_owner"
 
 
 def visible_lead(session: Session, principal: Principal, lead_id: int, *, for_update: bool = False) -> Lead:
-    """The lead, if the caller may see it (internal users: all; partners: their organization's)."""
-    stmt = select(Lead).where(Lead.id == lead_id)
+    """The lead, if the caller may see it (internal users: all; partners: their organization's and those
+    offered to it); another's answers 404 like a missing one.
+
+    A partner's view is decided on one consistent state of the lead and its offers. Read one after the
+    other, a partner's accept committing in between shows the lead as neither the partner's own (not yet)
+    nor offered to it (no longer: accepting ends the offers), and the partner's own request loses the lead
+    it just took. So a plain read takes both in one statement (one snapshot); a locking read looks at
+    the offers after the lock, when no other change of the lead can be under way (offers and accepts
+    change only under the lead's lock), rather than in the locking statement, whose re-check of a
+    concurrently changed row would see the new lead beside the offers of the old snapshot.
+    """
+    org = principal.organization_id
     if for_update:
-        stmt = stmt.with_for_update()
-    lead = session.scalar(stmt)
-    if lead is None or not (
-        principal.internal
-        or lead.organization_id == principal.organization_id
-        or is_offered(session, lead.id, principal.organization_id)
-    ):
+        lead = session.scalar(select(Lead).where(Lead.id == lead_id).with_for_update())
+        offered = lead is not None and not principal.internal and is_offered(session, lead.id, org)
+    else:
+        row = session.execute(
+            select(Lead, offered_to(Lead.id, org).label("offered")).where(Lead.id == lead_id)
+        ).first()
+        lead, offered = (row[0], bool(row[1])) if row is not None else (None, False)
+    if lead is None or not (principal.internal or lead.organization_id == org or offered):
         raise NotFound(f"lead {lead_id} not found")
     return lead
 

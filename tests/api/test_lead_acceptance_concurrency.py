@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,8 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
+from common.database import Database
+from common.principal import Principal, Role
+from registration.acceptance_team_service import accept
+from registration.models import Lead
 from tests.api.leads_support import Demo, created, jp_security_lead, load_demo
 
 pytestmark = pytest.mark.parametrize(
@@ -106,3 +113,40 @@ def test_notes_of_two_partners_at_once_accept_the_lead_once_for_one_of_them(base
     assert {status for user, status in results if not user.startswith(winner)} == {404}
     notes = client.get(f"/v1/leads/{lead_id}/notes", headers=demo["admin"]).get_json()["items"]
     assert [n["author_user_id"] for n in notes] == [row["actor_user_id"]] * 15
+
+
+def _wait_until_a_request_waits_for_a_lock(db: Database) -> None:
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 30
+    with db.engine.connect() as conn:
+        while conn.execute(waiting).scalar_one() == 0:
+            assert time.monotonic() < deadline, "the request never reached the offers"
+            time.sleep(0.02)
+
+
+def test_a_note_whose_partner_accepts_the_lead_while_it_reads_finds_the_lead(base_url, client, demo, db):
+    """The window the note of the winning partner once fell into: its request has read the lead as
+    offered and not yet accepted; its partner's accept commits (taking the lead and ending the offers)
+    before the request looks at the offers. Holding the offers table locked pins the request there."""
+    lead_id, _ = _offered_lead(client, demo)
+    northwind = Principal(
+        demo.ids["northwind-admin"], demo.ids["northwind"], frozenset({Role.PARTNER_ADMIN}), False
+    )
+    url = f"{base_url}/v1/leads/{lead_id}/notes"
+    with db.engine.connect() as conn, ThreadPoolExecutor(1) as pool:
+        transaction = conn.begin()
+        conn.execute(text("LOCK TABLE lead_offers IN ACCESS EXCLUSIVE MODE"))
+        note = pool.submit(_call, "POST", url, demo["northwind-user"], {"text": "ours now"})
+        _wait_until_a_request_waits_for_a_lock(db)
+        session = Session(bind=conn)
+        lead = session.get(Lead, lead_id)
+        assert lead is not None
+        accept(session, lead, northwind, "accept")
+        session.flush()
+        transaction.commit()
+        status, body = note.result(timeout=60)
+    assert status == 201, body
+    [row] = _accepted_rows(client, demo, lead_id)
+    assert row["actor_user_id"] == demo.ids["northwind-admin"]
