@@ -18,7 +18,7 @@ from registration import acceptance_schemas as acs
 from registration import schemas as s
 from registration.acceptance import AlreadyAccepted
 from registration.acceptance_models import LeadOffer
-from registration.acceptance_team_service import accept
+from registration.acceptance_team_service import accept, refuse_unless_editable
 from registration.service import lead_out, visible_lead
 
 
@@ -68,6 +68,7 @@ def offer_lead(
         check_if_match(if_match, lead.id, lead.version)
         if lead.accepted:
             raise AlreadyAccepted("The lead is accepted; only an unaccepted lead can be offered to partners")
+        refuse_unless_editable(lead, "offered to partners")
         wanted = list(dict.fromkeys(data.organization_ids))
         partners = set(
             session.scalars(

@@ -23,6 +23,8 @@ from directory.enums import OrganizationKind
 from directory.models import Organization, User
 from registration import acceptance as a
 from registration.acceptance_models import LeadOffer
+from registration.errors import ReadOnly
+from registration.lifecycle import editable
 from registration.models import Lead, SalesTeamMember
 from territory.models import Territory
 
@@ -34,6 +36,17 @@ def offered_to(lead_id: Any, organization_id: int) -> Any:
 
 def is_offered(session: Session, lead_id: int, organization_id: int) -> bool:
     return bool(session.scalar(select(offered_to(lead_id, organization_id))))
+
+
+def refuse_unless_editable(lead: Lead, what: str) -> None:
+    """Accepting and offering follow the status table: only an editable registration (draft, rejected,
+    withdrawn) changes hands; a waiting or decided one is read-only except notes."""
+    if not editable(lead.status):
+        raise ReadOnly(
+            f"A registration in status {lead.status!r} is read-only (only notes may be added); "
+            f"the lead cannot be {what} until it is editable again (rejected or withdrawn)",
+            current_status=lead.status,
+        )
 
 
 def _members(session: Session, lead: Lead) -> list[tuple[SalesTeamMember, a.Member]]:
@@ -74,8 +87,9 @@ def _actor(session: Session, principal: Principal) -> a.Actor:
 
 
 def accept(session: Session, lead: Lead, principal: Principal, via: str) -> a.AcceptancePlan:
-    """Accept the lead as ``principal``; raises ``AlreadyAccepted`` if it is accepted. ``via`` names the
-    action that accepted it (``accept``, ``update``, ``submit``, ``note``)."""
+    """Accept the lead as ``principal``; raises ``AlreadyAccepted`` if it is accepted, ``ReadOnly`` if
+    its registration's status allows no change (a waiting registration keeps its owner and partner).
+    ``via`` names the action that accepted it (``accept``, ``update``, ``submit``, ``note``)."""
     members = _members(session, lead)
     territories = _territories(session, lead)
     plan = a.plan_acceptance(
@@ -85,6 +99,7 @@ def accept(session: Session, lead: Lead, principal: Principal, via: str) -> a.Ac
         territories=[t for _, t in territories],
         actor=_actor(session, principal),
     )
+    refuse_unless_editable(lead, "accepted")
     before = {
         "accepted": lead.accepted,
         "owner_user_id": lead.owner_user_id,
@@ -145,11 +160,15 @@ def ensure_accepted(session: Session, lead: Lead, principal: Principal, via: str
     """Any action on an unaccepted lead accepts it (returns whether this one did).
 
     Except the owner's own: an internal user preparing the lead it offers to partners keeps it open for
-    them (it already owns the lead, so accepting would change nothing but close the offer).
+    them (it already owns the lead, so accepting would change nothing but close the offer). And except
+    while the registration is not editable (submitted and waiting, decided): the only action then is a
+    note, and a note does not hand the registration to another owner or partner.
     """
     if lead.accepted or lead.owner_user_id == principal.user_id:
         return False
     session.refresh(lead, with_for_update=True)  # two first actions at once accept it once
+    if not lead.accepted and not editable(lead.status):
+        return False  # a waiting registration changes no hands: its note is only a note
     if lead.accepted:
         # Another partner may have taken it meanwhile: then it is no longer this partner's to touch.
         if not (

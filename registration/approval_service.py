@@ -39,6 +39,8 @@ from registration.approval import (
     step_outcome,
 )
 from registration.duplicates_service import refuse_overlapping_registration
+from registration.eligibility_service import registration_blockers
+from registration.errors import RegistrationNotAllowed
 from registration.lifecycle import Event, LeadStatus, RegistrationStatus, next_status
 from registration.models import (
     ApprovalRound,
@@ -207,6 +209,19 @@ def _step_details(rnd: ApprovalRound, step: ApprovalStep) -> dict[str, Any]:
     return {"round": rnd.number, "round_id": rnd.id, "step": step.name, "step_position": step.position}
 
 
+def _refuse_ended_agreement(session: Session, lead: Lead, now: datetime) -> None:
+    """What submitting checked must still hold when approving: the partner's agreement and program
+    membership may have ended (or the lead changed hands) while the registration waited."""
+    blockers = registration_blockers(session, lead, now.date())
+    if blockers:
+        raise RegistrationNotAllowed(
+            "The registration can no longer be approved: "
+            + "; ".join(blockers)
+            + " (reject it, or restore the agreement or membership first)",
+            reasons=blockers,
+        )
+
+
 # --- approver actions ---------------------------------------------------------------------------------
 
 
@@ -226,6 +241,7 @@ def approve(
     with db.transaction() as session:
         lead = _locked_for_approver(session, principal, lead_id, if_match, Event.APPROVE)
         rnd, step = _current_step(session, lead)
+        _refuse_ended_agreement(session, lead, now)
         row = _approver_row(principal, step)
         row.decision, row.decided_at, row.comment = ApproverDecision.APPROVED.value, now, data.comment
         decisions = [ap.decision for ap in step.approvers if ap.role != ADMIN_OVERRIDE]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -17,12 +17,13 @@ from common.concurrency import check_if_match
 from common.database import Database
 from common.errors import ValidationFailed
 from common.principal import Principal
-from directory.models import Customer, Organization, PartnerProgram, Product, ProgramMembership, User
+from directory.models import Customer, Organization, PartnerProgram, Product, User
 from registration import notifications_service
 from registration import schemas as s
 from registration.acceptance_team_service import accepted_for_now, ensure_accepted
 from registration.approval_service import start_round
 from registration.duplicates_service import refuse_overlapping_registration
+from registration.eligibility_service import program_membership, registration_blockers
 from registration.errors import RegistrationNotAllowed
 from registration.lifecycle import Event, next_status
 from registration.models import Lead, LeadTerritory, RegistrationCounter, SalesTeamMember
@@ -62,17 +63,6 @@ def field_values(lead: Lead) -> dict[str, Any]:
     }
 
 
-def _membership(session: Session, partner_id: int, program_id: int, today: date) -> ProgramMembership | None:
-    return session.scalar(
-        select(ProgramMembership).where(
-            ProgramMembership.organization_id == partner_id,
-            ProgramMembership.program_id == program_id,
-            ProgramMembership.valid_from <= today,
-            or_(ProgramMembership.valid_to.is_(None), ProgramMembership.valid_to >= today),
-        )
-    )
-
-
 def lead_facts(session: Session, lead: Lead, today: date) -> dict[str, Any]:
     """The facts the assignment decides on (keys, as the rules vocabulary names them)."""
     facts: dict[str, Any] = {
@@ -96,34 +86,9 @@ def lead_facts(session: Session, lead: Lead, today: date) -> dict[str, Any]:
             select(Organization.key).where(Organization.id == lead.primary_partner_id)
         )
         if lead.program_id is not None:
-            membership = _membership(session, lead.primary_partner_id, lead.program_id, today)
+            membership = program_membership(session, lead.primary_partner_id, lead.program_id, today)
             facts["program_tier"] = membership.tier if membership else None
     return {k: v for k, v in facts.items() if v is not None}
-
-
-def _registration_blockers(session: Session, lead: Lead, today: date) -> list[str]:
-    """Why the partner's agreement or membership does not allow this registration (empty: it does)."""
-    if lead.primary_partner_id is None:
-        return ["the lead has no primary partner to register for"]
-    partner = session.get(Organization, lead.primary_partner_id)
-    if partner is None:
-        return ["the lead's primary partner does not exist"]
-    blockers = []
-    if not partner.can_register_leads or not partner.active:
-        blockers.append(f"the partner agreement of {partner.key} does not allow registering leads")
-    if lead.program_id is None:
-        blockers.append("the lead names no partner program")
-        return blockers
-    program = session.get(PartnerProgram, lead.program_id)
-    if program is None or not program.allows_registration or not program.active:
-        blockers.append(
-            f"program {program.key if program else lead.program_id} does not accept registrations"
-        )
-    elif _membership(session, partner.id, program.id, today) is None:
-        blockers.append(
-            f"{partner.key} has no membership in program {program.key} valid on {today.isoformat()}"
-        )
-    return blockers
 
 
 # --- the number, the teams ----------------------------------------------------------------------------
@@ -207,7 +172,7 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
                 f"{len(missing)} required field(s) missing; the registration was not submitted",
                 missing_problems(missing),
             )
-        blockers = _registration_blockers(session, lead, today)
+        blockers = registration_blockers(session, lead, today)
         if blockers:
             raise RegistrationNotAllowed("; ".join(blockers), reasons=blockers)
         refuse_overlapping_registration(session, lead, result.policy, now)
@@ -278,7 +243,7 @@ def preview_approvers(db: Database, principal: Principal, lead_id: int) -> s.App
         lead = visible_lead(session, principal, lead_id)
         facts = lead_facts(session, lead, today)
         values = field_values(lead)
-        blockers = _registration_blockers(session, lead, today)
+        blockers = registration_blockers(session, lead, today)
     _, _, result = _decide(db, facts)
     missing = missing_fields(values, result.policy.required_fields)
     problems = missing_problems(missing)

@@ -357,3 +357,34 @@ def test_an_admin_may_decide_any_step(client, demo):
     assert rounds[0]["steps"][0]["approvers"][-1]["role"] == "admin_override"
     opp = ok(client.get(f"/v1/opportunities/{body['opportunity_id']}", headers=demo["admin"]))
     assert opp["owner_user_id"] == demo.ids["admin"]
+
+
+def _change_partner(client, demo: Demo, partner: str, body: dict[str, object]) -> None:
+    path = f"/v1/organizations/{demo.ids[partner]}"
+    etag = client.get(path, headers=demo["admin"]).headers["ETag"]
+    ok(client.patch(path, json=body, headers={**demo["admin"], "If-Match": etag}))
+
+
+def test_approval_checks_the_partner_agreement_and_membership_again(client, demo):
+    cam = demo["cam-jp-security"]
+    lead = pending(client, demo)
+    _change_partner(client, demo, "northwind", {"can_register_leads": False})
+    refused = act(client, cam, lead["id"], "approve")
+    assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
+    problem = refused.get_json()
+    assert problem["type"].endswith("registration-not-allowed")
+    assert "partner agreement of northwind" in problem["detail"]
+    assert "can no longer be approved" in problem["detail"]
+
+    _change_partner(client, demo, "northwind", {"can_register_leads": True, "programs": []})
+    refused = act(client, cam, lead["id"], "approve")
+    assert refused.status_code == 409
+    assert "northwind has no membership in program resell" in refused.get_json()["detail"]
+    after = ok(client.get(f"/v1/leads/{lead['id']}", headers=demo["admin"]))
+    assert after["status"] == "pending_approval" and after["opportunity_id"] is None
+    assert after["version"] == lead["version"]
+    assert "approved" not in actions(client, demo["admin"], lead["id"])
+
+    membership = {"program": "resell", "tier": "gold", "valid_from": "2000-01-01"}
+    _change_partner(client, demo, "northwind", {"programs": [membership]})
+    assert ok(act(client, cam, lead["id"], "approve"))["status"] == "approved"

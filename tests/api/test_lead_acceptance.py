@@ -289,3 +289,40 @@ def test_the_owners_own_actions_and_failed_actions_do_not_accept(client, demo):
     after = client.get(f"/v1/leads/{lead['id']}", headers=demo["admin"])
     assert after.get_json()["accepted"] is False and after.headers["ETag"] == own.headers["ETag"]
     assert [i["action"] for i in _history(client, demo, lead["id"])] == ["created", "updated"]
+
+
+# --- a waiting registration is read-only except notes: it is neither offered nor accepted -------------
+
+
+def _hands(lead: dict[str, Any]) -> dict[str, Any]:
+    keys = ("accepted", "owner_user_id", "organization_id", "primary_partner_id", "status", "version")
+    return {**{k: lead[k] for k in keys}, "team": _team(lead), "territories": lead["territory_team"]}
+
+
+def test_a_pending_registration_is_neither_offered_nor_accepted_and_a_note_changes_no_hands(client, demo):
+    body = jp_security_lead(demo, primary_partner_id=demo.ids["northwind"])
+    lead = created(client, demo["cam-jp"], body).get_json()
+    assert _offer(client, demo, lead["id"], ["contoso"]).status_code == 200  # offered while a draft
+    done = submit(client, demo["cam-jp"], lead["id"])  # the owner's own submit does not accept it
+    assert done.status_code == 200, done.get_json()
+    before = done.get_json()
+    assert before["status"] == "pending_approval" and before["accepted"] is False
+    assert before["territory_team"]
+
+    offered = _offer(client, demo, lead["id"], ["fabrikam"])
+    assert offered.status_code == 409
+    assert offered.get_json()["type"].endswith("registration-read-only")
+    assert "pending_approval" in offered.get_json()["detail"]
+    for user in ("contoso-user", "northwind-user"):
+        accepted = _accept(client, demo, lead["id"], user)
+        assert accepted.status_code == 409, accepted.get_json()
+        assert accepted.get_json()["type"].endswith("registration-read-only")
+        note = client.post(f"/v1/leads/{lead['id']}/notes", json={"text": "hello"}, headers=demo[user])
+        assert note.status_code == 201, note.get_json()
+
+    after = client.get(f"/v1/leads/{lead['id']}", headers=demo["admin"]).get_json()
+    assert _hands(after) == _hands(before)
+    offers = client.get(f"/v1/leads/{lead['id']}/offers", headers=demo["admin"]).get_json()
+    assert offers["organization_ids"] == [demo.ids["contoso"]]
+    actions = [i["action"] for i in _history(client, demo, lead["id"])]
+    assert "accepted" not in actions and actions.count("offered") == 1
