@@ -139,9 +139,12 @@ def _assign(
     }
 
 
-def _decide(db: Database, facts: dict[str, Any]) -> tuple[TerritorySnapshot | None, dict[str, Any], Any]:
+def _decide(
+    db: Database, facts: dict[str, Any], team: list[str] | None = None
+) -> tuple[TerritorySnapshot | None, dict[str, Any], Any]:
+    """Decide on the lead's facts; a lead that has a territory team keeps it, and is decided on it."""
     snapshot = active_snapshot(db)
-    enriched, result = decide_facts(db, facts, snapshot, active_rulesets(db))
+    enriched, result = decide_facts(db, facts, snapshot, active_rulesets(db), territory_team=team or None)
     return snapshot, enriched, result
 
 
@@ -158,7 +161,10 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
         next_status(lead.status, Event.SUBMIT)
         with accepted_for_now(session, lead, principal):  # decide on the lead as submitting leaves it
             facts = lead_facts(session, lead, today)
-    snapshot, enriched, result = _decide(db, facts)
+            # Submitted again, the lead keeps the team its first submission assigned (the approvers
+            # are the channel roles on the lead); only a lead without one is assigned afresh.
+            team = [t.territory_key for t in lead.territory_team]
+    snapshot, enriched, result = _decide(db, facts, team)
 
     with db.transaction() as session:
         lead = visible_lead(session, principal, lead_id, for_update=True)
@@ -244,7 +250,8 @@ def preview_approvers(db: Database, principal: Principal, lead_id: int) -> s.App
         facts = lead_facts(session, lead, today)
         values = field_values(lead)
         blockers = registration_blockers(session, lead, today)
-    _, _, result = _decide(db, facts)
+        team = [t.territory_key for t in lead.territory_team]
+    _, _, result = _decide(db, facts, team)
     missing = missing_fields(values, result.policy.required_fields)
     problems = missing_problems(missing)
     decision = result.to_json()

@@ -6,6 +6,10 @@ matching territories: ``channel_account_manager`` is each lowest territory's CAM
 has none); any other role is the nearest holder on the path from the lowest territory up to the root.
 When nothing resolves a step, the approval file's fallback approver takes it. Without an approval ruleset
 the default is one parallel step for the CAM.
+
+A subject that keeps its territory team (a registration submitted again) is decided on that team instead
+of a fresh match: its territories are the lowest ones, so its approvers are the channel roles on the lead,
+never a mix of its team and the territories its changed facts would match now.
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ class AssignmentDecisionResult:
     steps: tuple[ResolvedStep, ...]
     policy: PolicyDecision
     _inputs: _TraceInputs = field(compare=False, repr=False)
+    kept_team: bool = False  # decided on the subject's own territory team, not on a fresh match
 
     @property
     def territory_model_version(self) -> str | None:
@@ -132,7 +137,9 @@ class AssignmentDecisionResult:
         return tuple(dict.fromkeys(a.user for s in self.steps for a in s.approvers))
 
     def to_json(self) -> dict[str, Any]:
+        kept = {"territories_from": "territory_team"} if self.kept_team else {}
         return {
+            **kept,
             "matched_territories": list(self.matched),
             "lowest_territories": list(self.lowest),
             "cam": self.cam,
@@ -218,13 +225,32 @@ def _explanation_json(e: Explanation) -> dict[str, Any]:
     return out
 
 
+def deepest_territories(snapshot: TerritorySnapshot | None, keys: Sequence[str]) -> tuple[str, ...]:
+    """The territories of a team that play the lowest matches' part: those of the snapshot that are no
+    ancestor of another of them (in the team's order).
+
+    >>> deepest_territories(None, ["JP", "JP-SEC"])
+    ('JP', 'JP-SEC')
+    """
+    if snapshot is None:
+        return tuple(dict.fromkeys(keys))
+    present = [k for k in dict.fromkeys(keys) if k in snapshot]
+    ancestors = {a for k in present for a in snapshot.path(k)[:-1]}
+    return tuple(k for k in present if k not in ancestors)
+
+
 def decide(
     facts: LeadFacts,
     snapshot: TerritorySnapshot | None,
     rulesets: Mapping[ast.Kind, ast.Ruleset],
     evaluator: Evaluator,
+    *,
+    territory_team: Sequence[str] | None = None,
 ) -> AssignmentDecisionResult:
     """Decide territories, CAM, rule-based resources, approvers and policy for one lead's checked facts.
+
+    With ``territory_team`` (the subject keeps the team it has) the team's deepest territories take the
+    place of the lowest matches: the CAM and the approvers' roles resolve on them.
 
     Examples
     --------
@@ -233,9 +259,12 @@ def decide(
     ()
     """
     tfacts = territory_facts(facts.given)
-    match = snapshot.match(tfacts) if snapshot else None
-    matched = match.matched if match else ()
-    lowest = match.lowest if match else ()
+    if territory_team is not None:
+        matched = lowest = deepest_territories(snapshot, territory_team)
+    else:
+        match = snapshot.match(tfacts) if snapshot else None
+        matched = match.matched if match else ()
+        lowest = match.lowest if match else ()
 
     # checked facts: the evaluators' own check of them returns them as they are
     outcomes: dict[ast.Kind, Outcome] = {
@@ -286,6 +315,7 @@ def decide(
         steps=steps,
         policy=policy,
         _inputs=_TraceInputs(facts, tfacts, snapshot, rulesets, outcomes, cam),
+        kept_team=territory_team is not None,
     )
 
 

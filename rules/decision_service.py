@@ -98,10 +98,14 @@ def decide_facts(
     facts: Mapping[str, Any],
     snapshot: TerritorySnapshot | None,
     rulesets: Mapping[ast.Kind, ast.Ruleset],
+    *,
+    territory_team: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], AssignmentDecisionResult]:
+    """Enrich and check the facts, then decide (on ``territory_team`` instead of a match if given)."""
     with db.transaction() as session:
         checked = _validated(enrich_facts(session, facts))
-    return dict(checked.given), decide(checked, snapshot, rulesets, get_evaluator())
+    evaluator = get_evaluator()
+    return dict(checked.given), decide(checked, snapshot, rulesets, evaluator, territory_team=territory_team)
 
 
 def what_if(db: Database, principal: Principal, data: s.WhatIfRequest) -> s.DecisionOut:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from directory.models import Customer
 from registration.models import Opportunity
 from tests.api.approvals_support import act, actions, etag_of, ok, pending
 from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, submit
@@ -387,4 +388,37 @@ def test_approval_checks_the_partner_agreement_and_membership_again(client, demo
 
     membership = {"program": "resell", "tier": "gold", "valid_from": "2000-01-01"}
     _change_partner(client, demo, "northwind", {"programs": [membership]})
+    assert ok(act(client, cam, lead["id"], "approve"))["status"] == "approved"
+
+
+def _round_approvers(client, demo: Demo, lead_id: int) -> list[list[str]]:
+    rounds = ok(client.get(f"/v1/leads/{lead_id}/approval-rounds", headers=demo["admin"]))["items"]
+    return [[ap["user"] for st in r["steps"] for ap in st["approvers"]] for r in rounds]
+
+
+def test_a_resubmitted_registration_goes_to_the_channel_roles_on_the_lead(client, db, demo):
+    partner, cam = demo["northwind-user"], demo["cam-jp-security"]
+    lead = pending(client, demo)
+    assert [t["territory"] for t in lead["territory_team"]] == ["JP-SEC-RESELL"]
+    assert _round_approvers(client, demo, lead["id"]) == [["cam-jp-security"]]
+    ok(act(client, cam, lead["id"], "reject", {"comment": "wrong customer"}))
+
+    with db.transaction() as session:  # an Australian customer: its own match would be another CAM's
+        australian = session.scalar(select(Customer.id).where(Customer.country == "AU").limit(1))
+    etag = etag_of(client, partner, lead["id"])
+    edited = client.patch(
+        f"/v1/leads/{lead['id']}", json={"customer_id": australian}, headers={**partner, "If-Match": etag}
+    )
+    assert edited.status_code == 200, edited.get_json()
+    preview = ok(client.get(f"/v1/leads/{lead['id']}/approver-preview", headers=demo["admin"]))
+    assert [a["user"] for a in preview["approvers"]] == ["cam-jp-security"]
+    again = ok(submit(client, partner, lead["id"]))
+    assert again["territory_team"] == lead["territory_team"]
+    assert (cam_row := [m for m in again["sales_team"] if m["role"] == "channel_account_manager"])
+    assert {m["user_id"] for m in cam_row} == {demo.ids["cam-jp-security"]}
+    assert _round_approvers(client, demo, lead["id"]) == [["cam-jp-security"], ["cam-jp-security"]]
+    decision = ok(client.get(f"/v1/decisions/{again['decision_id']}", headers=demo["admin"]))
+    assert decision["result"]["lowest_territories"] == ["JP-SEC-RESELL"]
+    assert decision["result"]["territories_from"] == "territory_team"
+    assert act(client, demo["cam-jp"], lead["id"], "approve").status_code == 403
     assert ok(act(client, cam, lead["id"], "approve"))["status"] == "approved"
