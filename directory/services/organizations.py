@@ -49,7 +49,10 @@ def _visible(principal: Principal, org: Organization) -> bool:
 ORGANIZATIONS = Entity(Organization, "organization", "organization", _out, _visible)
 
 
-def _memberships(session: Session, items: Sequence[s.MembershipIn]) -> list[ProgramMembership]:
+def _wanted_programs(
+    session: Session, items: Sequence[s.MembershipIn]
+) -> list[tuple[PartnerProgram, s.MembershipIn]]:
+    """The programs a membership list names, each with its terms; 422 for unknown or repeated ones."""
     keys = [m.program for m in items]
     programs = {p.key: p for p in session.scalars(select(PartnerProgram).where(PartnerProgram.key.in_(keys)))}
     problems = [
@@ -64,12 +67,25 @@ def _memberships(session: Session, items: Sequence[s.MembershipIn]) -> list[Prog
     ]
     if problems:
         raise ValidationFailed("Invalid program memberships", problems)
-    return [
-        ProgramMembership(
-            program=programs[m.program], tier=m.tier, valid_from=m.valid_from, valid_to=m.valid_to
-        )
-        for m in items
+    return [(programs[m.program], m) for m in items]
+
+
+def _set_memberships(org: Organization, wanted: Sequence[tuple[PartnerProgram, s.MembershipIn]]) -> None:
+    """Make ``wanted`` the organization's memberships: a program it already has keeps its row (with the
+    new terms), so sending the same list again, or changing only a tier, never adds a second row for the
+    same program (the table holds one per organization and program)."""
+    terms = {program.id: m for program, m in wanted}
+    kept = [m for m in org.memberships if m.program_id in terms]
+    for membership in kept:
+        m = terms[membership.program_id]
+        membership.tier, membership.valid_from, membership.valid_to = m.tier, m.valid_from, m.valid_to
+    held = {m.program_id for m in kept}
+    added = [
+        ProgramMembership(program=program, tier=m.tier, valid_from=m.valid_from, valid_to=m.valid_to)
+        for program, m in wanted
+        if program.id not in held
     ]
+    org.memberships = kept + added
 
 
 def create_organization(db: Database, principal: Principal, data: s.OrganizationCreate) -> s.OrganizationOut:
@@ -81,7 +97,7 @@ def create_organization(db: Database, principal: Principal, data: s.Organization
         ):
             raise Conflict("there is already a brand owner organization")
         org = Organization(**data.model_dump(exclude={"programs"}))
-        org.memberships = _memberships(session, data.programs)
+        _set_memberships(org, _wanted_programs(session, data.programs))
         return ORGANIZATIONS.create(session, principal, org, f"organization {data.key!r}")
 
 
@@ -111,9 +127,11 @@ def update_organization(
             changes.get("partner_type") or data.programs or changes.get("active") is False
         ):
             raise ValidationFailed("The brand owner has no partner type or programs and stays active")
-        if data.programs is not None:
-            changes["memberships"] = _memberships(session, data.programs)
-            changes["updated_at"] = (
-                utcnow()
-            )  # membership rows alone would not bump the organization's version
-        return ORGANIZATIONS.update(session, principal, org, changes)
+        if data.programs is None:
+            return ORGANIZATIONS.update(session, principal, org, changes)
+        wanted = _wanted_programs(session, data.programs)
+        # Membership rows alone would not bump the organization's version.
+        changes["updated_at"] = utcnow()
+        return ORGANIZATIONS.update(
+            session, principal, org, changes, apply=lambda o: _set_memberships(o, wanted)
+        )

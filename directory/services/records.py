@@ -28,7 +28,7 @@ def _seen_by_all(principal: Principal, record: Any) -> bool:
     return True
 
 
-def _no_extra_check(record: Any) -> None:
+def _nothing(record: Any) -> None:
     return None
 
 
@@ -56,7 +56,7 @@ class Entity(Generic[M, Out]):
         record_id: int,
         if_match: str | None,
         *,
-        may_change: Callable[[M], None] = _no_extra_check,
+        may_change: Callable[[M], None] = _nothing,
     ) -> M:
         """The record to change: 404 when unseen, then ``may_change`` (raises 403), then the ETag (412/428)."""
         record = self.get(session, principal, record_id)
@@ -82,14 +82,17 @@ class Entity(Generic[M, Out]):
         changes: dict[str, Any],
         *,
         unique_what: str | None = None,
+        apply: Callable[[M], None] = _nothing,
     ) -> Out:
         """Apply validated changes and audit the record before and after.
 
+        ``apply`` makes the changes a field assignment cannot (rows of a child collection);
         ``unique_what`` names what a unique-key clash would duplicate (a 409) when a change can clash.
         """
         before = self.out(session, record).model_dump(mode="json")
         for field, value in changes.items():
             setattr(record, field, value)
+        apply(record)
         if unique_what is None:
             session.flush()
         else:
