@@ -138,15 +138,22 @@ def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Pa
 
 
 def _check_references(
-    session: Session, data: s.LeadFields, products: Sequence[s.LeadProductIn] | None
+    session: Session, principal: Principal, data: s.LeadFields, products: Sequence[s.LeadProductIn] | None
 ) -> None:
-    """Every id and key the body names must exist (all problems reported at once)."""
+    """Every id and key the body names must exist (all problems reported at once).
+
+    A partner names only its own organization as primary partner: any other id gets that one answer,
+    whether it exists or not, so the answer tells nothing about other organizations.
+    """
     problems: list[FieldProblem] = []
     if data.customer_id is not None and session.get(Customer, data.customer_id) is None:
         problems.append(FieldProblem("/customer_id", f"no customer {data.customer_id}"))
     if data.program is not None and _program_id(session, data.program) is None:
         problems.append(FieldProblem("/program", f"no partner program {data.program!r}"))
-    if data.primary_partner_id is not None:
+    if not principal.internal:
+        if data.primary_partner_id not in (None, principal.organization_id):
+            problems.append(FieldProblem("/primary_partner_id", "must be your own organization or left out"))
+    elif data.primary_partner_id is not None:
         org = session.get(Organization, data.primary_partner_id)
         if org is None or org.kind != OrganizationKind.PARTNER:
             problems.append(
@@ -156,7 +163,7 @@ def _check_references(
         if session.get(Product, item.product_id) is None:
             problems.append(FieldProblem(f"/products/{i}/product_id", f"no product {item.product_id}"))
     if problems:
-        raise ValidationFailed("The lead names records that do not exist", problems)
+        raise ValidationFailed("The lead names records it cannot refer to", problems)
 
 
 def _program_id(session: Session, key: str | None) -> int | None:
@@ -239,16 +246,8 @@ def _new_lead(session: Session, principal: Principal, data: s.LeadCreate) -> Lea
         organization_id = data.primary_partner_id
         accepted = False
     else:
-        org = session.get(Organization, principal.organization_id)
-        if org is None or not org.can_register_leads:
-            raise Forbidden("Your organization's partner agreement does not allow registering leads")
-        if data.primary_partner_id not in (None, org.id):
-            raise ValidationFailed(
-                "A partner registers leads for its own organization",
-                [FieldProblem("/primary_partner_id", "must be your own organization or left out")],
-            )
-        organization_id = org.id
-        values["primary_partner_id"] = org.id
+        organization_id = principal.organization_id
+        values["primary_partner_id"] = organization_id
         accepted = True
     partner = (
         session.get(Organization, values["primary_partner_id"]) if values.get("primary_partner_id") else None
@@ -289,7 +288,11 @@ def create_lead(
                     IdempotencyKey.key == idempotency_key,
                 )
             )
-        _check_references(session, data, data.products)
+        if not principal.internal:  # refused before the body's references are looked at
+            org = session.get(Organization, principal.organization_id)
+            if org is None or not org.can_register_leads:
+                raise Forbidden("Your organization's partner agreement does not allow registering leads")
+        _check_references(session, principal, data, data.products)
         lead = _new_lead(session, principal, data)
         out = lead_out(session, lead)
         audit.record(
@@ -329,7 +332,7 @@ def update_lead(
             )
         ensure_accepted(session, lead, principal, "update")
         changes = data.model_dump(exclude_unset=True)
-        _check_references(session, data, data.products)
+        _check_references(session, principal, data, data.products)
         if not principal.internal and changes.get("primary_partner_id", lead.primary_partner_id) != (
             lead.primary_partner_id
         ):

@@ -489,9 +489,15 @@ def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, int 
     return env.client.open(path, method=method, headers=headers, **body), target
 
 
-def _normalised_detail(body: dict[str, Any], record_id: int | None) -> str:
-    detail = str(body.get("detail", ""))
-    return re.sub(rf"\b{record_id}\b", "{id}", detail) if record_id is not None else detail
+def _without_id(text: str, record_id: int | None) -> str:
+    """The response text with the record's id (in the detail, the instance...) replaced by ``{id}``."""
+    return re.sub(rf"\b{record_id}\b", "{id}", text) if record_id is not None else text
+
+
+def _foreign(principal: str) -> str | None:
+    """The object that is another organization's record to a partner principal (None for the others)."""
+    side = PARTNER_PRINCIPALS.get(principal)
+    return None if side is None else ("other" if side == "a" else "own")
 
 
 @pytest.mark.parametrize(("op", "principal", "obj", "expected"), list(_cells()))
@@ -503,16 +509,14 @@ def test_cell(env: Env, op: str, principal: str, obj: str | None, expected: int)
         assert resp.mimetype == PROBLEM_MEDIA_TYPE, text
         problem = resp.get_json()
         assert problem["status"] == expected and problem["type"] and problem["title"], problem
-    if obj == "other" and expected == 404:
-        # another organization's record answers exactly like a missing one
+    segment = env.operations[op][1].split("/")[2]
+    if segment in ORG_SCOPED and obj is not None and obj == _foreign(principal):
+        # to a partner, another organization's record answers exactly like a missing one: the same
+        # status and, apart from the id, the same bytes (whatever the status: 404, 403, 422...)
         missing, missing_id = _send(env, op, principal, "missing")
-        assert missing.status_code == 404
+        assert missing.status_code == resp.status_code, missing.get_data(as_text=True)
         assert missing.mimetype == resp.mimetype
-        other_body, missing_body = resp.get_json(), missing.get_json()
-        assert set(other_body) == set(missing_body)
-        for key in ("type", "title", "status"):
-            assert other_body[key] == missing_body[key]
-        assert _normalised_detail(other_body, target) == _normalised_detail(missing_body, missing_id)
+        assert _without_id(text, target) == _without_id(missing.get_data(as_text=True), missing_id)
     side = PARTNER_PRINCIPALS.get(principal)
     if side and resp.status_code == 200 and op in ("list_organizations", "list_users"):
         own_org = env.world.partner_a_id if side == "a" else env.world.partner_b_id
@@ -573,3 +577,112 @@ def test_matrix_covers_every_operation_and_principal(tmp_path: Path) -> None:
                 f"{op}/{principal}: {s} is not a documented response" for s in statuses if s not in documented
             ]
     assert not problems, "\n".join(problems)
+
+
+# --- ids named in a request body ----------------------------------------------------------------------
+#
+# The cells above name records in the path. A body names them too (a lead's primary partner, a user's
+# organization or manager, the organizations a lead is offered to): to a caller who may not see another
+# organization, that organization's records must answer exactly like missing ones there as well, or the
+# messages tell which ids exist ("must be your own organization" for an existing one, "no partner
+# organization N" for a missing one).
+
+BODY_REFERENCES = [
+    "create_lead/primary_partner_id",
+    "update_lead/primary_partner_id",
+    "create_user/organization_id",
+    "create_user/manager_id",
+    "update_user/manager_id",
+    "offer_lead/organization_ids",
+]
+
+
+def _reference_request(
+    env: Env, reference: str, principal: str, ref_id: int
+) -> tuple[str, str, dict[str, str], dict[str, Any]]:
+    """(method, path, headers, body) of a request of ``principal`` whose body names ``ref_id``."""
+    op, field_name = reference.split("/")
+    side = PARTNER_PRINCIPALS.get(principal, "a")
+    headers = env.headers(principal)
+    n = next(_unique)
+    if op == "create_lead":
+        return "POST", "/v1/leads", headers, {"name": f"Lead {n}", field_name: ref_id}
+    if op == "create_user":
+        body: dict[str, Any] = {
+            "key": f"ref-user-{n}",
+            "email": f"ref-user-{n}@partner-{side}.example",
+            "name": f"User {n}",
+            "roles": ["partner_user"],
+            field_name: ref_id,
+        }
+        if field_name == "manager_id":
+            body["organization_id"] = env.world.partner_a_id if side == "a" else env.world.partner_b_id
+        return "POST", "/v1/users", headers, body
+    if op == "update_lead":
+        path = f"/v1/leads/{_new_lead(env, side)}"
+        body = {field_name: ref_id}
+    elif op == "update_user":
+        path = f"/v1/users/{env.ids[f'user_{side}']}"
+        body = {field_name: ref_id}
+    else:  # offer_lead
+        path = f"/v1/leads/{_offered_lead(env, side)}/offers"
+        body = {field_name: [ref_id]}
+    record = path.removesuffix("/offers")
+    headers["If-Match"] = env.client.get(record, headers=env.headers("admin")).headers["ETag"]
+    return "POST" if op == "offer_lead" else "PATCH", path, headers, body
+
+
+def _other_organizations_record(env: Env, reference: str, principal: str) -> int:
+    """An existing record of an organization other than the principal's (partner B's for internal users)."""
+    other = "a" if PARTNER_PRINCIPALS.get(principal) == "b" else "b"
+    if reference.endswith("manager_id"):
+        return env.ids[f"user_{other}"]
+    return env.world.partner_a_id if other == "a" else env.world.partner_b_id
+
+
+@pytest.mark.parametrize("reference", BODY_REFERENCES)
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_another_organizations_id_in_a_body_answers_like_a_missing_one(
+    env: Env, principal: str, reference: str
+) -> None:
+    foreign_id = _other_organizations_record(env, reference, principal)
+    answers = []
+    for ref_id in (foreign_id, MISSING_ID):
+        method, path, headers, body = _reference_request(env, reference, principal, ref_id)
+        resp = env.client.open(path, method=method, headers=headers, json=body)
+        text = resp.get_data(as_text=True)
+        assert resp.status_code < 500, text
+        if resp.status_code >= 400:
+            assert resp.mimetype == PROBLEM_MEDIA_TYPE, text
+        answers.append((resp.status_code, _without_id(_without_id(text, ref_id), _record_in(path))))
+    (foreign_status, foreign_text), (missing_status, missing_text) = answers
+    if principal in PARTNER_PRINCIPALS or principal == "anonymous":
+        assert (foreign_status, foreign_text) == (missing_status, missing_text)
+    else:  # internal users see every organization: a missing id is a clear 422, where they may act
+        assert missing_status in (403, 422), missing_text
+        if missing_status == 422:
+            assert f'"pointer": "/{reference.split("/")[1]}' in missing_text, missing_text
+
+
+def _record_in(path: str) -> int | None:
+    """The record id a path names (the lead or user changed), which the answer may carry too."""
+    match = re.search(r"/v1/[a-z-]+/(\d+)", path)
+    return int(match.group(1)) if match else None
+
+
+def test_a_partner_without_lead_rights_is_refused_before_the_ids_it_names_are_looked_at(
+    client: FlaskClient, world: World, db: Database
+) -> None:
+    from directory.models import Organization
+
+    with db.transaction() as session:
+        org = session.get(Organization, world.partner_b_id)
+        assert org is not None
+        org.can_register_leads = False
+    caller = world["partner_user_b"].headers
+    answers = []
+    for ref_id in (world.partner_a_id, MISSING_ID):
+        resp = client.post("/v1/leads", json={"name": "Lead", "primary_partner_id": ref_id}, headers=caller)
+        answers.append((resp.status_code, _without_id(resp.get_data(as_text=True), ref_id)))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 403
