@@ -126,6 +126,8 @@ class PolicyActions:
     transfer: str | None = None
     notify: tuple[Notify, ...] = ()
     block_overlapping_registrations: bool | None = None
+    reassignment_pending: str | None = None
+    reassignment_approved: str | None = None
 
 
 Actions: TypeAlias = AssignmentActions | ApprovalActions | PolicyActions
@@ -234,7 +236,7 @@ def actions_to_json(actions: Actions) -> dict[str, Any]:
                 for s in actions.steps
             ]
         }
-    return {
+    out: dict[str, Any] = {
         "expiry_days": actions.expiry_days,
         "required_fields": None if actions.required_fields is None else list(actions.required_fields),
         "transfer": actions.transfer,
@@ -243,6 +245,13 @@ def actions_to_json(actions: Actions) -> dict[str, Any]:
         ],
         "block_overlapping_registrations": actions.block_overlapping_registrations,
     }
+    # Only when set, so the versions (content hashes) of rulesets written before it stay what they were.
+    if actions.reassignment_pending is not None or actions.reassignment_approved is not None:
+        out["reassignment"] = {
+            "pending_approvals": actions.reassignment_pending,
+            "approved": actions.reassignment_approved,
+        }
+    return out
 
 
 def actions_from_json(kind: Kind, data: Mapping[str, Any]) -> Actions:
@@ -265,6 +274,8 @@ def actions_from_json(kind: Kind, data: Mapping[str, Any]) -> Actions:
         data["transfer"],
         tuple(Notify(n["event"], tuple(n["roles"]), tuple(n["users"])) for n in data["notify"]),
         data["block_overlapping_registrations"],
+        (data.get("reassignment") or {}).get("pending_approvals"),
+        (data.get("reassignment") or {}).get("approved"),
     )
 
 

@@ -82,6 +82,8 @@ def _actions(then: AssignmentThen | ApprovalThen | PolicyThen, rule_id: str) -> 
             for event, target in sorted(then.notify.items())
         ),
         block_overlapping_registrations=then.block_overlapping_registrations,
+        reassignment_pending=then.reassignment.pending_approvals if then.reassignment else None,
+        reassignment_approved=then.reassignment.approved if then.reassignment else None,
     )
 
 

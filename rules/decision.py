@@ -160,6 +160,10 @@ class AssignmentDecisionResult:
                 "required_fields": list(self.policy.required_fields),
                 "transfer": self.policy.transfer,
                 "block_overlapping_registrations": self.policy.block_overlapping_registrations,
+                "reassignment": {
+                    "pending_approvals": self.policy.reassignment_pending,
+                    "approved": self.policy.reassignment_approved,
+                },
                 "notify": [
                     {"event": n.event, "roles": list(n.roles), "users": list(n.users)}
                     for n in self.policy.notify

@@ -31,6 +31,10 @@ class PolicyDecision:
     transfer: str = "never"
     notify: tuple[ast.Notify, ...] = ()
     block_overlapping_registrations: bool = False
+    #: Batch reassignment: ``reroute`` or ``keep`` open approval rounds; ``keep_owner``, ``move_team`` or
+    #: ``move_owner`` for approved registrations and their opportunities.
+    reassignment_pending: str = "reroute"
+    reassignment_approved: str = "keep_owner"
 
 
 Decision: TypeAlias = AssignmentDecision | ApprovalDecision | PolicyDecision
@@ -94,6 +98,10 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
             {"event": n.event, "roles": list(n.roles), "users": list(n.users)} for n in decision.notify
         ],
         "block_overlapping_registrations": decision.block_overlapping_registrations,
+        "reassignment": {
+            "pending_approvals": decision.reassignment_pending,
+            "approved": decision.reassignment_approved,
+        },
     }
 
 
@@ -161,5 +169,11 @@ def merge_actions_uncached(ruleset: ast.Ruleset, fired: Sequence[str]) -> Decisi
                 if a.block_overlapping_registrations is not None
             ),
             False,
+        ),
+        reassignment_pending=next(
+            (a.reassignment_pending for a in policy if a.reassignment_pending is not None), "reroute"
+        ),
+        reassignment_approved=next(
+            (a.reassignment_approved for a in policy if a.reassignment_approved is not None), "keep_owner"
         ),
     )

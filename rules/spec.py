@@ -14,6 +14,8 @@ HitPolicyName = Literal["first", "priority", "collect"]
 KindName = Literal["assignment", "approval", "policy"]
 StepMode = Literal["parallel", "all"]
 TransferTrigger = Literal["on_approval", "never"]
+PendingApprovalsPolicy = Literal["reroute", "keep"]
+ApprovedPolicy = Literal["keep_owner", "move_team", "move_owner"]
 EventName = Literal[
     "submitted", "approved", "rejected", "info_requested", "expired", "accepted", "transferred"
 ]
@@ -112,12 +114,25 @@ class NotifyTarget(_Spec):
     users: list[str] = Field(default_factory=list)
 
 
+class ReassignmentThen(_Spec):
+    """What a batch reassignment does to registrations in flight (DESIGN.md 2.7)."""
+
+    pending_approvals: PendingApprovalsPolicy | None = Field(
+        default=None, description="reroute (default): the open round goes to the new approvers; keep"
+    )
+    approved: ApprovedPolicy | None = Field(
+        default=None,
+        description="keep_owner (default): untouched; move_team: teams move, owner stays; move_owner",
+    )
+
+
 class PolicyThen(_Spec):
     expiry_days: int | None = Field(default=None, ge=1, le=3650)
     required_fields: list[LeadField] | None = None
     transfer: TransferTrigger | None = None
     notify: dict[EventName, NotifyTarget] = Field(default_factory=dict)
     block_overlapping_registrations: bool | None = None
+    reassignment: ReassignmentThen | None = None
 
 
 class AssignmentRule(_RuleSpec):
