@@ -35,6 +35,8 @@ from registration.duplicates_api import api as duplicates_api
 from registration.notifications_cli import commands as notification_commands
 from registration.opportunity_api import api as opportunity_api
 from registration.opportunity_service import OpportunityCreated
+from registration.reassignment.api import api as reassignment_api
+from registration.reassignment.cli import commands as reassignment_commands
 from rules.api import api as rules_api
 from rules.cli import rules_cli
 from rules.decision_api import api as decisions_api
@@ -111,6 +113,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     app.register_api(opportunity_api)
     app.register_api(duplicates_api)
     app.register_api(acceptance_api)
+    app.register_api(reassignment_api)
     app.register_api(transfer_api)
     app.register_api(transfer_inbound_api)
     app.register_blueprint(territory_pages)
@@ -120,6 +123,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
         *territory_commands,
         *notification_commands,
         *registration_commands,
+        *reassignment_commands,
         *transfer_commands,
         demo_group,
     ):

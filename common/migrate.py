@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "rules.models",
     "registration.models",
     "registration.acceptance_models",
+    "registration.reassignment.models",
     "transfer.models",
 )
 

@@ -103,6 +103,9 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         pg = request.getfixturevalue("postgres_template")
         pg.reset()
         url = pg.url
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PRM_BATCH_BACKEND", "inline")  # reassignment runs in this process
+    request.addfinalizer(patch.undo)
     app = create_app(Settings(database_url=url, log_json=False), TESTING=True)
     db: Database = app.extensions["prm.db"]
     client = app.test_client()
@@ -138,6 +141,7 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     e.ids["territory-model"] = _new_model(e)
     _add_territory(e, e.ids["territory-model"], "EU", "Europe")
     e.ids["decision"] = _post_ok(client, "/v1/decisions", admin, {"facts": {"geography": "JP"}})["id"]
+    e.ids["reassignment-run"] = _reassignment_run(e)
     for side in ("a", "b"):  # drafts that stay drafts (submit cells submit fresh leads)
         e.ids[f"lead_{side}"] = _new_lead(e, side)
     _activate_source(e, "approval.yaml", CAM_1_APPROVES)  # cam_1 approves, cam_2 does not
@@ -322,6 +326,26 @@ def _new_policy(env: Env, activate: bool = False) -> int:
     return ruleset_id
 
 
+# Operations on a reassignment run -> the state of the fresh run each cell gets.
+REASSIGNMENT_RUN_STATES = {
+    "apply_reassignment_run": "planned",
+    "cancel_reassignment_run": "planned",
+    "revert_reassignment_run": "applied",
+}
+
+
+def _reassignment_run(env: Env, state: str = "planned") -> int:
+    """A fresh run over the matrix's leads (drafts: nothing to move), planned or applied."""
+    from common.batch import InlineBackend
+    from registration.reassignment import schemas as rs
+    from registration.reassignment import service as reassignment
+
+    run = reassignment.create_run(env.db, None, rs.RunCreate(), backend=InlineBackend())
+    if state == "applied":
+        reassignment.apply_run(env.db, None, run.id, backend=InlineBackend())
+    return run.id
+
+
 # --- one valid request per cell -----------------------------------------------------------------------
 
 
@@ -382,6 +406,9 @@ def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[
         return env.ids["territory-model"], leaf, None
     if segment == "territory-models":
         return env.ids["territory-model"], "EU", None
+    if segment == "reassignment-runs" and op in REASSIGNMENT_RUN_STATES:
+        run_id = _reassignment_run(env, REASSIGNMENT_RUN_STATES[op])
+        return run_id, "", etag_for(run_id, 1)  # runs take no If-Match (a plan is applied as planned)
     return env.ids[segment.rstrip("s")], "", None
 
 
@@ -444,6 +471,9 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "withdraw_lead": {"json": {"comment": f"withdrawn {n}"}},
         "change_lead_expiry": {"json": {"expires_at": f"2099-01-{1 + n % 28:02d}T00:00:00+00:00"}},
         "close_opportunity": {"json": {"status": "won"}},
+        "create_reassignment_run": {"json": {"full": True}},
+        "lock_lead_assignment": {"json": {"reason": f"key account {n}"}},
+        "lock_opportunity_assignment": {"json": {"reason": f"key account {n}"}},
         "update_opportunity_revenue_line": {"json": {"amount": 1000 + n, "currency": "EUR"}},
         "create_partner_crm_connection": {"json": _connection_body(env.world.partner_b_id, f"crm-{n}")},
         "update_partner_crm_connection": {"json": {"timeout_seconds": 5 + n % 10}},

@@ -233,6 +233,49 @@ def partner_crm_connection(client: Any, world: World, h: dict[str, str]) -> Targ
     )
 
 
+def _approved_opportunity(client: Any, world: World, h: dict[str, str]) -> str:
+    """The path of the opportunity an approved registration of partner A converted into."""
+    customer = _created(client, h, "/v1/customers", {"key": "CUST-L", "name": "Customer L", "country": "JP"})
+    product = _created(client, h, "/v1/products", {"key": "lk", "name": "Lock", "level": "group"})
+    body = {
+        "name": "Locked deal",
+        "primary_partner_id": world.partner_a_id,
+        "customer_id": customer.get_json()["id"],
+        "registration_type": "resale",
+        "program": "resell",
+        "products": [{"product_id": product.get_json()["id"], "primary": True}],
+    }
+    path = f"/v1/leads/{_created(client, h, '/v1/leads', body).get_json()['id']}"
+    for action in ("submit", "approve"):
+        etag = client.get(path, headers=h).headers["ETag"]
+        resp = client.post(
+            f"{path}/{action}", json={} if action == "approve" else None, headers={**h, "If-Match": etag}
+        )
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+    return f"/v1/opportunities/{resp.get_json()['opportunity_id']}"
+
+
+def _assignment_lock(kind: str, lift: bool) -> Callable[[Any, World, dict[str, str]], Target]:
+    """A lead's or opportunity's assignment lock, placed (PUT) or lifted (DELETE, from a placed one);
+    its ETag is the record's."""
+
+    def build(client: Any, world: World, h: dict[str, str]) -> Target:
+        if kind == "lead":
+            record = f"/v1/leads/{_created(client, h, '/v1/leads', {'name': 'Locked lead'}).get_json()['id']}"
+        else:
+            record = _approved_opportunity(client, world, h)
+        path = f"{record}/assignment-lock"
+        etag = client.get(record, headers=h).headers["ETag"]
+        if lift:
+            resp = client.put(path, json={"reason": "key account"}, headers={**h, "If-Match": etag})
+            assert resp.status_code == 200, resp.get_data(as_text=True)
+            etag = resp.headers["ETag"]
+            return Target(path, _get(client, h, path), etag, None, None)
+        return Target(path, _get(client, h, path), etag, {"reason": "key account"}, {"reason": "stale"})
+
+    return build
+
+
 # operationId -> how to build a record it can change and a valid change
 CASES: dict[str, Callable[[Any, World, dict[str, str]], Target]] = {
     "update_organization": organization,
@@ -249,6 +292,10 @@ CASES: dict[str, Callable[[Any, World, dict[str, str]], Target]] = {
     "change_lead_expiry": lead_expiry,
     "update_opportunity_revenue_line": opportunity_revenue_line,
     "update_partner_crm_connection": partner_crm_connection,
+    "lock_lead_assignment": _assignment_lock("lead", lift=False),
+    "unlock_lead_assignment": _assignment_lock("lead", lift=True),
+    "lock_opportunity_assignment": _assignment_lock("opportunity", lift=False),
+    "unlock_opportunity_assignment": _assignment_lock("opportunity", lift=True),
 }
 
 

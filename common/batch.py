@@ -1,0 +1,166 @@
+"""The chunked runner of batch work: a run split into chunks, each executed by a pluggable backend.
+
+A chunk names a range of ids of one phase of one run (``Chunk``). The work itself is a *task*: a
+module-level function ``task(database_url, chunk) -> dict[str, int]`` named by ``"module:function"``, so
+any process that imports this repository can run it, and a backend only moves names and numbers around.
+A task owns its transaction and must be idempotent (keyed by run and record, backed by a unique
+constraint): a chunk run twice, redelivered or resumed after a kill changes nothing twice.
+
+Backends (``Backend``) have one method, ``run``: execute the chunks, call ``done`` with each finished
+chunk's counts in the caller's process, and stop handing out chunks once ``stop()`` says so. Here:
+
+- ``InlineBackend``: in this process, one chunk after another (small runs, tests, debugging);
+- ``ProcessPoolBackend``: a local pool of worker processes. durable_rules wants processes, not threads,
+  and one rules host per process; each worker builds its own host and database engine when it first
+  runs a task (DESIGN.md 2.1 and 2.7).
+
+A backend over a message broker (Celery) fits the same interface: send ``(task, database_url, chunk)``
+per chunk, collect the counts, and check ``stop`` between sends.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Protocol
+
+from common.database import Database
+
+Counts = Mapping[str, int]
+DoneCallback = Callable[["Chunk", Counts], None]
+StopCheck = Callable[[], bool]
+
+BACKEND_VARIABLE = "PRM_BATCH_BACKEND"
+WORKERS_VARIABLE = "PRM_BATCH_WORKERS"
+CHUNK_SIZE_VARIABLE = "PRM_BATCH_CHUNK_SIZE"
+DEFAULT_CHUNK_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Ids ``first_id`` to ``last_id`` (inclusive) of phase ``phase`` of run ``run_id``; ``number`` orders
+    the chunks of a phase."""
+
+    run_id: int
+    phase: str
+    number: int
+    first_id: int
+    last_id: int
+
+
+class Backend(Protocol):
+    """Executes chunks of a run; see the module docstring."""
+
+    name: str
+
+    def run(
+        self, task: str, database_url: str, chunks: Iterable[Chunk], *, done: DoneCallback, stop: StopCheck
+    ) -> None: ...
+
+
+def resolve_task(name: str) -> Callable[[str, Chunk], Counts]:
+    """The function a ``"module:function"`` task name stands for."""
+    module, _, attribute = name.partition(":")
+    if not module or not attribute:
+        raise ValueError(f"a task is named 'module:function', not {name!r}")
+    task: Callable[[str, Chunk], Counts] = getattr(importlib.import_module(module), attribute)
+    return task
+
+
+_DATABASES: dict[tuple[int, str], Database] = {}
+
+
+def database_for(url: str) -> Database:
+    """This process's engine for ``url`` (a worker builds its own after it started, never inherits one)."""
+    key = (os.getpid(), url)
+    db = _DATABASES.get(key)
+    if db is None:
+        db = _DATABASES[key] = Database(url)
+    return db
+
+
+def run_chunk(task: str, database_url: str, chunk: Chunk) -> tuple[Chunk, dict[str, int]]:
+    """Run one chunk in this process (what a worker executes)."""
+    return chunk, dict(resolve_task(task)(database_url, chunk))
+
+
+class InlineBackend:
+    """Runs every chunk in the calling process, in order."""
+
+    name = "inline"
+
+    def run(
+        self, task: str, database_url: str, chunks: Iterable[Chunk], *, done: DoneCallback, stop: StopCheck
+    ) -> None:
+        for chunk in chunks:
+            if stop():
+                return
+            done(*run_chunk(task, database_url, chunk))
+
+
+class ProcessPoolBackend:
+    """Runs chunks on ``workers`` local processes, at most two chunks per worker in flight.
+
+    Workers are started with ``spawn`` (a fresh interpreter: no engine, connection or rules host is
+    inherited from the parent); a worker keeps its host and engine for every chunk it runs.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, start_method: str = "spawn") -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.start_method = start_method
+
+    def run(
+        self, task: str, database_url: str, chunks: Iterable[Chunk], *, done: DoneCallback, stop: StopCheck
+    ) -> None:
+        context = multiprocessing.get_context(self.start_method)
+        in_flight: set[Future[tuple[Chunk, dict[str, int]]]] = set()
+        with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+            try:
+                for chunk in chunks:
+                    if stop():
+                        break
+                    in_flight.add(pool.submit(run_chunk, task, database_url, chunk))
+                    if len(in_flight) >= 2 * self.workers:
+                        finished, in_flight = _settle(in_flight, FIRST_COMPLETED)
+                        for future in finished:
+                            done(*future.result())
+                finished, in_flight = _settle(in_flight, None)
+                for future in finished:
+                    done(*future.result())
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+
+
+def _settle(
+    futures: set[Future[tuple[Chunk, dict[str, int]]]], mode: str | None
+) -> tuple[set[Future[tuple[Chunk, dict[str, int]]]], set[Future[tuple[Chunk, dict[str, int]]]]]:
+    if not futures:
+        return set(), set()
+    result = wait(futures, return_when=mode) if mode else wait(futures)
+    return set(result.done), set(result.not_done)
+
+
+def backend_named(name: str | None = None, workers: int | None = None) -> Backend:
+    """The backend ``name`` (``local``, ``inline``), else the one ``PRM_BATCH_BACKEND`` names (default
+    ``local``); workers from ``PRM_BATCH_WORKERS`` when not given."""
+    choice = (name or os.environ.get(BACKEND_VARIABLE) or "local").strip().lower()
+    if workers is None and os.environ.get(WORKERS_VARIABLE):
+        workers = int(os.environ[WORKERS_VARIABLE])
+    if choice == "local":
+        return ProcessPoolBackend(workers)
+    if choice == "inline":
+        return InlineBackend()
+    raise ValueError(f"{BACKEND_VARIABLE} must be 'local' or 'inline', not {choice!r}")
+
+
+def default_chunk_size() -> int:
+    """``PRM_BATCH_CHUNK_SIZE``, or 1,000 leads per chunk."""
+    return max(1, int(os.environ.get(CHUNK_SIZE_VARIABLE) or DEFAULT_CHUNK_SIZE))

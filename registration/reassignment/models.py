@@ -1,0 +1,114 @@
+"""Tables of batch reassignment: runs (a stored plan and its progress), one item per lead the plan
+moves or keeps, the chunks a run is worked in, and assignment locks on leads and opportunities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from common.clock import utcnow
+from common.database import Base, UtcDateTime
+
+
+class ReassignmentRun(Base):
+    """A plan (``kind`` plan or revert) evaluated over the leads in its scope, then applied in chunks."""
+
+    __tablename__ = "reassignment_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    # The model the plan evaluates with (None: no model), and the active model when it was planned.
+    territory_model_id: Mapped[int | None] = mapped_column(ForeignKey("territory_models.id"))
+    base_model_id: Mapped[int | None] = mapped_column(ForeignKey("territory_models.id"))
+    ruleset_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reverts_run_id: Mapped[int | None] = mapped_column(ForeignKey("reassignment_runs.id"))
+    incremental: Mapped[bool] = mapped_column(Boolean, default=False)
+    chunk_size: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    # Counts: leads that exist, leads evaluated, and what the plan and the apply found.
+    total_leads: Mapped[int] = mapped_column(Integer, default=0)
+    evaluated: Mapped[int] = mapped_column(Integer, default=0)
+    moved: Mapped[int] = mapped_column(Integer, default=0)
+    kept: Mapped[int] = mapped_column(Integer, default=0)
+    applied: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    apply_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ReassignmentItem(Base):
+    """One lead of a plan: moved (``outcome`` move) or kept with why, before and after, and what the
+    apply did with it (``result``). Unique per (run, lead): a chunk run twice adds and applies nothing
+    twice."""
+
+    __tablename__ = "reassignment_items"
+    __table_args__ = (
+        UniqueConstraint("run_id", "lead_id"),
+        Index("ix_reassignment_items_run_id_id", "run_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("reassignment_runs.id", ondelete="CASCADE"))
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    lead_version: Mapped[int] = mapped_column(Integer)
+    lead_status: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(Text)
+    territory_before: Mapped[str | None] = mapped_column(String(64))
+    territory_after: Mapped[str | None] = mapped_column(String(64))
+    cam_before: Mapped[str | None] = mapped_column(String(64))
+    cam_after: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[dict[str, Any]] = mapped_column(JSON)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What the apply does with the lead's registration in flight (policy): reroute, move_team...
+    action: Mapped[str | None] = mapped_column(String(20))
+    # The new decision to store (facts and result) when the plan re-decided the lead; a revert names
+    # the earlier decision in ``after`` instead.
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The decision the lead has after the apply (a new one, or the earlier one a revert restores).
+    decision_id: Mapped[int | None] = mapped_column(Integer)
+    result: Mapped[str | None] = mapped_column(String(20))
+    result_reason: Mapped[str | None] = mapped_column(Text)
+    applied_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class ReassignmentChunk(Base):
+    """One chunk of a run's plan or apply phase (a range of lead or item ids); a row with ``done_at``
+    set is finished, so a resumed run skips it."""
+
+    __tablename__ = "reassignment_chunks"
+    __table_args__ = (UniqueConstraint("run_id", "phase", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("reassignment_runs.id", ondelete="CASCADE"))
+    phase: Mapped[str] = mapped_column(String(10))
+    number: Mapped[int] = mapped_column(Integer)
+    first_id: Mapped[int] = mapped_column(Integer)
+    last_id: Mapped[int] = mapped_column(Integer)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class AssignmentLock(Base):
+    """A lead or opportunity that batch reassignment leaves where it is, with who, when and why."""
+
+    __tablename__ = "assignment_locks"
+    __table_args__ = (UniqueConstraint("subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_type: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    locked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    locked_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

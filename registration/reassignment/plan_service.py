@@ -1,0 +1,382 @@
+"""Planning a reassignment run: which leads are in scope (streamed by id, never all loaded), which of
+them an incremental plan must evaluate, and the chunk task that re-decides a range of leads and stores
+one item per lead that would move or be kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, false, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from common.batch import Chunk, database_for
+from common.clock import utcnow
+from common.database import Database
+from directory.models import Customer, Organization, PartnerProgram, Product
+from registration.models import Lead, LeadProduct, LeadTerritory, Opportunity
+from registration.reassignment.models import (
+    AssignmentLock,
+    ReassignmentChunk,
+    ReassignmentItem,
+    ReassignmentRun,
+)
+from registration.reassignment.planning import Assignment, ItemOutcome, LeadState, verdict
+from registration.reassignment.realignment import candidate_members, changed_territories
+from rules import ast, repository
+from rules.decision import decide
+from rules.evaluator import get_evaluator
+from rules.models import StoredDecision
+from rules.service import active_rulesets
+from territory.dimensions import Dimension
+from territory.repository import snapshot_for
+from territory.snapshot import TerritorySnapshot
+
+PLAN_TASK = "registration.reassignment.plan_service:plan_chunk"
+PHASE = "plan"
+
+
+def insert_for(session: Session) -> Any:
+    """The dialect's INSERT (for ``ON CONFLICT DO NOTHING``)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+# --- scope ----------------------------------------------------------------------------------------------
+
+
+def scope_conditions(session: Session, scope: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a plan's scope: leads that were assigned once, narrowed by ``scope``."""
+    conditions: list[ColumnElement[bool]] = [Lead.decision_id.is_not(None)]
+    if scope.get("status"):
+        conditions.append(Lead.status.in_(list(scope["status"])))
+    if scope.get("partner"):
+        conditions.append(
+            Lead.primary_partner_id.in_(select(Organization.id).where(Organization.key == scope["partner"]))
+        )
+    if scope.get("territory"):
+        conditions.append(
+            exists().where(
+                LeadTerritory.lead_id == Lead.id, LeadTerritory.territory_key == scope["territory"]
+            )
+        )
+    since = scope.get("updated_since")
+    if since:
+        conditions.append(
+            Lead.updated_at >= (datetime.fromisoformat(since) if isinstance(since, str) else since)
+        )
+    return conditions
+
+
+def _member_condition(dimension: Dimension, members: set[str]) -> ColumnElement[bool]:
+    keys = sorted(members)
+    if dimension is Dimension.CUSTOMER:
+        return Lead.customer_id.in_(select(Customer.id).where(Customer.key.in_(keys)))
+    if dimension is Dimension.GEOGRAPHY:
+        return Lead.customer_id.in_(select(Customer.id).where(Customer.country.in_(keys)))
+    if dimension is Dimension.PROGRAM:
+        return Lead.program_id.in_(select(PartnerProgram.id).where(PartnerProgram.key.in_(keys)))
+    if dimension is Dimension.PARTNER:
+        return Lead.primary_partner_id.in_(select(Organization.id).where(Organization.key.in_(keys)))
+    return exists().where(
+        LeadProduct.lead_id == Lead.id,
+        LeadProduct.is_primary.is_(True),
+        LeadProduct.product_id.in_(select(Product.id).where(Product.key.in_(keys))),
+    )
+
+
+def incremental_condition(
+    base: TerritorySnapshot, target: TerritorySnapshot, base_model_id: int
+) -> ColumnElement[bool] | None:
+    """Leads an incremental plan must evaluate: those whose facts fall in the coverage that changed
+    between the two models, and those last decided with another model; ``None``: every lead."""
+    members = candidate_members((base, target), changed_territories(base, target))
+    if members is None:
+        return None
+    other_model = exists(
+        select(StoredDecision.id)
+        .where(
+            StoredDecision.id == Lead.decision_id,
+            or_(
+                StoredDecision.territory_model_id.is_(None),
+                StoredDecision.territory_model_id != base_model_id,
+            ),
+        )
+        .correlate_except(StoredDecision)
+    )
+    by_members = [_member_condition(d, m) for d, m in members.items() if m]
+    return or_(other_model, *by_members) if by_members else or_(other_model, false())
+
+
+def rules_name_territories(rulesets: Mapping[ast.Kind, ast.Ruleset], keys: frozenset[str]) -> bool:
+    """Whether an assignment rule adds one of ``keys`` (its team then reaches leads anywhere)."""
+    assignment = rulesets.get(ast.Kind.ASSIGNMENT)
+    if assignment is None:
+        return False
+    return any(
+        isinstance(rule.actions, ast.AssignmentActions) and set(rule.actions.add_territories) & keys
+        for rule in assignment.rules
+    )
+
+
+def lead_ids(session: Session, conditions: list[ColumnElement[bool]], batch: int) -> Iterator[int]:
+    """Every lead id matching ``conditions``, ascending, read ``batch`` at a time (keyset)."""
+    last = 0
+    while True:
+        ids = list(
+            session.scalars(select(Lead.id).where(Lead.id > last, *conditions).order_by(Lead.id).limit(batch))
+        )
+        yield from ids
+        if len(ids) < batch:
+            return
+        last = ids[-1]
+
+
+def count_leads(session: Session, conditions: list[ColumnElement[bool]]) -> int:
+    return int(session.scalar(select(func.count()).select_from(Lead).where(*conditions)) or 0)
+
+
+def create_chunks(session: Session, run: ReassignmentRun, conditions: list[ColumnElement[bool]]) -> int:
+    """Cut the leads ``conditions`` select into chunks of ``run.chunk_size`` ids; returns how many."""
+    number, first, count, last = 0, None, 0, 0
+    for lead_id in lead_ids(session, conditions, max(run.chunk_size, 1000)):
+        if first is None:
+            first = lead_id
+        count, last = count + 1, lead_id
+        if count == run.chunk_size:
+            number += 1
+            session.add(
+                ReassignmentChunk(run_id=run.id, phase=PHASE, number=number, first_id=first, last_id=last)
+            )
+            first, count = None, 0
+    if first is not None:
+        number += 1
+        session.add(
+            ReassignmentChunk(run_id=run.id, phase=PHASE, number=number, first_id=first, last_id=last)
+        )
+    return number
+
+
+# --- the chunk task -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What every chunk of one run decides with (built once per process and run)."""
+
+    snapshot: TerritorySnapshot | None
+    model_id: int | None
+    rulesets: Mapping[ast.Kind, ast.Ruleset]
+
+
+_CONTEXTS: dict[tuple[Any, ...], PlanContext] = {}
+
+
+def rulesets_for(db: Database, ruleset_ids: list[int]) -> dict[ast.Kind, ast.Ruleset]:
+    """The active rulesets, with the given versions standing in for their kinds."""
+    rulesets = dict(active_rulesets(db))
+    with db.transaction() as session:
+        for ruleset_id in ruleset_ids:
+            row = repository.get(session, ruleset_id)
+            if row is not None:
+                ruleset = ast.ruleset_from_json(row.ast)
+                rulesets[ruleset.kind] = ruleset
+    return rulesets
+
+
+def context_for(db: Database, url: str, run: ReassignmentRun) -> PlanContext:
+    key = (url, run.id, run.created_at, run.territory_model_id, tuple(run.ruleset_ids))
+    context = _CONTEXTS.get(key)
+    if context is None:
+        snapshot = snapshot_for(db, run.territory_model_id) if run.territory_model_id else None
+        if len(_CONTEXTS) > 16:
+            _CONTEXTS.clear()
+        context = _CONTEXTS[key] = PlanContext(
+            snapshot, run.territory_model_id, rulesets_for(db, list(run.ruleset_ids))
+        )
+    return context
+
+
+Pair = tuple[TerritorySnapshot, TerritorySnapshot] | None
+
+
+def model_pair(db: Database, run: ReassignmentRun) -> Pair:
+    """The (active, target) snapshots of an incremental run (load them outside any transaction)."""
+    if run.incremental and run.base_model_id and run.territory_model_id:
+        return snapshot_for(db, run.base_model_id), snapshot_for(db, run.territory_model_id)
+    return None
+
+
+def run_conditions(session: Session, run: ReassignmentRun, pair: Pair) -> list[ColumnElement[bool]]:
+    """The scope of ``run``, narrowed to the changed coverage when the run is incremental."""
+    conditions = scope_conditions(session, run.scope)
+    if pair is not None and run.base_model_id is not None:
+        condition = incremental_condition(pair[0], pair[1], run.base_model_id)
+        if condition is not None:
+            conditions.append(condition)
+    return conditions
+
+
+@dataclass(frozen=True)
+class _Row:
+    lead_id: int
+    version: int
+    status: str
+    decision_id: int
+    territory_model_id: int | None
+    facts: dict[str, Any]
+    result: dict[str, Any]
+
+
+def _states(session: Session, leads: list[_Row]) -> tuple[dict[int, LeadState], dict[int, int | None]]:
+    """Each lead's state for the verdict, and the owner of each lead's opportunity (by lead id)."""
+    ids = [lead.lead_id for lead in leads]
+    locks = dict(
+        session.execute(
+            select(AssignmentLock.subject_id, AssignmentLock.reason).where(
+                AssignmentLock.subject_type == "lead", AssignmentLock.subject_id.in_(ids)
+            )
+        ).all()
+    )
+    opportunities = {
+        lead_id: (opp_id, status, owner)
+        for opp_id, lead_id, status, owner in session.execute(
+            select(Opportunity.id, Opportunity.lead_id, Opportunity.status, Opportunity.owner_user_id).where(
+                Opportunity.lead_id.in_(ids)
+            )
+        )
+    }
+    opp_ids = [o[0] for o in opportunities.values()]
+    opp_locks = (
+        dict(
+            session.execute(
+                select(AssignmentLock.subject_id, AssignmentLock.reason).where(
+                    AssignmentLock.subject_type == "opportunity", AssignmentLock.subject_id.in_(opp_ids)
+                )
+            ).all()
+        )
+        if opp_ids
+        else {}
+    )
+    out = {}
+    for lead in leads:
+        opp = opportunities.get(lead.lead_id)
+        out[lead.lead_id] = LeadState(
+            lead.lead_id,
+            lead.version,
+            lead.status,
+            lock_reason=locks.get(lead.lead_id),
+            opportunity_status=opp[1] if opp else None,
+            opportunity_lock_reason=opp_locks.get(opp[0]) if opp else None,
+        )
+    return out, {lead_id: opp[2] for lead_id, opp in opportunities.items()}
+
+
+def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
+    """Re-decide the leads of one chunk and store their items (idempotent per run and lead)."""
+    db = database_for(database_url)
+    with db.transaction() as session:
+        run = session.get(ReassignmentRun, chunk.run_id)
+        assert run is not None
+    context = context_for(db, database_url, run)
+    pair = model_pair(db, run)
+    evaluator = get_evaluator()
+    with db.transaction() as session:  # read, then decide outside any transaction
+        done = session.scalar(
+            select(ReassignmentChunk.done_at).where(
+                ReassignmentChunk.run_id == chunk.run_id,
+                ReassignmentChunk.phase == PHASE,
+                ReassignmentChunk.number == chunk.number,
+            )
+        )
+        if done is not None:
+            return {}
+        run = session.get(ReassignmentRun, chunk.run_id)
+        assert run is not None
+        conditions = run_conditions(session, run, pair)
+        rows = [
+            _Row(*r)
+            for r in session.execute(
+                select(
+                    Lead.id,
+                    Lead.version,
+                    Lead.status,
+                    StoredDecision.id,
+                    StoredDecision.territory_model_id,
+                    StoredDecision.facts,
+                    StoredDecision.result,
+                )
+                .join(StoredDecision, StoredDecision.id == Lead.decision_id)
+                .where(Lead.id >= chunk.first_id, Lead.id <= chunk.last_id, *conditions)
+                .order_by(Lead.id)
+            )
+        ]
+        states, owners = _states(session, rows) if rows else ({}, {})
+    items: list[dict[str, Any]] = []
+    for lead in rows:
+        before = Assignment.from_result(lead.result)
+        result = decide(lead.facts, context.snapshot, context.rulesets, evaluator)
+        result_json = result.to_json()
+        after = Assignment.from_result(result_json)
+        found = verdict(
+            states[lead.lead_id],
+            before,
+            after,
+            pending_approvals=result.policy.reassignment_pending,
+            approved=result.policy.reassignment_approved,
+        )
+        if found is None:
+            continue
+        items.append(
+            {
+                "run_id": chunk.run_id,
+                "lead_id": lead.lead_id,
+                "lead_version": lead.version,
+                "lead_status": lead.status,
+                "outcome": found.outcome.value,
+                "reason": found.reason,
+                "action": found.action.value if found.action else None,
+                "territory_before": before.lowest[0] if before.lowest else None,
+                "territory_after": after.lowest[0] if after.lowest else None,
+                "cam_before": before.cam,
+                "cam_after": after.cam,
+                "before": {
+                    **before.to_json(),
+                    "decision_id": lead.decision_id,
+                    "territory_model_id": lead.territory_model_id,
+                    **({"opportunity_owner_id": owners[lead.lead_id]} if lead.lead_id in owners else {}),
+                },
+                "after": {**after.to_json(), "territory_model_id": context.model_id},
+                "facts": dict(lead.facts) if found.outcome is ItemOutcome.MOVE else None,
+                "result_json": result_json if found.outcome is ItemOutcome.MOVE else None,
+            }
+        )
+    with db.transaction() as session:
+        row = session.scalar(
+            select(ReassignmentChunk)
+            .where(
+                ReassignmentChunk.run_id == chunk.run_id,
+                ReassignmentChunk.phase == PHASE,
+                ReassignmentChunk.number == chunk.number,
+            )
+            .with_for_update()
+        )
+        if row is None or row.done_at is not None:  # another worker finished it meanwhile
+            return {}
+        if items:
+            session.execute(
+                insert_for(session)(ReassignmentItem).on_conflict_do_nothing(
+                    index_elements=["run_id", "lead_id"]
+                ),
+                items,
+            )
+        row.done_at = utcnow()
+    moved = sum(1 for i in items if i["outcome"] == ItemOutcome.MOVE.value)
+    return {"evaluated": len(rows), "moved": moved, "kept": len(items) - moved}
+
+
+def covered_lead_count(session: Session, scope: Mapping[str, Any]) -> int:
+    """Leads in ``scope`` (what an incremental plan reports its evaluated count against)."""
+    return count_leads(session, scope_conditions(session, scope))

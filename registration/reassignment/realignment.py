@@ -1,0 +1,69 @@
+"""Incremental realignment (pure): which territories differ between two model versions, and which
+dimension members a lead must carry to possibly be affected.
+
+A lead matches a territory when it satisfies that territory's own coverage, so its matched set, lowest
+territories, CAM (inherited downwards) and role holders (nearest on the path) change between two models
+only if it satisfies the coverage of a territory that differs, or sits below one that does. ``changed``
+is therefore every territory that differs or exists in one model only, plus everything below one in
+either model. Of each such territory's restricted dimensions the narrowest is enough as a necessary
+condition: a lead whose member on it is not covered cannot match the territory. A changed territory
+restricted on nothing makes every lead a candidate (``None``).
+
+>>> from territory.snapshot import TerritorySnapshot
+>>> from territory.tree import Coverage, TeamMember, TerritoryDef
+>>> from territory.dimensions import Dimension, MemberHierarchy
+>>> geo = {Dimension.GEOGRAPHY: MemberHierarchy({"APAC": None, "JP": "APAC", "DE": None})}
+>>> def model(jp_cam):
+...     return TerritorySnapshot("v", [
+...         TerritoryDef("WW", None, "World", "global"),
+...         TerritoryDef("JP", "WW", "Japan", "country", coverage={Dimension.GEOGRAPHY: Coverage.of(["JP"])},
+...                      team=(TeamMember(jp_cam, "channel_account_manager"),)),
+...     ], geo)
+>>> old, new = model("cam-a"), model("cam-b")
+>>> sorted(changed_territories(old, new))
+['JP']
+>>> candidate_members((old, new), changed_territories(old, new))
+{<Dimension.GEOGRAPHY: 'geography'>: {'JP'}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from territory.dimensions import Dimension
+from territory.snapshot import TerritorySnapshot
+
+
+def changed_territories(old: TerritorySnapshot, new: TerritorySnapshot) -> frozenset[str]:
+    """Territories that differ (or exist in one model only), with everything below them in either."""
+    keys = set(old.keys()) | set(new.keys())
+    changed = {k for k in keys if k not in old or k not in new or old.territory(k) != new.territory(k)}
+    below = {k for snapshot in (old, new) for k in snapshot if any(p in changed for p in snapshot.path(k))}
+    return frozenset(changed | below)
+
+
+def candidate_members(
+    snapshots: Iterable[TerritorySnapshot], keys: Iterable[str]
+) -> dict[Dimension, set[str]] | None:
+    """Per dimension, the members a lead must carry (on at least one dimension) to possibly match one of
+    ``keys`` in one of ``snapshots``; ``None`` when a territory restricts nothing (every lead may)."""
+    out: dict[Dimension, set[str]] = {}
+    wanted = set(keys)
+    for snapshot in snapshots:
+        for key in sorted(wanted & set(snapshot.keys())):
+            best: tuple[Dimension, set[str]] | None = None
+            for dimension, coverage in snapshot.territory(key).coverage.items():
+                if not coverage.include:
+                    continue
+                hierarchy = snapshot.hierarchy(dimension)
+                members: set[str] = set()
+                for member in coverage.include:
+                    members.add(member)
+                    if member in hierarchy:
+                        members |= hierarchy.descendants(member)
+                if best is None or len(members) < len(best[1]):
+                    best = (dimension, members)
+            if best is None:
+                return None
+            out.setdefault(best[0], set()).update(best[1])
+    return out

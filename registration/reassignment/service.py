@@ -1,0 +1,554 @@
+"""Reassignment runs: plan (every lead in scope re-decided in chunks, each that would move or be kept
+stored with why), review, apply exactly that plan, resume after a kill, cancel, and revert.
+
+The chunks run on a ``common.batch`` backend (a local process pool by default). Progress is what the
+database says (finished chunk rows), so a run killed at any point resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from common import audit
+from common.batch import Backend, Chunk, backend_named, default_chunk_size
+from common.clock import utcnow
+from common.database import Database
+from common.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from common.pagination import Page, decode_cursor, encode_cursor
+from common.principal import Principal
+from registration.reassignment import apply_service, plan_service, revert_service
+from registration.reassignment import schemas as s
+from registration.reassignment.models import ReassignmentChunk, ReassignmentItem, ReassignmentRun
+from registration.reassignment.planning import ItemOutcome, ItemResult, PlanHash, RunKind, RunStatus
+from registration.reassignment.realignment import changed_territories
+from rules import repository as rules_repository
+from territory.models import ModelStatus, TerritoryModel
+from territory.repository import snapshot_for
+
+#: Called after each finished chunk with (chunks finished, chunks in the phase).
+Progress = Callable[[int, int], None]
+ENTITY = "reassignment_run"
+
+
+# --- outputs --------------------------------------------------------------------------------------------
+
+
+def _progress(session: Session, run: ReassignmentRun) -> float:
+    phase = (
+        apply_service.PHASE if run.status in (RunStatus.APPLYING, RunStatus.APPLIED) else plan_service.PHASE
+    )
+    total, done = session.execute(
+        select(func.count(), func.count(ReassignmentChunk.done_at)).where(
+            ReassignmentChunk.run_id == run.id, ReassignmentChunk.phase == phase
+        )
+    ).one()
+    if not total:
+        return 1.0 if run.status not in (RunStatus.PLANNING, RunStatus.APPLYING) else 0.0
+    return round(done / total, 4)
+
+
+def run_out(session: Session, run: ReassignmentRun) -> s.RunOut:
+    return s.RunOut(
+        id=run.id,
+        kind=RunKind(run.kind),
+        status=RunStatus(run.status),
+        territory_model_id=run.territory_model_id,
+        base_model_id=run.base_model_id,
+        ruleset_ids=list(run.ruleset_ids),
+        scope=dict(run.scope),
+        reverts_run_id=run.reverts_run_id,
+        incremental=run.incremental,
+        content_hash=run.content_hash,
+        total_leads=run.total_leads,
+        evaluated=run.evaluated,
+        moved=run.moved,
+        kept=run.kept,
+        applied=run.applied,
+        skipped=run.skipped,
+        progress=_progress(session, run),
+        cancel_requested=run.cancel_requested,
+        created_at=run.created_at,
+        planned_at=run.planned_at,
+        apply_started_at=run.apply_started_at,
+        finished_at=run.finished_at,
+    )
+
+
+def _table(session: Session, run_id: int, before: Any, after: Any) -> dict[str, s.CountChange]:
+    counts: dict[str, list[int]] = {}
+    for column, index in ((before, 0), (after, 1)):
+        rows = session.execute(
+            select(column, func.count())
+            .where(ReassignmentItem.run_id == run_id, ReassignmentItem.outcome == ItemOutcome.MOVE.value)
+            .group_by(column)
+        )
+        for key, n in rows:
+            counts.setdefault(key or "(none)", [0, 0])[index] = int(n)
+    return {k: s.CountChange(before=b, after=a) for k, (b, a) in sorted(counts.items())}
+
+
+def summary(session: Session, run: ReassignmentRun) -> s.RunSummary:
+    """The run with its counts per territory and per CAM (moved leads, before -> after)."""
+    kept: Counter[str] = Counter()
+    for reason, n in session.execute(
+        select(ReassignmentItem.reason, func.count())
+        .where(ReassignmentItem.run_id == run.id, ReassignmentItem.outcome == ItemOutcome.KEEP.value)
+        .group_by(ReassignmentItem.reason)
+    ):
+        kept[str(reason).split(";", 1)[0].split(":", 1)[0]] += int(n)
+    return s.RunSummary(
+        **run_out(session, run).model_dump(),
+        by_territory=_table(
+            session, run.id, ReassignmentItem.territory_before, ReassignmentItem.territory_after
+        ),
+        by_cam=_table(session, run.id, ReassignmentItem.cam_before, ReassignmentItem.cam_after),
+        kept_by_reason=dict(sorted(kept.items())),
+    )
+
+
+def item_out(item: ReassignmentItem) -> s.ItemOut:
+    return s.ItemOut(
+        id=item.id,
+        lead_id=item.lead_id,
+        lead_version=item.lead_version,
+        lead_status=item.lead_status,
+        outcome=ItemOutcome(item.outcome),
+        reason=item.reason,
+        action=item.action,
+        before=item.before,
+        after=item.after,
+        result=ItemResult(item.result) if item.result else None,
+        result_reason=item.result_reason,
+        applied_at=item.applied_at,
+    )
+
+
+def _run(session: Session, run_id: int, *, lock: bool = False) -> ReassignmentRun:
+    stmt = select(ReassignmentRun).where(ReassignmentRun.id == run_id)
+    run = session.scalar(stmt.with_for_update() if lock else stmt)
+    if run is None:
+        raise NotFound(f"reassignment run {run_id} not found")
+    return run
+
+
+# --- driving the chunks -----------------------------------------------------------------------------------
+
+
+def _pending_chunks(db: Database, run_id: int, phase: str) -> list[Chunk]:
+    with db.transaction() as session:
+        rows = session.execute(
+            select(ReassignmentChunk.number, ReassignmentChunk.first_id, ReassignmentChunk.last_id)
+            .where(
+                ReassignmentChunk.run_id == run_id,
+                ReassignmentChunk.phase == phase,
+                ReassignmentChunk.done_at.is_(None),
+            )
+            .order_by(ReassignmentChunk.number)
+        )
+        return [Chunk(run_id, phase, n, first, last) for n, first, last in rows]
+
+
+def _cancel_requested(db: Database, run_id: int) -> bool:
+    with db.transaction() as session:
+        return bool(
+            session.scalar(select(ReassignmentRun.cancel_requested).where(ReassignmentRun.id == run_id))
+        )
+
+
+def _drive(
+    db: Database, run_id: int, phase: str, task: str, backend: Backend, progress: Progress | None
+) -> None:
+    chunks = _pending_chunks(db, run_id, phase)
+    with db.transaction() as session:
+        total = session.scalar(
+            select(func.count()).where(ReassignmentChunk.run_id == run_id, ReassignmentChunk.phase == phase)
+        )
+    finished = int(total or 0) - len(chunks)
+    if progress:
+        progress(finished, int(total or 0))
+
+    def done(_chunk: Chunk, _counts: Any) -> None:
+        nonlocal finished
+        finished += 1
+        if progress:
+            progress(finished, int(total or 0))
+
+    stop = (lambda: _cancel_requested(db, run_id)) if phase == apply_service.PHASE else (lambda: False)
+    backend.run(task, db.url, chunks, done=done, stop=stop)
+
+
+def _finish_plan(db: Database, run_id: int) -> None:
+    """Count the plan and hash its content (items streamed in lead order)."""
+    with db.transaction() as session:
+        loaded = _run(session, run_id)
+    pair = plan_service.model_pair(db, loaded)
+    with db.transaction() as session:
+        run = _run(session, run_id, lock=True)
+        digest = PlanHash(
+            {
+                "kind": run.kind,
+                "territory_model_id": run.territory_model_id,
+                "ruleset_ids": list(run.ruleset_ids),
+                "scope": run.scope,
+                "reverts_run_id": run.reverts_run_id,
+            }
+        )
+        last, counts = 0, Counter[str]()
+        while True:
+            page = list(
+                session.scalars(
+                    select(ReassignmentItem)
+                    .where(ReassignmentItem.run_id == run_id, ReassignmentItem.lead_id > last)
+                    .order_by(ReassignmentItem.lead_id)
+                    .limit(1000)
+                )
+            )
+            for item in page:
+                counts[item.outcome] += 1
+                digest.add(
+                    {
+                        "lead_id": item.lead_id,
+                        "lead_version": item.lead_version,
+                        "outcome": item.outcome,
+                        "reason": item.reason,
+                        "action": item.action,
+                        "before": item.before,
+                        "after": item.after,
+                    }
+                )
+            session.expunge_all()
+            if len(page) < 1000:
+                break
+            last = page[-1].lead_id
+        run = _run(session, run_id, lock=True)
+        run.moved, run.kept = counts[ItemOutcome.MOVE.value], counts[ItemOutcome.KEEP.value]
+        if run.kind == RunKind.PLAN:
+            run.total_leads = plan_service.count_leads(
+                session, plan_service.scope_conditions(session, run.scope)
+            )
+            run.evaluated = plan_service.count_leads(session, plan_service.run_conditions(session, run, pair))
+        run.content_hash = digest.hexdigest()
+        run.status, run.planned_at = RunStatus.PLANNED.value, utcnow()
+        audit.record(
+            session,
+            None,
+            ENTITY,
+            run.id,
+            "planned",
+            after={"moved": run.moved, "kept": run.kept, "content_hash": run.content_hash},
+            details={
+                "evaluated": run.evaluated,
+                "total_leads": run.total_leads,
+                "incremental": run.incremental,
+            },
+        )
+
+
+def _finish_apply(db: Database, run_id: int) -> None:
+    now = utcnow()
+    with db.transaction() as session:
+        run = _run(session, run_id, lock=True)
+        counts = apply_service.result_counts(session, run_id)
+        run.applied, run.skipped = counts["applied"], counts["skipped"]
+        pending = session.scalar(
+            select(func.count()).where(
+                ReassignmentChunk.run_id == run_id,
+                ReassignmentChunk.phase == apply_service.PHASE,
+                ReassignmentChunk.done_at.is_(None),
+            )
+        )
+        run.status = RunStatus.CANCELLED.value if pending else RunStatus.APPLIED.value
+        run.finished_at = now
+        apply_service.queue_digests(session, run, now)
+        audit.record(
+            session,
+            None,
+            ENTITY,
+            run.id,
+            run.status,
+            after={"applied": run.applied, "skipped": run.skipped},
+            now=now,
+        )
+
+
+def _plan_and_finish(
+    db: Database, run_id: int, task: str, backend: Backend, progress: Progress | None
+) -> None:
+    _drive(db, run_id, plan_service.PHASE, task, backend, progress)
+    _finish_plan(db, run_id)
+
+
+# --- services -------------------------------------------------------------------------------------------
+
+
+def _check_ruleset_ids(session: Session, ids: list[int]) -> None:
+    problems = [
+        FieldProblem(f"/ruleset_ids/{i}", f"no ruleset {rid}")
+        for i, rid in enumerate(ids)
+        if rules_repository.get(session, rid) is None
+    ]
+    if problems:
+        raise ValidationFailed("Unknown ruleset", problems)
+
+
+def create_run(
+    db: Database,
+    principal: Principal | None,
+    data: s.RunCreate,
+    *,
+    backend: Backend | None = None,
+    progress: Progress | None = None,
+) -> s.RunSummary:
+    """Plan a run: every lead in scope (or, when only a few territories changed, those in the changed
+    coverage) re-decided with the model and rules given; nothing but the plan is stored."""
+    with db.transaction() as session:
+        active = session.scalar(select(TerritoryModel.id).where(TerritoryModel.status == ModelStatus.ACTIVE))
+        model_id = data.territory_model_id or active
+        if (
+            data.territory_model_id is not None
+            and session.get(TerritoryModel, data.territory_model_id) is None
+        ):
+            raise ValidationFailed(
+                "Unknown territory model",
+                [FieldProblem("/territory_model_id", f"no territory model {data.territory_model_id}")],
+            )
+        _check_ruleset_ids(session, list(data.ruleset_ids))
+    if model_id is not None:
+        snapshot_for(db, model_id)  # 409 with the problems when the model is not a valid tree
+    rulesets = plan_service.rulesets_for(db, list(data.ruleset_ids))
+    incremental = False
+    if not data.full and not data.ruleset_ids and active is not None and model_id not in (None, active):
+        assert model_id is not None
+        base, target = snapshot_for(db, active), snapshot_for(db, model_id)
+        changed = changed_territories(base, target)
+        incremental = not plan_service.rules_name_territories(rulesets, changed)
+    scope = data.where.model_dump(mode="json", exclude_none=True)
+    pair = (
+        (snapshot_for(db, active), snapshot_for(db, model_id))
+        if incremental and active is not None and model_id is not None
+        else None
+    )
+    with db.transaction() as session:
+        run = ReassignmentRun(
+            kind=RunKind.PLAN.value,
+            status=RunStatus.PLANNING.value,
+            territory_model_id=model_id,
+            base_model_id=active,
+            ruleset_ids=list(data.ruleset_ids),
+            scope=scope,
+            incremental=incremental,
+            chunk_size=data.chunk_size or default_chunk_size(),
+            created_by=principal.user_id if principal else None,
+        )
+        session.add(run)
+        session.flush()
+        plan_service.create_chunks(session, run, plan_service.run_conditions(session, run, pair))
+        audit.record(
+            session,
+            principal,
+            ENTITY,
+            run.id,
+            "created",
+            after={"territory_model_id": model_id, "ruleset_ids": list(data.ruleset_ids), "scope": scope},
+        )
+        run_id = run.id
+    _plan_and_finish(db, run_id, plan_service.PLAN_TASK, backend or backend_named(), progress)
+    return get_run(db, principal, run_id)
+
+
+def get_run(db: Database, principal: Principal | None, run_id: int) -> s.RunSummary:
+    with db.transaction() as session:
+        return summary(session, _run(session, run_id))
+
+
+def list_runs(db: Database, principal: Principal | None, query: s.RunListQuery) -> Page[s.RunOut]:
+    after = decode_cursor(query.cursor)
+    with db.transaction() as session:
+        runs = list(
+            session.scalars(
+                select(ReassignmentRun)
+                .where(ReassignmentRun.id > after)
+                .order_by(ReassignmentRun.id)
+                .limit(query.limit + 1)
+            )
+        )
+        more = len(runs) > query.limit
+        runs = runs[: query.limit]
+        return Page[s.RunOut](
+            items=[run_out(session, r) for r in runs],
+            next_cursor=encode_cursor(runs[-1].id) if more and runs else None,
+        )
+
+
+def list_items(db: Database, principal: Principal | None, run_id: int, query: s.ItemQuery) -> Page[s.ItemOut]:
+    """The run's items by id, filtered by outcome, territory (before or after) and apply result."""
+    after = decode_cursor(query.cursor)
+    with db.transaction() as session:
+        _run(session, run_id)
+        stmt = select(ReassignmentItem).where(ReassignmentItem.run_id == run_id, ReassignmentItem.id > after)
+        if query.outcome is not None:
+            stmt = stmt.where(ReassignmentItem.outcome == query.outcome.value)
+        if query.result is not None:
+            stmt = stmt.where(ReassignmentItem.result == query.result.value)
+        if query.territory is not None:
+            stmt = stmt.where(
+                or_(
+                    ReassignmentItem.territory_before == query.territory,
+                    ReassignmentItem.territory_after == query.territory,
+                )
+            )
+        items = list(session.scalars(stmt.order_by(ReassignmentItem.id).limit(query.limit + 1)))
+        more = len(items) > query.limit
+        items = items[: query.limit]
+        return Page[s.ItemOut](
+            items=[item_out(i) for i in items],
+            next_cursor=encode_cursor(items[-1].id) if more and items else None,
+        )
+
+
+def _create_apply_chunks(session: Session, run: ReassignmentRun) -> None:
+    number, first, count, last = 0, None, 0, 0
+    ids = session.scalars(
+        select(ReassignmentItem.id)
+        .where(ReassignmentItem.run_id == run.id, ReassignmentItem.outcome == ItemOutcome.MOVE.value)
+        .order_by(ReassignmentItem.id)
+        .execution_options(yield_per=5000)
+    )
+    for item_id in ids:
+        if first is None:
+            first = item_id
+        count, last = count + 1, item_id
+        if count == run.chunk_size:
+            number += 1
+            session.add(
+                ReassignmentChunk(
+                    run_id=run.id, phase=apply_service.PHASE, number=number, first_id=first, last_id=last
+                )
+            )
+            first, count = None, 0
+    if first is not None:
+        number += 1
+        session.add(
+            ReassignmentChunk(
+                run_id=run.id, phase=apply_service.PHASE, number=number, first_id=first, last_id=last
+            )
+        )
+
+
+def apply_run(
+    db: Database,
+    principal: Principal | None,
+    run_id: int,
+    *,
+    backend: Backend | None = None,
+    progress: Progress | None = None,
+) -> s.RunSummary:
+    """Apply exactly the stored plan: leads changed since the plan are skipped, never re-decided."""
+    with db.transaction() as session:
+        run = _run(session, run_id, lock=True)
+        if run.status != RunStatus.PLANNED:
+            raise Conflict(
+                f"reassignment run {run_id} is {run.status}; only a planned run can be applied",
+                current_status=run.status,
+            )
+        run.status, run.apply_started_at = RunStatus.APPLYING.value, utcnow()
+        _create_apply_chunks(session, run)
+        audit.record(session, principal, ENTITY, run.id, "apply_started", after={"status": run.status})
+    return _continue_apply(db, principal, run_id, backend, progress)
+
+
+def _continue_apply(
+    db: Database, principal: Principal | None, run_id: int, backend: Backend | None, progress: Progress | None
+) -> s.RunSummary:
+    _drive(db, run_id, apply_service.PHASE, apply_service.APPLY_TASK, backend or backend_named(), progress)
+    _finish_apply(db, run_id)
+    return get_run(db, principal, run_id)
+
+
+def resume_run(
+    db: Database,
+    principal: Principal | None,
+    run_id: int,
+    *,
+    backend: Backend | None = None,
+    progress: Progress | None = None,
+) -> s.RunSummary:
+    """Continue a run that stopped (killed) while planning or applying, from its unfinished chunks."""
+    with db.transaction() as session:
+        run = _run(session, run_id)
+        status, kind = run.status, run.kind
+    if status == RunStatus.PLANNING:
+        task = plan_service.PLAN_TASK if kind == RunKind.PLAN else revert_service.REVERT_TASK
+        _plan_and_finish(db, run_id, task, backend or backend_named(), progress)
+        return get_run(db, principal, run_id)
+    if status == RunStatus.APPLYING:
+        return _continue_apply(db, principal, run_id, backend, progress)
+    raise Conflict(
+        f"reassignment run {run_id} is {status}; only a run planning or applying can be resumed",
+        current_status=status,
+    )
+
+
+def cancel_run(db: Database, principal: Principal | None, run_id: int) -> s.RunSummary:
+    """Stop a run: a planned one is never applied; an applying one stops after its running chunks (the
+    leads of the chunks not started stay untouched)."""
+    with db.transaction() as session:
+        run = _run(session, run_id, lock=True)
+        if run.status not in (RunStatus.PLANNED, RunStatus.APPLYING, RunStatus.PLANNING):
+            raise Conflict(
+                f"reassignment run {run_id} is {run.status}; it cannot be cancelled",
+                current_status=run.status,
+            )
+        run.cancel_requested = True
+        if run.status != RunStatus.APPLYING:
+            run.status, run.finished_at = RunStatus.CANCELLED.value, utcnow()
+        audit.record(session, principal, ENTITY, run.id, "cancel_requested", after={"status": run.status})
+    return get_run(db, principal, run_id)
+
+
+def revert_run(
+    db: Database,
+    principal: Principal | None,
+    run_id: int,
+    *,
+    backend: Backend | None = None,
+    progress: Progress | None = None,
+) -> s.RunSummary:
+    """Plan the inverse of an applied run (a new run, applied like any other)."""
+    with db.transaction() as session:
+        original = _run(session, run_id)
+        if (
+            original.status not in (RunStatus.APPLIED, RunStatus.CANCELLED)
+            or original.apply_started_at is None
+        ):
+            raise Conflict(
+                f"reassignment run {run_id} is {original.status}; only an applied run can be reverted",
+                current_status=original.status,
+            )
+        run = ReassignmentRun(
+            kind=RunKind.REVERT.value,
+            status=RunStatus.PLANNING.value,
+            territory_model_id=original.base_model_id,
+            base_model_id=original.territory_model_id,
+            ruleset_ids=[],
+            scope={},
+            reverts_run_id=original.id,
+            incremental=False,
+            chunk_size=original.chunk_size,
+            created_by=principal.user_id if principal else None,
+        )
+        session.add(run)
+        session.flush()
+        revert_service.create_chunks(session, run, original.id)
+        audit.record(session, principal, ENTITY, run.id, "created", details={"reverts_run_id": original.id})
+        new_id = run.id
+    _plan_and_finish(db, new_id, revert_service.REVERT_TASK, backend or backend_named(), progress)
+    with db.transaction() as session:
+        run = _run(session, new_id, lock=True)
+        run.total_leads = run.evaluated = run.moved + run.kept
+    return get_run(db, principal, new_id)

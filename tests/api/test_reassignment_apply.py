@@ -1,0 +1,238 @@
+"""Applying reassignment plans (issue 9) on SQLite and PostgreSQL: exactly the planned leads move, each
+with one history row naming the run; a lead changed since the plan is skipped with the reason; pending
+rounds are re-routed and the new approvers told; one digest per CAM; cancel; revert restores every
+lead's previous assignment; each transition policy for approved registrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from common.outbox import OutboxMessage
+from registration.reassignment import service
+from registration.reassignment.planning import RunStatus
+from tests.api.approvals_support import act, ok
+from tests.api.leads_support import Demo, load_demo
+from tests.api.reassignment_support import (
+    approved_lead,
+    draft_lead,
+    items,
+    jp_security_to_cam_jp,
+    lead_lock,
+    pending_leads,
+    plan,
+    reassigned_rows,
+    sales_team,
+)
+
+
+@pytest.fixture
+def demo(db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Demo:
+    monkeypatch.setenv("PRM_BATCH_BACKEND", "inline")
+    return load_demo(db, tmp_path)
+
+
+def _apply(client: Any, admin: dict[str, str], run_id: int, status: int = 200) -> dict[str, Any]:
+    return ok(client.post(f"/v1/reassignment-runs/{run_id}/apply", headers=admin), status)
+
+
+def _round_approvers(client: Any, headers: dict[str, str], lead_id: int) -> list[tuple[str, list[str]]]:
+    rounds = ok(client.get(f"/v1/leads/{lead_id}/approval-rounds", headers=headers))["items"]
+    return [(r["status"], [a["user"] for a in r["steps"][0]["approvers"]]) for r in rounds]
+
+
+def _digests(db) -> dict[str, dict[str, Any]]:
+    with db.transaction() as session:
+        rows = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.topic == "reassignment.digest")
+        ).all()
+        return {r.payload["to"]: r.payload for r in rows}
+
+
+def test_apply_moves_exactly_the_planned_leads_reroutes_their_rounds_and_writes_history(client, db, demo):
+    admin = demo["admin"]
+    leads = pending_leads(client, demo, 3)
+    withdrawn = draft_lead(client, demo)
+    run = plan(client, admin, territory_model_id=jp_security_to_cam_jp(client, admin), chunk_size=2)
+    assert run["moved"] == 4
+
+    applied = _apply(client, admin, run["id"])
+    assert (applied["status"], applied["applied"], applied["skipped"]) == ("applied", 4, 0)
+    for lead_id in leads:
+        (row,) = reassigned_rows(db, lead_id)
+        assert row.details["reassignment_run_id"] == run["id"]
+        assert (row.before["cam"], row.after["cam"]) == ("cam-jp-security", "cam-jp")
+        # the old approver's open round is closed as reassigned; the new CAM approves now
+        assert _round_approvers(client, admin, lead_id) == [
+            ("reassigned", ["cam-jp-security"]),
+            ("open", ["cam-jp"]),
+        ]
+        assert (demo.ids["cam-jp"], "channel_account_manager") in sales_team(client, admin, lead_id)
+        assert (demo.ids["cam-jp-security"], "channel_account_manager") not in sales_team(
+            client, admin, lead_id
+        )
+    worklist = ok(client.get("/v1/worklist", headers=demo["cam-jp"]))["items"]
+    assert sorted(i["lead_id"] for i in worklist) == leads
+    assert ok(client.get("/v1/worklist", headers=demo["cam-jp-security"]))["items"] == []
+    # the drafts follow the new territory without a round
+    assert len(reassigned_rows(db, withdrawn)) == 1
+    assert _round_approvers(client, admin, withdrawn)[-1][0] == "withdrawn"
+    # the new CAM can approve the re-routed registration
+    assert ok(act(client, demo["cam-jp"], leads[0], "approve", {"comment": "ok"}))["status"] == "approved"
+
+    # one digest per CAM who gains or loses leads, not one mail per lead
+    digests = _digests(db)
+    assert {p["user_id"] for p in digests.values()} == {demo.ids["cam-jp"], demo.ids["cam-jp-security"]}
+    gained = next(p for p in digests.values() if p["user_id"] == demo.ids["cam-jp"])
+    assert (gained["gained"], gained["lost"]) == (4, 0)
+    # the lead history shows the run; planning again finds nothing left to move
+    history = ok(client.get(f"/v1/leads/{leads[1]}/history", headers=admin))["items"]
+    assert "reassigned" in [h["action"] for h in history]
+    assert plan(client, admin, territory_model_id=run["territory_model_id"])["moved"] == 0
+    # a run is applied once
+    assert client.post(f"/v1/reassignment-runs/{run['id']}/apply", headers=admin).status_code == 409
+
+
+def test_a_lead_changed_or_locked_between_plan_and_apply_is_skipped_with_its_reason(client, db, demo):
+    admin = demo["admin"]
+    changed, locked, moved = pending_leads(client, demo, 3)
+    run = plan(client, admin, territory_model_id=jp_security_to_cam_jp(client, admin))
+    ok(act(client, demo["northwind-user"], changed, "withdraw", {"comment": "not now"}))
+    assert lead_lock(client, admin, locked, "customer escalation").status_code == 200
+
+    applied = _apply(client, admin, run["id"])
+    assert (applied["applied"], applied["skipped"]) == (1, 2)
+    by_lead = {i["lead_id"]: i for i in items(client, admin, run["id"])}
+    assert (by_lead[changed]["result"], by_lead[changed]["result_reason"]) == (
+        "skipped",
+        "changed since plan",
+    )
+    assert (by_lead[locked]["result"], by_lead[locked]["result_reason"]) == ("skipped", "locked since plan")
+    assert by_lead[moved]["result"] == "applied"
+    assert reassigned_rows(db, changed) == [] and reassigned_rows(db, locked) == []
+    assert _round_approvers(client, admin, locked) == [("open", ["cam-jp-security"])]
+    assert ok(client.get(f"/v1/leads/{locked}/assignment-lock", headers=demo["cam-jp"]))["reason"] == (
+        "customer escalation"
+    )
+
+
+def test_cancel_stops_an_applying_run_and_leaves_the_rest_untouched(client, db, demo):
+    admin = demo["admin"]
+    leads = pending_leads(client, demo, 3)
+    run = plan(client, admin, territory_model_id=jp_security_to_cam_jp(client, admin), chunk_size=1)
+
+    def cancel_after_first(done: int, total: int) -> None:
+        if done == 1:
+            service.cancel_run(db, None, run["id"])
+
+    out = service.apply_run(db, None, run["id"], progress=cancel_after_first)
+    assert (out.status, out.applied, out.cancel_requested) == (RunStatus.CANCELLED, 1, True)
+    assert [len(reassigned_rows(db, lead_id)) for lead_id in leads] == [1, 0, 0]
+    assert _round_approvers(client, admin, leads[2]) == [("open", ["cam-jp-security"])]
+    # a planned run cancelled is never applied
+    other = plan(client, admin, territory_model_id=run["territory_model_id"])
+    assert (
+        ok(client.post(f"/v1/reassignment-runs/{other['id']}/cancel", headers=admin))["status"] == "cancelled"
+    )
+    assert client.post(f"/v1/reassignment-runs/{other['id']}/apply", headers=admin).status_code == 409
+    assert client.post(f"/v1/reassignment-runs/{other['id']}/cancel", headers=admin).status_code == 409
+
+
+def test_revert_restores_every_leads_previous_assignment(client, db, demo):
+    admin = demo["admin"]
+    leads = pending_leads(client, demo, 2)
+    withdrawn = draft_lead(client, demo)
+    before = {
+        lead_id: ok(client.get(f"/v1/leads/{lead_id}", headers=admin)) for lead_id in [*leads, withdrawn]
+    }
+    run = plan(client, admin, territory_model_id=jp_security_to_cam_jp(client, admin))
+    _apply(client, admin, run["id"])
+
+    revert = ok(client.post(f"/v1/reassignment-runs/{run['id']}/revert", headers=admin), 201)
+    assert (revert["kind"], revert["reverts_run_id"], revert["moved"]) == ("revert", run["id"], 3)
+    assert revert["by_cam"] == {
+        "cam-jp": {"before": 3, "after": 0},
+        "cam-jp-security": {"before": 0, "after": 3},
+    }
+    done = _apply(client, admin, revert["id"])
+    assert done["applied"] == 3
+    for lead_id, old in before.items():
+        now = ok(client.get(f"/v1/leads/{lead_id}", headers=admin))
+        assert now["territory_team"] == old["territory_team"]
+        assert sales_team(client, admin, lead_id) == sorted(
+            (m["user_id"], m["role"]) for m in old["sales_team"]
+        )
+        assert len(reassigned_rows(db, lead_id)) == 2
+    for lead_id in leads:
+        assert _round_approvers(client, admin, lead_id)[-1] == ("open", ["cam-jp-security"])
+    # the active model again agrees with every lead
+    assert plan(client, admin)["moved"] == 0
+
+
+POLICY = """\
+kind: policy
+hit_policy: first
+rules:
+  - id: everything
+    when: always
+    then:
+      expiry_days: 90
+      reassignment: {{pending_approvals: {pending}, approved: {approved}}}
+"""
+
+
+def _activate_policy(client: Any, admin: dict[str, str], pending: str, approved: str) -> None:
+    source = POLICY.format(pending=pending, approved=approved)
+    ruleset = ok(
+        client.post("/v1/rulesets", json={"name": "policy.yaml", "source": source}, headers=admin), 201
+    )
+    etag = client.get(f"/v1/rulesets/{ruleset['id']}", headers=admin).headers["ETag"]
+    ok(client.post(f"/v1/rulesets/{ruleset['id']}/activate", headers={**admin, "If-Match": etag}))
+
+
+@pytest.mark.parametrize(
+    ("approved", "outcome", "owner"),
+    [
+        ("keep_owner", "keep", "cam-jp-security"),
+        ("move_team", "move", "cam-jp-security"),
+        ("move_owner", "move", "cam-jp"),
+    ],
+)
+def test_approved_registrations_follow_the_policy(client, db, demo, approved, outcome, owner):
+    admin = demo["admin"]
+    lead = approved_lead(client, demo)
+    _activate_policy(client, admin, "reroute", approved)
+    run = plan(client, admin, territory_model_id=jp_security_to_cam_jp(client, admin))
+    (item,) = items(client, admin, run["id"])
+    assert item["outcome"] == outcome
+    if outcome == "keep":
+        assert item["reason"].startswith(
+            "policy: approved registrations keep their owner (approved: keep_owner)"
+        )
+    else:
+        assert item["action"] == approved
+    _apply(client, admin, run["id"])
+    opportunity = ok(client.get(f"/v1/opportunities/{lead['opportunity_id']}", headers=admin))
+    assert opportunity["owner_user_id"] == demo.ids[owner]
+    moved_team = (demo.ids["cam-jp"], "channel_account_manager") in sales_team(client, admin, lead["id"])
+    assert moved_team == (outcome == "move")
+
+
+def test_pending_approvals_keep_their_approvers_when_the_policy_says_keep(client, demo):
+    admin = demo["admin"]
+    lead_id = pending_leads(client, demo, 1)[0]
+    _activate_policy(client, admin, "keep", "keep_owner")
+    run = plan(client, admin, territory_model_id=jp_security_to_cam_jp(client, admin))
+    assert (run["moved"], run["kept"], run["kept_by_reason"]) == (0, 1, {"policy": 1})
+    (item,) = items(client, admin, run["id"])
+    assert item["lead_id"] == lead_id and "pending_approvals: keep" in item["reason"]
+
+
+def test_a_policy_with_an_unknown_reassignment_choice_is_refused_at_load(client, demo):
+    source = POLICY.format(pending="reroute", approved="give_away")
+    resp = client.post("/v1/rulesets", json={"name": "policy.yaml", "source": source}, headers=demo["admin"])
+    assert resp.status_code == 422, resp.get_data(as_text=True)
+    assert "approved" in resp.get_data(as_text=True)
