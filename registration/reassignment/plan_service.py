@@ -24,10 +24,11 @@ from registration.reassignment.models import (
     ReassignmentItem,
     ReassignmentRun,
 )
-from registration.reassignment.planning import Assignment, ItemOutcome, LeadState, verdict
+from registration.reassignment.planning import Assignment, ItemOutcome, LeadState, Verdict, verdict
 from registration.reassignment.realignment import candidate_members, changed_territories
 from rules import ast, repository
-from rules.decision import decide
+from rules.decision import LeadFacts, decide
+from rules.errors import FactsInvalid
 from rules.evaluator import get_evaluator
 from rules.models import StoredDecision
 from rules.service import active_rulesets
@@ -317,16 +318,22 @@ def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
     items: list[dict[str, Any]] = []
     for lead in rows:
         before = Assignment.from_result(lead.result)
-        result = decide(lead.facts, context.snapshot, context.rulesets, evaluator)
-        result_json = result.to_json()
-        after = Assignment.from_result(result_json)
-        found = verdict(
-            states[lead.lead_id],
-            before,
-            after,
-            pending_approvals=result.policy.reassignment_pending,
-            approved=result.policy.reassignment_approved,
-        )
+        found: Verdict | None
+        try:
+            facts = LeadFacts.check(lead.facts)
+        except FactsInvalid as exc:  # the vocabulary changed since the lead was decided: say so
+            found, after, result_json = Verdict(ItemOutcome.KEEP, f"facts invalid: {exc}"), before, {}
+        else:
+            result = decide(facts, context.snapshot, context.rulesets, evaluator)
+            result_json = result.to_json()
+            after = Assignment.from_result(result_json)
+            found = verdict(
+                states[lead.lead_id],
+                before,
+                after,
+                pending_approvals=result.policy.reassignment_pending,
+                approved=result.policy.reassignment_approved,
+            )
         if found is None:
             continue
         items.append(

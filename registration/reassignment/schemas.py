@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
+from common.ids import Id
 from directory.schemas import Input
 from registration.lifecycle import RegistrationStatus
 from registration.reassignment.planning import ItemOutcome, ItemResult, RunKind, RunStatus
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
-DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class PlanScope(Input):
@@ -25,10 +25,10 @@ class PlanScope(Input):
 
 
 class RunCreate(Input):
-    territory_model_id: DbId | None = Field(
+    territory_model_id: Id | None = Field(
         None, description="the model to realign to (planning or active); default: the active model"
     )
-    ruleset_ids: list[DbId] = Field(
+    ruleset_ids: list[Id] = Field(
         default_factory=list,
         max_length=10,
         description="ruleset versions (drafts too) standing in for their kinds",
@@ -41,7 +41,7 @@ class RunCreate(Input):
 
 
 class RunPath(Input):
-    id: DbId
+    id: Id
 
 
 class RunOut(BaseModel):
