@@ -19,9 +19,10 @@ from common import jsonbody, observability
 from common.auth import authenticate_request
 from common.cli import commands as common_commands
 from common.database import Database
-from common.http import install_id_converter, validation_error_response
+from common.http import check_request_size, install_id_converter, validation_error_response
 from common.openapi import PrmOpenAPI, view_operation_id
 from common.problems import register_error_handlers
+from common.serving import run_command
 from common.settings import Settings
 from demo import seed_demo
 from directory.api import api as directory_api
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
 
     @app.before_request
     def _guard() -> None:
+        check_request_size(settings.max_url_bytes, settings.max_header_bytes)
         authenticate_request(principal_loader)
         jsonbody.check_request_body(
             request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
@@ -135,3 +137,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
 @click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
 def cli() -> None:
     """prm: administer the partner assignment and approval service."""
+
+
+# Flask's own ``run`` uses Werkzeug's default handler, which answers 414/431/400 in HTML.
+cli.add_command(run_command)

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, json, request
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, RequestHeaderFieldsTooLarge, RequestURITooLarge
 from werkzeug.routing import IntegerConverter
 
 from common.concurrency import etag_for
@@ -33,6 +33,23 @@ class IdConverter(IntegerConverter):
         if parsed is None:
             raise NotFound(f"Nothing has the id {value}: ids are whole numbers from 1 to {MAX_ID}")
         return parsed
+
+
+def check_request_size(max_url_bytes: int, max_header_bytes: int) -> None:
+    """Refuse a URL (414) or headers (431) larger than the limits, as problem+json like every error.
+
+    Servers have limits of their own (Werkzeug's 64 KiB request line, gunicorn's 4 KiB), answered in
+    their own format; these lower ones make the app's answer the one a client gets.
+    """
+    environ = request.environ
+    url = environ.get("REQUEST_URI") or environ.get("RAW_URI") or request.full_path
+    if len(url) > max_url_bytes:
+        raise RequestURITooLarge(f"The URL is {len(url)} bytes long; the limit is {max_url_bytes}")
+    header_bytes = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+    if header_bytes > max_header_bytes:
+        raise RequestHeaderFieldsTooLarge(
+            f"The request headers are {header_bytes} bytes; the limit is {max_header_bytes}"
+        )
 
 
 def install_id_converter(app: Flask) -> None:

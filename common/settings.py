@@ -16,6 +16,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 32
+    max_url_bytes: int = 8192
+    max_header_bytes: int = 32768
     page_size_default: int = 50
     page_size_max: int = 500
     log_json: bool = True
@@ -37,6 +39,8 @@ class Settings:
             database_url=env.get("PRM_DATABASE_URL", DEFAULT_DATABASE_URL),
             max_body_bytes=int(env.get("PRM_MAX_BODY_BYTES", cls.max_body_bytes)),
             max_json_depth=int(env.get("PRM_MAX_JSON_DEPTH", cls.max_json_depth)),
+            max_url_bytes=int(env.get("PRM_MAX_URL_BYTES", cls.max_url_bytes)),
+            max_header_bytes=int(env.get("PRM_MAX_HEADER_BYTES", cls.max_header_bytes)),
             log_json=env.get("PRM_LOG_FORMAT", "json") == "json",
             rules_engine=env.get("PRM_RULES_ENGINE", "durable"),
             smtp_host=env.get("PRM_SMTP_HOST", cls.smtp_host),

@@ -292,3 +292,11 @@ def test_missing_or_bad_credentials_are_401_problems(client):
     assert_problem(client.get("/v1/users"), 401)
     assert_problem(client.get("/v1/users", headers={"Authorization": "Bearer prm_nope_nope"}), 401)
     assert_problem(client.get("/v1/users", headers={"Authorization": "Basic dXNlcjpwYXNz"}), 401)
+
+
+def test_a_url_or_headers_past_the_apps_limits_are_414_and_431_problems(client, admin):
+    body = assert_problem(client.get("/v1/programs?q=" + "a" * 9000, headers=admin), 414)
+    assert "8192" in body["detail"]
+    big = {f"X-Extra-{i}": "a" * 2000 for i in range(20)}
+    assert_problem(client.get("/v1/leads", headers={**admin, **big}), 431)
+    assert client.get("/v1/programs?q=" + "a" * 100, headers=admin).status_code == 200

@@ -8,12 +8,14 @@ import sys
 
 from werkzeug.serving import make_server
 
+from common.serving import ProblemRequestHandler
 from server import create_app
 
 
 def main() -> None:
     app = create_app()
-    server = make_server("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0, app, threaded=True)
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=ProblemRequestHandler)
     print(f"PORT {server.server_port}", flush=True)
     server.serve_forever()
 
