@@ -28,14 +28,14 @@ from demo import seed_demo
 from directory.api import api as directory_api
 from directory.cli import commands as directory_commands
 from directory.services.users import principal_for_key
-from registration.acceptance_api import api as acceptance_api
-from registration.api import api as registration_api
-from registration.approval_api import api as approval_api
-from registration.cli import commands as registration_commands
-from registration.duplicates_api import api as duplicates_api
-from registration.notifications_cli import commands as notification_commands
-from registration.opportunity_api import api as opportunity_api
-from registration.opportunity_service import OpportunityCreated
+from registration.acceptance.api import api as acceptance_api
+from registration.approval.api import api as approval_api
+from registration.duplicates.api import api as duplicates_api
+from registration.expiry.cli import commands as registration_commands
+from registration.leads.api import api as registration_api
+from registration.notifications.cli import commands as notification_commands
+from registration.opportunities.api import api as opportunity_api
+from registration.opportunities.service import OpportunityCreated
 from registration.reassignment.api import api as reassignment_api
 from registration.reassignment.cli import commands as reassignment_commands
 from rules.api import api as rules_api

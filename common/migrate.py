@@ -20,8 +20,8 @@ MODEL_MODULES = (
     "directory.models",
     "territory.models",
     "rules.models",
-    "registration.models",
-    "registration.acceptance_models",
+    "registration.leads.models",
+    "registration.acceptance.models",
     "registration.reassignment.models",
     "transfer.models",
 )

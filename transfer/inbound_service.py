@@ -24,7 +24,7 @@ from common.clock import utcnow
 from common.database import Database
 from common.errors import FieldProblem, NotFound, ValidationFailed
 from common.settings import Settings
-from registration.models import Lead, Opportunity
+from registration.leads.models import Lead, Opportunity
 from transfer import repository
 from transfer import schemas as s
 from transfer.connection_service import inbound_profile, secrets_of

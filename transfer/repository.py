@@ -22,8 +22,8 @@ from common import audit
 from common.errors import FieldProblem
 from common.principal import Principal
 from directory.models import Customer, Product, User
-from registration.lifecycle import LeadStatus, RegistrationStatus
-from registration.models import (
+from registration.leads.lifecycle import LeadStatus, RegistrationStatus
+from registration.leads.models import (
     Lead,
     LeadNote,
     LeadProduct,
@@ -33,7 +33,7 @@ from registration.models import (
     OpportunityNote,
     OpportunityRevenueLine,
 )
-from registration.opportunity_service import opportunity_number
+from registration.opportunities.service import opportunity_number
 from transfer.errors import PartnerDataInvalid
 from transfer.models import CorrelationKey, OpportunityTransfer, PartnerCrmConnection
 

@@ -22,8 +22,8 @@ from common.database import Database
 from common.errors import Conflict, NotFound
 from common.principal import Principal
 from directory.models import Organization
-from registration.models import Opportunity
-from registration.opportunity_service import visible_opportunity
+from registration.leads.models import Opportunity
+from registration.opportunities.service import visible_opportunity
 from transfer import repository
 from transfer import schemas as s
 from transfer.connection_service import outbound_profile

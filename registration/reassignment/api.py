@@ -14,9 +14,9 @@ from common.http import if_match, json_response
 from common.openapi import view_operation_id
 from common.pagination import Page
 from common.principal import INTERNAL_ROLES, Role
+from registration.leads.schemas import IdPath
 from registration.reassignment import lock_service, service
 from registration.reassignment import schemas as s
-from registration.schemas import IdPath
 
 api = APIBlueprint(
     "reassignment",

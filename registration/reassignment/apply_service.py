@@ -23,10 +23,9 @@ from common.batch import Chunk, database_for
 from common.clock import utcnow
 from common.mail import CHANNEL
 from directory.models import User
-from registration import notifications_service
-from registration.approval import RoundStatus, StepStatus
-from registration.approval_service import start_round
-from registration.models import (
+from registration.approval.approval import RoundStatus, StepStatus
+from registration.approval.service import start_round
+from registration.leads.models import (
     ApprovalRound,
     ApprovalStep,
     Lead,
@@ -34,7 +33,8 @@ from registration.models import (
     Opportunity,
     SalesTeamMember,
 )
-from registration.opportunity import OWNER_ROLE
+from registration.notifications import service as notifications_service
+from registration.opportunities.opportunity import OWNER_ROLE
 from registration.reassignment.models import (
     AssignmentLock,
     ReassignmentChunk,

@@ -14,11 +14,11 @@ from common.clock import utcnow
 from common.concurrency import check_if_match
 from common.database import Database
 from common.principal import Principal
-from registration.models import Lead, Opportunity
-from registration.opportunity_service import visible_opportunity
+from registration.leads.models import Lead, Opportunity
+from registration.leads.service import visible_lead
+from registration.opportunities.service import visible_opportunity
 from registration.reassignment import schemas as s
 from registration.reassignment.models import AssignmentLock
-from registration.service import visible_lead
 
 SUBJECTS = ("lead", "opportunity")
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from common.batch import Chunk, database_for
 from common.clock import utcnow
-from registration.models import Lead
+from registration.leads.models import Lead
 from registration.reassignment.models import (
     AssignmentLock,
     ReassignmentChunk,

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from common.ids import Id
 from directory.schemas import Input
-from registration.lifecycle import RegistrationStatus
+from registration.leads.lifecycle import RegistrationStatus
 from registration.reassignment.planning import ItemOutcome, ItemResult, RunKind, RunStatus
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from common.clock import utcnow
-from registration.models import Lead
+from registration.leads.models import Lead
 from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, submit
 
 

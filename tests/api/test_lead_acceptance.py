@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from registration.models import Lead, LeadTerritory, SalesTeamMember
+from registration.leads.models import Lead, LeadTerritory, SalesTeamMember
 from territory.models import TerritoryModel
 from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, submit
 

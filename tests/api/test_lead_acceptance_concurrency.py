@@ -21,8 +21,8 @@ from werkzeug.serving import make_server
 
 from common.database import Database
 from common.principal import Principal, Role
-from registration.acceptance_team_service import accept
-from registration.models import Lead
+from registration.acceptance.team_service import accept
+from registration.leads.models import Lead
 from tests.api.leads_support import Demo, created, jp_security_lead, load_demo
 
 pytestmark = pytest.mark.parametrize(

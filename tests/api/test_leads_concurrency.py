@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from registration.models import IdempotencyKey, Lead
+from registration.leads.models import IdempotencyKey, Lead
 from tests.api.leads_support import Demo, created, jp_security_lead, load_demo
 
 pytestmark = pytest.mark.parametrize(

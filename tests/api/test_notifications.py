@@ -19,8 +19,8 @@ from common.outbox import OutboxMessage
 from common.principal import Principal, Role
 from common.settings import Settings
 from directory.models import User
-from registration import notifications_service
-from registration.models import Lead
+from registration.leads.models import Lead
+from registration.notifications import service as notifications_service
 from rules.models import StoredDecision
 from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, submit
 from tests.smtp_support import SmtpServer, free_port

@@ -28,7 +28,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from registration.lifecycle import Event, RegistrationStatus, next_status
+from registration.leads.lifecycle import Event, RegistrationStatus, next_status
 from tests.api.leads_support import Demo, created, jp_security_lead, load_demo
 
 S = RegistrationStatus

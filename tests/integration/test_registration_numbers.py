@@ -8,8 +8,8 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from registration.submission import registration_number
-from registration.submission_service import next_registration_value
+from registration.leads.submission import registration_number
+from registration.leads.submission_service import next_registration_value
 
 THREADS = 32
 NUMBERS = 2000

@@ -25,7 +25,7 @@ from common.principal import Role
 from directory.enums import OrganizationKind, PartnerType
 from directory.models import Customer, Organization, Product, User
 from directory.services.users import mint_key_for_user
-from registration.models import (
+from registration.leads.models import (
     Lead,
     Opportunity,
     OpportunityActivity,

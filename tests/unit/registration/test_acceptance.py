@@ -6,8 +6,8 @@ import doctest
 
 import pytest
 
-from registration import acceptance
-from registration.acceptance import Actor, AlreadyAccepted, Member, Territory, plan_acceptance
+from registration.acceptance import acceptance
+from registration.acceptance.acceptance import Actor, AlreadyAccepted, Member, Territory, plan_acceptance
 
 BRAND, NORTHWIND, CONTOSO = 1, 2, 3
 CAM = Member(10, "lead_owner", BRAND, False)

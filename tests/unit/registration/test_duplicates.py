@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import doctest
 
-from registration import duplicates
-from registration.duplicates import Account, Candidate, Deal, Item, Search, find_duplicates, search_duplicates
+from registration.duplicates import duplicates
+from registration.duplicates.duplicates import (
+    Account,
+    Candidate,
+    Deal,
+    Item,
+    Search,
+    find_duplicates,
+    search_duplicates,
+)
 
 GLOBAL = Account(1, ("C-0001",))
 GLOBAL_US = Account(2, ("C-0001", "C-0001-1"))

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from common.errors import InvalidTransition
-from registration.lifecycle import (
+from registration.leads.lifecycle import (
     EDITABLE,
     TRANSITIONS,
     Event,

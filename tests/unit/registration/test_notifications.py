@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from registration.notifications import (
+from registration.notifications.notifications import (
     DEFAULT_AUDIENCE,
     Audience,
     LeadSummary,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registration.submission import (
+from registration.leads.submission import (
     FIELD_POINTERS,
     approver_reason,
     missing_fields,

@@ -18,17 +18,22 @@ from common.database import Database
 from common.errors import ValidationFailed
 from common.principal import Principal
 from directory.models import Customer, Organization, PartnerProgram, Product, User
-from registration import notifications_service
-from registration import schemas as s
-from registration.acceptance_team_service import accepted_for_now, ensure_accepted
-from registration.approval_service import start_round
-from registration.duplicates_service import refuse_overlapping_registration
-from registration.eligibility_service import program_membership, registration_blockers
-from registration.errors import RegistrationNotAllowed
-from registration.lifecycle import Event, next_status
-from registration.models import Lead, LeadTerritory, RegistrationCounter, SalesTeamMember
-from registration.service import lead_out, visible_lead
-from registration.submission import approver_reason, missing_fields, missing_problems, registration_number
+from registration.acceptance.team_service import accepted_for_now, ensure_accepted
+from registration.approval.service import start_round
+from registration.duplicates.service import refuse_overlapping_registration
+from registration.leads import schemas as s
+from registration.leads.eligibility_service import program_membership, registration_blockers
+from registration.leads.errors import RegistrationNotAllowed
+from registration.leads.lifecycle import Event, next_status
+from registration.leads.models import Lead, LeadTerritory, RegistrationCounter, SalesTeamMember
+from registration.leads.service import lead_out, visible_lead
+from registration.leads.submission import (
+    approver_reason,
+    missing_fields,
+    missing_problems,
+    registration_number,
+)
+from registration.notifications import service as notifications_service
 from rules.decision import AssignmentDecisionResult
 from rules.decision_service import decide_facts, record_decision
 from rules.service import active_rulesets

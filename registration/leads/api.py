@@ -17,8 +17,8 @@ from common.http import if_match, json_response
 from common.openapi import view_operation_id
 from common.pagination import Page
 from common.principal import ANY_ROLE
-from registration import schemas as s
-from registration import service, submission_service
+from registration.leads import schemas as s
+from registration.leads import service, submission_service
 
 api = APIBlueprint(
     "registration",

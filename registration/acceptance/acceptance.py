@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from common.errors import Conflict
 
-LEAD_OWNER = "lead_owner"  # the sales-team role of the owner (as registration.service names it)
+LEAD_OWNER = "lead_owner"  # the sales-team role of the owner (as registration.leads.service names it)
 TEAM_MEMBER = "sales_team_member"  # what a previous owner becomes
 
 

@@ -17,12 +17,12 @@ from common.database import Database
 from common.errors import Conflict, FieldProblem, Forbidden, ValidationFailed
 from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal, Role
-from registration import approval_schemas as a
-from registration import schemas as s
-from registration.lifecycle import Event, RegistrationStatus
-from registration.models import Lead, Opportunity, OpportunityActivity
-from registration.service import lead_out, visible_lead
-from registration.transition_service import apply_transition
+from registration.approval import schemas as a
+from registration.leads import schemas as s
+from registration.leads.lifecycle import Event, RegistrationStatus
+from registration.leads.models import Lead, Opportunity, OpportunityActivity
+from registration.leads.service import lead_out, visible_lead
+from registration.leads.transition_service import apply_transition
 
 #: Registrations expired per transaction by the sweep (keeps locks short on a large backlog).
 SWEEP_CHUNK = 200

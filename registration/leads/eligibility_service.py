@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from directory.models import Organization, PartnerProgram, ProgramMembership
-from registration.models import Lead
+from registration.leads.models import Lead
 
 
 def program_membership(

@@ -22,11 +22,18 @@ from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal
 from directory.enums import OrganizationKind
 from directory.models import Customer, Organization, PartnerProgram, Product
-from registration import schemas as s
-from registration.acceptance_team_service import ensure_accepted, is_offered, offered_to
-from registration.errors import ReadOnly
-from registration.lifecycle import LeadStatus, RegistrationStatus, editable
-from registration.models import IdempotencyKey, Lead, LeadNote, LeadProduct, Opportunity, SalesTeamMember
+from registration.acceptance.team_service import ensure_accepted, is_offered, offered_to
+from registration.leads import schemas as s
+from registration.leads.errors import ReadOnly
+from registration.leads.lifecycle import LeadStatus, RegistrationStatus, editable
+from registration.leads.models import (
+    IdempotencyKey,
+    Lead,
+    LeadNote,
+    LeadProduct,
+    Opportunity,
+    SalesTeamMember,
+)
 
 LEAD_OWNER = "lead_owner"
 

@@ -14,12 +14,12 @@ from common.errors import FieldProblem, ValidationFailed
 from common.principal import Principal
 from directory.enums import OrganizationKind
 from directory.models import Organization
-from registration import acceptance_schemas as acs
-from registration import schemas as s
-from registration.acceptance import AlreadyAccepted
-from registration.acceptance_models import LeadOffer
-from registration.acceptance_team_service import accept, refuse_unless_editable
-from registration.service import lead_out, visible_lead
+from registration.acceptance import schemas as acs
+from registration.acceptance.acceptance import AlreadyAccepted
+from registration.acceptance.models import LeadOffer
+from registration.acceptance.team_service import accept, refuse_unless_editable
+from registration.leads import schemas as s
+from registration.leads.service import lead_out, visible_lead
 
 
 def accept_lead(db: Database, principal: Principal, lead_id: int, if_match: str | None) -> s.LeadOut:

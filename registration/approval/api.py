@@ -15,9 +15,11 @@ from common.http import if_match, json_response
 from common.openapi import view_operation_id
 from common.pagination import Page
 from common.principal import ANY_ROLE, INTERNAL_ROLES, Role
-from registration import approval_schemas as a
-from registration import approval_service, expiry_service, worklist_service
-from registration import schemas as s
+from registration.approval import schemas as a
+from registration.approval import service as approval_service
+from registration.approval import worklist_service
+from registration.expiry import service as expiry_service
+from registration.leads import schemas as s
 
 api = APIBlueprint(
     "approvals",

@@ -13,9 +13,9 @@ from common.http import if_match, json_response
 from common.openapi import view_operation_id
 from common.pagination import Page
 from common.principal import ANY_ROLE
-from registration import opportunity_schemas as o
-from registration import opportunity_service
-from registration.schemas import IdPath
+from registration.leads.schemas import IdPath
+from registration.opportunities import schemas as o
+from registration.opportunities import service as opportunity_service
 
 api = APIBlueprint(
     "opportunities",

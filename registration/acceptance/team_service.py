@@ -1,6 +1,6 @@
 """Accepting a lead inside the caller's transaction: the explicit accept and the implicit one that every
 action on an unaccepted lead performs (update, submit, notes call ``ensure_accepted``). Applies the pure
-plan of ``registration.acceptance`` to the owner, primary partner, sales team and territory team, ends
+plan of ``registration.acceptance.acceptance`` to the owner, primary partner, sales team and territory team, ends
 the offers once a partner takes the lead, and writes one audit row.
 
 Also the offers' visibility questions the lead services ask (``offered_to``).
@@ -21,11 +21,11 @@ from common.errors import NotFound
 from common.principal import Principal
 from directory.enums import OrganizationKind
 from directory.models import Organization, User
-from registration import acceptance as a
-from registration.acceptance_models import LeadOffer
-from registration.errors import ReadOnly
-from registration.lifecycle import editable
-from registration.models import Lead, SalesTeamMember
+from registration.acceptance import acceptance as a
+from registration.acceptance.models import LeadOffer
+from registration.leads.errors import ReadOnly
+from registration.leads.lifecycle import editable
+from registration.leads.models import Lead, SalesTeamMember
 from territory.models import Territory
 
 

@@ -4,7 +4,7 @@ Call ``notify(session, lead, event, actor, **context)`` inside the service's tra
 transition is flushed; one e-mail per recipient lands in the outbox's ``email`` channel and commits (or
 rolls back) with the change. ``prm notifications deliver`` sends them, so a mail server that is down
 delays mail and never a registration. Recipients come from the policy stored with the lead's decision
-(registration/notifications.py says how they are resolved).
+(registration/notifications/notifications.py says how they are resolved).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from common.database import Database
 from common.mail import CHANNEL
 from common.principal import Principal
 from directory.models import User
-from registration.lifecycle import RegistrationStatus
-from registration.models import Lead
-from registration.notifications import (
+from registration.leads.lifecycle import RegistrationStatus
+from registration.leads.models import Lead
+from registration.notifications.notifications import (
     Audience,
     LeadSummary,
     Member,

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, PlainSerializer, StrictBool, model_valida
 from common.ids import Id
 from directory.enums import PartnerType
 from directory.schemas import Country, Email, IdPath, Input, Key, Name, Output, Patch
-from registration.lifecycle import LeadStatus, RegistrationStatus
+from registration.leads.lifecycle import LeadStatus, RegistrationStatus
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Text = Annotated[str, Field(max_length=4000)]

@@ -18,8 +18,8 @@ from common.http import json_response
 from common.openapi import view_operation_id
 from common.principal import ANY_ROLE, INTERNAL_ROLES
 from directory.schemas import IdPath
-from registration import duplicates_schemas as ds
-from registration import duplicates_service
+from registration.duplicates import schemas as ds
+from registration.duplicates import service as duplicates_service
 
 api = APIBlueprint(
     "duplicates",

@@ -19,9 +19,8 @@ from common.errors import NotFound
 from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal
 from directory.models import User
-from registration import opportunity_schemas as o
-from registration.approval import PROVIDE_INFORMATION
-from registration.models import (
+from registration.approval.approval import PROVIDE_INFORMATION
+from registration.leads.models import (
     Lead,
     LeadNote,
     LeadTask,
@@ -32,7 +31,8 @@ from registration.models import (
     OpportunityRevenueLine,
     OpportunitySalesTeamMember,
 )
-from registration.opportunity import (
+from registration.opportunities import schemas as o
+from registration.opportunities.opportunity import (
     OWNER_ROLE,
     OpportunityClosed,
     OpportunityStatus,

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from common.ids import Id
 from directory.schemas import Input, Patch
-from registration.opportunity import OpportunityStatus
-from registration.schemas import Currency, Money
+from registration.leads.schemas import Currency, Money
+from registration.opportunities.opportunity import OpportunityStatus
 
 
 class CloseStatus(StrEnum):

@@ -3,7 +3,7 @@ registrations and opportunities, a reviewers' search by customer, contact and pr
 option that refuses a submit while an approved registration protects the same customer and product.
 
 The database narrows the candidates (same account hierarchy, same product group, the contact); the pure
-scorer (``registration.duplicates``) decides what matches, with a score and its evidence.
+scorer (``registration.duplicates.duplicates``) decides what matches, with a score and its evidence.
 """
 
 from __future__ import annotations
@@ -20,11 +20,17 @@ from common.database import Database
 from common.errors import Conflict, FieldProblem, ValidationFailed
 from common.principal import Principal
 from directory.models import Customer, Product
-from registration import duplicates as d
-from registration import duplicates_schemas as ds
-from registration.lifecycle import RegistrationStatus
-from registration.models import Lead, LeadProduct, Opportunity, OpportunityContact, OpportunityRevenueLine
-from registration.service import visible_lead
+from registration.duplicates import duplicates as d
+from registration.duplicates import schemas as ds
+from registration.leads.lifecycle import RegistrationStatus
+from registration.leads.models import (
+    Lead,
+    LeadProduct,
+    Opportunity,
+    OpportunityContact,
+    OpportunityRevenueLine,
+)
+from registration.leads.service import visible_lead
 from rules.outcome import PolicyDecision
 
 #: Registrations that still claim their deal (drafts claim nothing yet; rejected, withdrawn and expired

@@ -15,10 +15,10 @@ from common.clock import utcnow
 from common.database import Database
 from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal
-from registration import approval_schemas as a
-from registration.approval import RoundStatus
-from registration.lifecycle import RegistrationStatus
-from registration.models import ApprovalRound, ApprovalStep, ApprovalStepApprover, Lead, LeadTerritory
+from registration.approval import schemas as a
+from registration.approval.approval import RoundStatus
+from registration.leads.lifecycle import RegistrationStatus
+from registration.leads.models import ApprovalRound, ApprovalStep, ApprovalStepApprover, Lead, LeadTerritory
 
 WAITING = (RegistrationStatus.PENDING_APPROVAL.value, RegistrationStatus.INFO_REQUESTED.value)
 

@@ -13,7 +13,7 @@ from common import outbox
 from common.database import Database
 from common.mail import CHANNEL, SmtpSender
 from common.settings import Settings
-from registration import notifications_service
+from registration.notifications import service as notifications_service
 
 
 def _db() -> Database:

@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from common.database import Database
-from registration import expiry_service
+from registration.expiry import service as expiry_service
 
 
 @click.group("registrations")

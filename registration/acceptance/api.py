@@ -18,9 +18,9 @@ from common.http import if_match, json_response
 from common.openapi import view_operation_id
 from common.principal import ANY_ROLE, INTERNAL_ROLES
 from directory.schemas import IdPath
-from registration import acceptance_schemas as acs
-from registration import acceptance_service
-from registration import schemas as s
+from registration.acceptance import schemas as acs
+from registration.acceptance import service as acceptance_service
+from registration.leads import schemas as s
 
 api = APIBlueprint(
     "acceptance",

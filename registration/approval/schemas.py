@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from directory.schemas import Input
-from registration.lifecycle import RegistrationStatus
+from registration.leads.lifecycle import RegistrationStatus
 
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]

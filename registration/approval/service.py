@@ -24,9 +24,8 @@ from common.database import Database
 from common.errors import Conflict
 from common.principal import Principal, Role
 from directory.models import User
-from registration import approval_schemas as a
-from registration import schemas as s
-from registration.approval import (
+from registration.approval import schemas as a
+from registration.approval.approval import (
     ADMIN_OVERRIDE,
     PROVIDE_INFORMATION,
     ApproverDecision,
@@ -38,11 +37,12 @@ from registration.approval import (
     pick_owner,
     step_outcome,
 )
-from registration.duplicates_service import refuse_overlapping_registration
-from registration.eligibility_service import registration_blockers
-from registration.errors import RegistrationNotAllowed
-from registration.lifecycle import Event, LeadStatus, RegistrationStatus, next_status
-from registration.models import (
+from registration.duplicates.service import refuse_overlapping_registration
+from registration.leads import schemas as s
+from registration.leads.eligibility_service import registration_blockers
+from registration.leads.errors import RegistrationNotAllowed
+from registration.leads.lifecycle import Event, LeadStatus, RegistrationStatus, next_status
+from registration.leads.models import (
     ApprovalRound,
     ApprovalStep,
     ApprovalStepApprover,
@@ -50,10 +50,10 @@ from registration.models import (
     LeadNote,
     LeadTask,
 )
-from registration.opportunity import expires_at
-from registration.opportunity_service import OpportunityCreated, convert_lead, decision_policy
-from registration.service import lead_out, visible_lead
-from registration.transition_service import after_transition, apply_transition
+from registration.leads.service import lead_out, visible_lead
+from registration.leads.transition_service import after_transition, apply_transition
+from registration.opportunities.opportunity import expires_at
+from registration.opportunities.service import OpportunityCreated, convert_lead, decision_policy
 from rules.models import StoredDecision
 from rules.outcome import PolicyDecision
 

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from common import audit
 from common.principal import Principal
-from registration import notifications_service
-from registration.lifecycle import Event, RegistrationStatus, next_status
-from registration.models import Lead
-from registration.notifications import NotificationEvent
+from registration.leads.lifecycle import Event, RegistrationStatus, next_status
+from registration.leads.models import Lead
+from registration.notifications import service as notifications_service
+from registration.notifications.notifications import NotificationEvent
 
 #: Event -> the audit action recorded for it (what the lead's history shows).
 ACTIONS: Mapping[Event, str] = {
