@@ -21,7 +21,7 @@ from common.outbox import DeliveryFailed, DeliveryReport, OutboxItem
 from common.retry import RetryPolicy
 from common.settings import Settings
 from registration.leads.models import Opportunity
-from transfer import repository
+from transfer import inbound_repository, repository
 from transfer import schemas as s
 from transfer.client import CallResult, PartnerCrmClient
 from transfer.connection_service import outbound_profile, secrets_of
@@ -114,7 +114,7 @@ class PartnerCrmSender:
                 )
                 if opp is None:
                     raise PartnerDataInvalid("the transfer has no opportunity to apply the answer to")
-                _, changes = repository.apply_document(session, t, opp, doc, now=now)
+                _, changes = inbound_repository.apply_document(session, t, opp, doc, now=now)
                 details["changes"] = changes
                 action = "update_received"
             t.status, t.last_error, t.attempts = s.TransferState.SUCCESSFUL.value, None, item.attempts

@@ -25,7 +25,7 @@ from common.database import Database
 from common.errors import FieldProblem, NotFound, ValidationFailed
 from common.settings import Settings
 from registration.leads.models import Lead, Opportunity
-from transfer import repository
+from transfer import inbound_repository, repository
 from transfer import schemas as s
 from transfer.connection_service import inbound_profile, secrets_of
 from transfer.errors import PartnerDataInvalid, SignatureMismatch
@@ -139,11 +139,11 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
                 session.add(t)
                 session.flush()
                 if c.inbound_creates == s.InboundCreates.LEAD:
-                    lead, correlations = repository.create_lead(session, c, t, doc, now=now)
+                    lead, correlations = inbound_repository.create_lead(session, c, t, doc, now=now)
                     repository.remember(session, t, "lead", lead.id, doc["id"])
                     local = str(lead.id)
                 else:
-                    opp, correlations = repository.create_opportunity(session, c, t, doc, now=now)
+                    opp, correlations = inbound_repository.create_opportunity(session, c, t, doc, now=now)
                     repository.remember(session, t, "opportunity", opp.id, doc["id"])
                     local = str(opp.id)
                 repository.record(
@@ -171,7 +171,7 @@ def update(db: Database, settings: Settings, key: str, headers: Mapping[str, str
             raise NotFound(f"no opportunity was transferred with id {doc['id']}")
         opp = session.get(Opportunity, t.opportunity_id, with_for_update=True)
         assert opp is not None
-        correlations, changes = repository.apply_document(session, t, opp, doc, now=now)
+        correlations, changes = inbound_repository.apply_document(session, t, opp, doc, now=now)
         t.last_operation, t.last_synced_at, t.updated_at = "update", now, now
         t.status = s.TransferState.SUCCESSFUL.value
         repository.record(
