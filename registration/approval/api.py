@@ -15,9 +15,9 @@ from common.http import if_match, json_response
 from common.openapi import view_operation_id
 from common.pagination import Page
 from common.principal import ANY_ROLE, INTERNAL_ROLES, Role
+from registration.approval import rounds_service, worklist_service
 from registration.approval import schemas as a
 from registration.approval import service as approval_service
-from registration.approval import worklist_service
 from registration.expiry import service as expiry_service
 from registration.leads import schemas as s
 
@@ -87,13 +87,13 @@ def withdraw_lead(path: s.IdPath, body: a.WithdrawIn) -> Response:
 @api.get("/leads/<int:id>/approval-rounds", tags=[approvals], responses={200: a.RoundList})
 @allow(ANY_ROLE)
 def list_lead_approval_rounds(path: s.IdPath) -> Response:
-    return json_response(approval_service.list_rounds(_db(), current_principal(), path.id))
+    return json_response(rounds_service.list_rounds(_db(), current_principal(), path.id))
 
 
 @api.get("/leads/<int:id>/tasks", tags=[approvals], responses={200: a.TaskList})
 @allow(ANY_ROLE)
 def list_lead_tasks(path: s.IdPath) -> Response:
-    return json_response(approval_service.list_tasks(_db(), current_principal(), path.id))
+    return json_response(rounds_service.list_tasks(_db(), current_principal(), path.id))
 
 
 @api.patch("/leads/<int:id>/expiry", tags=[approvals], responses={200: s.LeadOut})

@@ -19,7 +19,7 @@ from common.errors import ValidationFailed
 from common.principal import Principal
 from directory.models import Customer, Organization, PartnerProgram, Product, User
 from registration.acceptance.team_service import accepted_for_now, ensure_accepted
-from registration.approval.service import start_round
+from registration.approval.rounds_service import start_round
 from registration.duplicates.service import refuse_overlapping_registration
 from registration.leads import schemas as s
 from registration.leads.eligibility_service import program_membership, registration_blockers

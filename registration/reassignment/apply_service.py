@@ -24,7 +24,7 @@ from common.clock import utcnow
 from common.mail import CHANNEL
 from directory.models import User
 from registration.approval.approval import RoundStatus, StepStatus
-from registration.approval.service import start_round
+from registration.approval.rounds_service import start_round
 from registration.leads.models import (
     ApprovalRound,
     ApprovalStep,
