@@ -14,6 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from common import audit
+from common.ids import parse_id
 from common.principal import Principal
 from directory.models import Customer, Product, User
 from registration.leads.models import Lead, LeadNote, Opportunity
@@ -69,8 +70,10 @@ def remember_reply(session: Session, transfer: OpportunityTransfer, correlations
         if kind not in CHILD_KINDS or not isinstance(pairs, Mapping):
             continue
         for ours, theirs in pairs.items():
-            if str(ours).isdigit() and isinstance(theirs, str | int) and str(theirs):
-                remember(session, transfer, kind, int(ours), str(theirs)[:200])
+            # our id as the partner echoes it: ASCII digits within the column's range, or it names nothing
+            local_id = parse_id(str(ours))
+            if local_id is not None and isinstance(theirs, str | int) and str(theirs):
+                remember(session, transfer, kind, local_id, str(theirs)[:200])
 
 
 def all_correlations(session: Session, transfer: OpportunityTransfer) -> list[CorrelationKey]:

@@ -213,3 +213,26 @@ def test_the_cli_reports_profile_errors_with_their_positions(app, demo, tmp_path
     )
     assert result.exit_code != 0
     assert "profile:3:23" in result.output and "nme" in result.output
+
+
+def test_ids_a_partner_echoes_are_ascii_digits_within_the_columns_range(client, db, demo):
+    """A partner's reply lists {our id: their id}: an id past 2^31-1 was an 'integer out of range' on
+    PostgreSQL in the deliverer, and a non-ASCII digit named one of our records."""
+    from transfer import repository
+
+    resp = client.post(
+        "/v1/partner-crm-connections",
+        json=_connection(demo.ids["northwind"], transfer_on_approval=True),
+        headers=demo["admin"],
+    )
+    assert resp.status_code == 201
+    _approved(client, demo)
+    reply = {
+        "contacts": {"2147483648": "huge", "\u0661": "arabic", "\uff12": "fullwidth", "+3": "sign", "5": "ok"}
+    }
+    with db.transaction() as session:
+        [t] = session.scalars(select(OpportunityTransfer)).all()
+        repository.remember_reply(session, t, reply)
+    with db.transaction() as session:
+        [t] = session.scalars(select(OpportunityTransfer)).all()
+        assert repository.correlation_map(session, t, "contacts") == {"ok": 5}
