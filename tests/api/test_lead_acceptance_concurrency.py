@@ -119,9 +119,13 @@ def _wait_until_a_request_waits_for_a_lock(db: Database) -> None:
     waiting = text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     with db.engine.connect() as conn:
-        while conn.execute(waiting).scalar_one() == 0:
+        while True:
+            found = conn.execute(waiting).scalar_one()
+            conn.rollback()  # the activity view is a snapshot kept until the transaction ends
+            if found:
+                return
             assert time.monotonic() < deadline, "the request never reached the offers"
             time.sleep(0.02)
 
