@@ -128,6 +128,7 @@ class PolicyActions:
     block_overlapping_registrations: bool | None = None
     reassignment_pending: str | None = None
     reassignment_approved: str | None = None
+    reassign_on_resubmit: bool | None = None
 
 
 Actions: TypeAlias = AssignmentActions | ApprovalActions | PolicyActions
@@ -251,6 +252,8 @@ def actions_to_json(actions: Actions) -> dict[str, Any]:
             "pending_approvals": actions.reassignment_pending,
             "approved": actions.reassignment_approved,
         }
+    if actions.reassign_on_resubmit is not None:
+        out["reassign_on_resubmit"] = actions.reassign_on_resubmit
     return out
 
 
@@ -276,6 +279,7 @@ def actions_from_json(kind: Kind, data: Mapping[str, Any]) -> Actions:
         data["block_overlapping_registrations"],
         (data.get("reassignment") or {}).get("pending_approvals"),
         (data.get("reassignment") or {}).get("approved"),
+        data.get("reassign_on_resubmit"),
     )
 
 

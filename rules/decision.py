@@ -164,6 +164,7 @@ class AssignmentDecisionResult:
                     "pending_approvals": self.policy.reassignment_pending,
                     "approved": self.policy.reassignment_approved,
                 },
+                "reassign_on_resubmit": self.policy.reassign_on_resubmit,
                 "notify": [
                     {"event": n.event, "roles": list(n.roles), "users": list(n.users)}
                     for n in self.policy.notify
@@ -263,6 +264,7 @@ def decide(
     ()
     """
     tfacts = territory_facts(facts.given)
+    kept_team = territory_team is not None
     if territory_team is not None:
         matched = lowest = deepest_territories(snapshot, territory_team)
     else:
@@ -282,10 +284,10 @@ def decide(
     resources: list[ast.Resource] = []
     if cam:
         resources.append(ast.Resource(cam.user, CHANNEL_ACCOUNT_MANAGER))
-    territory_team = list(lowest)
+    team = list(lowest)
     if assignment and isinstance(assignment.actions, AssignmentDecision):
         resources.extend(assignment.actions.resources)
-        territory_team.extend(assignment.actions.territories)
+        team.extend(assignment.actions.territories)
         if snapshot:
             for key in assignment.actions.territories:
                 if key in snapshot:
@@ -315,11 +317,11 @@ def decide(
         cam=cam.user if cam else None,
         cam_territory=cam.territory if cam else None,
         resources=tuple(dict.fromkeys(resources)),
-        territory_team=tuple(dict.fromkeys(territory_team)),
+        territory_team=tuple(dict.fromkeys(team)),
         steps=steps,
         policy=policy,
         _inputs=_TraceInputs(facts, tfacts, snapshot, rulesets, outcomes, cam),
-        kept_team=territory_team is not None,
+        kept_team=kept_team,
     )
 
 

@@ -35,6 +35,7 @@ class PolicyDecision:
     #: ``move_owner`` for approved registrations and their opportunities.
     reassignment_pending: str = "reroute"
     reassignment_approved: str = "keep_owner"
+    reassign_on_resubmit: bool = False  # a resubmitted registration is assigned afresh (new team)
 
 
 Decision: TypeAlias = AssignmentDecision | ApprovalDecision | PolicyDecision
@@ -102,6 +103,7 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
             "pending_approvals": decision.reassignment_pending,
             "approved": decision.reassignment_approved,
         },
+        "reassign_on_resubmit": decision.reassign_on_resubmit,
     }
 
 
@@ -175,5 +177,8 @@ def merge_actions_uncached(ruleset: ast.Ruleset, fired: Sequence[str]) -> Decisi
         ),
         reassignment_approved=next(
             (a.reassignment_approved for a in policy if a.reassignment_approved is not None), "keep_owner"
+        ),
+        reassign_on_resubmit=next(
+            (a.reassign_on_resubmit for a in policy if a.reassign_on_resubmit is not None), False
         ),
     )

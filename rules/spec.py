@@ -133,6 +133,7 @@ class PolicyThen(_Spec):
     notify: dict[EventName, NotifyTarget] = Field(default_factory=dict)
     block_overlapping_registrations: bool | None = None
     reassignment: ReassignmentThen | None = None
+    reassign_on_resubmit: bool | None = None
 
 
 class AssignmentRule(_RuleSpec):

@@ -144,12 +144,31 @@ def _assign(
     }
 
 
+def _unassign(lead: Lead) -> dict[str, Any]:
+    """Take the territory team and the sales-team members an earlier assignment added off the lead (a
+    fresh assignment replaces them)."""
+    territories = [t.territory_key for t in lead.territory_team]
+    members = [m for m in lead.sales_team if m.source == "assignment"]
+    lead.territory_team.clear()
+    for member in members:
+        lead.sales_team.remove(member)
+    return {
+        "replaced_territories": territories,
+        "replaced_resources": [{"user_id": m.user_id, "role": m.role} for m in members],
+    }
+
+
 def _decide(
     db: Database, facts: dict[str, Any], team: list[str] | None = None
-) -> tuple[TerritorySnapshot | None, dict[str, Any], Any]:
-    """Decide on the lead's facts; a lead that has a territory team keeps it, and is decided on it."""
+) -> tuple[TerritorySnapshot | None, dict[str, Any], AssignmentDecisionResult]:
+    """Decide on the lead's facts. A lead that has a territory team keeps it and is decided on it (its
+    approvers are the channel roles on the lead), unless the policy asks resubmitted registrations to be
+    assigned afresh: then the decision is a fresh match, and submitting replaces the team with it."""
     snapshot = active_snapshot(db)
-    enriched, result = decide_facts(db, facts, snapshot, active_rulesets(db), territory_team=team or None)
+    rulesets = active_rulesets(db)
+    enriched, result = decide_facts(db, facts, snapshot, rulesets, territory_team=team or None)
+    if team and result.policy.reassign_on_resubmit:  # policy rules read facts only: the same either way
+        enriched, result = decide_facts(db, facts, snapshot, rulesets)
     return snapshot, enriched, result
 
 
@@ -167,7 +186,7 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
         with accepted_for_now(session, lead, principal):  # decide on the lead as submitting leaves it
             facts = lead_facts(session, lead, today)
             # Submitted again, the lead keeps the team its first submission assigned (the approvers
-            # are the channel roles on the lead); only a lead without one is assigned afresh.
+            # are the channel roles on the lead) unless the policy says to assign it afresh.
             team = [t.territory_key for t in lead.territory_team]
     snapshot, enriched, result = _decide(db, facts, team)
 
@@ -207,8 +226,10 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             session, principal, "lead", lead.id, lead.organization_id, snapshot, enriched, result
         )
         lead.decision_id = decision.id
-        if not lead.territory_team:
-            assigned = _assign(session, lead, snapshot, result)
+        if not result.kept_team:  # first submission, or the policy's fresh assignment: never a mix
+            replaced = _unassign(lead) if lead.territory_team else {}
+            session.flush()  # the replaced rows go before the new ones arrive (same unique keys)
+            assigned = {**_assign(session, lead, snapshot, result), **replaced}
             audit.record(
                 session,
                 principal,

@@ -422,3 +422,52 @@ def test_a_resubmitted_registration_goes_to_the_channel_roles_on_the_lead(client
     assert decision["result"]["territories_from"] == "territory_team"
     assert act(client, demo["cam-jp"], lead["id"], "approve").status_code == 403
     assert ok(act(client, cam, lead["id"], "approve"))["status"] == "approved"
+
+
+REASSIGNING_POLICY = """\
+kind: policy
+hit_policy: first
+rules:
+  - id: resubmissions-are-assigned-afresh
+    when: always
+    then:
+      reassign_on_resubmit: true
+"""
+
+
+def test_with_the_policy_a_resubmitted_registration_is_assigned_afresh_team_and_approvers(client, db, demo):
+    admin, partner, cam = demo["admin"], demo["northwind-user"], demo["cam-jp-security"]
+    created_rs = ok(
+        client.post("/v1/rulesets", json={"name": "p.yaml", "source": REASSIGNING_POLICY}, headers=admin), 201
+    )
+    etag = client.get(f"/v1/rulesets/{created_rs['id']}", headers=admin).headers["ETag"]
+    ok(client.post(f"/v1/rulesets/{created_rs['id']}/activate", headers={**admin, "If-Match": etag}))
+    lead = pending(client, demo)
+    assert [t["territory"] for t in lead["territory_team"]] == ["JP-SEC-RESELL"]
+    ok(act(client, cam, lead["id"], "reject", {"comment": "wrong customer"}))
+    with db.transaction() as session:
+        australian = session.scalar(select(Customer.id).where(Customer.country == "AU").limit(1))
+    etag = etag_of(client, partner, lead["id"])
+    ok(
+        client.patch(
+            f"/v1/leads/{lead['id']}", json={"customer_id": australian}, headers={**partner, "If-Match": etag}
+        )
+    )
+
+    again = ok(submit(client, partner, lead["id"]))
+    decision = ok(client.get(f"/v1/decisions/{again['decision_id']}", headers=admin))["result"]
+    assert "territories_from" not in decision  # a fresh match
+    assert (
+        [t["territory"] for t in again["territory_team"]] == decision["territory_team"] != ["JP-SEC-RESELL"]
+    )
+    cams = {m["user_id"] for m in again["sales_team"] if m["role"] == "channel_account_manager"}
+    assert cams == {demo.ids[decision["cam"]]} and demo.ids["cam-jp-security"] not in cams
+    round_two = _round_approvers(client, demo, lead["id"])[1]
+    assert round_two == [a["user"] for st in decision["approval_steps"] for a in st["approvers"]]
+    assert round_two == [decision["cam"]]  # the new team's CAM: never the old team's beside it
+    history = ok(client.get(f"/v1/leads/{lead['id']}/history", headers=admin))["items"]
+    reassigned = [i for i in history if i["action"] == "assigned"][-1]["details"]
+    assert reassigned["replaced_territories"] == ["JP-SEC-RESELL"]
+    assert {"user_id": demo.ids["cam-jp-security"], "role": "channel_account_manager"} in reassigned[
+        "replaced_resources"
+    ]

@@ -173,3 +173,15 @@ def test_facts_that_do_not_fit_the_vocabulary_are_refused_with_every_problem():
     with pytest.raises(FactsInvalid) as refused:
         LeadFacts.check({"deal_size": "big", "registration_type": "gift", "geography": "JP"})
     assert [p.split(":")[0] for p in refused.value.problems] == ["deal_size", "registration_type"]
+
+
+def test_a_subject_keeping_its_team_is_decided_on_it_and_a_fresh_one_on_the_match(evaluator):
+    facts = LeadFacts.check({"geography": "DE"})
+    fresh = decide(facts, _snapshot(), {}, evaluator)
+    assert not fresh.kept_team and "territories_from" not in fresh.to_json()
+    assert fresh.approvers == ("cam-emea",)
+    # the team's deepest territory (jp-security) takes the lowest match's part; its CAM is up at jp
+    kept = decide(facts, _snapshot(), {}, evaluator, territory_team=["jp", "jp-security", "gone"])
+    assert kept.kept_team and kept.to_json()["territories_from"] == "territory_team"
+    assert kept.lowest == ("jp-security",) and kept.approvers == ("cam-jp",)
+    assert kept.territory_team == ("jp-security",)

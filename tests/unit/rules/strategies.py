@@ -73,6 +73,7 @@ def actions_for(kind: ast.Kind, n: int) -> ast.Actions:
         transfer="on_approval" if n % 4 == 1 else None,
         notify=(ast.Notify("approved", ("channel_account_manager",), (f"u{n}",)),) if n % 2 == 0 else (),
         block_overlapping_registrations=(n % 5 == 0) if n % 2 else None,
+        reassign_on_resubmit=(n % 3 == 0) if n % 2 == 0 else None,
     )
 
 

@@ -31,6 +31,17 @@ def test_version_ignores_comments_and_layout_but_not_content():
     assert len(a.version) == 64
 
 
+def test_a_policy_may_ask_resubmissions_to_be_assigned_afresh_and_files_without_it_keep_their_version():
+    source = "kind: policy\nhit_policy: first\nrules:\n  - {id: x, when: always, then: {expiry_days: 30}}\n"
+    before = load_ruleset(source).unwrap()
+    assert "reassign_on_resubmit" not in ast.ruleset_to_json(before)["rules"][0]["then"]
+    assert reference.evaluate(before, {}).actions.reassign_on_resubmit is False
+    asked = load_ruleset(source.replace("30}", "30, reassign_on_resubmit: true}")).unwrap()
+    again = ast.ruleset_from_json(ast.ruleset_to_json(asked))
+    assert again == asked and asked.version != before.version
+    assert reference.evaluate(asked, {}).actions.reassign_on_resubmit is True
+
+
 def test_tampered_stored_ruleset_is_refused():
     doc = ast.ruleset_to_json(load_ruleset(EXAMPLES / "policy.yaml").unwrap())
     doc["rules"][0]["priority"] = 1
