@@ -236,3 +236,50 @@ def test_a_policy_with_an_unknown_reassignment_choice_is_refused_at_load(client,
     resp = client.post("/v1/rulesets", json={"name": "policy.yaml", "source": source}, headers=demo["admin"])
     assert resp.status_code == 422, resp.get_data(as_text=True)
     assert "approved" in resp.get_data(as_text=True)
+
+
+def test_a_chunk_delivered_twice_changes_nothing_the_second_time(client, db, demo):
+    from common.batch import Chunk
+    from registration.reassignment import apply_service, plan_service
+    from registration.reassignment.models import ReassignmentChunk
+
+    admin = demo["admin"]
+    leads = pending_leads(client, demo, 2)
+    run = plan(client, admin, territory_model_id=jp_security_to_cam_jp(client, admin))
+    _apply(client, admin, run["id"])
+    with db.transaction() as session:
+        chunks = [
+            Chunk(c.run_id, c.phase, c.number, c.first_id, c.last_id)
+            for c in session.scalars(select(ReassignmentChunk).where(ReassignmentChunk.run_id == run["id"]))
+        ]
+    for chunk in chunks:  # the same chunks again, as a redelivered task would run them
+        task = apply_service.apply_chunk if chunk.phase == "apply" else plan_service.plan_chunk
+        assert task(db.url, chunk) == {}
+    assert [len(reassigned_rows(db, lead_id)) for lead_id in leads] == [1, 1]
+    assert ok(client.get(f"/v1/reassignment-runs/{run['id']}", headers=admin))["applied"] == 2
+    assert len(items(client, admin, run["id"])) == 2
+
+
+def test_a_locked_opportunity_keeps_its_registration_where_it_is(client, demo):
+    admin = demo["admin"]
+    lead = approved_lead(client, demo)
+    _activate_policy(client, admin, "reroute", "move_owner")
+    path = f"/v1/opportunities/{lead['opportunity_id']}"
+    etag = client.get(path, headers=admin).headers["ETag"]
+    resp = client.put(
+        f"{path}/assignment-lock", json={"reason": "renewal in flight"}, headers={**admin, "If-Match": etag}
+    )
+    assert resp.status_code == 200 and resp.get_json()["locked"] is True
+    assert (
+        client.put(
+            f"{path}/assignment-lock",
+            json={"reason": "x"},
+            headers={**demo["northwind-user"], "If-Match": etag},
+        ).status_code
+        == 403
+    )
+    run = plan(client, admin, territory_model_id=jp_security_to_cam_jp(client, admin))
+    (item,) = items(client, admin, run["id"])
+    assert item["outcome"] == "keep" and item["reason"].startswith("locked: opportunity: renewal in flight")
+    _apply(client, admin, run["id"])
+    assert ok(client.get(path, headers=admin))["owner_user_id"] == demo.ids["cam-jp-security"]
