@@ -21,6 +21,8 @@ MODEL_MODULES = (
     "territory.models",
     "rules.models",
     "registration.leads.models",
+    "registration.approval.models",
+    "registration.opportunities.models",
     "registration.acceptance.models",
     "registration.reassignment.models",
     "transfer.models",

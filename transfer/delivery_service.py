@@ -20,7 +20,7 @@ from common.database import Database
 from common.outbox import DeliveryFailed, DeliveryReport, OutboxItem
 from common.retry import RetryPolicy
 from common.settings import Settings
-from registration.leads.models import Opportunity
+from registration.opportunities.models import Opportunity
 from transfer import inbound_repository, repository
 from transfer import schemas as s
 from transfer.client import CallResult, PartnerCrmClient

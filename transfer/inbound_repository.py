@@ -21,10 +21,8 @@ from sqlalchemy.orm import Session
 from common.errors import FieldProblem
 from directory.models import Customer, Product
 from registration.leads.lifecycle import LeadStatus, RegistrationStatus
-from registration.leads.models import (
-    Lead,
-    LeadNote,
-    LeadProduct,
+from registration.leads.models import Lead, LeadNote, LeadProduct
+from registration.opportunities.models import (
     Opportunity,
     OpportunityActivity,
     OpportunityContact,

@@ -24,7 +24,8 @@ from common.clock import utcnow
 from common.database import Database
 from common.errors import FieldProblem, NotFound, ValidationFailed
 from common.settings import Settings
-from registration.leads.models import Lead, Opportunity
+from registration.leads.models import Lead
+from registration.opportunities.models import Opportunity
 from transfer import inbound_repository, repository
 from transfer import schemas as s
 from transfer.connection_service import inbound_profile, secrets_of

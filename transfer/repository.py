@@ -17,7 +17,8 @@ from common import audit
 from common.ids import parse_id
 from common.principal import Principal
 from directory.models import Customer, Product, User
-from registration.leads.models import Lead, LeadNote, Opportunity
+from registration.leads.models import Lead, LeadNote
+from registration.opportunities.models import Opportunity
 from transfer.models import CorrelationKey, OpportunityTransfer
 
 CHILD_KINDS = ("contacts", "revenue_lines", "notes", "activities")

@@ -22,7 +22,7 @@ from common.database import Database
 from common.errors import Conflict, NotFound
 from common.principal import Principal
 from directory.models import Organization
-from registration.leads.models import Opportunity
+from registration.opportunities.models import Opportunity
 from registration.opportunities.service import visible_opportunity
 from transfer import repository
 from transfer import schemas as s

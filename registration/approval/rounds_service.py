@@ -17,8 +17,9 @@ from common.principal import Principal
 from directory.models import User
 from registration.approval import schemas as a
 from registration.approval.approval import RoundStatus, StepStatus
+from registration.approval.models import ApprovalRound, ApprovalStep, ApprovalStepApprover, LeadTask
 from registration.leads.lifecycle import Event, RegistrationStatus
-from registration.leads.models import ApprovalRound, ApprovalStep, ApprovalStepApprover, Lead, LeadTask
+from registration.leads.models import Lead
 from registration.leads.service import visible_lead
 from registration.leads.transition_service import after_transition
 from rules.models import StoredDecision

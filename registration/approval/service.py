@@ -37,19 +37,13 @@ from registration.approval.approval import (
     pick_owner,
     step_outcome,
 )
+from registration.approval.models import ApprovalRound, ApprovalStep, ApprovalStepApprover, LeadTask
 from registration.duplicates.service import refuse_overlapping_registration
 from registration.leads import schemas as s
 from registration.leads.eligibility_service import registration_blockers
 from registration.leads.errors import RegistrationNotAllowed
 from registration.leads.lifecycle import Event, LeadStatus, next_status
-from registration.leads.models import (
-    ApprovalRound,
-    ApprovalStep,
-    ApprovalStepApprover,
-    Lead,
-    LeadNote,
-    LeadTask,
-)
+from registration.leads.models import Lead, LeadNote
 from registration.leads.service import lead_out, visible_lead
 from registration.leads.transition_service import apply_transition
 from registration.opportunities.opportunity import expires_at

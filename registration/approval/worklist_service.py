@@ -17,8 +17,9 @@ from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal
 from registration.approval import schemas as a
 from registration.approval.approval import RoundStatus
+from registration.approval.models import ApprovalRound, ApprovalStep, ApprovalStepApprover
 from registration.leads.lifecycle import RegistrationStatus
-from registration.leads.models import ApprovalRound, ApprovalStep, ApprovalStepApprover, Lead, LeadTerritory
+from registration.leads.models import Lead, LeadTerritory
 
 WAITING = (RegistrationStatus.PENDING_APPROVAL.value, RegistrationStatus.INFO_REQUESTED.value)
 

@@ -23,14 +23,9 @@ from directory.models import Customer, Product
 from registration.duplicates import duplicates as d
 from registration.duplicates import schemas as ds
 from registration.leads.lifecycle import RegistrationStatus
-from registration.leads.models import (
-    Lead,
-    LeadProduct,
-    Opportunity,
-    OpportunityContact,
-    OpportunityRevenueLine,
-)
+from registration.leads.models import Lead, LeadProduct
 from registration.leads.service import visible_lead
+from registration.opportunities.models import Opportunity, OpportunityContact, OpportunityRevenueLine
 from rules.outcome import PolicyDecision
 
 #: Registrations that still claim their deal (drafts claim nothing yet; rejected, withdrawn and expired

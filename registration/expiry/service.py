@@ -20,9 +20,10 @@ from common.principal import Principal, Role
 from registration.approval import schemas as a
 from registration.leads import schemas as s
 from registration.leads.lifecycle import Event, RegistrationStatus
-from registration.leads.models import Lead, Opportunity, OpportunityActivity
+from registration.leads.models import Lead
 from registration.leads.service import lead_out, visible_lead
 from registration.leads.transition_service import apply_transition
+from registration.opportunities.models import Opportunity, OpportunityActivity
 
 #: Registrations expired per transaction by the sweep (keeps locks short on a large backlog).
 SWEEP_CHUNK = 200

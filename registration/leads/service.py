@@ -26,14 +26,8 @@ from registration.acceptance.team_service import ensure_accepted, is_offered, of
 from registration.leads import schemas as s
 from registration.leads.errors import ReadOnly
 from registration.leads.lifecycle import LeadStatus, RegistrationStatus, editable
-from registration.leads.models import (
-    IdempotencyKey,
-    Lead,
-    LeadNote,
-    LeadProduct,
-    Opportunity,
-    SalesTeamMember,
-)
+from registration.leads.models import IdempotencyKey, Lead, LeadNote, LeadProduct, SalesTeamMember
+from registration.opportunities.models import Opportunity
 
 LEAD_OWNER = "lead_owner"
 

@@ -20,10 +20,10 @@ from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal
 from directory.models import User
 from registration.approval.approval import PROVIDE_INFORMATION
-from registration.leads.models import (
-    Lead,
-    LeadNote,
-    LeadTask,
+from registration.approval.models import LeadTask
+from registration.leads.models import Lead, LeadNote
+from registration.opportunities import schemas as o
+from registration.opportunities.models import (
     Opportunity,
     OpportunityActivity,
     OpportunityContact,
@@ -31,7 +31,6 @@ from registration.leads.models import (
     OpportunityRevenueLine,
     OpportunitySalesTeamMember,
 )
-from registration.opportunities import schemas as o
 from registration.opportunities.opportunity import (
     OWNER_ROLE,
     OpportunityClosed,

@@ -24,16 +24,11 @@ from common.clock import utcnow
 from common.mail import CHANNEL
 from directory.models import User
 from registration.approval.approval import RoundStatus, StepStatus
+from registration.approval.models import ApprovalRound, ApprovalStep
 from registration.approval.rounds_service import start_round
-from registration.leads.models import (
-    ApprovalRound,
-    ApprovalStep,
-    Lead,
-    LeadTerritory,
-    Opportunity,
-    SalesTeamMember,
-)
+from registration.leads.models import Lead, LeadTerritory, SalesTeamMember
 from registration.notifications import service as notifications_service
+from registration.opportunities.models import Opportunity
 from registration.opportunities.opportunity import OWNER_ROLE
 from registration.reassignment.models import (
     AssignmentLock,

@@ -14,8 +14,9 @@ from common.clock import utcnow
 from common.concurrency import check_if_match
 from common.database import Database
 from common.principal import Principal
-from registration.leads.models import Lead, Opportunity
+from registration.leads.models import Lead
 from registration.leads.service import visible_lead
+from registration.opportunities.models import Opportunity
 from registration.opportunities.service import visible_opportunity
 from registration.reassignment import schemas as s
 from registration.reassignment.models import AssignmentLock

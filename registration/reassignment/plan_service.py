@@ -17,7 +17,8 @@ from common.batch import Chunk, database_for
 from common.clock import utcnow
 from common.database import Database
 from directory.models import Customer, Organization, PartnerProgram, Product
-from registration.leads.models import Lead, LeadProduct, LeadTerritory, Opportunity
+from registration.leads.models import Lead, LeadProduct, LeadTerritory
+from registration.opportunities.models import Opportunity
 from registration.reassignment.models import (
     AssignmentLock,
     ReassignmentChunk,

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from directory.models import Customer
-from registration.leads.models import Opportunity
+from registration.opportunities.models import Opportunity
 from tests.api.approvals_support import act, actions, etag_of, ok, pending
 from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, submit
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from common.audit import AuditEvent
-from registration.leads.models import Opportunity
+from registration.opportunities.models import Opportunity
 from tests.api.approvals_support import pending
 from tests.api.leads_support import Demo, load_demo
 from tests.api.test_leads_concurrency import _call, base_url  # noqa: F401  (the threaded server fixture)

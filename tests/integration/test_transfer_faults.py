@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from common.outbox import OutboxMessage
-from registration.leads.models import Opportunity
+from registration.opportunities.models import Opportunity
 from tests.integration.transfer_support import (
     ROOT,
     SECRET_BRAND_SIGNS,

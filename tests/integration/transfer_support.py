@@ -25,8 +25,8 @@ from common.principal import Role
 from directory.enums import OrganizationKind, PartnerType
 from directory.models import Customer, Organization, Product, User
 from directory.services.users import mint_key_for_user
-from registration.leads.models import (
-    Lead,
+from registration.leads.models import Lead
+from registration.opportunities.models import (
     Opportunity,
     OpportunityActivity,
     OpportunityContact,

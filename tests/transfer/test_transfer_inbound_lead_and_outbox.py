@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from common.outbox import OutboxMessage
 from directory.models import Product
-from registration.leads.models import Lead, LeadNote, Opportunity
+from registration.leads.models import Lead, LeadNote
+from registration.opportunities.models import Opportunity
 from tests.api.approvals_support import act, ok, pending
 from tests.api.leads_support import Demo, load_demo
 from transfer import service
