@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from common.audit import AuditEvent
-from registration.leads.models import ApprovalRound
+from registration.approval.models import ApprovalRound
 from registration.reassignment.models import ReassignmentChunk, ReassignmentItem, ReassignmentRun
 from tests.api.leads_support import load_demo
 from tests.api.reassignment_support import jp_security_to_cam_jp, pending_leads, plan
