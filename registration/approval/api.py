@@ -18,6 +18,7 @@ from common.principal import ANY_ROLE, INTERNAL_ROLES, Role
 from registration.approval import rounds_service, worklist_service
 from registration.approval import schemas as a
 from registration.approval import service as approval_service
+from registration.expiry import schemas as ex
 from registration.expiry import service as expiry_service
 from registration.leads import schemas as s
 
@@ -98,7 +99,7 @@ def list_lead_tasks(path: s.IdPath) -> Response:
 
 @api.patch("/leads/<int:id>/expiry", tags=[approvals], responses={200: s.LeadOut})
 @allow(Role.CHANNEL_ACCOUNT_MANAGER, Role.ADMIN)
-def change_lead_expiry(path: s.IdPath, body: a.ExpiryIn) -> Response:
+def change_lead_expiry(path: s.IdPath, body: ex.ExpiryIn) -> Response:
     """Change an approved registration's expiry (channel account managers and admins only)."""
     return _lead(expiry_service.set_expiry(_db(), current_principal(), path.id, if_match(), body))
 
@@ -110,15 +111,15 @@ def get_worklist(query: a.WorklistQuery) -> Response:
     return json_response(worklist_service.worklist(_db(), current_principal(), query))
 
 
-@api.post("/registrations/expire", tags=[approvals], responses={200: a.ExpirySweepOut})
+@api.post("/registrations/expire", tags=[approvals], responses={200: ex.ExpirySweepOut})
 @allow(Role.ADMIN, Role.INTEGRATION)
 def expire_registrations() -> Response:
     """Expire approved registrations past their date (idempotent; for schedulers)."""
     return json_response(expiry_service.expire_registrations(_db(), current_principal()))
 
 
-@api.get("/registrations/expiring", tags=[approvals], responses={200: Page[a.ExpiringItem]})
+@api.get("/registrations/expiring", tags=[approvals], responses={200: Page[ex.ExpiringItem]})
 @allow(ANY_ROLE)
-def list_expiring_registrations(query: a.ExpiringQuery) -> Response:
+def list_expiring_registrations(query: ex.ExpiringQuery) -> Response:
     """Approved registrations expiring within ``within_days`` (partners: their organization's)."""
     return json_response(expiry_service.expiring(_db(), current_principal(), query))

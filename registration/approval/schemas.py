@@ -1,4 +1,4 @@
-"""Request and response models of approvals, tasks, expiry and the worklist (pydantic; pure)."""
+"""Request and response models of approvals, tasks and the worklist (pydantic; pure)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from directory.schemas import Input
 from registration.leads.lifecycle import RegistrationStatus
@@ -35,10 +35,6 @@ class SubmitInfoIn(Input):
 
 class WithdrawIn(Input):
     comment: Comment | None = None
-
-
-class ExpiryIn(Input):
-    expires_at: AwareDatetime = Field(description="the new expiry date and time (with its UTC offset)")
 
 
 class ApproverOut(BaseModel):
@@ -133,29 +129,3 @@ class WorklistItem(BaseModel):
     submitted_at: datetime
     age_days: int
     version: int
-
-
-class ExpiringQuery(Input):
-    within_days: int = Field(30, ge=0, le=3650, description="expiring between now and this many days")
-    limit: int = Field(50, ge=1, le=500)
-    cursor: str | None = Field(None, max_length=200)
-
-
-class ExpiringItem(BaseModel):
-    lead_id: int
-    registration_number: str | None
-    name: str
-    organization_id: int | None
-    expires_at: datetime
-    days_left: int
-    opportunity_id: int | None
-
-
-class ExpirySweepOut(BaseModel):
-    """What one expiry run did; a second run at the same time expires nothing."""
-
-    checked_at: datetime
-    expired: int = Field(description="registrations this run moved to expired")
-    registration_numbers: list[str] = Field(description="the registrations this run expired")
-    expired_total: int = Field(description="expired registrations in the database after the run")
-    approved_remaining: int = Field(description="approved registrations still protected")

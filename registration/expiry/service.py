@@ -17,7 +17,7 @@ from common.database import Database
 from common.errors import Conflict, FieldProblem, Forbidden, ValidationFailed
 from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal, Role
-from registration.approval import schemas as a
+from registration.expiry import schemas as ex
 from registration.leads import schemas as s
 from registration.leads.lifecycle import Event, RegistrationStatus
 from registration.leads.models import Lead
@@ -38,7 +38,7 @@ def _opportunity(session: Session, lead: Lead) -> Opportunity | None:
 
 
 def set_expiry(
-    db: Database, principal: Principal, lead_id: int, if_match: str | None, data: a.ExpiryIn
+    db: Database, principal: Principal, lead_id: int, if_match: str | None, data: ex.ExpiryIn
 ) -> s.LeadOut:
     """Change an approved registration's expiry date (channel account managers and admins only)."""
     if not principal.has(Role.CHANNEL_ACCOUNT_MANAGER, Role.ADMIN):
@@ -107,7 +107,7 @@ def _due(session: Session, now: datetime, limit: int) -> list[int]:
 
 def expire_registrations(
     db: Database, actor: Principal | None, now: datetime | None = None
-) -> a.ExpirySweepOut:
+) -> ex.ExpirySweepOut:
     """Move every approved registration whose expiry is at or before ``now`` to ``expired``.
 
     Each lead is locked and checked again before it moves, so a racing expiry change or a second sweep
@@ -153,7 +153,7 @@ def expire_registrations(
             .group_by(Lead.status)
         )
         counts: dict[str, int] = {status: n for status, n in session.execute(stmt)}
-    return a.ExpirySweepOut(
+    return ex.ExpirySweepOut(
         checked_at=now,
         expired=len(numbers),
         registration_numbers=numbers,
@@ -162,7 +162,7 @@ def expire_registrations(
     )
 
 
-def expiring(db: Database, principal: Principal, query: a.ExpiringQuery) -> Page[a.ExpiringItem]:
+def expiring(db: Database, principal: Principal, query: ex.ExpiringQuery) -> Page[ex.ExpiringItem]:
     """Approved registrations expiring between now and ``within_days`` from now (partners: their own)."""
     now = utcnow()
     until = now + timedelta(days=query.within_days)
@@ -187,7 +187,7 @@ def expiring(db: Database, principal: Principal, query: a.ExpiringQuery) -> Page
         for lead, opp_id in rows:
             assert lead.expires_at is not None
             items.append(
-                a.ExpiringItem(
+                ex.ExpiringItem(
                     lead_id=lead.id,
                     registration_number=lead.registration_number,
                     name=lead.name,
@@ -197,6 +197,6 @@ def expiring(db: Database, principal: Principal, query: a.ExpiringQuery) -> Page
                     opportunity_id=opp_id,
                 )
             )
-        return Page[a.ExpiringItem](
+        return Page[ex.ExpiringItem](
             items=items, next_cursor=encode_cursor(rows[-1][0].id) if more and rows else None
         )
