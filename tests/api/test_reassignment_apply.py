@@ -88,6 +88,14 @@ def test_apply_moves_exactly_the_planned_leads_reroutes_their_rounds_and_writes_
     assert {p["user_id"] for p in digests.values()} == {demo.ids["cam-jp"], demo.ids["cam-jp-security"]}
     gained = next(p for p in digests.values() if p["user_id"] == demo.ids["cam-jp"])
     assert (gained["gained"], gained["lost"]) == (4, 0)
+    # each re-routed registration told its new approver (not the old one), in the run's transaction
+    with db.transaction() as session:
+        told = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.dedupe_key.like(f"%:reassignment-{run['id']}:%"))
+        ).all()
+    approver_mails = sorted(m.payload["lead_id"] for m in told if m.payload["user_id"] == demo.ids["cam-jp"])
+    assert approver_mails == leads
+    assert not [m for m in told if m.payload["user_id"] == demo.ids["cam-jp-security"]]
     # the lead history shows the run; planning again finds nothing left to move
     history = ok(client.get(f"/v1/leads/{leads[1]}/history", headers=admin))["items"]
     assert "reassigned" in [h["action"] for h in history]

@@ -74,6 +74,8 @@ def actions_for(kind: ast.Kind, n: int) -> ast.Actions:
         notify=(ast.Notify("approved", ("channel_account_manager",), (f"u{n}",)),) if n % 2 == 0 else (),
         block_overlapping_registrations=(n % 5 == 0) if n % 2 else None,
         reassign_on_resubmit=(n % 3 == 0) if n % 2 == 0 else None,
+        reassignment_pending=("keep" if n % 3 else "reroute") if n % 5 == 1 else None,
+        reassignment_approved=("keep_owner", "move_team", "move_owner")[n % 3] if n % 7 < 2 else None,
     )
 
 
