@@ -35,7 +35,7 @@ from registration.expiry.cli import commands as registration_commands
 from registration.leads.api import api as registration_api
 from registration.notifications.cli import commands as notification_commands
 from registration.opportunities.api import api as opportunity_api
-from registration.opportunities.service import OpportunityCreated
+from registration.opportunities.conversion_service import OpportunityCreated
 from registration.reassignment.api import api as reassignment_api
 from registration.reassignment.cli import commands as reassignment_commands
 from rules.api import api as rules_api

@@ -22,6 +22,7 @@ from common.errors import FieldProblem
 from directory.models import Customer, Product
 from registration.leads.lifecycle import LeadStatus, RegistrationStatus
 from registration.leads.models import Lead, LeadNote, LeadProduct
+from registration.opportunities.conversion_service import opportunity_number
 from registration.opportunities.models import (
     Opportunity,
     OpportunityActivity,
@@ -29,7 +30,6 @@ from registration.opportunities.models import (
     OpportunityNote,
     OpportunityRevenueLine,
 )
-from registration.opportunities.service import opportunity_number
 from transfer.errors import PartnerDataInvalid
 from transfer.models import OpportunityTransfer, PartnerCrmConnection
 from transfer.repository import CHILD_KINDS, Correlations, correlation_map, remember

@@ -46,8 +46,8 @@ from registration.leads.lifecycle import Event, LeadStatus, next_status
 from registration.leads.models import Lead, LeadNote
 from registration.leads.service import lead_out, visible_lead
 from registration.leads.transition_service import apply_transition
+from registration.opportunities.conversion_service import OpportunityCreated, convert_lead, decision_policy
 from registration.opportunities.opportunity import expires_at
-from registration.opportunities.service import OpportunityCreated, convert_lead, decision_policy
 from rules.outcome import PolicyDecision
 
 # --- shared checks ------------------------------------------------------------------------------------
