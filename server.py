@@ -32,6 +32,7 @@ from registration.acceptance.api import api as acceptance_api
 from registration.approval.api import api as approval_api
 from registration.duplicates.api import api as duplicates_api
 from registration.expiry.cli import commands as registration_commands
+from registration.extensions.api import api as extension_api
 from registration.leads.api import api as registration_api
 from registration.notifications.cli import commands as notification_commands
 from registration.opportunities.api import api as opportunity_api
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     app.register_api(duplicates_api)
     app.register_api(acceptance_api)
     app.register_api(reassignment_api)
+    app.register_api(extension_api)
     app.register_api(transfer_api)
     app.register_api(transfer_inbound_api)
     app.register_blueprint(territory_pages)

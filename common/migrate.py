@@ -25,6 +25,7 @@ MODEL_MODULES = (
     "registration.opportunities.models",
     "registration.acceptance.models",
     "registration.reassignment.models",
+    "registration.extensions.models",
     "transfer.models",
 )
 

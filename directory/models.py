@@ -110,6 +110,14 @@ class Customer(Versioned, Base):
     region: Mapped[str | None] = mapped_column(String(40))
     industry: Mapped[str | None] = mapped_column(String(80))
     size: Mapped[CustomerSize | None] = mapped_column(String(20))
+    # The web domain partners search by (``example.com``).
+    domain: Mapped[str | None] = mapped_column(String(253), index=True)
+    # A customer a partner proposed: visible to that organization and the brand owner only, until an admin
+    # takes it into the customer master (clears the organization).
+    proposed_by_organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id"), index=True
+    )
+    proposed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
 class Product(Versioned, Base):

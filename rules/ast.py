@@ -129,6 +129,7 @@ class PolicyActions:
     reassignment_pending: str | None = None
     reassignment_approved: str | None = None
     reassign_on_resubmit: bool | None = None
+    max_extensions: int | None = None
 
 
 Actions: TypeAlias = AssignmentActions | ApprovalActions | PolicyActions
@@ -254,6 +255,8 @@ def actions_to_json(actions: Actions) -> dict[str, Any]:
         }
     if actions.reassign_on_resubmit is not None:
         out["reassign_on_resubmit"] = actions.reassign_on_resubmit
+    if actions.max_extensions is not None:  # left out when unset: earlier files keep their version hash
+        out["max_extensions"] = actions.max_extensions
     return out
 
 
@@ -280,6 +283,7 @@ def actions_from_json(kind: Kind, data: Mapping[str, Any]) -> Actions:
         (data.get("reassignment") or {}).get("pending_approvals"),
         (data.get("reassignment") or {}).get("approved"),
         data.get("reassign_on_resubmit"),
+        data.get("max_extensions"),
     )
 
 

@@ -165,6 +165,7 @@ class AssignmentDecisionResult:
                     "approved": self.policy.reassignment_approved,
                 },
                 "reassign_on_resubmit": self.policy.reassign_on_resubmit,
+                "max_extensions": self.policy.max_extensions,
                 "notify": [
                     {"event": n.event, "roles": list(n.roles), "users": list(n.users)}
                     for n in self.policy.notify

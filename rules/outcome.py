@@ -36,6 +36,7 @@ class PolicyDecision:
     reassignment_pending: str = "reroute"
     reassignment_approved: str = "keep_owner"
     reassign_on_resubmit: bool = False  # a resubmitted registration is assigned afresh (new team)
+    max_extensions: int | None = None  # None: no limit
 
 
 Decision: TypeAlias = AssignmentDecision | ApprovalDecision | PolicyDecision
@@ -104,6 +105,7 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
             "approved": decision.reassignment_approved,
         },
         "reassign_on_resubmit": decision.reassign_on_resubmit,
+        "max_extensions": decision.max_extensions,
     }
 
 
@@ -181,4 +183,5 @@ def merge_actions_uncached(ruleset: ast.Ruleset, fired: Sequence[str]) -> Decisi
         reassign_on_resubmit=next(
             (a.reassign_on_resubmit for a in policy if a.reassign_on_resubmit is not None), False
         ),
+        max_extensions=next((a.max_extensions for a in policy if a.max_extensions is not None), None),
     )

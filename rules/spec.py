@@ -17,7 +17,19 @@ TransferTrigger = Literal["on_approval", "never"]
 PendingApprovalsPolicy = Literal["reroute", "keep"]
 ApprovedPolicy = Literal["keep_owner", "move_team", "move_owner"]
 EventName = Literal[
-    "submitted", "approved", "rejected", "info_requested", "expired", "accepted", "transferred"
+    "submitted",
+    "approved",
+    "rejected",
+    "info_requested",
+    "info_submitted",
+    "withdrawn",
+    "expiring",
+    "expired",
+    "extended",
+    "extension_requested",
+    "extension_rejected",
+    "accepted",
+    "transferred",
 ]
 LeadField = Literal[
     "customer",
@@ -134,6 +146,9 @@ class PolicyThen(_Spec):
     block_overlapping_registrations: bool | None = None
     reassignment: ReassignmentThen | None = None
     reassign_on_resubmit: bool | None = None
+    max_extensions: int | None = Field(
+        default=None, ge=0, le=100, description="extension requests a registration may be granted"
+    )
 
 
 class AssignmentRule(_RuleSpec):

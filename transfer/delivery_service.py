@@ -14,12 +14,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from common import outbox
 from common.clock import utcnow
 from common.database import Database
 from common.outbox import DeliveryFailed, DeliveryReport, OutboxItem
 from common.retry import RetryPolicy
 from common.settings import Settings
+from directory.models import Organization
+from registration.leads.models import Lead
+from registration.notifications import service as notifications_service
+from registration.notifications.notifications import NotificationEvent
 from registration.opportunities.models import Opportunity
 from transfer import inbound_repository, repository
 from transfer import schemas as s
@@ -120,6 +126,8 @@ class PartnerCrmSender:
             t.status, t.last_error, t.attempts = s.TransferState.SUCCESSFUL.value, None, item.attempts
             t.last_synced_at = t.updated_at = now
             repository.record(session, None, t, action, now=now, before=before, details=details)
+            if action == "transferred":
+                _tell_transferred(session, t, c, now)
 
     def _failed(self, transfer_id: int, operation: str, item: OutboxItem, outcome: Outcome) -> None:
         now = self.clock()
@@ -172,3 +180,24 @@ def deliver(
 def lease_for(settings: Settings, batch_size: int) -> float:
     """A lease that outlasts a batch of calls at the longest timeout we allow (120 s)."""
     return float(batch_size * 125 + 30)
+
+
+def _tell_transferred(
+    session: Session, t: OpportunityTransfer, c: PartnerCrmConnection, now: datetime
+) -> None:
+    """The partner's CRM took the opportunity: its registration's people are told (the policy's
+    ``transferred`` event), once per transfer."""
+    opp = session.get(Opportunity, t.opportunity_id) if t.opportunity_id is not None else None
+    lead = session.get(Lead, opp.lead_id) if opp is not None else None
+    if lead is None:
+        return
+    partner = session.get(Organization, c.organization_id)
+    notifications_service.notify(
+        session,
+        lead,
+        NotificationEvent.TRANSFERRED,
+        None,
+        now=now,
+        occurrence=f"transfer:{t.id}",
+        partner=partner.name if partner else None,
+    )

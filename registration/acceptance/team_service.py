@@ -26,6 +26,8 @@ from registration.acceptance.models import LeadOffer
 from registration.leads.errors import ReadOnly
 from registration.leads.lifecycle import editable
 from registration.leads.models import Lead, SalesTeamMember
+from registration.notifications import service as notifications_service
+from registration.notifications.notifications import NotificationEvent
 from territory.models import Territory
 
 
@@ -153,6 +155,7 @@ def accept(session: Session, lead: Lead, principal: Principal, via: str) -> a.Ac
             "removed_territories": [t.key for t in plan.removed_territories],
         },
     )
+    notifications_service.notify(session, lead, NotificationEvent.ACCEPTED, principal, occurrence="accepted")
     return plan
 
 

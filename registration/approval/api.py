@@ -14,7 +14,7 @@ from common.database import Database
 from common.http import if_match, json_response
 from common.openapi import view_operation_id
 from common.pagination import Page
-from common.principal import ANY_ROLE, INTERNAL_ROLES, Role
+from common.principal import ANY_ROLE, CHANNEL_ROLES, INTERNAL_ROLES, Role
 from registration.approval import rounds_service, worklist_service
 from registration.approval import schemas as a
 from registration.approval import service as approval_service
@@ -98,9 +98,12 @@ def list_lead_tasks(path: s.IdPath) -> Response:
 
 
 @api.patch("/leads/<int:id>/expiry", tags=[approvals], responses={200: s.LeadOut})
-@allow(Role.CHANNEL_ACCOUNT_MANAGER, Role.ADMIN)
+@allow(CHANNEL_ROLES, Role.ADMIN)
 def change_lead_expiry(path: s.IdPath, body: ex.ExpiryIn) -> Response:
-    """Change an approved registration's expiry (channel account managers and admins only)."""
+    """Change an approved registration's expiry, or give an expired one a later date (approved again).
+
+    Its approvers, the channel staff of its territories (and their managers up the hierarchy) and
+    admins only."""
     return _lead(expiry_service.set_expiry(_db(), current_principal(), path.id, if_match(), body))
 
 

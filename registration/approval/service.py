@@ -347,6 +347,7 @@ def submit_info(
             lead,
             Event.SUBMIT_INFO,
             now=now,
+            reason=data.text,
             details={"note_id": note.id, "task_ids": answered, "round": rnd.number if rnd else None},
         )
         session.refresh(lead)

@@ -1,11 +1,14 @@
-"""Registration expiry over the database: a channel account manager (or an admin) changes an approved
-registration's expiry date; the sweep moves approved registrations past their date to ``expired``
-(idempotent: a second run at the same time changes nothing); and the list of registrations expiring soon.
+"""Registration expiry over the database: the people who answer for a registration (its approvers, the
+channel staff of its territories and their managers, admins) change an approved registration's expiry
+date or give an expired one a later date, which approves it again; the sweep moves approved
+registrations past their date to ``expired`` (idempotent: a second run at the same time changes
+nothing); and the list of registrations expiring soon.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,13 +19,16 @@ from common.concurrency import check_if_match
 from common.database import Database
 from common.errors import Conflict, FieldProblem, Forbidden, ValidationFailed
 from common.pagination import Page, decode_cursor, encode_cursor
-from common.principal import Principal, Role
+from common.principal import Principal
+from registration.approval import staff_service
 from registration.expiry import schemas as ex
 from registration.leads import schemas as s
 from registration.leads.lifecycle import Event, RegistrationStatus
 from registration.leads.models import Lead
 from registration.leads.service import lead_out, visible_lead
 from registration.leads.transition_service import apply_transition
+from registration.notifications import service as notifications_service
+from registration.notifications.notifications import NotificationEvent
 from registration.opportunities.models import Opportunity, OpportunityActivity
 
 #: Registrations expired per transaction by the sweep (keeps locks short on a large backlog).
@@ -33,63 +39,116 @@ class ExpiryNotChangeable(Conflict):
     code, title = "expiry-not-changeable", "Expiry cannot be changed"
 
 
+class NotAnswerable(Forbidden):
+    code, title = "not-responsible", "Not responsible for this registration"
+
+
+#: Statuses whose expiry may change: approved, and expired (a later date protects the deal again).
+PROTECTED = frozenset({RegistrationStatus.APPROVED.value, RegistrationStatus.EXPIRED.value})
+
+
 def _opportunity(session: Session, lead: Lead) -> Opportunity | None:
     return session.scalar(select(Opportunity).where(Opportunity.lead_id == lead.id))
+
+
+def check_answers_for(session: Session, principal: Principal, lead: Lead) -> None:
+    """403 unless the caller is an admin, an approver of the registration, or channel staff of its
+    territories (or above them)."""
+    if not staff_service.answers_for(session, principal, lead):
+        raise NotAnswerable(
+            "Only the registration's approvers, the channel staff of its territories (and their managers "
+            "up the territory hierarchy) or an admin may change its protection"
+        )
+
+
+def check_protectable(lead: Lead) -> None:
+    """409 unless the registration is approved or expired."""
+    if lead.status not in PROTECTED:
+        raise ExpiryNotChangeable(
+            f"Only an approved or expired registration's expiry can be changed; this one is {lead.status!r}",
+            current_status=lead.status,
+        )
+
+
+def move_expiry(
+    session: Session,
+    principal: Principal,
+    lead: Lead,
+    new_expiry: datetime,
+    *,
+    now: datetime,
+    pointer: str = "/expires_at",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Give an approved or expired registration a new expiry, in the caller's transaction.
+
+    An expired registration given a date in the future is approved again (one ``reinstated`` history
+    row); the opportunity carries the new date; a later date than before tells the lead's people
+    (``extended`` mail). Refuses (422) a date before the approval, and a date already past for an
+    expired registration."""
+    check_protectable(lead)
+    opp = _opportunity(session, lead)
+    approved_at = opp.created_at if opp else None
+    if approved_at is not None and new_expiry <= approved_at:
+        raise ValidationFailed(
+            "The expiry must be after the approval",
+            [FieldProblem(pointer, f"must be later than the approval at {approved_at.isoformat()}")],
+        )
+    expired = lead.status == RegistrationStatus.EXPIRED
+    if expired and new_expiry <= now:
+        raise ValidationFailed(
+            "An expired registration needs an expiry in the future to protect the deal again",
+            [FieldProblem(pointer, f"must be later than now ({now.isoformat()})")],
+        )
+    before = lead.expires_at
+    lead.expires_at, lead.updated_at = new_expiry, now
+    change = {"from": before.isoformat() if before else None, "to": new_expiry.isoformat()}
+    if opp is not None:
+        opp.registration_expires_at, opp.updated_at = new_expiry, now
+        opp.activities.append(
+            OpportunityActivity(
+                kind="registration_reinstated" if expired else "registration_expiry_changed",
+                subject=f"Registration expiry changed to {new_expiry.isoformat()}",
+                actor_user_id=principal.user_id,
+                occurred_at=now,
+                details=change,
+            )
+        )
+    session.flush()
+    audit.record(
+        session,
+        principal,
+        "lead",
+        lead.id,
+        "expiry_changed",
+        before={"expires_at": change["from"]},
+        after={"expires_at": change["to"]},
+        details=details,
+        now=now,
+    )
+    if expired:
+        apply_transition(
+            session, principal, lead, Event.EXTEND, now=now, details={**change, **(details or {})}
+        )
+    if before is None or new_expiry > before:
+        notifications_service.notify(
+            session, lead, NotificationEvent.EXTENDED, principal, now=now, occurrence=f"until:{change['to']}"
+        )
 
 
 def set_expiry(
     db: Database, principal: Principal, lead_id: int, if_match: str | None, data: ex.ExpiryIn
 ) -> s.LeadOut:
-    """Change an approved registration's expiry date (channel account managers and admins only)."""
-    if not principal.has(Role.CHANNEL_ACCOUNT_MANAGER, Role.ADMIN):
-        raise Forbidden("Only a channel account manager or an admin may change a registration's expiry")
+    """Change an approved registration's expiry, or reinstate an expired one with a later date (its
+    approvers, the channel staff of its territories and their managers, and admins)."""
+    if not principal.internal:
+        raise Forbidden("Only the brand owner's channel staff or an admin may change a registration's expiry")
     now = utcnow()
     with db.transaction() as session:
         lead = visible_lead(session, principal, lead_id, for_update=True)
+        check_answers_for(session, principal, lead)
         check_if_match(if_match, lead.id, lead.version)
-        if lead.status != RegistrationStatus.APPROVED:
-            raise ExpiryNotChangeable(
-                f"Only an approved registration's expiry can be changed; this one is {lead.status!r}",
-                current_status=lead.status,
-            )
-        opp = _opportunity(session, lead)
-        approved_at = opp.created_at if opp else None
-        if approved_at is not None and data.expires_at <= approved_at:
-            raise ValidationFailed(
-                "The expiry must be after the approval",
-                [
-                    FieldProblem(
-                        "/expires_at", f"must be later than the approval at {approved_at.isoformat()}"
-                    )
-                ],
-            )
-        before = lead.expires_at
-        lead.expires_at, lead.updated_at = data.expires_at, now
-        if opp is not None:
-            opp.registration_expires_at, opp.updated_at = data.expires_at, now
-            opp.activities.append(
-                OpportunityActivity(
-                    kind="registration_expiry_changed",
-                    subject=f"Registration expiry changed to {data.expires_at.isoformat()}",
-                    actor_user_id=principal.user_id,
-                    occurred_at=now,
-                    details={
-                        "from": before.isoformat() if before else None,
-                        "to": data.expires_at.isoformat(),
-                    },
-                )
-            )
-        session.flush()
-        audit.record(
-            session,
-            principal,
-            "lead",
-            lead.id,
-            "expiry_changed",
-            before={"expires_at": before.isoformat() if before else None},
-            after={"expires_at": data.expires_at.isoformat()},
-            now=now,
-        )
+        move_expiry(session, principal, lead, data.expires_at, now=now)
         session.refresh(lead)
         return lead_out(session, lead)
 

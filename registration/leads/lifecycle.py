@@ -42,6 +42,7 @@ class Event(StrEnum):
     SUBMIT_INFO = "submit_info"
     WITHDRAW = "withdraw"
     EXPIRE = "expire"
+    EXTEND = "extend"
 
 
 S, E = RegistrationStatus, Event
@@ -61,6 +62,9 @@ TRANSITIONS: Mapping[tuple[RegistrationStatus, Event], RegistrationStatus] = {
     (S.INFO_REQUESTED, E.WITHDRAW): S.WITHDRAWN,
     (S.WITHDRAWN, E.SUBMIT): S.SUBMITTED,
     (S.APPROVED, E.EXPIRE): S.EXPIRED,
+    # a later expiry given to an expired registration (by its CAM, or granting the partner's request)
+    # protects the deal again
+    (S.EXPIRED, E.EXTEND): S.APPROVED,
 }
 
 #: Statuses in which the partner may edit the lead (notes are separate and allowed while pending).

@@ -28,6 +28,7 @@ ACTIONS: Mapping[Event, str] = {
     Event.SUBMIT_INFO: "info_submitted",
     Event.WITHDRAW: "withdrawn",
     Event.EXPIRE: "expired",
+    Event.EXTEND: "reinstated",
 }
 
 #: Transitions that tell people (the policy's ``notify`` entries say whom; notifications.py the defaults).
@@ -36,9 +37,16 @@ NOTIFIED: Mapping[Event, NotificationEvent] = {
     Event.REJECT: NotificationEvent("rejected"),
     Event.REQUEST_INFO: NotificationEvent("info_requested"),
     Event.EXPIRE: NotificationEvent("expired"),
+    Event.SUBMIT_INFO: NotificationEvent("info_submitted"),
+    Event.WITHDRAW: NotificationEvent("withdrawn"),
 }
 #: The transition's reason, as the mail's context names it.
-CONTEXT: Mapping[Event, str] = {Event.REJECT: "comment", Event.REQUEST_INFO: "question"}
+CONTEXT: Mapping[Event, str] = {
+    Event.REJECT: "comment",
+    Event.REQUEST_INFO: "question",
+    Event.SUBMIT_INFO: "answer",
+    Event.WITHDRAW: "comment",
+}
 
 
 def apply_transition(

@@ -3,9 +3,10 @@
 The policy's ``notify`` entries name roles and users per event. A role is resolved on the lead itself:
 ``submitter``; ``lead_owner`` and ``partner_owner`` (the lead's owner); ``partner_admin`` (the partner
 organization's admins); any other role (``channel_account_manager``, ``sales_rep``...) is whoever holds it
-on the lead's sales team or among the approvers of its decision. Users are named by key. When the policy
-names nobody for an event, or what it names resolves to nobody, ``DEFAULT_AUDIENCE`` applies. The person
-who caused the event is not told about it.
+on the lead's sales team, among the approvers of its decision, or among the managers of its territories.
+Users are named by key. When the policy names nobody for an event, or what it names resolves to nobody,
+``DEFAULT_AUDIENCE`` applies: whoever hears what the lead's team hears, the channel sales managers and
+directors of its territories (up the hierarchy) hear too. The person who caused the event is not told.
 
 >>> alice = Person(1, "alice", "alice@p.example", "Alice")
 >>> cam = Person(2, "cam", "cam@b.example", "Cam")
@@ -34,21 +35,33 @@ class NotificationEvent(StrEnum):
     EXPIRED = "expired"
     ACCEPTED = "accepted"
     TRANSFERRED = "transferred"
+    INFO_SUBMITTED = "info_submitted"
+    WITHDRAWN = "withdrawn"
+    EXTENDED = "extended"
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENSION_REJECTED = "extension_rejected"
 
 
 # Groups of the default audience (not policy roles).
 APPROVERS, SALES_TEAM, SUBMITTER, OWNER = "@approvers", "@sales_team", "@submitter", "@owner"
+MANAGERS = "@territory_managers"
+_TEAM = (SALES_TEAM, MANAGERS)  # the source document: the team and its managers are told
 
 #: Who hears about an event when the policy names nobody.
 DEFAULT_AUDIENCE: Mapping[NotificationEvent, tuple[str, ...]] = {
-    NotificationEvent.SUBMITTED: (APPROVERS, SALES_TEAM),
-    NotificationEvent.APPROVED: (SUBMITTER, OWNER, SALES_TEAM),
-    NotificationEvent.REJECTED: (SUBMITTER, OWNER, SALES_TEAM),
+    NotificationEvent.SUBMITTED: (APPROVERS, *_TEAM),
+    NotificationEvent.APPROVED: (SUBMITTER, OWNER, *_TEAM),
+    NotificationEvent.REJECTED: (SUBMITTER, OWNER, *_TEAM),
     NotificationEvent.INFO_REQUESTED: (SUBMITTER,),
-    NotificationEvent.EXPIRING: (OWNER, SALES_TEAM),
-    NotificationEvent.EXPIRED: (OWNER, SALES_TEAM),
-    NotificationEvent.ACCEPTED: (OWNER, SALES_TEAM),
-    NotificationEvent.TRANSFERRED: (OWNER, SALES_TEAM),
+    NotificationEvent.INFO_SUBMITTED: (APPROVERS,),
+    NotificationEvent.WITHDRAWN: (APPROVERS, *_TEAM),
+    NotificationEvent.EXPIRING: (OWNER, *_TEAM),
+    NotificationEvent.EXPIRED: (OWNER, *_TEAM),
+    NotificationEvent.EXTENDED: (SUBMITTER, OWNER, *_TEAM),
+    NotificationEvent.EXTENSION_REQUESTED: (APPROVERS,),
+    NotificationEvent.EXTENSION_REJECTED: (SUBMITTER, OWNER, SALES_TEAM),
+    NotificationEvent.ACCEPTED: (OWNER, *_TEAM),
+    NotificationEvent.TRANSFERRED: (OWNER, *_TEAM),
 }
 
 OWNER_ROLES = frozenset({"lead_owner", "partner_owner"})
@@ -88,6 +101,7 @@ class Audience:
     sales_team: tuple[Member, ...] = ()
     approvers: tuple[Member, ...] = ()
     organization: tuple[Member, ...] = ()  # the partner organization's users with their directory roles
+    managers: tuple[Member, ...] = ()  # channel sales managers and directors of the lead's territories
     named: Mapping[str, Person] = field(default_factory=dict)  # users the policy names, by key
 
 
@@ -96,6 +110,8 @@ def _group(name: str, audience: Audience) -> list[Person]:
         return [m.person for m in audience.approvers]
     if name == SALES_TEAM:
         return [m.person for m in audience.sales_team]
+    if name == MANAGERS:
+        return [m.person for m in audience.managers]
     if name == SUBMITTER:
         return [audience.submitter] if audience.submitter else []
     if name == OWNER:
@@ -108,7 +124,7 @@ def _role(role: str, audience: Audience) -> list[Person]:
         return [audience.submitter] if audience.submitter else []
     if role in OWNER_ROLES:
         return [audience.owner] if audience.owner else []
-    holders = [*audience.sales_team, *audience.approvers]
+    holders = [*audience.sales_team, *audience.approvers, *audience.managers]
     if role == "partner_admin":
         holders += list(audience.organization)
     return [m.person for m in holders if m.role == role]
@@ -179,6 +195,11 @@ _SUBJECTS: Mapping[NotificationEvent, str] = {
     NotificationEvent.EXPIRED: "Registration {ref} expired: {name}",
     NotificationEvent.ACCEPTED: "Lead {ref} accepted: {name}",
     NotificationEvent.TRANSFERRED: "Registration {ref} transferred: {name}",
+    NotificationEvent.INFO_SUBMITTED: "Information submitted for registration {ref}: {name}",
+    NotificationEvent.WITHDRAWN: "Registration {ref} withdrawn: {name}",
+    NotificationEvent.EXTENDED: "Registration {ref} extended to {expires}: {name}",
+    NotificationEvent.EXTENSION_REQUESTED: "Extension requested for registration {ref}: {name}",
+    NotificationEvent.EXTENSION_REJECTED: "Extension refused for registration {ref}: {name}",
 }
 
 _OPENINGS: Mapping[NotificationEvent, str] = {
@@ -189,11 +210,23 @@ _OPENINGS: Mapping[NotificationEvent, str] = {
     NotificationEvent.EXPIRING: "The registration expires on {expires} ({days} day(s) from now).",
     NotificationEvent.EXPIRED: "The registration expired on {expires}.",
     NotificationEvent.ACCEPTED: "{actor} accepted the lead.",
-    NotificationEvent.TRANSFERRED: "{actor} transferred the registration.",
+    NotificationEvent.TRANSFERRED: "The registration's opportunity was transferred to the partner's CRM.",
+    NotificationEvent.INFO_SUBMITTED: "{actor} answered the approvers' question; the approval resumes.",
+    NotificationEvent.WITHDRAWN: "{actor} withdrew the registration before a decision.",
+    NotificationEvent.EXTENDED: "{actor} extended the registration's protection until {expires}.",
+    NotificationEvent.EXTENSION_REQUESTED: "{actor} asks for the registration's protection to be extended.",
+    NotificationEvent.EXTENSION_REJECTED: "{actor} refused to extend the registration's protection.",
 }
 
 # Context keys a caller may pass, and how the body labels them.
-_CONTEXT_LABELS = {"comment": "Comment", "question": "Question", "reason": "Reason", "partner": "Partner"}
+_CONTEXT_LABELS = {
+    "comment": "Comment",
+    "question": "Question",
+    "answer": "Answer",
+    "reason": "Reason",
+    "requested_until": "Requested until",
+    "partner": "Partner",
+}
 
 
 def compose(

@@ -22,6 +22,7 @@ from common.database import Database
 from common.mail import CHANNEL
 from common.principal import Principal
 from directory.models import User
+from registration.approval.staff_service import MANAGER_ROLES, territory_staff
 from registration.leads.lifecycle import RegistrationStatus
 from registration.leads.models import Lead
 from registration.notifications.notifications import (
@@ -93,6 +94,11 @@ def audience_of(session: Session, lead: Lead) -> tuple[Audience, list[NotifyEntr
         user = by_id.get(user_id) if user_id is not None else None
         return _person(user) if user else None
 
+    managers = tuple(
+        Member(_person(staff.user), staff.role)
+        for staff in territory_staff(session, lead)
+        if staff.role in MANAGER_ROLES
+    )
     audience = Audience(
         owner=person(lead.owner_user_id),
         submitter=person(lead.submitted_by),
@@ -101,6 +107,7 @@ def audience_of(session: Session, lead: Lead) -> tuple[Audience, list[NotifyEntr
         ),
         approvers=tuple(Member(_person(by_key[k]), role) for k, role in approvers if k in by_key),
         organization=organization,
+        managers=managers,
         named={k: _person(by_key[k]) for k in named_keys if k in by_key},
     )
     return audience, entries

@@ -99,17 +99,24 @@ def check_partner_may_close(
     expires: datetime | None,
     now: datetime,
     *,
+    lead_id: int,
     action: str = "close the opportunity",
 ) -> None:
     """Raise unless the partner's team may close the opportunity now (or, naming another ``action``,
-    change it the way closing does: the same rules protect its revenue lines)."""
+    change it the way closing does: the same rules protect its revenue lines).
+
+    The expiry refusal names what the partner can do about it: request an extension of the registration,
+    which its channel account manager grants or refuses."""
     if has_expired(status, expires, now):
         when = expires.isoformat() if expires else "an earlier date"
+        requests = f"/v1/leads/{lead_id}/extension-requests"
         raise RegistrationExpired(
             f"Registration {registration_number} expired on {when}; the partner's team can no longer "
-            f"{action} under it (ask the channel account manager to extend the expiry)",
+            f"{action} under it. Ask for an extension (POST {requests}); the registration's channel "
+            "account manager grants or refuses it",
             registration_number=registration_number,
             expires_at=expires.isoformat() if expires else None,
+            extension_requests=requests,
         )
     if registration_type not in PARTNER_MAY_CLOSE:
         raise PartnerMayNotClose(

@@ -154,7 +154,12 @@ def close_opportunity(
             lead = session.get(Lead, opp.lead_id)
             assert lead is not None
             check_partner_may_close(
-                opp.registration_type, opp.registration_number, lead.status, opp.registration_expires_at, now
+                opp.registration_type,
+                opp.registration_number,
+                lead.status,
+                opp.registration_expires_at,
+                now,
+                lead_id=lead.id,
             )
         previous = opp.status
         opp.status, opp.closed_at, opp.closed_by = data.status.value, now, principal.user_id
@@ -220,6 +225,7 @@ def update_revenue_line(
                 lead.status,
                 opp.registration_expires_at,
                 now,
+                lead_id=lead.id,
                 action="change the opportunity's revenue lines",
             )
         before = _line_state(line)

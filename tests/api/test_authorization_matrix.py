@@ -189,7 +189,10 @@ APPROVAL_STATES = {
     "withdraw_lead": "pending",
     "submit_lead_info": "info_requested",
     "change_lead_expiry": "approved",
+    "request_lead_extension": "approved",
 }
+# Operations on a pending extension request (a fresh approved lead and request per cell).
+EXTENSION_OPERATIONS = {"grant_lead_extension", "reject_lead_extension"}
 
 
 def _activate_source(env: Env, name: str, source: str) -> None:
@@ -262,6 +265,16 @@ def _transferred_opportunity(env: Env, side: str) -> int:
             )
         )
     return opportunity_id
+
+
+def _extension_request(env: Env, side: str) -> tuple[int, int]:
+    """A fresh approved lead of partner ``side`` and its partner's pending extension request."""
+    lead_id = _lead_in_state(env, side, "approved")
+    body = {"expires_at": "2099-01-01T00:00:00+00:00", "reason": "the customer signs later"}
+    request = _post_ok(
+        env.client, f"/v1/leads/{lead_id}/extension-requests", env.headers(f"partner_user_{side}"), body
+    )
+    return lead_id, int(request["id"])
 
 
 def _new_opportunity(env: Env, side: str) -> int:
@@ -365,7 +378,7 @@ def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[
     if obj == "missing":
         if "{key}" in template:
             return env.ids["territory-model"], MISSING_KEY, None
-        if "{line_id}" in template:
+        if "{line_id}" in template or "{request_id}" in template:
             return MISSING_ID, str(MISSING_ID), etag_for(MISSING_ID, 1)
         return MISSING_ID, MISSING_KEY, etag_for(MISSING_ID, 1)
     if segment == "opportunities" and op in TRANSFERRED_OPERATIONS:
@@ -375,6 +388,9 @@ def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[
         return opportunity_id, str(_first_revenue_line(env, opportunity_id)), None
     if segment == "opportunities":  # an open one per cell (a close cell closes it)
         return _new_opportunity(env, "a" if obj == "own" else "b"), "", None
+    if segment == "leads" and op in EXTENSION_OPERATIONS:
+        lead_id, request_id = _extension_request(env, "a" if obj == "own" else "b")
+        return lead_id, str(request_id), None
     if segment == "leads" and op in APPROVAL_STATES:
         return _lead_in_state(env, "a" if obj == "own" else "b", APPROVAL_STATES[op]), "", None
     if segment == "leads" and op in OFFERED_LEAD_OPERATIONS:
@@ -470,6 +486,11 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "submit_lead_info": {"json": {"text": f"answer {n}"}},
         "withdraw_lead": {"json": {"comment": f"withdrawn {n}"}},
         "change_lead_expiry": {"json": {"expires_at": f"2099-01-{1 + n % 28:02d}T00:00:00+00:00"}},
+        "request_lead_extension": {
+            "json": {"expires_at": f"2099-02-{1 + n % 28:02d}T00:00:00+00:00", "reason": f"later {n}"}
+        },
+        "grant_lead_extension": {"json": {"comment": f"granted {n}"}},
+        "reject_lead_extension": {"json": {"comment": f"refused {n}"}},
         "close_opportunity": {"json": {"status": "won"}},
         "create_reassignment_run": {"json": {"full": True}},
         "lock_lead_assignment": {"json": {"reason": f"key account {n}"}},
@@ -488,12 +509,13 @@ def _body(env: Env, op: str) -> dict[str, Any]:
 QUERIES = {"why_not": "?territory=EU&user=cam-1", "search_duplicates": "?contact=pat"}
 
 
-def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, int | None]:
+def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, list[int]]:
+    """Send the cell's request; returns the response and the record ids its path names."""
     assert op in env.operations, f"{op} is not in the OpenAPI document"
     method, template = env.operations[op]
     segment = template.split("/")[2]
     headers = env.headers(principal)
-    target: int | None = None
+    ids: list[int] = []
     path = template
     if op == "rollback_ruleset" and principal == "admin":  # something to roll back to (the one caller
         # admitted needs it; the others are refused before the versions are looked at)
@@ -502,7 +524,8 @@ def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, int 
     if obj is not None:
         target, key, etag = _target(env, op, principal, obj, segment)
         path = template.replace("{id}", str(target)).replace("{key}", key)
-        path = path.replace("{line_id}", key) + QUERIES.get(op, "")
+        path = path.replace("{line_id}", key).replace("{request_id}", key) + QUERIES.get(op, "")
+        ids = [target] + [int(key) for k in ("{line_id}", "{request_id}") if k in template]
         if method != "GET":  # changes name the version they were made against (ignored where not needed)
             if etag is None:
                 record = "/".join(path.split("/")[:4])  # /v1/<collection>/<id>
@@ -516,12 +539,19 @@ def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, int 
     assert bool(body) == has_body, (
         f"{op}: _body() must give a valid request body exactly when one is documented"
     )
-    return env.client.open(path, method=method, headers=headers, **body), target
+    return env.client.open(path, method=method, headers=headers, **body), ids
 
 
 def _without_id(text: str, record_id: int | None) -> str:
     """The response text with the record's id (in the detail, the instance...) replaced by ``{id}``."""
     return re.sub(rf"\b{record_id}\b", "{id}", text) if record_id is not None else text
+
+
+def _without_ids(text: str, record_ids: list[int]) -> str:
+    """The response text with each id its path named (a record, a line of it...) replaced by ``{id}``."""
+    for record_id in record_ids:
+        text = _without_id(text, record_id)
+    return text
 
 
 def _foreign(principal: str) -> str | None:
@@ -532,7 +562,7 @@ def _foreign(principal: str) -> str | None:
 
 @pytest.mark.parametrize(("op", "principal", "obj", "expected"), list(_cells()))
 def test_cell(env: Env, op: str, principal: str, obj: str | None, expected: int) -> None:
-    resp, target = _send(env, op, principal, obj)
+    resp, targets = _send(env, op, principal, obj)
     text = resp.get_data(as_text=True)
     assert resp.status_code == expected, f"{op} as {principal} on {obj}: {resp.status_code} {text}"
     if expected >= 400:
@@ -543,10 +573,10 @@ def test_cell(env: Env, op: str, principal: str, obj: str | None, expected: int)
     if segment in ORG_SCOPED and obj is not None and obj == _foreign(principal):
         # to a partner, another organization's record answers exactly like a missing one: the same
         # status and, apart from the id, the same bytes (whatever the status: 404, 403, 422...)
-        missing, missing_id = _send(env, op, principal, "missing")
+        missing, missing_ids = _send(env, op, principal, "missing")
         assert missing.status_code == resp.status_code, missing.get_data(as_text=True)
         assert missing.mimetype == resp.mimetype
-        assert _without_id(text, target) == _without_id(missing.get_data(as_text=True), missing_id)
+        assert _without_ids(text, targets) == _without_ids(missing.get_data(as_text=True), missing_ids)
     side = PARTNER_PRINCIPALS.get(principal)
     if side and resp.status_code == 200 and op in ("list_organizations", "list_users"):
         own_org = env.world.partner_a_id if side == "a" else env.world.partner_b_id

@@ -91,12 +91,22 @@ def test_the_scheduler_endpoint_expires_what_is_past_its_date_once(client, demo)
     assert swept["expired"] == 1 and swept["registration_numbers"] == [lead["registration_number"]]
     assert ok(client.post("/v1/registrations/expire", headers=demo["admin"]))["expired"] == 0
     assert client.get(f"/v1/leads/{lead['id']}", headers=partner).get_json()["status"] == "expired"
+    # a date already past does not protect an expired registration again (a later one does: see
+    # test_registration_extensions.py); a registration still waiting for approval has no expiry to change
     refused = client.patch(
         f"/v1/leads/{lead['id']}/expiry",
-        json={"expires_at": "2099-01-01T00:00:00+00:00"},
+        json={"expires_at": soon},
         headers={**cam, "If-Match": etag_of(client, cam, lead["id"])},
     )
-    assert refused.status_code == 409 and refused.get_json()["current_status"] == "expired"
+    assert refused.status_code == 422
+    assert client.get(f"/v1/leads/{lead['id']}", headers=partner).get_json()["status"] == "expired"
+    waiting = pending(client, demo)
+    refused = client.patch(
+        f"/v1/leads/{waiting['id']}/expiry",
+        json={"expires_at": "2099-01-01T00:00:00+00:00"},
+        headers={**cam, "If-Match": etag_of(client, cam, waiting["id"])},
+    )
+    assert refused.status_code == 409 and refused.get_json()["current_status"] == "pending_approval"
 
 
 def test_registrations_expiring_within_n_days_are_listed_for_their_partner(client, demo):

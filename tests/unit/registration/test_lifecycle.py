@@ -19,7 +19,8 @@ from registration.leads.lifecycle import (
 
 S, E = RegistrationStatus, Event
 
-#: The machine of issue 4 item 2, written out independently of the module's table.
+#: The machine of issue 4 item 2 (and issue 10 item 3: a later expiry approves an expired registration
+#: again), written out independently of the module's table.
 EXPECTED = {
     ("draft", "submit"): "submitted",
     ("submitted", "route"): "pending_approval",
@@ -33,6 +34,7 @@ EXPECTED = {
     ("info_requested", "withdraw"): "withdrawn",
     ("withdrawn", "submit"): "submitted",
     ("approved", "expire"): "expired",
+    ("expired", "extend"): "approved",
 }
 
 ALL_PAIRS = list(itertools.product(RegistrationStatus, Event))
@@ -58,8 +60,8 @@ def test_every_pair_moves_or_is_refused_with_the_current_status(status, event):
     assert status.value in problem["detail"]
 
 
-def test_expired_is_terminal_and_approved_only_expires():
-    assert not [e for e in Event if (S.EXPIRED, e) in TRANSITIONS]
+def test_approved_only_expires_and_expired_only_comes_back_by_an_extension():
+    assert [e for e in Event if (S.EXPIRED, e) in TRANSITIONS] == [E.EXTEND]
     assert [e for e in Event if (S.APPROVED, e) in TRANSITIONS] == [E.EXPIRE]
 
 

@@ -76,6 +76,7 @@ def actions_for(kind: ast.Kind, n: int) -> ast.Actions:
         reassign_on_resubmit=(n % 3 == 0) if n % 2 == 0 else None,
         reassignment_pending=("keep" if n % 3 else "reroute") if n % 5 == 1 else None,
         reassignment_approved=("keep_owner", "move_team", "move_owner")[n % 3] if n % 7 < 2 else None,
+        max_extensions=n % 3 if n % 4 == 2 else None,
     )
 
 
