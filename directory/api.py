@@ -13,7 +13,7 @@ from common.database import Database
 from common.http import if_match, json_response
 from common.openapi import RAW_BODIES, view_operation_id
 from common.pagination import Page
-from common.principal import ANY_ROLE, INTERNAL_ROLES, Role
+from common.principal import ANY_ROLE, PARTNER_ROLES, Role
 from directory import importer
 from directory import schemas as s
 from directory.services import customers, organizations, products, programs, users
@@ -168,13 +168,24 @@ def create_customer(body: s.CustomerCreate) -> Response:
 
 
 @api.get("/customers", tags=[customers_tag], responses={200: Page[s.CustomerOut]})
-@allow(INTERNAL_ROLES)
-def list_customers(query: s.ListQuery) -> Response:
+@allow(ANY_ROLE)
+def list_customers(query: s.CustomerQuery) -> Response:
+    """Find customers by name, key or web domain (partners: the customer master's active customers and
+    their own organization's proposals)."""
     return json_response(customers.list_customers(_db(), current_principal(), query))
 
 
+@api.post("/customers/proposals", tags=[customers_tag], responses={201: s.CustomerOut})
+@allow(PARTNER_ROLES)
+def propose_customer(body: s.CustomerProposal) -> Response:
+    """Propose a customer the partner did not find (its organization may name it on leads at once; an
+    admin takes it into the customer master with ``PATCH {"proposed": false}``)."""
+    out = customers.propose_customer(_db(), current_principal(), body)
+    return _created(out, out.id, out.version, f"/v1/customers/{out.id}")
+
+
 @api.get("/customers/<int:id>", tags=[customers_tag], responses={200: s.CustomerOut})
-@allow(INTERNAL_ROLES)
+@allow(ANY_ROLE)
 def get_customer(path: s.IdPath) -> Response:
     out = customers.get_customer(_db(), current_principal(), path.id)
     return json_response(out, etag=(out.id, out.version))

@@ -7,7 +7,7 @@ caller may not set it...) are refused with 422 instead of being ignored.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,6 +28,16 @@ Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+#: A web domain as people type it (``Example.COM`` is stored as ``example.com``).
+Domain = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        max_length=253,
+        pattern=r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$",
+    ),
+]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,189}$", max_length=254)]
 
 
@@ -222,17 +232,32 @@ class CustomerCreate(Input):
     region: Short | None = None
     industry: Short | None = None
     size: CustomerSize | None = None
+    domain: Domain | None = Field(None, description="web domain, e.g. example.com")
+
+
+class CustomerProposal(Input):
+    """A new customer a partner proposes (the brand owner takes it into the customer master)."""
+
+    name: Name
+    country: Country
+    domain: Domain | None = Field(None, description="web domain, e.g. example.com")
+    industry: Short | None = None
+    size: CustomerSize | None = None
 
 
 class CustomerUpdate(Patch):
-    not_null = frozenset({"name", "country", "active"})
+    not_null = frozenset({"name", "country", "active", "proposed"})
     name: Name | None = None
     parent_key: Key | None = None
     country: Country | None = None
     region: Short | None = None
     industry: Short | None = None
     size: CustomerSize | None = None
+    domain: Domain | None = None
     active: StrictBool | None = None
+    proposed: Literal[False] | None = Field(
+        None, description="false takes a partner's proposal into the customer master (every partner sees it)"
+    )
 
 
 class CustomerOut(BaseModel):
@@ -244,6 +269,9 @@ class CustomerOut(BaseModel):
     region: str | None
     industry: str | None
     size: CustomerSize | None
+    domain: str | None
+    proposed: bool = Field(description="a partner's proposal, not yet in the customer master")
+    proposed_by_organization_id: int | None
     active: bool
     version: int
 
@@ -282,6 +310,12 @@ class ListQuery(Input):
     limit: int = Field(50, ge=1, le=500)
     cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
     q: Annotated[str, StringConstraints(max_length=100)] | None = Field(None, description="name contains")
+
+
+class CustomerQuery(ListQuery):
+    q: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+        None, description="name, key or web domain contains (case-insensitive)"
+    )
 
 
 class ImportQuery(Input):

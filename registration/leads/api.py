@@ -17,8 +17,8 @@ from common.http import if_match, json_response
 from common.openapi import view_operation_id
 from common.pagination import Page
 from common.principal import ANY_ROLE
+from registration.leads import people_schemas, people_service, service, submission_service
 from registration.leads import schemas as s
-from registration.leads import service, submission_service
 
 api = APIBlueprint(
     "registration",
@@ -99,3 +99,11 @@ def add_lead_note(path: s.IdPath, body: s.NoteIn) -> Response:
 @allow(ANY_ROLE)
 def list_lead_notes(path: s.IdPath) -> Response:
     return json_response(service.list_notes(_db(), current_principal(), path.id))
+
+
+@api.get("/leads/<int:id>/people", tags=[leads], responses={200: people_schemas.LeadPeople})
+@allow(ANY_ROLE)
+def list_lead_people(path: s.IdPath) -> Response:
+    """Names and e-mail addresses of the people on the lead: the channel account manager and other
+    approvers, the sales team, the owner (partners: the brand owner's people and their own)."""
+    return json_response(people_service.lead_people(_db(), current_principal(), path.id))

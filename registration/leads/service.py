@@ -22,6 +22,7 @@ from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal
 from directory.enums import OrganizationKind
 from directory.models import Customer, Organization, PartnerProgram, Product
+from directory.services.customers import customer_visible
 from registration.acceptance.team_service import ensure_accepted, is_offered, offered_to
 from registration.leads import schemas as s
 from registration.leads.errors import ReadOnly
@@ -139,15 +140,20 @@ def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Pa
 
 
 def _check_references(
-    session: Session, principal: Principal, data: s.LeadFields, products: Sequence[s.LeadProductIn] | None
+    session: Session,
+    principal: Principal,
+    data: s.LeadFields,
+    products: Sequence[s.LeadProductIn] | None,
 ) -> None:
     """Every id and key the body names must exist (all problems reported at once).
 
     A partner names only its own organization as primary partner: any other id gets that one answer,
-    whether it exists or not, so the answer tells nothing about other organizations.
+    whether it exists or not, so the answer tells nothing about other organizations. A customer the
+    caller may not see (another partner's proposal) is named like a missing one.
     """
     problems: list[FieldProblem] = []
-    if data.customer_id is not None and session.get(Customer, data.customer_id) is None:
+    customer = session.get(Customer, data.customer_id) if data.customer_id is not None else None
+    if data.customer_id is not None and (customer is None or not customer_visible(principal, customer)):
         problems.append(FieldProblem("/customer_id", f"no customer {data.customer_id}"))
     if data.program is not None and _program_id(session, data.program) is None:
         problems.append(FieldProblem("/program", f"no partner program {data.program!r}"))

@@ -449,6 +449,7 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "create_api_key": {"json": {"name": f"key {n}"}},
         "create_customer": {"json": {"key": f"customer-{n}", "name": f"Customer {n}", "country": "DE"}},
         "update_customer": {"json": {"region": f"Region {n}"}},
+        "propose_customer": {"json": {"name": f"Proposed {n}", "country": "JP"}},
         "import_customers": {
             "data": f"key,name,country\nimported-customer-{n},Imported {n},FR\n",
             "content_type": "text/csv",
