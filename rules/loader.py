@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
@@ -24,6 +23,7 @@ from rules.build import build_ruleset
 from rules.checks import RuleContext, check_rules, check_spec
 from rules.errors import Diagnostic, RulesetInvalid, Severity
 from rules.spec import FILE_MODELS, RULE_MODELS, RulesFile
+from rules.yaml_limits import MAX_CHARS, YamlLimitExceeded, bounded_yaml, too_long
 
 PathKey = tuple[str | int, ...]
 
@@ -105,10 +105,13 @@ def _plain(node: Any, path: PathKey, pos: Positions) -> Any:
     if isinstance(node, CommentedMap):
         out = {}
         for k, v in node.items():
-            line, col = node.lc.key(k)
-            pos.keys[(*path, str(k))] = (line + 1, col + 1)
-            vline, vcol = node.lc.value(k)
-            pos.values[(*path, str(k))] = (vline + 1, vcol + 1)
+            if k in node.lc.data:
+                line, col = node.lc.key(k)
+                pos.keys[(*path, str(k))] = (line + 1, col + 1)
+                vline, vcol = node.lc.value(k)
+                pos.values[(*path, str(k))] = (vline + 1, vcol + 1)
+            else:  # merged in from an alias (<<: *name): the mapping's own position
+                pos.values[(*path, str(k))] = pos.of(path)
             if not isinstance(k, str):
                 raise _Unsupported((*path, str(k)), f"key {k!r} must be a string; quote it")
             out[k] = _plain(v, (*path, k), pos)
@@ -252,14 +255,19 @@ def parse_yaml(
     values YAML has but JSON does not). Shared by rules files and transfer mapping profiles, which
     name their own document in the messages."""
     pos = Positions()
-    yaml = YAML(typ="rt")
+    over = too_long(text)
+    if over is not None:
+        message = f"longer than {MAX_CHARS:,} characters ({len(text):,})"
+        return None, pos, [Diagnostic(filename, *over, "", message)]
     try:
-        doc = yaml.load(text)
+        doc = bounded_yaml().load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        return None, pos, [Diagnostic(filename, line, col, "", f"YAML syntax error: {problem}")]
+        if not isinstance(exc, YamlLimitExceeded):
+            problem = f"YAML syntax error: {problem}"
+        return None, pos, [Diagnostic(filename, line, col, "", problem)]
     except ReaderError as exc:  # a control character: no mark, only an offset
         offset = max(0, min(int(exc.position), len(text)))
         line, col = text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)

@@ -40,6 +40,9 @@ EXPECTED = {
     "unlisted_unknown.yaml": "7:15: values.currency.unlisted: unknown value 'pass'; expected one of: reject, keep",
     "value_map_on_decimal.yaml": "5:3: values.amount: value maps translate text and choice fields; 'amount' is a decimal",
     "value_map_unmapped_field.yaml": "5:3: values.stage: 'stage' has a value map but is not in 'fields', so it never travels",
+    "yaml_alias_bomb.yaml": "5:21: : more than 50,000 values with aliases (*name) expanded",
+    "yaml_deep_brackets.yaml": "3:78: : nested more than 64 levels deep",
+    "yaml_tag.yaml": "3:16: : YAML tags (!foo) are not supported; quote the value to make it text",
     "yaml_syntax.yaml": "4:1: : YAML syntax error: expected ',' or '}'",
 }
 

@@ -44,6 +44,12 @@ EXPECTED = {
     "unknown_top_field.yaml": "3:1: rulez: unknown field 'rulez' (did you mean 'rules'?)",
     "unknown_user.yaml": "3:20: fallback_approver: unknown user 'u.jnae' (did you mean 'u.jane'?)",
     "wrong_value_type_expiry.yaml": "6:25: rules[0].then.expiry_days: Input should be a valid integer, got str '30'",
+    "yaml_alias_bomb.yaml": "5:20: : more than 50,000 values with aliases (*name) expanded",
+    "yaml_alias_in_itself.yaml": "6:20: : alias *r is used inside the value it names",
+    "yaml_deep_brackets.yaml": "3:71: : nested more than 64 levels deep",
+    "yaml_deep_when.yaml": "5:377: : nested more than 64 levels deep",
+    "yaml_standard_tag.yaml": "4:9: : YAML tags (!!str) are not supported; quote the value to make it text",
+    "yaml_tag.yaml": "3:4: : YAML tags (!foo) are not supported; quote the value to make it text",
     "yaml_bad_indent.yaml": "3:7: : YAML syntax error: mapping values are not allowed here",
     "yaml_syntax.yaml": "6:1: : YAML syntax error: expected ',' or ']', but got '<stream end>'",
 }
