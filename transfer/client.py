@@ -26,11 +26,14 @@ from urllib.parse import quote
 
 import httpx
 
+from common.errors import ValidationFailed
+from common.jsonbody import parse_strict
 from transfer.retry import Failure, Outcome, classify
 from transfer.signing import signature_headers
 from transfer.urls import Resolver, check_partner_url, resolve_host
 
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
+MAX_RESPONSE_DEPTH = 32
 CONNECT_TIMEOUT_CAP = 5.0
 
 
@@ -117,9 +120,9 @@ class PartnerCrmClient:
         outcome = classify(status, retry_after=retry_after, now=now())
         parsed: Any = None
         if data and ("json" in media):
-            try:
-                parsed = json.loads(data)
-            except ValueError:
+            try:  # strict and bounded like our own request bodies: a deep answer is no RecursionError
+                parsed = parse_strict(bytes(data), MAX_RESPONSE_DEPTH)
+            except ValidationFailed:
                 parsed = None
         if outcome.retryable or outcome.verdict.value == "permanent":
             detail = ""
