@@ -443,6 +443,18 @@ def list_messages(
         return list(session.scalars(stmt))
 
 
+def lead_and_recipient(message: OutboxMessage) -> tuple[int | None, str | None]:
+    """The lead a message is about and who receives it, from its payload (``lead_id``; ``recipient``,
+    or an e-mail's ``to``), for admins reading the queue; None where a message does not say."""
+    payload = message.payload if isinstance(message.payload, dict) else {}
+    lead_id = payload.get("lead_id")
+    recipient = payload.get("recipient") or payload.get("to")
+    return (
+        lead_id if isinstance(lead_id, int) and not isinstance(lead_id, bool) else None,
+        str(recipient) if recipient else None,
+    )
+
+
 def counts(db: Database) -> dict[tuple[str, str], int]:
     """How many messages each (channel, status) has."""
     stmt = select(OutboxMessage.channel, OutboxMessage.status, func.count()).group_by(

@@ -98,9 +98,15 @@ def _enqueue(
     session: Session, t: OpportunityTransfer, operation: str, payload: dict[str, Any], now: datetime
 ) -> str:
     key = f"{operation}:{t.connection_id}:{t.id}:{uuid.uuid4().hex}"
-    outbox.enqueue(
-        session, CHANNEL, operation, key, {"transfer_id": t.id, "operation": operation, **payload}, now=now
-    )
+    connection = session.get(PartnerCrmConnection, t.connection_id)
+    opp = session.get(Opportunity, t.opportunity_id) if t.opportunity_id is not None else None
+    # lead and recipient: what `prm outbox list` shows an admin; the deliverer reads the rest
+    about = {
+        "lead_id": opp.lead_id if opp is not None else t.lead_id,
+        "recipient": f"partner-crm:{connection.key}" if connection is not None else None,
+    }
+    payload = {"transfer_id": t.id, "operation": operation, **about, **payload}
+    outbox.enqueue(session, CHANNEL, operation, key, payload, now=now)
     return key
 
 

@@ -116,9 +116,9 @@ def get_worklist(query: a.WorklistQuery) -> Response:
 
 @api.post("/registrations/expire", tags=[approvals], responses={200: ex.ExpirySweepOut})
 @allow(Role.ADMIN, Role.INTEGRATION)
-def expire_registrations() -> Response:
-    """Expire approved registrations past their date (idempotent; for schedulers)."""
-    return json_response(expiry_service.expire_registrations(_db(), current_principal()))
+def expire_registrations(body: ex.ExpirySweepIn) -> Response:
+    """Expire approved registrations past their date, as of now or ``as_of`` (idempotent; for schedulers)."""
+    return json_response(expiry_service.expire_registrations(_db(), current_principal(), body.as_of))
 
 
 @api.get("/registrations/expiring", tags=[approvals], responses={200: Page[ex.ExpiringItem]})

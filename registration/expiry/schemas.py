@@ -4,8 +4,9 @@ soon and the sweep (pydantic; pure)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from directory.schemas import Input
 
@@ -28,6 +29,23 @@ class ExpiringItem(BaseModel):
     expires_at: datetime
     days_left: int
     opportunity_id: int | None
+
+
+class ExpirySweepIn(Input):
+    """An expiry run; without a body it runs as of now."""
+
+    model_config = ConfigDict(extra="forbid", openapi_extra={"required": False})  # type: ignore[typeddict-unknown-key]
+
+    as_of: AwareDatetime | None = Field(
+        None,
+        description="expire as of this time (with its UTC offset) instead of now, like the command "
+        "line's --now: a scheduler catching up, or a test",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_body(cls, data: Any) -> Any:
+        return {} if data is None else data
 
 
 class ExpirySweepOut(BaseModel):

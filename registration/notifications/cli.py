@@ -85,13 +85,17 @@ def outbox_group() -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @with_appcontext
 def list_messages(channel: str | None, status: str | None, limit: int) -> None:
-    """The newest messages, one a line: id, channel, topic, status, attempts, next attempt, last error."""
+    """The newest messages, one a line: id, channel, topic, status, attempts, next attempt, lead,
+    recipient, last error ("-" where a message names no lead or recipient)."""
     for (chan, state), n in sorted(outbox.counts(_db()).items()):
         click.echo(f"# {chan} {state}: {n}")
+    click.echo("# id\tchannel\ttopic\tstatus\tattempts\tnext attempt\tlead\trecipient\tlast error")
     for m in outbox.list_messages(_db(), channel=channel, status=status, limit=limit):
         error = (m.last_error or "").replace("\n", " ")[:120]
+        lead_id, recipient = outbox.lead_and_recipient(m)
         click.echo(
-            f"{m.id}\t{m.channel}\t{m.topic}\t{m.status}\t{m.attempts}\t{m.next_attempt_at.isoformat()}\t{error}"
+            f"{m.id}\t{m.channel}\t{m.topic}\t{m.status}\t{m.attempts}\t{m.next_attempt_at.isoformat()}"
+            f"\t{lead_id if lead_id is not None else '-'}\t{recipient or '-'}\t{error}"
         )
 
 

@@ -148,7 +148,7 @@ def test_a_failed_submit_queues_no_mail(client, db, demo):
 
 def test_a_refused_mailbox_is_dead_at_once_and_an_admin_retry_delivers_it(client, db, demo, smtp, sender):
     cam = _email(db, "cam-jp-security")
-    _submitted_lead(client, demo)
+    lead = _submitted_lead(client, demo)
     smtp.inbox.refuse.add(cam)
     smtp.start()
     report = notifications_service.deliver_mail(db, sender)
@@ -159,7 +159,9 @@ def test_a_refused_mailbox_is_dead_at_once_and_an_admin_retry_delivers_it(client
     smtp.inbox.refuse.clear()  # the mailbox was fixed
     runner = client.application.test_cli_runner()
     listed = runner.invoke(args=["outbox", "list", "--status", "dead"])
-    assert listed.exit_code == 0 and f"{dead.id}\temail\tlead.submitted\tdead\t1" in listed.output
+    assert listed.exit_code == 0 and f"{dead.id}\temail\tlead.submitted\tdead\t1\t" in listed.output
+    [line] = [row for row in listed.output.splitlines() if row.startswith(f"{dead.id}\t")]
+    assert line.split("\t")[6:8] == [str(lead["id"]), cam]  # the lead and the recipient
     retried = runner.invoke(args=["outbox", "retry", str(dead.id)])
     assert retried.exit_code == 0, retried.output
     assert f"retried 1 message(s): {dead.id}" in retried.output

@@ -109,6 +109,30 @@ def test_the_scheduler_endpoint_expires_what_is_past_its_date_once(client, demo)
     assert refused.status_code == 409 and refused.get_json()["current_status"] == "pending_approval"
 
 
+def test_the_scheduler_endpoint_expires_as_of_a_given_time(client, demo):
+    partner, cam = demo["northwind-user"], demo["cam-jp-security"]
+    lead = ok(act(client, cam, pending(client, demo)["id"], "approve"))
+    expires_at = datetime.fromisoformat(lead["expires_at"])
+    sweep = "/v1/registrations/expire"
+    before = {"as_of": (expires_at - timedelta(seconds=1)).isoformat()}
+    assert ok(client.post(sweep, json=before, headers=demo["admin"]))["expired"] == 0
+    assert client.get(f"/v1/leads/{lead['id']}", headers=partner).get_json()["status"] == "approved"
+
+    # the same roles as a sweep as of now: a partner or a CAM may not choose the time either
+    at = {"as_of": expires_at.isoformat()}
+    for refused in (partner, cam):
+        assert client.post(sweep, json=at, headers=refused).status_code == 403
+    swept = ok(client.post(sweep, json=at, headers=demo["integration"]))
+    assert swept["expired"] == 1 and swept["registration_numbers"] == [lead["registration_number"]]
+    assert datetime.fromisoformat(swept["checked_at"]) == expires_at
+    assert client.get(f"/v1/leads/{lead['id']}", headers=partner).get_json()["status"] == "expired"
+    assert ok(client.post(sweep, json=at, headers=demo["admin"]))["expired"] == 0
+
+    # a time without its UTC offset is ambiguous
+    naive = client.post(sweep, json={"as_of": "2027-01-01T00:00:00"}, headers=demo["admin"])
+    assert naive.status_code == 422 and naive.get_json()["errors"][0]["pointer"] == "/as_of"
+
+
 def test_registrations_expiring_within_n_days_are_listed_for_their_partner(client, demo):
     partner, cam = demo["northwind-user"], demo["cam-jp-security"]
     lead = ok(act(client, cam, pending(client, demo)["id"], "approve"))

@@ -152,6 +152,11 @@ def test_approval_queues_the_transfer_in_its_transaction_when_the_connection_say
             session.scalars(select(AuditEvent.action).where(AuditEvent.entity_type == "opportunity_transfer"))
         )
     assert actions == ["transfer_requested"]
+    listed = client.application.test_cli_runner().invoke(args=["outbox", "list", "--channel", "partner_crm"])
+    assert listed.exit_code == 0, listed.output
+    [line] = [row for row in listed.output.splitlines() if row.startswith(f"{message.id}\t")]
+    lead_id = client.get(f"/v1/opportunities/{opp}", headers=admin).get_json()["registration"]["lead_id"]
+    assert line.split("\t")[6:8] == [str(lead_id), "partner-crm:northwind"]
 
 
 TRANSFER_POLICY = """\
