@@ -1,14 +1,19 @@
 """The OpenAPI document: flask-openapi3 generates it from the pydantic models; this adds what it cannot
-express (problem+json error responses on every operation, CSV request bodies)."""
+express (problem+json error responses on every operation, CSV request bodies, the If-Match header of
+every operation that needs one, the media type of YAML fields)."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Iterator
+from types import CodeType
 from typing import Any
 
 from flask_openapi3.openapi import OpenAPI
 from pydantic import BaseModel, Field
 
 from common.errors import PROBLEM_MEDIA_TYPE
+from common.fields import YAML_FORMAT, YAML_MEDIA_TYPE
 
 # operationId -> media type of a request body that is not JSON (CSV imports)
 RAW_BODIES: dict[str, str] = {}
@@ -19,13 +24,51 @@ ERROR_STATUSES = {
     "403": "Not allowed for this role",
     "404": "Not found (or not visible to the caller)",
     "409": "Conflict with the current state",
-    "412": "If-Match does not name the current version",
     "413": "Body too large",
     "415": "Unsupported media type",
     "422": "Validation failed",
-    "428": "If-Match required",
     "500": "Internal error",
 }
+
+
+#: Only operations that read If-Match (see `reads_if_match`) answer these.
+CONDITIONAL_STATUSES = {
+    "412": "If-Match does not name the current version",
+    "428": "If-Match required",
+}
+
+IF_MATCH_PARAMETER: dict[str, Any] = {
+    "name": "If-Match",
+    "in": "header",
+    "required": True,
+    "description": "The record's ETag as you read it (from its GET or your last change): "
+    "without it 428, if the record changed since 412.",
+    "schema": {"type": "string", "minLength": 1, "examples": ['"1.1"']},
+}
+
+
+def _code_objects(code: CodeType) -> Iterator[CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            yield from _code_objects(const)
+
+
+def reads_if_match(view: Callable[..., Any]) -> bool:
+    """Whether a view reads the request's If-Match (calls ``common.http.if_match``), so the operation
+    answers 428 without it. Read from the view's code, so the document cannot drift from what runs."""
+    code = getattr(inspect.unwrap(view), "__code__", None)
+    return code is not None and any("if_match" in c.co_names for c in _code_objects(code))
+
+
+def _schemas(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _schemas(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _schemas(value)
 
 
 def view_operation_id(*, name: str, path: str, method: str) -> str:
@@ -59,14 +102,27 @@ class PrmOpenAPI(OpenAPI):
         schemas["Problem"] = problem_schema
         schemas.pop("ValidationErrorModel", None)
         problem = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        views = {endpoint.rpartition(".")[2]: view for endpoint, view in self.view_functions.items()}
         for path_item in spec["paths"].values():
             for operation in path_item.values():
                 responses = operation.setdefault("responses", {})
-                for status, description in ERROR_STATUSES.items():
+                statuses = dict(ERROR_STATUSES)
+                view = views.get(operation.get("operationId", ""))
+                if view is not None and reads_if_match(view):
+                    operation.setdefault("parameters", []).append(dict(IF_MATCH_PARAMETER))
+                    statuses.update(CONDITIONAL_STATUSES)
+                for status, description in sorted(statuses.items()):
                     responses[status] = {"description": description, "content": problem}
+                for status, response in responses.items():  # others a view declares are problems too
+                    if status[0] in "45":
+                        response["content"] = problem
                 media = RAW_BODIES.get(operation.get("operationId", ""))
                 if media:
                     operation["requestBody"] = {
                         "required": True,
                         "content": {media: {"schema": {"type": "string"}}},
                     }
+        # flask-openapi3's schema model drops contentMediaType; YAML fields keep their format, so restore it
+        for schema in _schemas(spec):
+            if schema.get("format") == YAML_FORMAT and schema.get("type") == "string":
+                schema["contentMediaType"] = YAML_MEDIA_TYPE

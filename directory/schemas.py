@@ -20,14 +20,15 @@ from pydantic import (
     model_validator,
 )
 
+from common.fields import NON_BLANK
 from common.ids import Id
 from common.principal import Role
 from directory.enums import CustomerSize, OrganizationKind, PartnerType, ProductLevel
 
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NON_BLANK]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80), NON_BLANK]
 #: A web domain as people type it (``Example.COM`` is stored as ``example.com``).
 Domain = Annotated[
     str,
@@ -204,7 +205,7 @@ class UserOut(Output):
 
 
 class ApiKeyCreate(Input):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NON_BLANK]
 
 
 class ApiKeyOut(Output):

@@ -11,14 +11,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from common.fields import NON_BLANK, YAML_TEXT
 from common.ids import Id
 
 KindName = Literal["assignment", "approval", "policy"]
 StatusName = Literal["draft", "active", "archived"]
 #: A rules file's name, also the file name its diagnostics are reported against.
-RulesetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+RulesetName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NON_BLANK
+]
 #: The YAML (or JSON) text of a rules or tests file; the request body limit bounds it too.
-SourceText = Annotated[str, StringConstraints(max_length=1_000_000)]
+SourceText = Annotated[str, StringConstraints(max_length=1_000_000), YAML_TEXT]
 
 
 class Input(BaseModel):

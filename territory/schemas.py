@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
+from common.fields import NON_BLANK
 from common.ids import Id
 from territory.dimensions import Dimension
 from territory.models import ModelStatus
@@ -20,7 +21,7 @@ from territory.team import TeamRole
 
 TerritoryKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 MemberKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S+$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NON_BLANK]
 TerritoryType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 MAX_MEMBERS = 10_000
 MAX_CSV_CHARS = 20_000_000

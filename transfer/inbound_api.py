@@ -5,9 +5,11 @@ read into anything; every signature failure is a 401 problem)."""
 from __future__ import annotations
 
 from flask import Response, current_app, request
+from flask.blueprints import BlueprintSetupState
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel, Field
+from werkzeug.routing import BaseConverter
 
 from common.auth import public
 from common.database import Database
@@ -18,6 +20,20 @@ from directory.schemas import Input
 from transfer import inbound_service
 
 api = APIBlueprint("partner_crm_inbound", __name__, url_prefix="/v1", operation_id_callback=view_operation_id)
+
+
+class RemoteIdConverter(BaseConverter):
+    """A partner's opportunity id in a path: any segment but ``update``, which names the update
+    operation (POST), so that a GET of ``.../opportunities/update`` is a 405, not a query of id "update"."""
+
+    regex = r"(?!update$)[^/]+"
+
+
+def _add_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters["remote_id"] = RemoteIdConverter
+
+
+api.record_once(_add_converter)  # before the routes below are added
 inbound = Tag(
     name="partner CRM protocol",
     description="Signed calls from partners' CRM systems (Standard Webhooks headers, HMAC-SHA256)",
@@ -30,7 +46,7 @@ class ConnectionPath(Input):
 
 
 class QueryPath(ConnectionPath):
-    remote_id: str = Field(min_length=1, max_length=200)
+    remote_id: str = Field(min_length=1, max_length=200, json_schema_extra={"not": {"const": "update"}})
 
 
 class TransferReply(BaseModel):
@@ -75,9 +91,12 @@ def receive_partner_update(path: ConnectionPath) -> Response:
 
 
 @api.get(
-    "/partner-crm/<connection_key>/opportunities/<remote_id>",
+    "/partner-crm/<connection_key>/opportunities/<remote_id:remote_id>",
     tags=[inbound],
-    responses={200: {"description": "the opportunity in the partner's model"}},
+    responses={
+        200: {"description": "the opportunity in the partner's model"},
+        405: {"description": "`update` is not an id: it names the update operation (POST)"},
+    },
 )
 @public
 def answer_partner_query(path: QueryPath) -> Response:

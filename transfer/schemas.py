@@ -8,11 +8,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from common.fields import YAML_TEXT
 from common.ids import Id
 from directory.schemas import Input, Key, Patch
 
 Secret = Annotated[str, Field(pattern=r"^whsec_[A-Za-z0-9+/=]{32,100}$")]
-ProfileText = Annotated[str, Field(min_length=1, max_length=200_000)]
+ProfileText = Annotated[str, Field(min_length=1, max_length=200_000), YAML_TEXT]
 Url = Annotated[str, Field(min_length=8, max_length=2048)]
 Timeout = Annotated[float, Field(ge=0.5, le=120)]
 

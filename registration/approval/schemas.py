@@ -8,10 +8,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from common.fields import NON_BLANK
 from directory.schemas import Input
 from registration.leads.lifecycle import RegistrationStatus
 
-Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), NON_BLANK]
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
@@ -28,9 +29,9 @@ class RequestInfoIn(Input):
 
 
 class SubmitInfoIn(Input):
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10000)] = Field(
-        description="the answer; stored as a note of the lead"
-    )
+    text: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10000), NON_BLANK
+    ] = Field(description="the answer; stored as a note of the lead")
 
 
 class WithdrawIn(Input):

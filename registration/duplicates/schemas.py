@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from common.fields import NON_BLANK
 from common.ids import Id
 from directory.schemas import Input
 
@@ -14,6 +15,7 @@ from directory.schemas import Input
 Contact = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=254, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    NON_BLANK,
 ]
 
 

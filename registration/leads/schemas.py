@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, PlainSerializer, StrictBool, model_validator
 
+from common.fields import Declares
 from common.ids import Id
 from directory.enums import PartnerType
 from directory.schemas import Country, Email, IdPath, Input, Key, Name, Output, Patch
@@ -22,10 +23,14 @@ from registration.leads.lifecycle import LeadStatus, RegistrationStatus
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Text = Annotated[str, Field(max_length=4000)]
 Phone = Annotated[str, Field(pattern=r"^[0-9+()./ -]{3,40}$")]
+#: Deal amounts as text (a JSON number is taken too): digits, at most two decimals, within `Money`'s bounds.
+MONEY_TEXT = r"^(0|[1-9][0-9]{0,12})(\.[0-9]{1,2})?$"
 #: Deal amounts: non-negative, two decimals, within what the rules engines compare exactly.
 Money = Annotated[
     Decimal,
     Field(ge=0, le=Decimal("9999999999999.99"), max_digits=15, decimal_places=2),
+    Declares.of({"pattern": MONEY_TEXT}, branch="string"),
+    Declares.of({"multipleOf": 0.01}, branch="number"),
     PlainSerializer(float, return_type=float, when_used="json"),
 ]
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from common.fields import NON_BLANK
 from common.ids import Id
 from directory.schemas import Input, Patch
 from registration.leads.schemas import Currency, Money
@@ -22,7 +23,8 @@ class CloseStatus(StrEnum):
 class CloseIn(Input):
     status: CloseStatus
     comment: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)] | None
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), NON_BLANK]
+        | None
     ) = None
 
 

@@ -492,6 +492,8 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         },
         "grant_lead_extension": {"json": {"comment": f"granted {n}"}},
         "reject_lead_extension": {"json": {"comment": f"refused {n}"}},
+        # the body is optional (as of now); an explicit time is the same right (admin, integration)
+        "expire_registrations": {"json": {"as_of": "2026-01-01T00:00:00+00:00"}},
         "close_opportunity": {"json": {"status": "won"}},
         "create_reassignment_run": {"json": {"full": True}},
         "lock_lead_assignment": {"json": {"reason": f"key account {n}"}},

@@ -367,3 +367,82 @@ def test_an_etag_of_another_record_or_a_wildcard_does_not_allow_a_change(client,
     for wrong in ('"999999.1"', "*", "garbage", target.created_etag.strip('"')):
         assert_problem(send(client, method, target, {**admin, "If-Match": wrong}, target.body), 412)
     assert target.read()[1] == stored_before
+
+
+# --- the OpenAPI document declares the If-Match header of every operation that needs it ----------------
+
+
+def if_match_operations(client: Any) -> dict[str, tuple[str, str]]:
+    """operationId -> (method, path) of every operation whose document declares a required If-Match."""
+    spec = client.get("/docs/openapi.json").get_json()
+    found = {}
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            params = {(p["in"], p["name"]): p for p in op.get("parameters", [])}
+            header = params.get(("header", "If-Match"))
+            if header is not None:
+                assert header["required"] is True, op["operationId"]
+                assert {"412", "428"} <= set(op["responses"]), op["operationId"]
+                found[op["operationId"]] = (method, path)
+            else:
+                assert not {"412", "428"} & set(op["responses"]), f"{op['operationId']} documents 412/428"
+    return found
+
+
+def test_every_put_patch_and_delete_declares_if_match(client):
+    assert set(mutating_operations(client)) <= set(if_match_operations(client))
+
+
+#: POST actions that change a record: a valid body (checked before If-Match) and the record they act on
+ACTIONS: dict[str, tuple[str, Any]] = {
+    "submit_lead": ("lead", None),
+    "approve_lead": ("lead", {}),
+    "reject_lead": ("lead", {"comment": "no"}),
+    "request_lead_info": ("lead", {"question": "which site?"}),
+    "submit_lead_info": ("lead", {"text": "the Osaka site"}),
+    "withdraw_lead": ("lead", {}),
+    "accept_lead": ("lead", None),
+    "offer_lead": ("lead", {"organization_ids": []}),
+    "close_opportunity": ("opportunity", {"status": "won"}),
+    "activate_ruleset": ("ruleset", None),
+    "activate_territory_model": ("territory_model", None),
+    "import_territory_model": (
+        "territory_model",
+        {"territories": "key,parent_key,name,type\nWW,,World,global\n"},
+    ),
+    "create_territory": ("territory_model", {"key": "WW", "name": "Worldwide", "type": "global"}),
+}
+
+
+def _records(client: Any, world: World, h: dict[str, str]) -> dict[str, int]:
+    lead_path = lead_expiry(client, world, h).path.removesuffix("/expiry")
+    lead = client.get(lead_path, headers=h).get_json()
+    ruleset = client.post(
+        "/v1/rulesets",
+        json={
+            "name": "p.yaml",
+            "source": "kind: policy\nhit_policy: first\nrules: [{id: a, when: always}]\n",
+        },
+        headers=h,
+    )
+    assert ruleset.status_code == 201, ruleset.get_data(as_text=True)
+    draft = _created(client, h, "/v1/leads", {"name": "Draft", "primary_partner_id": world.partner_a_id})
+    return {
+        "lead": draft.get_json()["id"],
+        "opportunity": lead["opportunity_id"],
+        "ruleset": ruleset.get_json()["id"],
+        "territory_model": _created(client, h, "/v1/territory-models", {"name": "plan"}).get_json()["id"],
+    }
+
+
+def test_every_action_that_needs_if_match_declares_it_and_answers_428_without_it(client, world):
+    declared = if_match_operations(client)
+    posts = {op for op, (method, _) in declared.items() if method == "post"}
+    assert posts == set(ACTIONS), "teach this test the new or renamed actions"
+    admin = world["admin"].headers
+    records = _records(client, world, admin)
+    for operation_id, (record, body) in sorted(ACTIONS.items()):
+        path = declared[operation_id][1].replace("{id}", str(records[record]))
+        resp = client.post(path, json=body, headers=admin)
+        assert resp.status_code == 428, (operation_id, resp.get_data(as_text=True))
+        assert resp.mimetype == "application/problem+json"
