@@ -1,8 +1,12 @@
 """Schemathesis against our own OpenAPI document, in-process, once per role (RELIABILITY.md, "Bad input").
 
 Pass = no 5xx; every status is documented; every response matches its documented media type and schema
-(errors: problem+json with ``type``, ``title``, ``status``). SQLite only: this is about the HTTP surface.
-Generation is derandomized so a failure reproduces; raise ``FUZZ_EXAMPLES`` locally to dig deeper.
+(errors: problem+json with ``type``, ``title``, ``status``). Beyond schemathesis' own checks the document
+must declare what the server enforces: a request the schema calls valid is never refused by request
+validation (a stripped blank string, a decimal as text), a 428 comes only from an operation that
+declares the If-Match header (and one sent without it answers 428), a method the document does not
+list answers 405. SQLite only: this is about the HTTP surface. Generation is derandomized so a failure
+reproduces; raise ``FUZZ_EXAMPLES`` locally to dig deeper.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import schemathesis
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation.meta import CoveragePhaseData, CoverageScenario
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from common.errors import PROBLEM_MEDIA_TYPE
@@ -38,7 +44,59 @@ from tests.support import World, build_world
 ADMIN_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 ROLE_EXAMPLES = max(1, ADMIN_EXAMPLES // 3)
 OTHER_ROLES = ["partner_admin_a", "partner_user_a", "cam_1", "integration", "anonymous"]
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def _declares_if_match(case: Any) -> bool:
+    spec = case.operation.definition.raw
+    return any(
+        p.get("in") == "header" and p.get("name", "").lower() == "if-match"
+        for p in spec.get("parameters", [])
+    )
+
+
+@schemathesis.check
+def schema_valid_requests_pass_request_validation(ctx: Any, response: Any, case: Any) -> bool | None:
+    """What the document calls valid is never refused as invalid by the request's own validation (the
+    422 the pydantic models give, "N problem(s) in the request"). Refusals about stored data are fine,
+    and so are the models' own rules across fields ("Value error, ..."), which JSON Schema cannot say."""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or response.status_code != 422:
+        return None
+    problem = response.json()
+    if not str(problem.get("detail", "")).endswith("problem(s) in the request"):
+        return None
+    expressible = [e for e in problem.get("errors") or [] if not e["detail"].startswith("Value error, ")]
+    if expressible:
+        raise AssertionError(f"schema-valid request refused by validation: {expressible}")
+    return None
+
+
+@schemathesis.check
+def if_match_is_declared_where_it_is_required(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A 428 only from an operation that declares If-Match; such an operation called without it (the
+    coverage phase leaves out each required header in turn) answers 428, unless refused before that."""
+    if response.status_code == 428 and not _declares_if_match(case):
+        raise AssertionError("428 from an operation that does not declare the If-Match header")
+    data = case.meta.phase.data if case.meta is not None else None
+    if (
+        isinstance(data, CoveragePhaseData)
+        and data.scenario == CoverageScenario.MISSING_PARAMETER
+        and (data.parameter or "").lower() == "if-match"
+        and response.status_code not in {428, 401, 403, 404, 422}
+    ):
+        raise AssertionError(f"without If-Match: {response.status_code}, expected 428")
+    return None
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    unsupported_method,
+    schema_valid_requests_pass_request_validation,
+    if_match_is_declared_where_it_is_required,
+]
 
 
 @dataclass
@@ -71,12 +129,50 @@ def fuzz_env(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
     app.extensions["prm.db"].dispose()
 
 
+_ALIAS_BOMB = "\n".join(
+    ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    + [f"{n}: &{n} [" + ", ".join([f"*{p}"] * 10) + "]" for p, n in zip("abcde", "bcdef", strict=True)]
+)
+#: Mixed into every YAML field (``contentMediaType: application/yaml``): bombs, tags, deep nesting.
+YAML_BOMBS = [
+    _ALIAS_BOMB,
+    "x: " + "[" * 400 + "]" * 400,
+    '{"x": ' * 3000 + "1" + "}" * 3000,
+    "x: !foo [1]",
+    "x: &a [*a]",
+    "a: &a {x: 1}\nb: {<<: *a}",
+]
+#: Mixed into every other text field of a request body: blank text (stripped, then too short unless
+#: the schema says it may not be blank), a number past 32 bits, HTML.
+NASTY_TEXT = [" ", "\t\n", "\u3000", "2147483648", "<html><body>not json</body></html>"]
+
+
+def _fuzz_config(spec: dict[str, Any]) -> dict[str, Any]:
+    """Bind the dictionaries above to the body fields of the document (schemathesis mixes a dictionary
+    value in; in positive cases only where the field's schema accepts it)."""
+    schemas = spec["components"]["schemas"]
+    parameters: dict[str, Any] = {}
+    for schema in schemas.values():
+        for name, prop in schema.get("properties", {}).items():
+            branches = prop.get("anyOf", [prop])
+            if any(b.get("contentMediaType") == "application/yaml" for b in branches):
+                parameters[f"body.{name}"] = {"dictionary": "yaml", "probability": 0.5}
+            elif any(b.get("type") == "string" for b in branches):
+                parameters.setdefault(f"body.{name}", {"dictionary": "text", "probability": 0.15})
+    return {
+        "dictionaries": {"yaml": {"values": YAML_BOMBS}, "text": {"values": NASTY_TEXT}},
+        "parameters": parameters,
+    }
+
+
 def _load_schema(coverage_phase: bool = True) -> Any:
     """Load the document from an app with no database (serving it touches none); the test sends every
     request to the app of ``fuzz_env`` instead (``app=``)."""
     app = create_app(Settings(database_url="sqlite://", log_json=False))
     try:
-        loaded = schemathesis.openapi.from_wsgi("/docs/openapi.json", app)
+        spec = app.test_client().get("/docs/openapi.json").get_json()
+        config = schemathesis.config.SchemathesisConfig.from_dict(_fuzz_config(spec))
+        loaded = schemathesis.openapi.from_wsgi("/docs/openapi.json", app, config=config)
         loaded.config.phases.coverage.enabled = coverage_phase
         return loaded
     finally:
@@ -91,8 +187,9 @@ assert light_schema.config is not schema.config
 
 
 def _current_etag(env: FuzzEnv, case: Any, headers: dict[str, str]) -> str | None:
-    """For a change of an existing record, its ETag now, so the fuzzer gets past If-Match to the logic."""
-    if case.method.upper() == "GET" or "{id}" not in case.path:
+    """For a change of an existing record, its ETag now, so the fuzzer gets past If-Match to the logic;
+    only where the document declares If-Match (and the case sends one), as a client reading it would."""
+    if "{id}" not in case.path or not _declares_if_match(case) or "If-Match" not in (case.headers or {}):
         return None
     record = "/".join(case.formatted_path.split("/")[:4])  # /v1/<collection>/<id>
     resp = env.client.get(record, headers=env.world["admin"].headers)
