@@ -31,7 +31,7 @@ class YamlLimitExceeded(MarkedYAMLError):
     """A document beyond one of the bounds, or with something it may not use (a tag)."""
 
 
-class BoundedComposer(Composer):  # type: ignore[misc]
+class BoundedComposer(Composer):
     """ruamel's composer, refusing documents too deep, tagged nodes and alias expansion beyond bounds."""
 
     def __init__(self, loader: Any = None) -> None:
