@@ -135,11 +135,11 @@ def test_every_yaml_field_refuses_bombs_tags_and_deep_nesting_with_the_position(
         method, path, headers, body = OPERATIONS[operation_id](client, world)
         before = _stored(client, world)
         name = body.get("name") if "ruleset" in operation_id else field
-        start = time.monotonic()
+        start = time.process_time()
         resp = client.open(
             path, method=method, json={**body, field: document}, headers={**world["admin"].headers, **headers}
         )
-        took = time.monotonic() - start
+        took = time.process_time() - start  # CPU time: the machine may be busy
         where = f"{operation_id}.{field}"
         assert resp.status_code == 422, (where, resp.get_data(as_text=True))
         assert resp.mimetype == "application/problem+json", where
