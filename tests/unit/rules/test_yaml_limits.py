@@ -90,3 +90,18 @@ def test_any_text_is_a_document_or_problems_with_positions_never_an_exception(te
         assert problem.line >= 1 and problem.column >= 1
     load_ruleset(text)
     load_mapping_profile(text)
+
+
+def test_the_cli_reports_each_bad_corpus_file_with_its_position():
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from rules.cli import rules_cli
+    from tests.unit.rules.bad_expectations import EXPECTED
+
+    bad = Path(__file__).parent / "bad"
+    for name in sorted(n for n in EXPECTED if n.startswith("yaml_")):
+        result = CliRunner().invoke(rules_cli, ["check", str(bad / name)])
+        assert result.exit_code == 1, (name, result.output)
+        assert f"{bad / name}:{EXPECTED[name]}" in result.output, (name, result.output)
