@@ -4,6 +4,7 @@ Flask's HTML pages or a 500 (RELIABILITY.md "Bad input", "Traps already found").
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -300,3 +301,20 @@ def test_a_url_or_headers_past_the_apps_limits_are_414_and_431_problems(client, 
     big = {f"X-Extra-{i}": "a" * 2000 for i in range(20)}
     assert_problem(client.get("/v1/leads", headers={**admin, **big}), 431)
     assert client.get("/v1/programs?q=" + "a" * 100, headers=admin).status_code == 200
+
+
+def test_every_json_body_of_the_openapi_document_refuses_deep_nesting(client, admin):
+    """Not one endpoint's body: every operation that takes JSON (the partner protocol's too), before
+    its view or a signature check reads it."""
+    spec = client.get("/docs/openapi.json").get_json()
+    operations = [
+        (method.upper(), re.sub(r"\{[^}]+\}", "1", path))
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if "application/json" in op.get("requestBody", {}).get("content", {})
+    ]
+    assert len(operations) > 30
+    for method, path in operations:
+        for deep in ('{"a":' * 40 + "1" + "}" * 40, "[" * 100_000):
+            body = assert_problem(client.open(path, method=method, data=deep, headers=admin), 422)
+            assert "nested too deeply" in body["detail"], (method, path, body)
