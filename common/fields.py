@@ -17,10 +17,11 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 #: Text with something other than white space in it (JSON Schema patterns search, they do not anchor).
-NOT_BLANK = r"\S"
+#: U+0085 is white space to the server (it strips Unicode White_Space) but not to ECMA-262 ``\s``, which
+#: JSON Schema patterns use: it is excluded by name so both read the pattern alike.
+NOT_BLANK = r"[^\s\u0085]"
 #: The media type a field declares when it carries a YAML document (rules files, mapping profiles).
 YAML_MEDIA_TYPE = "application/yaml"
-YAML_FORMAT = "yaml"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,5 @@ class Declares:
 #: Marks text that is stripped before its ``min_length`` (``StringConstraints(strip_whitespace=True,
 #: min_length=1)``): the schema says it may not be blank.
 NON_BLANK = Declares.of({"pattern": NOT_BLANK})
-#: Marks a text field as a YAML document. (flask-openapi3's schema model keeps ``format`` but drops
-#: ``contentMediaType``; ``common.openapi`` puts the media type back wherever the format is ``yaml``.)
-YAML_TEXT = Declares.of({"format": YAML_FORMAT, "contentMediaType": YAML_MEDIA_TYPE})
+#: Marks a text field as a YAML document.
+YAML_TEXT = Declares.of({"contentMediaType": YAML_MEDIA_TYPE})

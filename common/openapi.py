@@ -1,6 +1,6 @@
 """The OpenAPI document: flask-openapi3 generates it from the pydantic models; this adds what it cannot
 express (problem+json error responses on every operation, CSV request bodies, the If-Match header of
-every operation that needs one, the media type of YAML fields)."""
+every operation that needs one) and keeps the JSON Schema keywords its schema model would drop."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ from collections.abc import Callable, Iterator
 from types import CodeType
 from typing import Any
 
+from flask_openapi3.models.schema import Schema
 from flask_openapi3.openapi import OpenAPI
 from pydantic import BaseModel, Field
 
 from common.errors import PROBLEM_MEDIA_TYPE
-from common.fields import YAML_FORMAT, YAML_MEDIA_TYPE
+
+# flask-openapi3 copies each pydantic JSON schema into its own Schema model, which keeps only the keywords
+# it lists and drops the rest (propertyNames of a dict keyed by an enum, contentMediaType...): the document
+# would then claim less than the models enforce. Keep every keyword.
+Schema.model_config["extra"] = "allow"
+Schema.model_rebuild(force=True)
 
 # operationId -> media type of a request body that is not JSON (CSV imports)
 RAW_BODIES: dict[str, str] = {}
@@ -59,16 +65,6 @@ def reads_if_match(view: Callable[..., Any]) -> bool:
     answers 428 without it. Read from the view's code, so the document cannot drift from what runs."""
     code = getattr(inspect.unwrap(view), "__code__", None)
     return code is not None and any("if_match" in c.co_names for c in _code_objects(code))
-
-
-def _schemas(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _schemas(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _schemas(value)
 
 
 def view_operation_id(*, name: str, path: str, method: str) -> str:
@@ -122,7 +118,3 @@ class PrmOpenAPI(OpenAPI):
                         "required": True,
                         "content": {media: {"schema": {"type": "string"}}},
                     }
-        # flask-openapi3's schema model drops contentMediaType; YAML fields keep their format, so restore it
-        for schema in _schemas(spec):
-            if schema.get("format") == YAML_FORMAT and schema.get("type") == "string":
-                schema["contentMediaType"] = YAML_MEDIA_TYPE

@@ -20,7 +20,8 @@ from territory.models import ModelStatus
 from territory.team import TeamRole
 
 TerritoryKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-MemberKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S+$")]
+#: No white space; U+0085 named because ECMA-262 ``\s`` (JSON Schema's) leaves it out, unlike ours.
+MemberKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s\u0085]+$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NON_BLANK]
 TerritoryType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 MAX_MEMBERS = 10_000

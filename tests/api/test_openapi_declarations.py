@@ -21,7 +21,7 @@ def _matches(schema: dict[str, Any], text: str) -> bool:
     return all(re.search(p, text) for p in patterns if p)
 
 
-@pytest.mark.parametrize("blank", [" ", "\t\n", "\u3000"])
+@pytest.mark.parametrize("blank", [" ", "\t\n", "\u3000", "\u0085"])
 def test_a_blank_name_is_refused_and_the_schema_says_so(client, world, blank):
     name = _spec(client)["components"]["schemas"]["ProgramCreate"]["properties"]["name"]
     assert not _matches(name, blank)

@@ -144,7 +144,7 @@ YAML_BOMBS = [
 ]
 #: Mixed into every other text field of a request body: blank text (stripped, then too short unless
 #: the schema says it may not be blank), a number past 32 bits, HTML.
-NASTY_TEXT = [" ", "\t\n", "\u3000", "2147483648", "<html><body>not json</body></html>"]
+NASTY_TEXT = [" ", "\t\n", "\u3000", "\u0085", "2147483648", "<html><body>not json</body></html>"]
 
 
 def _fuzz_config(spec: dict[str, Any]) -> dict[str, Any]:
