@@ -36,9 +36,9 @@ def test_every_stripped_text_field_declares_that_it_may_not_be_blank(client):
     from pydantic import BaseModel
 
     import directory.schemas
-    import registration.approval_schemas
-    import registration.duplicates_schemas
-    import registration.opportunity_schemas
+    import registration.approval.schemas
+    import registration.duplicates.schemas
+    import registration.opportunities.schemas
     import rules.schemas
     import territory.schemas
 
@@ -54,9 +54,9 @@ def test_every_stripped_text_field_declares_that_it_may_not_be_blank(client):
     checked = 0
     for module in (
         directory.schemas,
-        registration.approval_schemas,
-        registration.duplicates_schemas,
-        registration.opportunity_schemas,
+        registration.approval.schemas,
+        registration.duplicates.schemas,
+        registration.opportunities.schemas,
         rules.schemas,
         territory.schemas,
     ):
