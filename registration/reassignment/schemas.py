@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
+from common.fields import NON_BLANK
 from common.ids import Id
 from directory.schemas import Input
 from registration.leads.lifecycle import RegistrationStatus
@@ -119,9 +120,9 @@ class RunListQuery(Input):
 
 
 class LockIn(Input):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] = Field(
-        description="why batch reassignment must leave the record where it is"
-    )
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), NON_BLANK
+    ] = Field(description="why batch reassignment must leave the record where it is")
 
 
 class LockOut(BaseModel):
