@@ -404,6 +404,8 @@ ACTIONS: dict[str, tuple[str, Any]] = {
     "accept_lead": ("lead", None),
     "offer_lead": ("lead", {"organization_ids": []}),
     "close_opportunity": ("opportunity", {"status": "won"}),
+    "grant_lead_extension": ("approved_lead", {}),
+    "reject_lead_extension": ("approved_lead", {"comment": "no"}),
     "activate_ruleset": ("ruleset", None),
     "activate_territory_model": ("territory_model", None),
     "import_territory_model": (
@@ -427,7 +429,15 @@ def _records(client: Any, world: World, h: dict[str, str]) -> dict[str, int]:
     )
     assert ruleset.status_code == 201, ruleset.get_data(as_text=True)
     draft = _created(client, h, "/v1/leads", {"name": "Draft", "primary_partner_id": world.partner_a_id})
+    asked = client.post(
+        f"{lead_path}/extension-requests",
+        json={"expires_at": "2099-06-01T00:00:00+00:00", "reason": "the customer's budget moved"},
+        headers=world["partner_user_a"].headers,
+    )
+    assert asked.status_code == 201, asked.get_data(as_text=True)
     return {
+        "approved_lead": lead["id"],
+        "request_id": asked.get_json()["id"],
         "lead": draft.get_json()["id"],
         "opportunity": lead["opportunity_id"],
         "ruleset": ruleset.get_json()["id"],
@@ -443,6 +453,7 @@ def test_every_action_that_needs_if_match_declares_it_and_answers_428_without_it
     records = _records(client, world, admin)
     for operation_id, (record, body) in sorted(ACTIONS.items()):
         path = declared[operation_id][1].replace("{id}", str(records[record]))
+        path = path.replace("{request_id}", str(records["request_id"]))
         resp = client.post(path, json=body, headers=admin)
         assert resp.status_code == 428, (operation_id, resp.get_data(as_text=True))
         assert resp.mimetype == "application/problem+json"
