@@ -21,6 +21,7 @@ $(BIN)/prm: pyproject.toml
 
 install: $(BIN)/prm
 
+# The production server (gunicorn, one worker per core), on SQLite unless PRM_DATABASE_URL says otherwise.
 run: install
 	$(BIN)/prm db upgrade
 	$(BIN)/prm demo seed
@@ -29,7 +30,7 @@ run: install
 	@echo "  OpenAPI document:      http://$(HOST):$(PORT)/docs/openapi.json"
 	@echo "  Demo API keys:         var/demo-keys.txt (one per demo user)"
 	@echo
-	PRM_LOG_FORMAT=text $(BIN)/prm run --host $(HOST) --port $(PORT)
+	PRM_LOG_FORMAT=text $(BIN)/prm serve --bind $(HOST):$(PORT)
 
 # Two workers: one per core of the small machines we run on (each has its own databases).
 test: install

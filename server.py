@@ -22,7 +22,7 @@ from common.database import Database
 from common.http import check_request_size, install_id_converter, validation_error_response
 from common.openapi import PrmOpenAPI, view_operation_id
 from common.problems import register_error_handlers
-from common.serving import run_command
+from common.serving import WARM_UP, run_command, serve_command
 from common.settings import Settings
 from demo import seed_demo
 from directory.api import api as directory_api
@@ -42,9 +42,11 @@ from registration.reassignment.cli import commands as reassignment_commands
 from rules.api import api as rules_api
 from rules.cli import rules_cli
 from rules.decision_api import api as decisions_api
+from rules.service import warm_up as warm_rules
 from territory.api import api as territory_api
 from territory.api import pages as territory_pages
 from territory.cli import commands as territory_commands
+from territory.repository import active_snapshot
 from transfer import service as transfer_service
 from transfer.api import api as transfer_api
 from transfer.cli import commands as transfer_commands
@@ -92,7 +94,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     app.extensions["prm.on_opportunity_created"] = on_opportunity_created
 
     observability.configure_logging(settings.log_json)
-    observability.init_app(app, db)
+    observability.init_app(app, db, request_log=settings.request_log)
     register_error_handlers(app)
     jsonbody.install(app, settings.max_json_depth)
 
@@ -133,6 +135,13 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     ):
         app.cli.add_command(group)
     app.cli.add_command(rules_cli)
+
+    def warm_up() -> None:
+        """Load the active rulesets into this process's rules engine and build the active snapshot."""
+        warm_rules(db)
+        active_snapshot(db)
+
+    app.extensions[WARM_UP] = warm_up
     return app
 
 
@@ -143,3 +152,4 @@ def cli() -> None:
 
 # Flask's own ``run`` uses Werkzeug's default handler, which answers 414/431/400 in HTML.
 cli.add_command(run_command)
+cli.add_command(serve_command)

@@ -42,7 +42,7 @@ def configure_logging(json_logs: bool) -> None:
         logging.getLogger(name).propagate = False
 
 
-def init_app(app: Flask, db: Database) -> None:
+def init_app(app: Flask, db: Database, *, request_log: bool = True) -> None:
     registry = CollectorRegistry()
     requests_total = Counter(
         "prm_http_requests", "HTTP requests", ["method", "endpoint", "status"], registry=registry
@@ -63,15 +63,16 @@ def init_app(app: Flask, db: Database) -> None:
         requests_total.labels(request.method, endpoint, str(resp.status_code)).inc()
         latency.labels(endpoint).observe(elapsed)
         resp.headers["X-Request-Id"] = g.get("request_id", "")
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": resp.status_code,
-                "ms": round(elapsed * 1000, 2),
-            },
-        )
+        if request_log:
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": resp.status_code,
+                    "ms": round(elapsed * 1000, 2),
+                },
+            )
         return resp
 
     @public

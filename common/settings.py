@@ -21,6 +21,8 @@ class Settings:
     page_size_default: int = 50
     page_size_max: int = 500
     log_json: bool = True
+    # One log line per request from the app (off under gunicorn, whose JSON access line carries the same).
+    request_log: bool = True
     rules_engine: str = "durable"
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -42,6 +44,7 @@ class Settings:
             max_url_bytes=int(env.get("PRM_MAX_URL_BYTES", cls.max_url_bytes)),
             max_header_bytes=int(env.get("PRM_MAX_HEADER_BYTES", cls.max_header_bytes)),
             log_json=env.get("PRM_LOG_FORMAT", "json") == "json",
+            request_log=env.get("PRM_REQUEST_LOG", "1") != "0",
             rules_engine=env.get("PRM_RULES_ENGINE", "durable"),
             smtp_host=env.get("PRM_SMTP_HOST", cls.smtp_host),
             smtp_port=int(env.get("PRM_SMTP_PORT", cls.smtp_port)),

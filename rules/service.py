@@ -26,6 +26,7 @@ from common.principal import Principal
 from rules import ast, repository, testcases
 from rules import schemas as s
 from rules.errors import Diagnostic, Severity, VerificationFailed
+from rules.evaluator import get_evaluator
 from rules.loader import load_ruleset
 from rules.models import RulesetStatus, StoredRuleset
 from rules.samples import smoke_facts
@@ -385,6 +386,17 @@ def active_rulesets(db: Database) -> dict[ast.Kind, ast.Ruleset]:
     if changed and engine is not None:  # durable not imported in this process: no host to reload
         engine.reload_host()
     return result
+
+
+def warm_up(db: Database) -> None:
+    """Load the active rulesets into this process's evaluator now (a new server worker), so the first
+    decision does not pay for it."""
+    rulesets = active_rulesets(db)
+    if get_evaluator().name == "durable":
+        from rules.engine import preload
+
+        for ruleset in rulesets.values():
+            preload(ruleset)
 
 
 def _refresh_active(db: Database) -> None:
