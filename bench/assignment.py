@@ -54,7 +54,7 @@ from rules.evaluator import Evaluator, get_evaluator
 from rules.loader import load_ruleset
 from rules.reference import explain
 from rules.vocabulary import normalize_facts
-from territory.dimensions import Dimension, MemberHierarchy
+from territory.dimensions import MemberHierarchy
 from territory.snapshot import TerritorySnapshot
 from territory.synthetic import generate_dimensions, generate_leads, generate_model
 from territory.tree import TerritoryDef
@@ -117,7 +117,7 @@ def _clocked(fn: Callable[[], object]) -> float:
 @dataclass
 class _Model:
     defs: list[TerritoryDef]
-    dims: dict[Dimension, MemberHierarchy]
+    dims: dict[str, MemberHierarchy]
     snapshot: TerritorySnapshot
     generate_seconds: float
     build_seconds: float
@@ -142,7 +142,7 @@ def _entry(name: str, n: int | None, leads: int, seconds: float, **extra: Any) -
     return out
 
 
-def _rulesets(dims: dict[Dimension, MemberHierarchy], cfg: Config) -> dict[ast.Kind, ast.Ruleset]:
+def _rulesets(dims: dict[str, MemberHierarchy], cfg: Config) -> dict[ast.Kind, ast.Ruleset]:
     return {
         ast.Kind.POLICY: load_ruleset(policy_yaml(cfg.policy_rules, dims, seed=cfg.seed)).unwrap(),
         ast.Kind.APPROVAL: load_ruleset(APPROVAL_YAML).unwrap(),

@@ -40,7 +40,7 @@ def _top_down(h: MemberHierarchy, member: str | None) -> tuple[str, ...]:
 
 
 def lead_facts(
-    dimensions: Mapping[Dimension, MemberHierarchy], n: int, seed: int = 0
+    dimensions: Mapping[str, MemberHierarchy], n: int, seed: int = 0
 ) -> list[dict[str, str | int]]:
     """``n`` leads as the assignment decision receives them: the territory dimensions' members plus the
     facts policy rules test (derived from those members where a real lead would derive them)."""
@@ -72,7 +72,7 @@ def lead_facts(
 # -- rules files ------------------------------------------------------------------------------------
 
 
-def _vocabulary(dimensions: Mapping[Dimension, MemberHierarchy]) -> dict[str, list[str]]:
+def _vocabulary(dimensions: Mapping[str, MemberHierarchy]) -> dict[str, list[str]]:
     geo = dimensions[Dimension.GEOGRAPHY]
     product = dimensions[Dimension.PRODUCT]
     program = dimensions[Dimension.PROGRAM]
@@ -155,7 +155,7 @@ def _policy_then(rng: random.Random) -> dict[str, Any]:
     return then
 
 
-def policy_yaml(n_rules: int, dimensions: Mapping[Dimension, MemberHierarchy], seed: int = 0) -> str:
+def policy_yaml(n_rules: int, dimensions: Mapping[str, MemberHierarchy], seed: int = 0) -> str:
     """A policy rules file (hit policy ``first``) of ``n_rules`` rules, the last a catch-all.
 
     Conditions combine one to three comparisons over region, country, product group, program, partner
@@ -259,7 +259,7 @@ class BruteForceMatcher:
     every call, which would flatter the snapshot).
     """
 
-    def __init__(self, defs: Sequence[TerritoryDef], dimensions: Mapping[Dimension, MemberHierarchy]) -> None:
+    def __init__(self, defs: Sequence[TerritoryDef], dimensions: Mapping[str, MemberHierarchy]) -> None:
         by_key = {d.key: d for d in defs}
         self._dimensions = dimensions
         self._order = [by_key[k] for k in depth_first_keys(defs)]

@@ -107,6 +107,10 @@ class Customer(Versioned, Base):
     name: Mapped[str] = mapped_column(String(200), index=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     country: Mapped[str] = mapped_column(String(2))
+    # ISO 3166-2 subdivision (any level, e.g. FR-ARA or FR-69) and postal code, when known: the lead's
+    # geography is the deepest of postal code, subdivision and country that the territory model knows.
+    subdivision: Mapped[str | None] = mapped_column(String(16))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
     region: Mapped[str | None] = mapped_column(String(40))
     industry: Mapped[str | None] = mapped_column(String(80))
     size: Mapped[CustomerSize | None] = mapped_column(String(20))

@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
+import pycountry
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,6 +30,28 @@ from directory.enums import CustomerSize, OrganizationKind, PartnerType, Product
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NON_BLANK]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+def _iso_subdivision(code: str) -> str:
+    if pycountry.subdivisions.get(code=code) is None:  # type: ignore[no-untyped-call]
+        raise ValueError(f"{code!r} is not an ISO 3166-2 subdivision code")
+    return code
+
+
+#: An ISO 3166-2 subdivision code of any level (``FR-ARA``, ``FR-69``, ``US-CA``).
+Subdivision = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$"),
+    AfterValidator(_iso_subdivision),
+]
+PostalCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,19}$")]
+
+
+def _subdivision_in_country(country: str | None, subdivision: str | None) -> None:
+    if country is not None and subdivision is not None and not subdivision.startswith(country + "-"):
+        raise ValueError(f"subdivision {subdivision!r} is not in country {country!r}")
+
+
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80), NON_BLANK]
 #: A web domain as people type it (``Example.COM`` is stored as ``example.com``).
 Domain = Annotated[
@@ -230,10 +254,17 @@ class CustomerCreate(Input):
     name: Name
     parent_key: Key | None = None
     country: Country
+    subdivision: Subdivision | None = Field(None, description="ISO 3166-2 code of any level, e.g. FR-ARA")
+    postal_code: PostalCode | None = None
     region: Short | None = None
     industry: Short | None = None
     size: CustomerSize | None = None
     domain: Domain | None = Field(None, description="web domain, e.g. example.com")
+
+    @model_validator(mode="after")
+    def _subdivision_of_country(self) -> CustomerCreate:
+        _subdivision_in_country(self.country, self.subdivision)
+        return self
 
 
 class CustomerProposal(Input):
@@ -241,9 +272,16 @@ class CustomerProposal(Input):
 
     name: Name
     country: Country
+    subdivision: Subdivision | None = Field(None, description="ISO 3166-2 code of any level, e.g. FR-ARA")
+    postal_code: PostalCode | None = None
     domain: Domain | None = Field(None, description="web domain, e.g. example.com")
     industry: Short | None = None
     size: CustomerSize | None = None
+
+    @model_validator(mode="after")
+    def _subdivision_of_country(self) -> CustomerProposal:
+        _subdivision_in_country(self.country, self.subdivision)
+        return self
 
 
 class CustomerUpdate(Patch):
@@ -251,6 +289,8 @@ class CustomerUpdate(Patch):
     name: Name | None = None
     parent_key: Key | None = None
     country: Country | None = None
+    subdivision: Subdivision | None = None
+    postal_code: PostalCode | None = None
     region: Short | None = None
     industry: Short | None = None
     size: CustomerSize | None = None
@@ -267,6 +307,8 @@ class CustomerOut(BaseModel):
     name: str
     parent_key: str | None
     country: str
+    subdivision: str | None = None
+    postal_code: str | None = None
     region: str | None
     industry: str | None
     size: CustomerSize | None

@@ -130,6 +130,7 @@ class PolicyActions:
     reassignment_approved: str | None = None
     reassign_on_resubmit: bool | None = None
     max_extensions: int | None = None
+    unknown_values: str | None = None
 
 
 Actions: TypeAlias = AssignmentActions | ApprovalActions | PolicyActions
@@ -257,6 +258,8 @@ def actions_to_json(actions: Actions) -> dict[str, Any]:
         out["reassign_on_resubmit"] = actions.reassign_on_resubmit
     if actions.max_extensions is not None:  # left out when unset: earlier files keep their version hash
         out["max_extensions"] = actions.max_extensions
+    if actions.unknown_values is not None:  # likewise
+        out["unknown_values"] = actions.unknown_values
     return out
 
 
@@ -284,6 +287,7 @@ def actions_from_json(kind: Kind, data: Mapping[str, Any]) -> Actions:
         (data.get("reassignment") or {}).get("approved"),
         data.get("reassign_on_resubmit"),
         data.get("max_extensions"),
+        data.get("unknown_values"),
     )
 
 

@@ -86,6 +86,7 @@ def _actions(then: AssignmentThen | ApprovalThen | PolicyThen, rule_id: str) -> 
         reassignment_approved=then.reassignment.approved if then.reassignment else None,
         reassign_on_resubmit=then.reassign_on_resubmit,
         max_extensions=then.max_extensions,
+        unknown_values=then.unknown_values,
     )
 
 

@@ -20,7 +20,7 @@ from rules.spec import (
     RulesFile,
     RuleSpec,
 )
-from rules.vocabulary import FACTS, ROLES, FactType, normalize_number
+from rules.vocabulary import FACTS, ROLES, FactSpec, FactType, normalize_number
 
 PathKey = tuple[str | int, ...]
 #: (path, key=False) -> 1-based (line, column) of that node in the file
@@ -39,9 +39,11 @@ class RuleContext:
     territories: frozenset[str] | None = None
     roles: frozenset[str] = frozenset()
     members: Mapping[str, frozenset[str]] | None = field(default=None)
+    #: Dimensions declared on the territory models (a file's ``dimensions`` must name some of them).
+    dimensions: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("users", "territories", "roles"):
+        for name in ("users", "territories", "roles", "dimensions"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, frozenset):
                 object.__setattr__(self, name, frozenset(value))
@@ -76,6 +78,21 @@ class _Checker:
         self.locate = locate
         self.filename = filename
         self.out: list[Diagnostic] = []
+        self.facts: dict[str, FactSpec] = dict(FACTS)
+
+    def declare(self, dimensions: Sequence[str]) -> None:
+        """Make the file's declared dimensions text facts; report those no territory model declares."""
+        known = self.context.dimensions
+        for i, name in enumerate(dimensions):
+            if name in FACTS:
+                self.report(("dimensions", i), f"'{name}' is a built-in fact; list declared dimensions only")
+                continue
+            if known is not None and name not in known:
+                self.report(
+                    ("dimensions", i),
+                    f"no territory model declares a dimension '{name}'{_suggest(name, known)}",
+                )
+            self.facts[name] = FactSpec(FactType.STRING, f"declared dimension {name}")
 
     def report(
         self, path: PathKey, message: str, *, key: bool = False, severity: Severity = Severity.ERROR
@@ -96,9 +113,9 @@ class _Checker:
 
     def comparison(self, cond: ConditionSpec, path: PathKey) -> None:
         fact, op = cond.fact or "", ast.Op(cond.op or "")
-        spec = FACTS.get(fact)
+        spec = self.facts.get(fact)
         if spec is None:
-            self.report((*path, "fact"), f"unknown fact '{fact}'{_suggest(fact, FACTS)}")
+            self.report((*path, "fact"), f"unknown fact '{fact}'{_suggest(fact, self.facts)}")
             return
         vpath = (*path, "value")
         has_value = "value" in cond.model_fields_set
@@ -124,7 +141,7 @@ class _Checker:
             self.scalar(fact, cond.value, vpath)
 
     def scalar(self, fact: str, value: Any, path: PathKey) -> None:
-        spec = FACTS[fact]
+        spec = self.facts[fact]
         if spec.type is FactType.NUMBER:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 self.report(path, f"wrong value type: '{fact}' is a number, got {_type(value)}")
@@ -264,6 +281,7 @@ def check_spec(
     """Every semantic error and warning in a schema-valid rules file, ordered by position."""
     fallback = spec.fallback_approver if isinstance(spec, ApprovalFile) else None
     checker = _Checker(list(enumerate(spec.rules)), spec.hit_policy, context, locate, filename)
+    checker.declare(spec.dimensions)
     return checker.run(fallback, whole_file=True)
 
 
@@ -273,9 +291,13 @@ def check_rules(
     context: RuleContext | None,
     locate: Locate,
     filename: str,
+    dimensions: Sequence[str] = (),
 ) -> list[Diagnostic]:
     """Rule-level checks of the schema-valid rules of a file that has schema errors elsewhere.
 
     File-level checks (shadowing, catch-all) need every rule and are left out.
     """
-    return _Checker(rules, hit_policy, context, locate, filename).run(None, whole_file=False)
+    checker = _Checker(rules, hit_policy, context, locate, filename)
+    for name in dimensions:
+        checker.facts.setdefault(name, FactSpec(FactType.STRING, f"declared dimension {name}"))
+    return checker.run(None, whole_file=False)

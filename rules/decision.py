@@ -23,9 +23,9 @@ from rules import ast
 from rules.evaluator import Evaluator
 from rules.outcome import ApprovalDecision, AssignmentDecision, Outcome, PolicyDecision
 from rules.reference import explain
-from rules.vocabulary import NormalizedFacts, normalize_facts
-from territory.dimensions import Dimension
-from territory.snapshot import CamAssignment, Explanation, TerritorySnapshot
+from rules.vocabulary import FACTS, NormalizedFacts, normalize_facts
+from territory.dimensions import BUILT_IN
+from territory.snapshot import CamAssignment, Explanation, TerritorySnapshot, UnknownValue
 from territory.tree import CHANNEL_ACCOUNT_MANAGER
 
 DEFAULT_STEP = ast.ApprovalStep(
@@ -96,6 +96,13 @@ class AssignmentDecisionResult:
     policy: PolicyDecision
     _inputs: _TraceInputs = field(compare=False, repr=False)
     kept_team: bool = False  # decided on the subject's own territory team, not on a fresh match
+    #: Facts naming members the territory model does not know (they match only unrestricted territories).
+    unknown_values: tuple[UnknownValue, ...] = ()
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        """The unknown values as the API reports them (``field``, ``value``, ``message``, ``did_you_mean``)."""
+        return [warning_json(u) for u in self.unknown_values]
 
     @property
     def territory_model_version(self) -> str | None:
@@ -137,7 +144,9 @@ class AssignmentDecisionResult:
         return tuple(dict.fromkeys(a.user for s in self.steps for a in s.approvers))
 
     def to_json(self) -> dict[str, Any]:
-        kept = {"territories_from": "territory_team"} if self.kept_team else {}
+        kept: dict[str, Any] = {"territories_from": "territory_team"} if self.kept_team else {}
+        if self.unknown_values:  # left out when there are none: results stored before stay comparable
+            kept["warnings"] = self.warnings
         return {
             **kept,
             "matched_territories": list(self.matched),
@@ -166,6 +175,7 @@ class AssignmentDecisionResult:
                 },
                 "reassign_on_resubmit": self.policy.reassign_on_resubmit,
                 "max_extensions": self.policy.max_extensions,
+                "unknown_values": self.policy.unknown_values,
                 "notify": [
                     {"event": n.event, "roles": list(n.roles), "users": list(n.users)}
                     for n in self.policy.notify
@@ -174,13 +184,24 @@ class AssignmentDecisionResult:
         }
 
 
-_DIMENSION_NAMES = tuple(d.value for d in Dimension)
+def warning_json(u: UnknownValue) -> dict[str, Any]:
+    """One unknown value as decisions and what-if answers report it."""
+    return {
+        "code": "unknown_value",
+        "field": u.dimension,
+        "value": u.value,
+        "message": f"{u.message}; it matches only territories unrestricted on {u.dimension}",
+        "did_you_mean": list(u.suggestions),
+    }
 
 
-def territory_facts(facts: Mapping[str, Any]) -> dict[str, str]:
-    """The lead facts the territory matcher reads (one member key per dimension)."""
+def territory_facts(facts: Mapping[str, Any], snapshot: TerritorySnapshot | None = None) -> dict[str, str]:
+    """The lead facts the territory matcher reads (one member key per dimension); with a snapshot, its
+    declared dimensions too (from the fact named like the dimension, else from the dimension's source)."""
+    if snapshot is not None:
+        return snapshot.territory_facts(facts)
     out: dict[str, str] = {}
-    for name in _DIMENSION_NAMES:
+    for name in BUILT_IN:
         value = facts.get(name)
         if value is not None and value != "":
             out[name] = str(value)
@@ -225,7 +246,7 @@ def _explanation_json(e: Explanation) -> dict[str, Any]:
     for name in ("dimension", "lead_member", "excluded_member", "depth", "lowest_depth"):
         value = getattr(e, name)
         if value is not None:
-            out[name] = value.value if isinstance(value, Dimension) else value
+            out[name] = str(value) if name == "dimension" else value
     if e.territory_includes:
         out["territory_includes"] = list(e.territory_includes)
     return out
@@ -264,8 +285,14 @@ def decide(
     >>> decide(LeadFacts.check({"customer": "C-1"}), None, {}, ReferenceEvaluator()).approvers
     ()
     """
-    tfacts = territory_facts(facts.given)
+    tfacts = territory_facts(facts.given, snapshot)
+    unknown = snapshot.unknown_values(tfacts) if snapshot else ()
     kept_team = territory_team is not None
+    normalized = facts.normalized
+    extra = {k: v for k, v in tfacts.items() if k not in FACTS and k not in normalized}
+    if extra:  # declared dimensions: rules files test them as text facts
+        normalized = NormalizedFacts({**normalized, **extra})
+        facts = LeadFacts(facts.given, normalized)
     if territory_team is not None:
         matched = lowest = deepest_territories(snapshot, territory_team)
     else:
@@ -323,6 +350,7 @@ def decide(
         policy=policy,
         _inputs=_TraceInputs(facts, tfacts, snapshot, rulesets, outcomes, cam),
         kept_team=kept_team,
+        unknown_values=unknown,
     )
 
 
@@ -330,4 +358,4 @@ def why_not_territory(
     snapshot: TerritorySnapshot, facts: Mapping[str, Any], territory: str
 ) -> dict[str, Any]:
     """Answer "why not territory X" for a lead's facts."""
-    return _explanation_json(snapshot.explain(territory_facts(facts), territory))
+    return _explanation_json(snapshot.explain(territory_facts(facts, snapshot), territory))

@@ -55,6 +55,17 @@ class WhyNotQuery(Input):
     user: Key | None = None
 
 
+class FactWarning(BaseModel):
+    """A fact naming a member its dimension does not know: the lead matches only the territories that
+    leave that dimension unrestricted (usually the root)."""
+
+    code: str = Field(description="unknown_value")
+    field: str = Field(description="the dimension (fact) concerned")
+    value: str
+    message: str
+    did_you_mean: list[str] = Field(description="close spellings the model knows")
+
+
 class DecisionOut(BaseModel):
     id: int | None = Field(None, description="absent for what-if answers, which are not stored")
     created_at: datetime | None = None
@@ -62,6 +73,9 @@ class DecisionOut(BaseModel):
     facts: dict[str, Any] = Field(description="the facts used, after enrichment from reference data")
     result: dict[str, Any]
     trace: dict[str, Any]
+    warnings: list[FactWarning] = Field(
+        default_factory=list, description="facts naming members the territory model does not know"
+    )
 
 
 class WhyNotOut(BaseModel):

@@ -22,7 +22,8 @@ from rules.errors import FactsInvalid
 from rules.evaluator import get_evaluator
 from rules.models import StoredDecision
 from rules.service import active_rulesets
-from territory.geography import region_of
+from territory.dimensions import Dimension, MemberHierarchy
+from territory.geography import WORLD, region_of
 from territory.repository import active_snapshot, model_id_of, snapshot_for
 from territory.snapshot import TerritorySnapshot
 
@@ -37,19 +38,60 @@ def _product_group(session: Session, key: str) -> str | None:
     return record.key if record is not None else None
 
 
-def enrich_facts(session: Session, facts: Mapping[str, Any]) -> dict[str, Any]:
-    """Add what reference data knows about the lead's customer, product and partner (given facts win)."""
+def customer_geography(customer: Customer, geography: MemberHierarchy | None) -> str:
+    """The deepest of the customer's postal code, subdivision and country that the geography knows
+    (postal-code members are keyed ``CC-CODE`` or by the code alone); the country when none is known.
+
+    >>> from territory.geography import geography_parents
+    >>> geo = MemberHierarchy({**geography_parents(), "FR-75001": "FR-75"})
+    >>> customer_geography(Customer(country="FR", subdivision="FR-75C", postal_code="75001"), geo)
+    'FR-75001'
+    >>> customer_geography(Customer(country="FR", subdivision="FR-75C", postal_code="99999"), geo)
+    'FR-75C'
+    """
+    candidates = []
+    if customer.postal_code:
+        candidates += [f"{customer.country}-{customer.postal_code}", customer.postal_code]
+    if customer.subdivision:
+        candidates.append(customer.subdivision)
+    if geography is not None:
+        for c in candidates:
+            if c in geography:
+                return c
+    return customer.country
+
+
+def region_in(geography: MemberHierarchy | None, member: str) -> str | None:
+    """The region (the child of ``WORLD``) above a geography member, when the geography knows it."""
+    if geography is None or member not in geography:
+        return region_of(member)
+    chain = geography.ancestors_or_self(member)
+    return chain[-2] if len(chain) >= 2 and chain[-1] == WORLD else None
+
+
+def enrich_facts(
+    session: Session, facts: Mapping[str, Any], snapshot: TerritorySnapshot | None = None
+) -> dict[str, Any]:
+    """Add what reference data knows about the lead's customer, product and partner (given facts win).
+
+    The geography is the deepest of the customer's postal code, subdivision and country that the
+    snapshot's geography knows; the region is the one above it there.
+    """
     out: dict[str, Any] = {k: v for k, v in facts.items() if v is not None}
+    geography = snapshot.hierarchy(Dimension.GEOGRAPHY) if snapshot is not None else None
     customer_key = out.get("customer")
     if isinstance(customer_key, str):
         customer = session.scalar(select(Customer).where(Customer.key == customer_key))
         if customer is not None:
+            where = customer_geography(customer, geography)
             derived = {
                 "customer_country": customer.country,
+                "customer_subdivision": customer.subdivision,
+                "customer_postal_code": customer.postal_code,
                 "customer_industry": customer.industry,
                 "customer_size": customer.size,
-                "geography": customer.country,
-                "region": region_of(customer.country),
+                "geography": where,
+                "region": region_in(geography, where),
             }
             for name, value in derived.items():
                 if value is not None:
@@ -103,7 +145,7 @@ def decide_facts(
 ) -> tuple[dict[str, Any], AssignmentDecisionResult]:
     """Enrich and check the facts, then decide (on ``territory_team`` instead of a match if given)."""
     with db.transaction() as session:
-        checked = _validated(enrich_facts(session, facts))
+        checked = _validated(enrich_facts(session, facts, snapshot))
     evaluator = get_evaluator()
     return dict(checked.given), decide(checked, snapshot, rulesets, evaluator, territory_team=territory_team)
 
@@ -118,6 +160,7 @@ def what_if(db: Database, principal: Principal, data: s.WhatIfRequest) -> s.Deci
         facts=facts,
         result=result.to_json(),
         trace=result.trace,
+        warnings=result.warnings,
     )
 
 
@@ -167,6 +210,7 @@ def decision_out(row: StoredDecision) -> s.DecisionOut:
         facts=row.facts,
         result=row.result,
         trace=row.trace,
+        warnings=row.result.get("warnings", []),
     )
 
 
@@ -203,7 +247,7 @@ def _why_not_user(snapshot: TerritorySnapshot, row: StoredDecision, user: str) -
             "approver": False,
             "message": f"{user} is on no territory team of the model this decision used",
         }
-    explanations = [snapshot.explain(territory_facts(row.facts), key) for key in on_team]
+    explanations = [snapshot.explain(territory_facts(row.facts, snapshot), key) for key in on_team]
     lowest = row.result.get("lowest_territories", [])
     details = []
     for e in explanations:
@@ -236,7 +280,7 @@ def why_not(db: Database, principal: Principal, decision_id: int, query: s.WhyNo
         return out
     snapshot = snapshot_for(db, row.territory_model_id)
     if query.territory is not None:
-        explanation = snapshot.explain(territory_facts(row.facts), query.territory)
+        explanation = snapshot.explain(territory_facts(row.facts, snapshot), query.territory)
         out.territory = {
             "territory": explanation.territory,
             "reason": explanation.reason.value,

@@ -301,7 +301,9 @@ def _check_valid_rules(
     broken = {e["loc"][1] for e in exc.errors() if len(e["loc"]) >= 2 and e["loc"][0] == "rules"}
     model = RULE_MODELS[kind]
     valid = [(i, model.model_validate(r)) for i, r in enumerate(raw_rules) if i not in broken]
-    return check_rules(valid, policy, context, lambda path, key=False: pos.of(path, key=key), filename)
+    raw_dims = data.get("dimensions")
+    dims = [d for d in raw_dims if isinstance(d, str)] if isinstance(raw_dims, list) else []
+    return check_rules(valid, policy, context, lambda path, key=False: pos.of(path, key=key), filename, dims)
 
 
 def load_ruleset(

@@ -37,6 +37,8 @@ class PolicyDecision:
     reassignment_approved: str = "keep_owner"
     reassign_on_resubmit: bool = False  # a resubmitted registration is assigned afresh (new team)
     max_extensions: int | None = None  # None: no limit
+    #: Facts naming members the territory model does not know: ``warn`` (default) or ``refuse`` at submit.
+    unknown_values: str = "warn"
 
 
 Decision: TypeAlias = AssignmentDecision | ApprovalDecision | PolicyDecision
@@ -106,6 +108,7 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
         },
         "reassign_on_resubmit": decision.reassign_on_resubmit,
         "max_extensions": decision.max_extensions,
+        "unknown_values": decision.unknown_values,
     }
 
 
@@ -184,4 +187,5 @@ def merge_actions_uncached(ruleset: ast.Ruleset, fired: Sequence[str]) -> Decisi
             (a.reassign_on_resubmit for a in policy if a.reassign_on_resubmit is not None), False
         ),
         max_extensions=next((a.max_extensions for a in policy if a.max_extensions is not None), None),
+        unknown_values=next((a.unknown_values for a in policy if a.unknown_values is not None), "warn"),
     )

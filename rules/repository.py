@@ -10,7 +10,7 @@ from directory.enums import OrganizationKind
 from directory.models import Customer, Organization, PartnerProgram, Product, User
 from rules.checks import RuleContext
 from rules.models import RulesetStatus, StoredRuleset
-from territory.models import ModelStatus, Territory, TerritoryModel
+from territory.models import ModelStatus, Territory, TerritoryDimension, TerritoryModel
 
 #: Lead fact -> the table whose keys are its known members.
 _MEMBER_TABLES: dict[str, type[Customer] | type[Product] | type[PartnerProgram]] = {
@@ -49,7 +49,9 @@ def rule_context(session: Session) -> RuleContext:
     )
     if partners:
         members["partner"] = partners
+    declared = frozenset(session.scalars(select(TerritoryDimension.name).distinct()))
     return RuleContext(
+        dimensions=declared,
         users=frozenset(session.scalars(select(User.key))),
         territories=territories,
         roles=frozenset(roles),

@@ -15,6 +15,7 @@ KindName = Literal["assignment", "approval", "policy"]
 StepMode = Literal["parallel", "all"]
 TransferTrigger = Literal["on_approval", "never"]
 PendingApprovalsPolicy = Literal["reroute", "keep"]
+UnknownValuesPolicy = Literal["warn", "refuse"]
 ApprovedPolicy = Literal["keep_owner", "move_team", "move_owner"]
 EventName = Literal[
     "submitted",
@@ -149,6 +150,11 @@ class PolicyThen(_Spec):
     max_extensions: int | None = Field(
         default=None, ge=0, le=100, description="extension requests a registration may be granted"
     )
+    unknown_values: UnknownValuesPolicy | None = Field(
+        default=None,
+        description="warn (default): a lead naming a member the territory model does not know is decided "
+        "with warnings; refuse: submitting it is refused (422 listing the warnings)",
+    )
 
 
 class AssignmentRule(_RuleSpec):
@@ -166,6 +172,11 @@ class PolicyRule(_RuleSpec):
 class _FileSpec(_Spec):
     hit_policy: HitPolicyName
     description: str | None = None
+    dimensions: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,19}$")]] = Field(
+        default_factory=list,
+        description="dimensions declared on territory models that this file's conditions test (text facts "
+        "named like the dimension)",
+    )
 
 
 class AssignmentFile(_FileSpec):

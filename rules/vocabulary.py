@@ -34,6 +34,8 @@ class FactSpec:
 FACTS: Mapping[str, FactSpec] = {
     "customer": FactSpec(FactType.STRING, "customer (sales account) key"),
     "customer_country": FactSpec(FactType.STRING, "customer's ISO 3166 country code"),
+    "customer_subdivision": FactSpec(FactType.STRING, "customer's ISO 3166-2 subdivision code"),
+    "customer_postal_code": FactSpec(FactType.STRING, "customer's postal code"),
     "customer_industry": FactSpec(FactType.STRING, "customer's industry"),
     "customer_size": FactSpec(
         FactType.ENUM, "customer size band", ("small", "medium", "large", "enterprise")

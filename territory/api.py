@@ -19,7 +19,7 @@ from common.http import if_match, json_response
 from common.openapi import view_operation_id
 from common.principal import INTERNAL_ROLES, Principal, Role, split_key
 from directory.services.users import principal_for_key
-from territory import csv_import, export, import_service, service, territory_service
+from territory import csv_import, dimension_service, export, import_service, service, territory_service
 from territory import schemas as s
 
 api = APIBlueprint(
@@ -34,6 +34,10 @@ pages = Blueprint("territory_pages", __name__)
 
 models = Tag(name="territory models", description="Territory models: planning, active, archived; activation")
 territories = Tag(name="territories", description="Territories of a planning model: tree, coverage, team")
+dimensions = Tag(
+    name="territory dimensions",
+    description="A model's dimensions (built-in and declared) and the members its admins import",
+)
 
 ADMIN = [Role.ADMIN]
 TEXT_TYPES = {
@@ -196,6 +200,51 @@ def set_territory_team(path: s.TerritoryPath, body: s.TeamSet) -> Response:
     """Replace the territory's team (users and their roles on it)."""
     out = territory_service.set_team(_db(), current_principal(), path.id, path.key, if_match(), body)
     return _changed(out, path.id)
+
+
+# --- dimensions ---------------------------------------------------------------------------------------
+
+
+@api.get("/territory-models/<int:id>/dimensions", tags=[dimensions], responses={200: s.DimensionList})
+@allow(INTERNAL_ROLES)
+def list_territory_dimensions(path: s.ModelPath) -> Response:
+    """The model's dimensions: built-in (customer, program, product, geography, partner), then declared."""
+    out = dimension_service.list_dimensions(_db(), current_principal(), path.id)
+    return json_response(out, etag=(path.id, out.model_version))
+
+
+@api.post("/territory-models/<int:id>/dimensions", tags=[dimensions], responses={201: s.DimensionChanged})
+@allow(ADMIN)
+def declare_territory_dimension(path: s.ModelPath, body: s.DimensionCreate) -> Response:
+    """Declare a dimension on a planning model: its name, the lead fact feeding it; then import its
+    members and cover it like any other (coverage, rules files' ``dimensions``)."""
+    out = dimension_service.declare_dimension(_db(), current_principal(), path.id, if_match(), body)
+    resp = json_response(out, 201, etag=(path.id, out.model_version))
+    resp.headers["Location"] = f"/v1/territory-models/{path.id}/dimensions/{body.name}/members"
+    return resp
+
+
+@api.get(
+    "/territory-models/<int:id>/dimensions/<key>/members", tags=[dimensions], responses={200: s.MemberPage}
+)
+@allow(INTERNAL_ROLES)
+def list_dimension_members(path: s.DimensionPath, query: s.MemberQuery) -> Response:
+    """A dimension's members on the model (geography: every ISO 3166-1 country and ISO 3166-2
+    subdivision, the regions, and what the model's admins imported)."""
+    return json_response(dimension_service.list_members(_db(), current_principal(), path.id, path.key, query))
+
+
+@api.post(
+    "/territory-models/<int:id>/dimensions/<key>/members/import",
+    tags=[dimensions],
+    responses={200: s.MembersImportReport},
+)
+@allow(ADMIN)
+def import_dimension_members(path: s.DimensionPath, body: s.MembersImport) -> Response:
+    """Replace the members imported for a dimension of a planning model (CSV ``key,parent,name``; every
+    problem reported as file:row:column, nothing written unless all is well)."""
+    out = dimension_service.import_members(_db(), current_principal(), path.id, path.key, if_match(), body)
+    return json_response(out, etag=(out.model_id, out.model_version))
 
 
 # --- the HTML page ------------------------------------------------------------------------------------

@@ -15,13 +15,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from common.errors import FieldProblem, ValidationFailed
-from territory.dimensions import Dimension, MemberHierarchy
-from territory.errors import TreeInvalid, did_you_mean, hint
+from territory.dimensions import Dimension, MemberHierarchy, ordered
+from territory.errors import HierarchyInvalid, TreeInvalid, did_you_mean, hint
 from territory.models import CoverageMode
 from territory.team import UserDirectory, team_member_problem
 from territory.tree import Coverage, TeamMember, TerritoryDef, check_tree
@@ -200,9 +200,7 @@ def _territory_row(row: _Row, at: _RowProblems, partners: MemberHierarchy | None
     return _Entry((v["key"],), "key", f"territory {v['key']!r}", row)
 
 
-def _territories(
-    file: str, text: str, dims: Mapping[Dimension, MemberHierarchy], p: _Problems
-) -> dict[str, _Row]:
+def _territories(file: str, text: str, dims: Mapping[str, MemberHierarchy], p: _Problems) -> dict[str, _Row]:
     partners = dims.get(Dimension.PARTNER)
     rows = _table(file, text, TERRITORY_COLUMNS, lambda row, at: _territory_row(row, at, partners), p)
     by_key = {row.values["key"]: row for row in rows}
@@ -258,7 +256,6 @@ def _known_territory(key: str, territories: Mapping[str, _Row], at: _RowProblems
     return False
 
 
-_DIMENSIONS = [d.value for d in Dimension]
 _MODES = [m.value for m in CoverageMode]
 
 
@@ -266,18 +263,19 @@ def _coverage_row(
     row: _Row,
     at: _RowProblems,
     territories: Mapping[str, _Row],
-    dims: Mapping[Dimension, MemberHierarchy],
-) -> _Entry[tuple[str, Dimension, str, str]] | None:
+    dims: Mapping[str, MemberHierarchy],
+) -> _Entry[tuple[str, str, str, str]] | None:
     v = row.values
     t, dim_name, member, mode = v["territory_key"], v["dimension"], v["member"], v["mode"].lower()
     ok = _known_territory(t, territories, at)
-    if dim_name not in _DIMENSIONS:
+    known = ordered(dims)
+    if dim_name not in dims:
         at.add(
             "dimension",
-            f"unknown dimension {dim_name!r}{hint(did_you_mean(dim_name, _DIMENSIONS))} (one of {', '.join(_DIMENSIONS)})",
+            f"unknown dimension {dim_name!r}{hint(did_you_mean(dim_name, known))} (one of {', '.join(known)})",
         )
         return None
-    dim = Dimension(dim_name)
+    dim = dim_name
     hierarchy = dims.get(dim)
     if hierarchy is None or member not in hierarchy:
         suggestions = hierarchy.suggest(member) if hierarchy is not None else ()
@@ -294,10 +292,10 @@ def _coverage(
     file: str,
     text: str,
     territories: Mapping[str, _Row],
-    dims: Mapping[Dimension, MemberHierarchy],
+    dims: Mapping[str, MemberHierarchy],
     p: _Problems,
-) -> dict[str, dict[Dimension, tuple[set[str], set[str]]]]:
-    out: dict[str, dict[Dimension, tuple[set[str], set[str]]]] = {}
+) -> dict[str, dict[str, tuple[set[str], set[str]]]]:
+    out: dict[str, dict[str, tuple[set[str], set[str]]]] = {}
     rows = _table(file, text, COVERAGE_COLUMNS, lambda row, at: _coverage_row(row, at, territories, dims), p)
     for t, dim, member, mode in rows:
         include, exclude = out.setdefault(t, {}).setdefault(dim, (set(), set()))
@@ -329,7 +327,7 @@ def _members(
 
 
 def parse_model(
-    files: ModelFiles, dims: Mapping[Dimension, MemberHierarchy], users: UserDirectory
+    files: ModelFiles, dims: Mapping[str, MemberHierarchy], users: UserDirectory
 ) -> list[TerritoryDef]:
     """Parse and check the three files against the reference data; return the model's definitions.
 
@@ -370,3 +368,90 @@ def parse_model(
             p.add(tfile, row.number if row else 1, 1, problem.message)
         raise ValidationFailed(f"{len(p.items)} problem(s) in the territory files", p.items) from None
     return defs
+
+
+# --- dimension members --------------------------------------------------------------------------------
+
+MEMBER_FILE_COLUMNS = (("key", True), ("parent", False), ("name", False))
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """One member an admin adds to a dimension (or, for a country, the region it moves to)."""
+
+    key: str
+    parent: str | None
+    name: str | None
+
+
+def parse_members(
+    file: str,
+    text: str,
+    dimension: str,
+    base: MemberHierarchy,
+    movable: Collection[str] = (),
+    moves_under: str | None = None,
+) -> list[MemberRow]:
+    """Parse a dimension's member file (``key,parent,name``) against the members it builds on.
+
+    A row adds a member under ``parent`` (an existing member or one of the file's rows; empty: a top-level
+    member). A row naming an existing member is allowed only for ``movable`` ones (countries) and moves it;
+    its new parent must then be a child of ``moves_under`` (a region, under ``WORLD``). Raises ``ValidationFailed`` listing every problem as
+    ``file:row:column``; nothing is returned unless all is well.
+
+    >>> base = MemberHierarchy({"WORLD": None, "EMEA": "WORLD", "FR": "EMEA"}, name="geography")
+    >>> parse_members("m.csv", "key,parent,name\\nFR-75001,FR,Paris 1er\\n", "geography", base)
+    [MemberRow(key='FR-75001', parent='FR', name='Paris 1er')]
+    """
+    p = _Problems()
+
+    def read(row: _Row, at: _RowProblems) -> _Entry[_Row] | None:
+        v = row.values
+        ok = True
+        for name in ("key", "parent"):
+            if name in v and not _KEY.match(v[name]):
+                at.add(name, f"{v[name]!r} is not valid (letters, digits, '.', '_' or '-', at most 64)")
+                ok = False
+        if len(v.get("name", "")) > 200:
+            at.add("name", "longer than 200 characters")
+            ok = False
+        if v["key"] in base and v["key"] not in movable:
+            at.add("key", f"{dimension} member {v['key']!r} exists already and cannot be moved")
+            ok = False
+        return _Entry((v["key"],), "key", f"member {v['key']!r}", row if ok else None)
+
+    rows = _table(file, text, MEMBER_FILE_COLUMNS, read, p)
+    mine = {r.values["key"]: r for r in rows}
+    for r in rows:
+        parent = r.values.get("parent")
+        if parent is not None and parent not in mine and parent not in base:
+            suggestions = did_you_mean(parent, [*mine, *base])
+            p.add(
+                file,
+                r.number,
+                r.col("parent"),
+                f"parent: unknown {dimension} member {parent!r}{hint(suggestions)}",
+            )
+    merged = dict(base.parents())
+    merged.update({k: r.values.get("parent") for k, r in mine.items()})
+    for k, r in mine.items():
+        parent = r.values.get("parent")
+        if k in base and moves_under is not None and (parent is None or merged.get(parent) != moves_under):
+            p.add(
+                file,
+                r.number,
+                r.col("parent"),
+                f"parent: {k!r} can move only to a member under {moves_under!r}",
+            )
+    if not p.items:
+        try:
+            MemberHierarchy(merged, name=dimension)
+        except HierarchyInvalid as exc:
+            for problem in exc.problems:
+                at = mine.get(problem.member)
+                p.add(
+                    file, at.number if at else 1, at.col("parent") if at else 1, f"parent: {problem.message}"
+                )
+    if p.items:
+        raise ValidationFailed(f"{len(p.items)} problem(s) in the {dimension} members", p.items)
+    return [MemberRow(k, r.values.get("parent"), r.values.get("name")) for k, r in mine.items()]

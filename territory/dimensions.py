@@ -9,13 +9,31 @@ from territory.errors import HierarchyInvalid, HierarchyProblem, UnknownMember, 
 
 
 class Dimension(StrEnum):
-    """A coverage dimension; the value is what the database stores and the API returns."""
+    """A built-in coverage dimension; the value is what the database stores and the API returns.
+
+    Admins declare further dimensions per territory model (``territory.models.TerritoryDimension``);
+    everywhere a dimension is named, it is a plain string, and these five are strings too.
+    """
 
     CUSTOMER = "customer"
     PROGRAM = "program"
     PRODUCT = "product"
     GEOGRAPHY = "geography"
     PARTNER = "partner"
+
+
+#: The built-in dimensions' names, in the order matching and explanations consider them.
+BUILT_IN: tuple[str, ...] = tuple(d.value for d in Dimension)
+
+
+def ordered(names: Iterable[str]) -> tuple[str, ...]:
+    """Dimension names in their canonical order: the built-in ones first, then declared ones by name.
+
+    >>> ordered(["industry", "geography", "customer"])
+    ('customer', 'geography', 'industry')
+    """
+    given = {str(n) for n in names}
+    return tuple(n for n in BUILT_IN if n in given) + tuple(sorted(given - set(BUILT_IN)))
 
 
 class MemberHierarchy:
@@ -44,10 +62,16 @@ class MemberHierarchy:
     ['EMEA', 'FR']
     """
 
-    __slots__ = ("_ancestors", "_children", "_descendants", "_name", "_parents", "_sets")
+    __slots__ = ("_ancestors", "_children", "_descendants", "_labels", "_name", "_parents", "_sets")
 
-    def __init__(self, parents: Mapping[str, str | None], name: str = "dimension") -> None:
+    def __init__(
+        self,
+        parents: Mapping[str, str | None],
+        name: str = "dimension",
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self._name = name
+        self._labels: Mapping[str, str] = labels if labels is not None else {}
         self._parents: dict[str, str | None] = dict(parents)
         problems = self._problems()
         if problems:
@@ -107,6 +131,14 @@ class MemberHierarchy:
     def name(self) -> str:
         """The name used in messages (normally the dimension)."""
         return self._name
+
+    def label(self, member: str) -> str | None:
+        """The member's display name, when one was given."""
+        return self._labels.get(member)
+
+    def parents(self) -> Mapping[str, str | None]:
+        """Every member and its parent (read-only view)."""
+        return self._parents
 
     def __contains__(self, member: object) -> bool:
         return member in self._parents

@@ -14,7 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from territory.dimensions import Dimension
+from territory.dimensions import ordered
 from territory.snapshot import TerritorySnapshot
 from territory.tree import TerritoryDef
 
@@ -43,7 +43,7 @@ def coverage_summary(d: TerritoryDef) -> str:
     'geography: JP (not JP-13)'
     """
     parts = []
-    for dim in Dimension:
+    for dim in ordered(d.coverage):
         cov = d.coverage.get(dim)
         if cov is None or not (cov.include or cov.exclude):
             continue
@@ -83,8 +83,8 @@ def tree_json(snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int]
             "partner": d.partner,
             "depth": snapshot.depth(key),
             "coverage": {
-                dim.value: {"include": sorted(cov.include), "exclude": sorted(cov.exclude)}
-                for dim in Dimension
+                str(dim): {"include": sorted(cov.include), "exclude": sorted(cov.exclude)}
+                for dim in ordered(d.coverage)
                 if (cov := d.coverage.get(dim)) is not None and (cov.include or cov.exclude)
             },
             "team": [{"user": m.user, "role": m.role} for m in d.team],

@@ -21,9 +21,11 @@ def import_model(
     """Replace a planning model's content with three CSV files, all rows checked before anything is written."""
     with db.transaction() as session:
         model = editable_model(session, model_id, if_match)
-        dims = repo.load_dimensions(session)
+        dims = repo.load_dimensions(session, model=model)
         defs = csv_import.parse_model(files, dims, repo.internal_users(session))
-        warnings = check_defs(session, defs)  # the same checks as every other change (reports by territory)
+        warnings = check_defs(
+            session, model, defs
+        )  # the same checks as every other change (reports by territory)
         repo.replace_content(session, model, defs)
         touch_model(model)
         session.flush()

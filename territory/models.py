@@ -93,3 +93,33 @@ class TerritoryMember(Base):
     territory_id: Mapped[int] = mapped_column(ForeignKey("territories.id", ondelete="CASCADE"), index=True)
     user_key: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(40))
+
+
+class TerritoryDimension(Base):
+    """A dimension an admin declared on a model, beside the built-in ones; ``source`` names the lead fact
+    that feeds it (a lead or customer field, e.g. ``customer_industry``) when the facts do not name the
+    dimension itself."""
+
+    __tablename__ = "territory_dimensions"
+    __table_args__ = (UniqueConstraint("model_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("territory_models.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str | None] = mapped_column(String(40))
+    description: Mapped[str | None] = mapped_column(String(200))
+
+
+class DimensionMember(Base):
+    """A member an admin added to a dimension of a model (a region, a postal-code area, an industry...),
+    or a country moved to another region; versioned with the model like its territories."""
+
+    __tablename__ = "dimension_members"
+    __table_args__ = (UniqueConstraint("model_id", "dimension", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("territory_models.id", ondelete="CASCADE"), index=True)
+    dimension: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(64))
+    parent_key: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))

@@ -102,12 +102,13 @@ def _overlap_problems(defs: Sequence[TerritoryDef]) -> list[FieldProblem]:
 
 
 def check_defs(
-    session: Session, defs: Sequence[TerritoryDef], *, allow_empty: bool = True
+    session: Session, model: TerritoryModel, defs: Sequence[TerritoryDef], *, allow_empty: bool = True
 ) -> list[TreeWarning]:
-    """Check a whole model against the reference data; raise ``ValidationFailed`` listing every problem."""
+    """Check a whole model against the reference data and the model's own dimension members; raise
+    ``ValidationFailed`` listing every problem."""
     if not defs and allow_empty:
         return []
-    dims = repo.load_dimensions(session)
+    dims = repo.load_dimensions(session, model=model)
     problems = _team_problems(defs, repo.internal_users(session))
     problems += _partner_problems(defs, dims[Dimension.PARTNER])
     problems += _overlap_problems(defs)

@@ -8,6 +8,7 @@ request that already holds a snapshot keeps using it undisturbed.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -20,21 +21,23 @@ from common.database import Database
 from common.errors import Conflict, FieldProblem, NotFound
 from directory.enums import OrganizationKind
 from directory.models import Customer, Organization, PartnerProgram, Product, User
-from territory.dimensions import Dimension, MemberHierarchy
+from territory.dimensions import Dimension, MemberHierarchy, ordered
 from territory.errors import TreeInvalid
-from territory.geography import geography_parents
+from territory.geography import geography_names, geography_parents
 from territory.models import (
     CoverageMode,
+    DimensionMember,
     ModelStatus,
     Territory,
     TerritoryCoverage,
+    TerritoryDimension,
     TerritoryMember,
     TerritoryModel,
 )
 from territory.snapshot import TerritorySnapshot
 from territory.tree import Coverage, TeamMember, TerritoryDef
 
-Dimensions = dict[Dimension, MemberHierarchy]
+Dimensions = dict[str, MemberHierarchy]
 V = TypeVar("V")
 
 _CACHE_SIZE = 16
@@ -68,7 +71,7 @@ class _LruCache:
 
 
 _snapshots = _LruCache(_CACHE_SIZE)
-_dimensions = _LruCache(4)
+_dimensions = _LruCache(16)
 
 
 def clear_caches() -> None:
@@ -101,9 +104,15 @@ def _keyed_parents(session: Session, model: type[Customer] | type[Product]) -> d
     return {r[1]: key_of.get(r[2]) if r[2] is not None else None for r in rows}
 
 
-def load_dimensions(session: Session, fingerprint: tuple[Any, ...] | None = None) -> Dimensions:
+def load_dimensions(
+    session: Session, fingerprint: tuple[Any, ...] | None = None, model: TerritoryModel | None = None
+) -> Dimensions:
     """Every dimension's member hierarchy: customers and products by parent, programs and partners flat,
-    geography built in. Cached per reference-data fingerprint."""
+    geography from ISO 3166 (``territory.geography``). Cached per reference-data fingerprint.
+
+    With ``model``: plus the model's declared dimensions and the members its admins imported (regions,
+    countries moved to another region, postal-code areas...), cached per model version as well.
+    """
     fp = fingerprint if fingerprint is not None else reference_fingerprint(session)
     url = session.get_bind().engine.url.render_as_string(hide_password=True)
 
@@ -117,10 +126,70 @@ def load_dimensions(session: Session, fingerprint: tuple[Any, ...] | None = None
             Dimension.PRODUCT: MemberHierarchy(_keyed_parents(session, Product), name="product"),
             Dimension.PROGRAM: MemberHierarchy(dict.fromkeys(programs), name="program"),
             Dimension.PARTNER: MemberHierarchy(dict.fromkeys(partners), name="partner"),
-            Dimension.GEOGRAPHY: MemberHierarchy(geography_parents(), name="geography"),
+            Dimension.GEOGRAPHY: _built_in_geography(),
         }
 
-    return _dimensions.get_or_build((url, fp), build)
+    base: Dimensions = _dimensions.get_or_build((url, fp), build)
+    if model is None:
+        return base
+    return _dimensions.get_or_build(
+        (url, fp, model.id, model.version), lambda: _with_model_layer(session, model.id, base)
+    )
+
+
+@functools.cache
+def _built_in_geography() -> MemberHierarchy:
+    return MemberHierarchy(geography_parents(), name="geography", labels=geography_names())
+
+
+def _with_model_layer(session: Session, model_id: int, base: Dimensions) -> Dimensions:
+    out: Dimensions = dict(base)
+    for d in declared_dimensions(session, model_id):
+        out.setdefault(d.name, MemberHierarchy({}, name=d.name))
+    rows = session.scalars(
+        select(DimensionMember).where(DimensionMember.model_id == model_id).order_by(DimensionMember.id)
+    ).all()
+    by_dim: dict[str, list[DimensionMember]] = defaultdict(list)
+    for r in rows:
+        by_dim[r.dimension].append(r)
+    for dim, members in by_dim.items():
+        below = out.get(dim, MemberHierarchy({}, name=dim))
+        parents = dict(below.parents())
+        parents.update({r.key: r.parent_key for r in members})
+        labels = {m: below.label(m) or "" for m in below if below.label(m)}
+        labels.update({r.key: r.name for r in members if r.name})
+        out[dim] = MemberHierarchy(parents, name=dim, labels=labels)
+    return out
+
+
+def declared_dimensions(session: Session, model_id: int) -> list[TerritoryDimension]:
+    """The dimensions declared on a model, by name."""
+    return list(
+        session.scalars(
+            select(TerritoryDimension)
+            .where(TerritoryDimension.model_id == model_id)
+            .order_by(TerritoryDimension.name)
+        )
+    )
+
+
+def dimension_sources(session: Session, model_id: int) -> dict[str, str]:
+    """Declared dimension -> the lead fact that feeds it."""
+    return {d.name: d.source or d.name for d in declared_dimensions(session, model_id)}
+
+
+def copy_dimension_layer(session: Session, source_id: int, target_id: int) -> None:
+    """Copy a model's declared dimensions and imported members to another (cloning a model)."""
+    for d in declared_dimensions(session, source_id):
+        session.add(
+            TerritoryDimension(model_id=target_id, name=d.name, source=d.source, description=d.description)
+        )
+    for m in session.scalars(select(DimensionMember).where(DimensionMember.model_id == source_id)):
+        session.add(
+            DimensionMember(
+                model_id=target_id, dimension=m.dimension, key=m.key, parent_key=m.parent_key, name=m.name
+            )
+        )
 
 
 def internal_users(session: Session) -> dict[str, frozenset[str]]:
@@ -138,15 +207,11 @@ def internal_users(session: Session) -> dict[str, frozenset[str]]:
 
 def def_of(t: Territory) -> TerritoryDef:
     """The pure definition of one stored territory."""
-    include: dict[Dimension, set[str]] = defaultdict(set)
-    exclude: dict[Dimension, set[str]] = defaultdict(set)
+    include: dict[str, set[str]] = defaultdict(set)
+    exclude: dict[str, set[str]] = defaultdict(set)
     for c in t.coverage:
-        (include if c.mode == CoverageMode.INCLUDE else exclude)[Dimension(c.dimension)].add(c.member)
-    coverage = {
-        d: Coverage.of(include.get(d, ()), exclude.get(d, ()))
-        for d in Dimension
-        if d in include or d in exclude
-    }
+        (include if c.mode == CoverageMode.INCLUDE else exclude)[c.dimension].add(c.member)
+    coverage = {d: Coverage.of(include.get(d, ()), exclude.get(d, ())) for d in ordered([*include, *exclude])}
     team = tuple(TeamMember(m.user_key, m.role) for m in t.members)
     return TerritoryDef(t.key, t.parent_key, t.name, t.type, team, t.partner_key, coverage)
 
@@ -170,16 +235,16 @@ def _flush_orphans(t: Territory, collection: list[Any]) -> None:
         session.flush()
 
 
-def set_coverage_rows(t: Territory, coverage: Iterable[tuple[Dimension, Coverage]]) -> None:
+def set_coverage_rows(t: Territory, coverage: Iterable[tuple[str, Coverage]]) -> None:
     """Replace the territory's coverage rows."""
     rows = []
     for dim, cov in coverage:
         rows += [
-            TerritoryCoverage(dimension=dim.value, member=m, mode=CoverageMode.INCLUDE)
+            TerritoryCoverage(dimension=str(dim), member=m, mode=CoverageMode.INCLUDE)
             for m in sorted(cov.include)
         ]
         rows += [
-            TerritoryCoverage(dimension=dim.value, member=m, mode=CoverageMode.EXCLUDE)
+            TerritoryCoverage(dimension=str(dim), member=m, mode=CoverageMode.EXCLUDE)
             for m in sorted(cov.exclude)
         ]
     _flush_orphans(t, t.coverage)
@@ -260,9 +325,12 @@ def build_snapshot(session: Session, model: TerritoryModel) -> TerritorySnapshot
     url = session.get_bind().engine.url.render_as_string(hide_password=True)
 
     def build() -> TerritorySnapshot:
-        dims = load_dimensions(session, fp)
+        dims = load_dimensions(session, fp, model)
         return TerritorySnapshot(
-            model_version_label(model.id, model.version), load_defs(session, model.id), dims
+            model_version_label(model.id, model.version),
+            load_defs(session, model.id),
+            dims,
+            dimension_sources(session, model.id),
         )
 
     return _snapshots.get_or_build((url, model.id, model.version, fp), build)

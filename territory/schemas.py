@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from common.fields import NON_BLANK
 from common.ids import Id
-from territory.dimensions import Dimension
 from territory.models import ModelStatus
 from territory.team import TeamRole
 
@@ -23,6 +22,9 @@ TerritoryKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9
 #: No white space; U+0085 named because ECMA-262 ``\s`` (JSON Schema's) leaves it out, unlike ours.
 MemberKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s\u0085]+$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NON_BLANK]
+#: A dimension's name: a built-in one (customer, program, product, geography, partner) or one declared
+#: on the model.
+DimensionName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,19}$")]
 TerritoryType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 MAX_MEMBERS = 10_000
 MAX_CSV_CHARS = 20_000_000
@@ -90,7 +92,7 @@ class TreeWarningOut(BaseModel):
     code: str
     territory: str
     parent: str
-    dimension: Dimension
+    dimension: str
     member: str
     message: str
 
@@ -137,7 +139,7 @@ class TerritoryCreate(Input):
     partner: MemberKey | None = Field(
         None, description="key of the partner organization this territory is for"
     )
-    coverage: dict[Dimension, CoverageIn] = Field(
+    coverage: dict[DimensionName, CoverageIn] = Field(
         default_factory=dict, description="per dimension; a dimension left out is unrestricted"
     )
     team: list[TeamMemberIn] = Field(default_factory=list, max_length=1000)
@@ -153,7 +155,7 @@ class TerritoryUpdate(Input):
 class CoverageSet(Input):
     """The territory's whole coverage; dimensions left out become unrestricted."""
 
-    coverage: dict[Dimension, CoverageIn]
+    coverage: dict[DimensionName, CoverageIn]
 
 
 class TeamSet(Input):
@@ -178,7 +180,7 @@ class TerritoryOut(BaseModel):
     name: str
     type: str
     partner: str | None
-    coverage: dict[Dimension, CoverageOut]
+    coverage: dict[str, CoverageOut]
     team: list[TeamMemberOut]
 
 
@@ -233,7 +235,7 @@ class TreeNodeOut(BaseModel):
     type: str
     partner: str | None
     depth: int
-    coverage: dict[Dimension, CoverageOut]
+    coverage: dict[str, CoverageOut]
     team: list[TeamMemberOut]
     cam: CamOut | None
     lead_count: int
@@ -251,3 +253,92 @@ class TreeOut(BaseModel):
 
     model: ModelOut
     root: TreeNodeOut | None = Field(description="null when the model has no territories")
+
+
+# --- dimensions and their members ---------------------------------------------------------------------
+
+#: A path's dimension name: lenient, so that an unknown name answers 404 rather than 422.
+DimensionKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+#: The lead fact feeding a declared dimension (a lead or customer field, e.g. ``customer_industry``).
+FactName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
+class DimensionPath(Input):
+    id: Id
+    key: DimensionKey
+
+
+class DimensionCreate(Input):
+    """A dimension declared on a planning model, beside the built-in ones."""
+
+    name: DimensionName = Field(description="lowercase letters, digits, '_'; not a built-in dimension")
+    source: FactName | None = Field(
+        None,
+        description="the lead fact that feeds it when the facts do not name the dimension itself (a lead "
+        "or customer field such as customer_industry, customer_size, registration_type); default: the name",
+    )
+    description: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class DimensionOut(BaseModel):
+    name: str
+    built_in: bool
+    source: str = Field(description="the lead fact feeding the dimension")
+    description: str | None
+    members: int = Field(description="members known on this model (built-in ones included)")
+    imported_members: int = Field(description="members the model's admins imported (or moved)")
+
+
+class DimensionList(BaseModel):
+    items: list[DimensionOut]
+    model_version: int
+
+
+class DimensionChanged(BaseModel):
+    dimension: DimensionOut
+    model_version: int
+
+
+class MembersImport(Input):
+    """A member file; it replaces the members imported for this dimension on the planning model."""
+
+    members: CsvText = Field(
+        description="key,parent,name: a member, its parent (an existing member or one of the file's; empty "
+        "for a top-level member) and its name. On geography a row naming a country moves it to another "
+        "region (a member under WORLD)"
+    )
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        "members.csv", description="used in the positions of problems (file:row:column)"
+    )
+
+
+class MembersImportReport(BaseModel):
+    model_id: int
+    dimension: str
+    members: int = Field(description="rows imported")
+    moved: int = Field(description="rows that moved an existing member (a country to another region)")
+    model_version: int
+
+
+class MemberQuery(Input):
+    parent: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="only the direct children of this member"
+    )
+    q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        None, description="part of the key or the name (case-insensitive)"
+    )
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class MemberOut(BaseModel):
+    key: str
+    parent: str | None
+    name: str | None
+    depth: int
+    imported: bool = Field(description="imported (or moved) by the model's admins")
+
+
+class MemberPage(BaseModel):
+    items: list[MemberOut]
+    next_cursor: str | None

@@ -73,6 +73,8 @@ def create_model(db: Database, principal: Principal | None, data: s.ModelCreate)
         defs = repo.load_defs(session, source.id) if source else []
         for d in defs:
             repo.add_territory(session, model, d)
+        if source is not None:
+            repo.copy_dimension_layer(session, source.id, model.id)
         session.flush()
         out = model_out(model, len(defs))
         audit.record(
@@ -135,7 +137,7 @@ def activate_model(
                 raise ValidationFailed(
                     "empty", [FieldProblem("/territories", "the model has no territories")]
                 )
-            warnings = check_defs(session, defs, allow_empty=False)
+            warnings = check_defs(session, model, defs, allow_empty=False)
         except ValidationFailed as exc:
             raise Conflict(
                 f"territory model {model.id} cannot be activated: {len(exc.errors)} problem(s)",

@@ -30,8 +30,8 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 import networkx as nx
 
-from territory.dimensions import Dimension, MemberHierarchy
-from territory.errors import UnknownTerritory, did_you_mean
+from territory.dimensions import Dimension, MemberHierarchy, ordered
+from territory.errors import UnknownTerritory, did_you_mean, hint
 from territory.tree import CHANNEL_ACCOUNT_MANAGER, TeamMember, TerritoryDef, check_tree
 from territory.tree import TreeWarning as TreeWarning
 
@@ -39,11 +39,9 @@ T = TypeVar("T")
 #: Values a snapshot remembers for its callers (``TerritorySnapshot.derived``) before starting afresh.
 DERIVED_CAP = 50_000
 
-#: A lead's facts: dimension -> member key. Dimensions not in ``Dimension`` are ignored.
+#: A lead's facts: dimension -> member key. Names that are no dimension of the snapshot are ignored.
 Facts = Mapping[str, str] | Mapping[Dimension, str]
 
-_DIMENSIONS: tuple[Dimension, ...] = tuple(Dimension)
-_NAMES: tuple[str, ...] = tuple(d.value for d in _DIMENSIONS)
 _EMPTY_HIERARCHY = MemberHierarchy({})
 
 # (dimension index, includes to meet or None, excludes to avoid or None)
@@ -66,6 +64,18 @@ class MatchResult(NamedTuple):
 
 
 _NO_MATCH = MatchResult((), (), None)
+
+
+class UnknownValue(NamedTuple):
+    """A lead fact naming a member its dimension does not know (it matches only unrestricted territories)."""
+
+    dimension: str
+    value: str
+    suggestions: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        return f"unknown {self.dimension} {self.value!r}{hint(self.suggestions)}"
 
 
 class CamAssignment(NamedTuple):
@@ -100,7 +110,7 @@ class Explanation:
     territory: str
     reason: Reason
     message: str
-    dimension: Dimension | None = None
+    dimension: str | None = None
     lead_member: str | None = None
     territory_includes: tuple[str, ...] = ()
     excluded_member: str | None = None
@@ -117,8 +127,12 @@ class TerritorySnapshot:
         Recorded in decision traces.
     defs : Sequence[TerritoryDef]
         Must form one tree (see ``territory.tree.validate_tree``; ``TreeInvalid`` otherwise).
-    dimensions : Mapping[Dimension, MemberHierarchy]
-        Member hierarchies; a dimension left out has no members, so no territory may restrict it.
+    dimensions : Mapping[str, MemberHierarchy]
+        Member hierarchies; a built-in dimension left out has no members, so no territory may restrict it.
+        Any other name is a declared dimension, matched exactly like the built-in ones.
+    sources : Mapping[str, str]
+        For declared dimensions: the lead fact that feeds it when the facts do not name the dimension
+        itself (``territory_facts``).
 
     Examples
     --------
@@ -138,18 +152,22 @@ class TerritorySnapshot:
         self,
         model_version: str,
         defs: Sequence[TerritoryDef],
-        dimensions: Mapping[Dimension, MemberHierarchy],
+        dimensions: Mapping[str, MemberHierarchy],
+        sources: Mapping[str, str] | None = None,
     ) -> None:
         checked = check_tree(defs, dimensions)
         self._model_version = model_version
         self._graph: Any = nx.freeze(checked.graph)
         self._warnings = checked.warnings
-        self._hierarchies = tuple(dimensions.get(d, _EMPTY_HIERARCHY) for d in _DIMENSIONS)
+        self._dims: tuple[str, ...] = ordered([*Dimension, *dimensions])
+        self._dim_index: dict[str, int] = {d: i for i, d in enumerate(self._dims)}
+        self._sources: dict[str, str] = {d: (sources or {}).get(d, d) for d in self._dims}
+        self._hierarchies = tuple(dimensions.get(d, _EMPTY_HIERARCHY) for d in self._dims)
         self._anc = tuple(h.ancestor_sets() for h in self._hierarchies)
         # Per member: its ancestors-or-self as a set, and top-down (index = depth in the hierarchy).
         self._lead_info = tuple(
             (name, {m: (a, tuple(reversed(h.ancestors_or_self(m)))) for m, a in h.ancestor_sets().items()})
-            for name, h in zip(_NAMES, self._hierarchies, strict=True)
+            for name, h in zip(self._dims, self._hierarchies, strict=True)
         )
         by_key = {d.key: d for d in defs}
 
@@ -187,11 +205,11 @@ class TerritorySnapshot:
         # Coverage per dimension per territory; includes reduced to those without an included ancestor,
         # so a lead member's ancestor chain meets at most one include of each territory.
         empty: frozenset[str] = frozenset()
-        inc = [[empty] * n for _ in _DIMENSIONS]
-        exc = [[empty] * n for _ in _DIMENSIONS]
+        inc = [[empty] * n for _ in self._dims]
+        exc = [[empty] * n for _ in self._dims]
         for t, d in enumerate(self._defs):
             for dim, cov in d.coverage.items():
-                di = _DIMENSIONS.index(dim)
+                di = self._dim_index[dim]
                 inc[di][t] = self._normal_includes(cov.include, di)
                 exc[di][t] = cov.exclude
         self._inc = tuple(tuple(x) for x in inc)
@@ -219,11 +237,11 @@ class TerritorySnapshot:
 
     def _build_inverted_indexes(self) -> None:
         """Member -> territories including / excluding it directly, and territories unrestricted, per dimension."""
-        includers: list[dict[str, list[int]]] = [{} for _ in _DIMENSIONS]
-        excluders: list[dict[str, list[int]]] = [{} for _ in _DIMENSIONS]
+        includers: list[dict[str, list[int]]] = [{} for _ in self._dims]
+        excluders: list[dict[str, list[int]]] = [{} for _ in self._dims]
         for t, d in enumerate(self._defs):
             for dim, cov in d.coverage.items():
-                di = _DIMENSIONS.index(dim)
+                di = self._dim_index[dim]
                 for m in cov.include:
                     includers[di].setdefault(m, []).append(t)
                 for m in cov.exclude:
@@ -232,7 +250,7 @@ class TerritorySnapshot:
         self._excluders = tuple({m: tuple(ts) for m, ts in x.items()} for x in excluders)
         self._unrestricted = tuple(
             tuple(t for t, members in enumerate(self._inc[di]) if not members)
-            for di in range(len(_DIMENSIONS))
+            for di in range(len(self._dims))
         )
 
     def _build_cams(self) -> None:
@@ -250,7 +268,7 @@ class TerritorySnapshot:
     def _index_children(self, p: int, kids: list[int]) -> None:
         """Build the lookup levels and the scan list for ``kids`` under ``p`` (or the virtual root)."""
         virtual = p == self._virtual
-        ndim = len(_DIMENSIONS)
+        ndim = len(self._dims)
         need_inc: dict[int, list[int]] = {}
         exc_left: dict[int, list[frozenset[str]]] = {}
         for c in kids:
@@ -302,7 +320,7 @@ class TerritorySnapshot:
 
     def _lead_ancestors(self, facts: Facts) -> list[frozenset[str] | None]:
         out: list[frozenset[str] | None] = []
-        for name, anc in zip(_NAMES, self._anc, strict=True):
+        for name, anc in zip(self._dims, self._anc, strict=True):
             m = facts.get(name)  # type: ignore[call-overload]  # str-valued enum or str keys
             if m is None:
                 out.append(None)
@@ -414,7 +432,7 @@ class TerritorySnapshot:
         self, facts: Facts, t: int, fa: list[frozenset[str] | None], result: MatchResult
     ) -> Explanation:
         d = self._defs[t]
-        for di, dim in enumerate(_DIMENSIONS):
+        for di, dim in enumerate(self._dims):
             cov = d.coverage_on(dim)
             lead = fa[di]
             if lead is None:
@@ -427,7 +445,7 @@ class TerritorySnapshot:
                         territory_includes=tuple(sorted(cov.include)),
                     )
                 continue
-            member = str(facts.get(dim.value))  # type: ignore[call-overload]  # present: lead is not None
+            member = str(facts.get(dim))  # type: ignore[call-overload]  # present: lead is not None
             h = self._hierarchies[di]
             chain = h.ancestors_or_self(member) if member in h else (member,)  # self first, then up
             hit = next((m for m in chain if m in cov.exclude), None)
@@ -552,21 +570,63 @@ class TerritorySnapshot:
         """
         return self._cams[self._tid(key)]
 
-    def includers(self, dimension: Dimension, member: str) -> tuple[str, ...]:
+    def _di(self, dimension: str) -> int:
+        try:
+            return self._dim_index[dimension]
+        except KeyError:
+            raise KeyError(
+                f"unknown dimension {dimension!r}{hint(did_you_mean(dimension, self._dims))}"
+            ) from None
+
+    def includers(self, dimension: str, member: str) -> tuple[str, ...]:
         """Territories that include ``member`` directly (not through an ancestor), depth-first order."""
-        return tuple(self._keys[t] for t in self._includers[_DIMENSIONS.index(dimension)].get(member, ()))
+        return tuple(self._keys[t] for t in self._includers[self._di(dimension)].get(member, ()))
 
-    def excluders(self, dimension: Dimension, member: str) -> tuple[str, ...]:
+    def excluders(self, dimension: str, member: str) -> tuple[str, ...]:
         """Territories that exclude ``member`` directly, depth-first order."""
-        return tuple(self._keys[t] for t in self._excluders[_DIMENSIONS.index(dimension)].get(member, ()))
+        return tuple(self._keys[t] for t in self._excluders[self._di(dimension)].get(member, ()))
 
-    def unrestricted(self, dimension: Dimension) -> tuple[str, ...]:
+    def unrestricted(self, dimension: str) -> tuple[str, ...]:
         """Territories that include nothing on ``dimension`` (cover any member but their exclusions)."""
-        return tuple(self._keys[t] for t in self._unrestricted[_DIMENSIONS.index(dimension)])
+        return tuple(self._keys[t] for t in self._unrestricted[self._di(dimension)])
 
-    def hierarchy(self, dimension: Dimension) -> MemberHierarchy:
+    def hierarchy(self, dimension: str) -> MemberHierarchy:
         """The member hierarchy of ``dimension`` (empty when none was given)."""
-        return self._hierarchies[_DIMENSIONS.index(dimension)]
+        return self._hierarchies[self._di(dimension)]
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        """Every dimension of the snapshot: the built-in ones, then the declared ones by name."""
+        return self._dims
+
+    def source_of(self, dimension: str) -> str:
+        """The lead fact feeding ``dimension`` when the facts do not name the dimension itself."""
+        return self._sources[dimension]
+
+    def territory_facts(self, facts: Mapping[str, Any]) -> dict[str, str]:
+        """The facts the matcher reads: one member per dimension, from the fact named like the dimension
+        or else from the declared dimension's source fact; empty values are left out."""
+        out: dict[str, str] = {}
+        for name in self._dims:
+            value = facts.get(name)
+            if value is None or value == "":
+                value = facts.get(self._sources[name])
+            if value is not None and value != "":
+                out[name] = str(value)
+        return out
+
+    def unknown_values(self, facts: Facts) -> tuple[UnknownValue, ...]:
+        """The facts naming members their dimension does not know, each with close spellings.
+
+        A dimension without any member (nothing to know) is not reported.
+        """
+        out: list[UnknownValue] = []
+        for name, h in zip(self._dims, self._hierarchies, strict=True):
+            value = facts.get(name)  # type: ignore[call-overload]  # str-valued enum or str keys
+            if value is None or not len(h) or value in h:
+                continue
+            out.append(UnknownValue(name, str(value), h.suggest(str(value))))
+        return tuple(out)
 
 
 def _list(members: frozenset[str]) -> str:
@@ -581,4 +641,5 @@ __all__ = [
     "Reason",
     "TerritorySnapshot",
     "TreeWarning",
+    "UnknownValue",
 ]

@@ -47,7 +47,7 @@ _SCHEDULE: tuple[tuple[str, Dimension], ...] = (
 _GENERATED = (Dimension.CUSTOMER, Dimension.PROGRAM, Dimension.PRODUCT, Dimension.GEOGRAPHY)
 
 
-def generate_dimensions(n_customers: int = 2_000, seed: int = 0) -> dict[Dimension, MemberHierarchy]:
+def generate_dimensions(n_customers: int = 2_000, seed: int = 0) -> dict[str, MemberHierarchy]:
     """Build customer, program, product and geography hierarchies of realistic shape.
 
     Examples
@@ -123,7 +123,7 @@ def generate_model(
     cam_rate: float = 0.85,
     exclusion_rate: float = 0.08,
     loose_rate: float = 0.0,
-) -> tuple[list[TerritoryDef], dict[Dimension, MemberHierarchy]]:
+) -> tuple[list[TerritoryDef], dict[str, MemberHierarchy]]:
     """Generate ``n_territories`` territories ``depth`` levels deep (root = level 0) and their dimensions.
 
     Parameters
@@ -248,14 +248,14 @@ def _split(rng: random.Random, dim: Dimension, options: Sequence[str], groups: i
 
 def _partition(
     rng: random.Random,
-    dims: Mapping[Dimension, MemberHierarchy],
+    dims: Mapping[str, MemberHierarchy],
     parent: TerritoryDef,
     first: Dimension,
     k: int,
     cache: _OptionCache,
-) -> list[dict[Dimension, Coverage]]:
+) -> list[dict[str, Coverage]]:
     """Coverages of ``k`` children of ``parent`` that do not overlap (as long as there is room to split)."""
-    coverage = {d: parent.coverage_on(d) for d in _GENERATED}
+    coverage: dict[str, Coverage] = {d: parent.coverage_on(d) for d in _GENERATED}
     order = [first, *rng.sample([d for d in _GENERATED if d != first], len(_GENERATED) - 1)]
     out = [
         {d: c for d, c in child.items() if c.include or c.exclude}
@@ -267,12 +267,12 @@ def _partition(
 
 def _carve(
     rng: random.Random,
-    dims: Mapping[Dimension, MemberHierarchy],
-    coverage: dict[Dimension, Coverage],
+    dims: Mapping[str, MemberHierarchy],
+    coverage: dict[str, Coverage],
     order: Sequence[Dimension],
     k: int,
     cache: _OptionCache,
-) -> list[dict[Dimension, Coverage]]:
+) -> list[dict[str, Coverage]]:
     """Split ``coverage`` into ``k`` disjoint pieces: on the first dimension of ``order`` with members left
     to split; a group that has to serve several children is split again on the next dimension."""
     if k == 1:
@@ -284,7 +284,7 @@ def _carve(
         groups = _split(rng, dim, options, k)
         shares = [k // len(groups) + (j < k % len(groups)) for j in range(len(groups))]
         rng.shuffle(shares)
-        out: list[dict[Dimension, Coverage]] = []
+        out: list[dict[str, Coverage]] = []
         for group, share in zip(groups, shares, strict=True):
             piece = {**coverage, dim: Coverage(group, coverage[dim].exclude)}
             out.extend(_carve(rng, dims, piece, order[i + 1 :], share, cache))
@@ -294,10 +294,10 @@ def _carve(
 
 def _add_exclusion(
     rng: random.Random,
-    dims: Mapping[Dimension, MemberHierarchy],
-    coverage: dict[Dimension, Coverage],
+    dims: Mapping[str, MemberHierarchy],
+    coverage: dict[str, Coverage],
     cache: _OptionCache,
-) -> dict[Dimension, Coverage]:
+) -> dict[str, Coverage]:
     restricted = [d for d in _GENERATED if d in coverage and coverage[d].include]
     if not restricted:
         return coverage
@@ -310,8 +310,8 @@ def _add_exclusion(
 
 
 def _loosen(
-    rng: random.Random, dims: Mapping[Dimension, MemberHierarchy], coverage: dict[Dimension, Coverage]
-) -> dict[Dimension, Coverage]:
+    rng: random.Random, dims: Mapping[str, MemberHierarchy], coverage: dict[str, Coverage]
+) -> dict[str, Coverage]:
     dim = rng.choice(_GENERATED)
     h = dims[dim]
     if rng.random() < 0.5:  # unrestricted where the parent was not
@@ -321,7 +321,7 @@ def _loosen(
 
 
 def generate_leads(
-    dimensions: Mapping[Dimension, MemberHierarchy],
+    dimensions: Mapping[str, MemberHierarchy],
     n: int,
     seed: int = 0,
     *,
@@ -339,7 +339,7 @@ def generate_leads(
     rng = random.Random(seed)
     leaves: dict[str, Sequence[str]] = {}
     for dim, h in dimensions.items():
-        leaves[dim.value] = [m for m in h if not h.children(m)]
+        leaves[str(dim)] = [m for m in h if not h.children(m)]
     leads = []
     for _ in range(n):
         lead: dict[str, str] = {}

@@ -20,7 +20,7 @@ from common.pagination import decode_cursor, encode_cursor
 from common.principal import Principal
 from territory import repository as repo
 from territory import schemas as s
-from territory.dimensions import Dimension
+from territory.dimensions import ordered
 from territory.errors import did_you_mean, hint
 from territory.models import Territory, TerritoryModel
 from territory.planning_service import (
@@ -42,14 +42,16 @@ def territory_out(d: TerritoryDef) -> s.TerritoryOut:
         type=d.type,
         partner=d.partner,
         coverage={
-            dim: s.CoverageOut(include=sorted(cov.include), exclude=sorted(cov.exclude))
-            for dim, cov in sorted(d.coverage.items(), key=lambda kv: list(Dimension).index(kv[0]))
+            str(dim): s.CoverageOut(
+                include=sorted(d.coverage[dim].include), exclude=sorted(d.coverage[dim].exclude)
+            )
+            for dim in ordered(d.coverage)
         },
         team=[s.TeamMemberOut(user=m.user, role=m.role) for m in d.team],
     )
 
 
-def _coverage(data: dict[Dimension, s.CoverageIn]) -> dict[Dimension, Coverage]:
+def _coverage(data: dict[str, s.CoverageIn]) -> dict[str, Coverage]:
     return {dim: Coverage.of(c.include, c.exclude) for dim, c in data.items() if c.include or c.exclude}
 
 
@@ -143,7 +145,7 @@ def create_territory(
             data.partner,
             _coverage(data.coverage),
         )
-        warnings = check_defs(session, [*(repo.def_of(t) for t in rows.values()), new])
+        warnings = check_defs(session, model, [*(repo.def_of(t) for t in rows.values()), new])
         repo.add_territory(session, model, new)
         return _changed(session, principal, model, "territory_created", None, new, warnings)
 
@@ -161,7 +163,7 @@ def _replace_one(
     t = _territory(rows, model, key)
     before = repo.def_of(t)
     after = replace(before, **change)
-    warnings = check_defs(session, [after if k == key else repo.def_of(r) for k, r in rows.items()])
+    warnings = check_defs(session, model, [after if k == key else repo.def_of(r) for k, r in rows.items()])
     t.parent_key, t.name, t.type, t.partner_key = after.parent_key, after.name, after.type, after.partner
     if "coverage" in change:
         repo.set_coverage_rows(t, after.coverage.items())
@@ -219,6 +221,6 @@ def delete_territory(
         rows = repo.territory_rows(session, model.id)
         t = _territory(rows, model, key)
         before = repo.def_of(t)
-        warnings = check_defs(session, [repo.def_of(r) for k, r in rows.items() if k != key])
+        warnings = check_defs(session, model, [repo.def_of(r) for k, r in rows.items() if k != key])
         session.delete(t)
         return _changed(session, principal, model, "territory_deleted", territory_out(before), None, warnings)

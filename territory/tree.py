@@ -8,13 +8,11 @@ from typing import Any
 
 import networkx as nx
 
-from territory.dimensions import Dimension, MemberHierarchy
+from territory.dimensions import Dimension, MemberHierarchy, ordered
 from territory.errors import TreeInvalid, TreeProblem, did_you_mean, hint
 
 #: Role that owns partner leads on a territory (see ``TerritorySnapshot.cam_for``).
 CHANNEL_ACCOUNT_MANAGER = "channel_account_manager"
-
-_DIMENSION_ORDER = tuple(Dimension)
 
 #: Returned by ``coverage_gap`` when the child is unrestricted where its parent is restricted.
 ANY_MEMBER = "*"
@@ -78,9 +76,9 @@ class TerritoryDef:
     type: str
     team: tuple[TeamMember, ...] = ()
     partner: str | None = None
-    coverage: Mapping[Dimension, Coverage] = field(default_factory=dict)
+    coverage: Mapping[str, Coverage] = field(default_factory=dict)
 
-    def coverage_on(self, dimension: Dimension) -> Coverage:
+    def coverage_on(self, dimension: str) -> Coverage:
         """Return the coverage on ``dimension`` (unrestricted when not given)."""
         return self.coverage.get(dimension, UNRESTRICTED)
 
@@ -96,7 +94,7 @@ class TreeWarning:
     code: str
     territory: str
     parent: str
-    dimension: Dimension
+    dimension: str
     member: str
     message: str
 
@@ -147,7 +145,7 @@ class CheckedTree:
 
 
 def validate_tree(
-    defs: Sequence[TerritoryDef], dimensions: Mapping[Dimension, MemberHierarchy]
+    defs: Sequence[TerritoryDef], dimensions: Mapping[str, MemberHierarchy]
 ) -> list[TreeWarning]:
     """Check that ``defs`` form one tree whose coverage uses known members; return the warnings.
 
@@ -171,7 +169,7 @@ def validate_tree(
     return list(check_tree(defs, dimensions).warnings)
 
 
-def check_tree(defs: Sequence[TerritoryDef], dimensions: Mapping[Dimension, MemberHierarchy]) -> CheckedTree:
+def check_tree(defs: Sequence[TerritoryDef], dimensions: Mapping[str, MemberHierarchy]) -> CheckedTree:
     """Like ``validate_tree`` but also return the ``networkx.DiGraph`` (parent -> child) and the root."""
     problems: list[TreeProblem] = []
     by_key: dict[str, TerritoryDef] = {}
@@ -216,7 +214,7 @@ def check_tree(defs: Sequence[TerritoryDef], dimensions: Mapping[Dimension, Memb
 
 
 def _coverage_problems(
-    defs: Iterable[TerritoryDef], dimensions: Mapping[Dimension, MemberHierarchy]
+    defs: Iterable[TerritoryDef], dimensions: Mapping[str, MemberHierarchy]
 ) -> list[TreeProblem]:
     problems: list[TreeProblem] = []
     for d in defs:
@@ -268,14 +266,14 @@ def _cycle_problems(graph: Any, roots: Sequence[str]) -> list[TreeProblem]:
 
 
 def _parent_coverage_warnings(
-    by_key: Mapping[str, TerritoryDef], dimensions: Mapping[Dimension, MemberHierarchy]
+    by_key: Mapping[str, TerritoryDef], dimensions: Mapping[str, MemberHierarchy]
 ) -> list[TreeWarning]:
     warnings: list[TreeWarning] = []
     for d in by_key.values():
         if d.parent_key is None:
             continue
         parent = by_key[d.parent_key]
-        for dim in _DIMENSION_ORDER:
+        for dim in ordered([*Dimension, *d.coverage, *parent.coverage]):
             child_cov = d.coverage.get(dim, UNRESTRICTED)
             parent_cov = parent.coverage.get(dim, UNRESTRICTED)
             if child_cov is parent_cov or child_cov == parent_cov:

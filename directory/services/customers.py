@@ -31,6 +31,8 @@ def customer_out(c: Customer, parent_key: str | None) -> s.CustomerOut:
         name=c.name,
         parent_key=parent_key,
         country=c.country,
+        subdivision=c.subdivision,
+        postal_code=c.postal_code,
         region=c.region,
         industry=c.industry,
         size=c.size,
@@ -119,6 +121,12 @@ def update_customer(
                     [FieldProblem("/parent_key", "this parent would make the account its own ancestor")],
                 )
             changes["parent_id"] = parent_id
+        country, subdivision = changes.get("country", c.country), changes.get("subdivision", c.subdivision)
+        if subdivision is not None and not subdivision.startswith(f"{country}-"):
+            raise ValidationFailed(
+                "Subdivision outside the country",
+                [FieldProblem("/subdivision", f"subdivision {subdivision!r} is not in country {country!r}")],
+            )
         return CUSTOMERS.update(session, principal, c, changes)
 
 

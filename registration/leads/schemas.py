@@ -19,6 +19,7 @@ from common.ids import Id
 from directory.enums import PartnerType
 from directory.schemas import Country, Email, IdPath, Input, Key, Name, Output, Patch
 from registration.leads.lifecycle import LeadStatus, RegistrationStatus
+from rules.decision_schemas import FactWarning
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Text = Annotated[str, Field(max_length=4000)]
@@ -173,6 +174,11 @@ class LeadOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+    warnings: list[FactWarning] = Field(
+        default_factory=list,
+        description="in a submit answer: facts naming members the territory model does not know (the "
+        "registration went to the territories unrestricted on them; the policy may refuse instead)",
+    )
 
 
 class NoteIn(Input):

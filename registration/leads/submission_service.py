@@ -15,7 +15,7 @@ from common import audit
 from common.clock import utcnow
 from common.concurrency import check_if_match
 from common.database import Database
-from common.errors import ValidationFailed
+from common.errors import FieldProblem, ValidationFailed
 from common.principal import Principal
 from directory.models import Customer, Organization, PartnerProgram, Product, User
 from registration.acceptance.team_service import accepted_for_now, ensure_accepted
@@ -35,6 +35,7 @@ from registration.leads.submission import (
 )
 from registration.notifications import service as notifications_service
 from rules.decision import AssignmentDecisionResult
+from rules.decision_schemas import FactWarning
 from rules.decision_service import decide_facts, record_decision
 from rules.service import active_rulesets
 from territory.repository import active_snapshot, model_id_of
@@ -196,6 +197,13 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
         ensure_accepted(session, lead, principal, "submit")
         previous = lead.status
         submitted = next_status(previous, Event.SUBMIT)
+        if result.unknown_values and result.policy.unknown_values == "refuse":
+            raise ValidationFailed(
+                f"{len(result.unknown_values)} fact(s) name members the territory model does not know; "
+                "the policy refuses such registrations (correct them, or ask an admin to add the members)",
+                [FieldProblem(f"/facts/{w['field']}", w["message"]) for w in result.warnings],
+                warnings=result.warnings,
+            )
         missing = missing_fields(field_values(lead), result.policy.required_fields)
         if missing:
             raise ValidationFailed(
@@ -262,7 +270,9 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
         start_round(session, principal, lead, now=now)  # the approval round of this submission
         notifications_service.notify(session, lead, "submitted", principal, now=now)  # sent later
         session.refresh(lead)
-        return lead_out(session, lead)
+        out = lead_out(session, lead)
+        out.warnings = [FactWarning.model_validate(w) for w in result.warnings]
+        return out
 
 
 # --- approver preview ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, exists, false, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -72,16 +72,24 @@ def scope_conditions(session: Session, scope: Mapping[str, Any]) -> list[ColumnE
     return conditions
 
 
-def _member_condition(dimension: Dimension, members: set[str]) -> ColumnElement[bool]:
+def _member_condition(dimension: str, members: set[str]) -> ColumnElement[bool]:
     keys = sorted(members)
-    if dimension is Dimension.CUSTOMER:
+    if dimension == Dimension.CUSTOMER:
         return Lead.customer_id.in_(select(Customer.id).where(Customer.key.in_(keys)))
-    if dimension is Dimension.GEOGRAPHY:
-        return Lead.customer_id.in_(select(Customer.id).where(Customer.country.in_(keys)))
-    if dimension is Dimension.PROGRAM:
+    if dimension == Dimension.GEOGRAPHY:  # the deepest of postal code, subdivision, country is the fact
+        where = or_(
+            Customer.country.in_(keys),
+            Customer.subdivision.in_(keys),
+            Customer.postal_code.in_(keys),
+            (Customer.country + "-" + Customer.postal_code).in_(keys),
+        )
+        return Lead.customer_id.in_(select(Customer.id).where(where))
+    if dimension == Dimension.PROGRAM:
         return Lead.program_id.in_(select(PartnerProgram.id).where(PartnerProgram.key.in_(keys)))
-    if dimension is Dimension.PARTNER:
+    if dimension == Dimension.PARTNER:
         return Lead.primary_partner_id.in_(select(Organization.id).where(Organization.key.in_(keys)))
+    if dimension != Dimension.PRODUCT:  # a declared dimension: fed by facts SQL does not see
+        return true()
     return exists().where(
         LeadProduct.lead_id == Lead.id,
         LeadProduct.is_primary.is_(True),
@@ -94,6 +102,10 @@ def incremental_condition(
 ) -> ColumnElement[bool] | None:
     """Leads an incremental plan must evaluate: those whose facts fall in the coverage that changed
     between the two models, and those last decided with another model; ``None``: every lead."""
+    if base.dimensions != target.dimensions or any(
+        base.hierarchy(d).parents() != target.hierarchy(d).parents() for d in base.dimensions
+    ):  # members moved (a country to another region...): territories left alike may match otherwise
+        return None
     members = candidate_members((base, target), changed_territories(base, target))
     if members is None:
         return None

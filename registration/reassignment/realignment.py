@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from territory.dimensions import Dimension
 from territory.snapshot import TerritorySnapshot
 
 
@@ -44,14 +43,14 @@ def changed_territories(old: TerritorySnapshot, new: TerritorySnapshot) -> froze
 
 def candidate_members(
     snapshots: Iterable[TerritorySnapshot], keys: Iterable[str]
-) -> dict[Dimension, set[str]] | None:
+) -> dict[str, set[str]] | None:
     """Per dimension, the members a lead must carry (on at least one dimension) to possibly match one of
     ``keys`` in one of ``snapshots``; ``None`` when a territory restricts nothing (every lead may)."""
-    out: dict[Dimension, set[str]] = {}
+    out: dict[str, set[str]] = {}
     wanted = set(keys)
     for snapshot in snapshots:
         for key in sorted(wanted & set(snapshot.keys())):
-            best: tuple[Dimension, set[str]] | None = None
+            best: tuple[str, set[str]] | None = None
             for dimension, coverage in snapshot.territory(key).coverage.items():
                 if not coverage.include:
                     continue

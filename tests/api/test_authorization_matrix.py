@@ -420,6 +420,8 @@ def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[
         leaf = f"leaf-{next(_unique)}"
         _add_territory(env, env.ids["territory-model"], leaf, "Leaf")
         return env.ids["territory-model"], leaf, None
+    if op in ("list_dimension_members", "import_dimension_members"):
+        return env.ids["territory-model"], "geography", None
     if segment == "territory-models":
         return env.ids["territory-model"], "EU", None
     if segment == "reassignment-runs" and op in REASSIGNMENT_RUN_STATES:
@@ -469,6 +471,10 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "create_territory_model": {"json": {"name": f"plan {n}"}},
         "import_territory_model": {
             "json": {"territories": "key,parent_key,name,type\nWW,,Worldwide,global\n"}
+        },
+        "declare_territory_dimension": {"json": {"name": f"dim_{n}", "source": "customer_industry"}},
+        "import_dimension_members": {
+            "json": {"members": f"key,parent,name\nFR-{75000 + n},FR-75C,Paris {n}\n"}
         },
         "create_territory": {"json": {"key": f"T-{n}", "parent_key": "WW", "name": f"Territory {n}"}},
         "update_territory": {"json": {"name": f"Europe {n}"}},

@@ -20,13 +20,13 @@ def _ancestors_or_self(hierarchy: MemberHierarchy | None, member: str) -> set[st
 
 
 def territory_matches(
-    d: TerritoryDef, facts: Mapping[str, str], dimensions: Mapping[Dimension, MemberHierarchy]
+    d: TerritoryDef, facts: Mapping[str, str], dimensions: Mapping[str, MemberHierarchy]
 ) -> bool:
-    for dim in Dimension:
+    for dim in [*Dimension, *sorted(set(d.coverage) - set(Dimension))]:  # declared dimensions too
         cov = d.coverage.get(dim)
         if cov is None:
             continue
-        member = facts.get(dim.value)
+        member = facts.get(dim)
         if member is None:
             if cov.include:
                 return False
@@ -56,7 +56,7 @@ def depth_first_keys(defs: Sequence[TerritoryDef]) -> list[str]:
 
 
 def brute_force_match(
-    defs: Sequence[TerritoryDef], facts: Mapping[str, str], dimensions: Mapping[Dimension, MemberHierarchy]
+    defs: Sequence[TerritoryDef], facts: Mapping[str, str], dimensions: Mapping[str, MemberHierarchy]
 ) -> tuple[list[str], list[str]]:
     """Return (all matches, lowest-level matches), both in depth-first order (children sorted by key)."""
     by_key = {d.key: d for d in defs}
