@@ -6,7 +6,8 @@ territories, CAM (inherited downwards) and role holders (nearest on the path) ch
 only if it satisfies the coverage of a territory that differs, or sits below one that does. ``changed``
 is therefore every territory that differs or exists in one model only, plus everything below one in
 either model. Of each such territory's restricted dimensions the narrowest is enough as a necessary
-condition: a lead whose member on it is not covered cannot match the territory. A changed territory
+condition: a lead whose member on it is not covered cannot match the territory (narrowest: the smallest
+share of its dimension's members). A changed territory
 restricted on nothing makes every lead a candidate (``None``).
 
 >>> from territory.snapshot import TerritorySnapshot
@@ -51,6 +52,7 @@ def candidate_members(
     for snapshot in snapshots:
         for key in sorted(wanted & set(snapshot.keys())):
             best: tuple[str, set[str]] | None = None
+            best_share = 1.0
             for dimension, coverage in snapshot.territory(key).coverage.items():
                 if not coverage.include:
                     continue
@@ -60,8 +62,9 @@ def candidate_members(
                     members.add(member)
                     if member in hierarchy:
                         members |= hierarchy.descendants(member)
-                if best is None or len(members) < len(best[1]):
-                    best = (dimension, members)
+                share = len(members) / max(1, len(hierarchy))  # the share of its dimension it covers
+                if best is None or share < best_share:
+                    best, best_share = (dimension, members), share
             if best is None:
                 return None
             out.setdefault(best[0], set()).update(best[1])
