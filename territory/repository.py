@@ -14,7 +14,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session, object_session
 
 from common.database import Database
@@ -89,12 +89,23 @@ def reference_fingerprint(session: Session) -> tuple[Any, ...]:
     Row count, highest id and latest update per table: adding, changing or re-parenting a record moves
     one of them (records are deactivated, never deleted).
     """
+    # one statement (one round trip) for the four tables
+    tables: tuple[type[Customer] | type[Product] | type[PartnerProgram] | type[Organization], ...] = (
+        Customer,
+        Product,
+        PartnerProgram,
+        Organization,
+    )
+    stmt = union_all(
+        *(
+            select(literal(i).label("i"), func.count(m.id), func.max(m.id), func.max(m.updated_at))
+            for i, m in enumerate(tables)
+        )
+    )
+    rows = sorted(session.execute(stmt).all(), key=lambda r: int(r[0]))
     parts: list[Any] = []
-    for model in (Customer, Product, PartnerProgram, Organization):
-        row = session.execute(
-            select(func.count(model.id), func.max(model.id), func.max(model.updated_at))
-        ).one()
-        parts.extend((row[0], row[1], row[2].isoformat() if row[2] else None))
+    for row in rows:
+        parts.extend((row[1], row[2], row[3].isoformat() if row[3] else None))
     return tuple(parts)
 
 

@@ -3,9 +3,13 @@ signs in as."""
 
 from __future__ import annotations
 
+import hmac
+import threading
+import time
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from common import audit
@@ -13,7 +17,14 @@ from common.clock import utcnow
 from common.database import Database
 from common.errors import Conflict, FieldProblem, Forbidden, ValidationFailed
 from common.pagination import Page
-from common.principal import INTERNAL_ROLES, PARTNER_ROLES, Principal, Role, mint_key, secret_matches
+from common.principal import (
+    INTERNAL_ROLES,
+    PARTNER_ROLES,
+    Principal,
+    Role,
+    hash_secret,
+    mint_key,
+)
 from directory import schemas as s
 from directory.enums import OrganizationKind
 from directory.models import ApiKey, Organization, User
@@ -179,19 +190,77 @@ def revoke_api_key(db: Database, principal: Principal, key_id: int, if_match: st
         return s.ApiKeyOut.model_validate(key)
 
 
-def principal_for_key(db: Database, public_id: str, secret: str) -> Principal | None:
-    """Resolve an API key to its principal; None when unknown, revoked, or the user/org is inactive."""
+#: How long a verified key is trusted without asking the database again. A key revoked, or a user or
+#: organization deactivated or given other roles, stops working at once in the process that made the
+#: change and within this many seconds in every other.
+KEY_CACHE_SECONDS = 5.0
+_KEY_CACHE_MAX = 10_000
+_verified: dict[tuple[str, str, str], tuple[float, Principal]] = {}
+_verified_lock = threading.Lock()
+#: Bumped by every forget, so a verification read before a change is not cached after it.
+_generation = [0]
 
+
+def forget_verified_keys() -> None:
+    """Drop every cached key verification (the next request of each key asks the database)."""
+    with _verified_lock:
+        _verified.clear()
+        _generation[0] += 1
+
+
+@event.listens_for(Session, "after_flush")
+def _note_change(session: Session, _context: Any) -> None:
+    """A change of any key, user or organization written in this process ends the cached verifications
+    when it commits (a verification read in between saw the old state: the generation drops it)."""
+    for record in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(record, ApiKey | User | Organization):
+            session.info["prm.keys_changed"] = True
+            return
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_on_commit(session: Session) -> None:
+    if session.info.pop("prm.keys_changed", False):
+        forget_verified_keys()
+
+
+def principal_for_key(db: Database, public_id: str, secret: str) -> Principal | None:
+    """Resolve an API key to its principal; None when unknown, revoked, or the user/org is inactive.
+
+    One statement; a verified key is remembered for ``KEY_CACHE_SECONDS`` (keyed by the secret's hash,
+    so only the holder of the key hits the cache). Refusals are not cached: a key minted a moment ago
+    works at once.
+    """
+    digest = hash_secret(secret)
+    cache_key = (db.url, public_id, digest)
+    now = time.monotonic()
+    hit = _verified.get(cache_key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    generation = _generation[0]
     with db.transaction() as session:
-        key = session.scalar(select(ApiKey).where(ApiKey.public_id == public_id))
-        if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
+        row = session.execute(
+            select(ApiKey.secret_hash, ApiKey.revoked_at, User.id, User.roles, User.active, Organization)
+            .join(User, User.id == ApiKey.user_id)
+            .join(Organization, Organization.id == User.organization_id)
+            .where(ApiKey.public_id == public_id)
+        ).first()
+        if row is None:
             return None
-        user = key.user
-        if not user.active or not user.organization.active:
+        stored_hash, revoked_at, user_id, roles, user_active, org = row
+        if revoked_at is not None or not hmac.compare_digest(digest, stored_hash):
             return None
-        return Principal(
-            user_id=user.id,
-            organization_id=user.organization_id,
-            roles=frozenset(Role(r) for r in user.roles),
-            internal=user.organization.kind == OrganizationKind.BRAND_OWNER,
+        if not user_active or not org.active:
+            return None
+        principal = Principal(
+            user_id=user_id,
+            organization_id=org.id,
+            roles=frozenset(Role(r) for r in roles),
+            internal=org.kind == OrganizationKind.BRAND_OWNER,
         )
+    with _verified_lock:
+        if generation == _generation[0]:
+            if len(_verified) >= _KEY_CACHE_MAX:
+                _verified.clear()
+            _verified[cache_key] = (now + KEY_CACHE_SECONDS, principal)
+    return principal

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, literal, select
+from sqlalchemy.orm import Session, aliased
 
 from common.principal import CHANNEL_ROLES, Principal, Role
 from directory.models import User
 from registration.approval.approval import ADMIN_OVERRIDE
 from registration.approval.models import ApprovalRound, ApprovalStep, ApprovalStepApprover
 from registration.leads.models import Lead
-from territory.models import ModelStatus, Territory, TerritoryModel
+from territory.models import ModelStatus, Territory, TerritoryMember, TerritoryModel
 
 #: Territory roles of a manager of the territory's CAMs (told what the lead's team is told).
 MANAGER_ROLES = frozenset({Role.CHANNEL_SALES_MANAGER.value, Role.CHANNEL_SALES_DIRECTOR.value})
@@ -50,6 +50,30 @@ def _active_model_id(session: Session) -> int | None:
     return session.scalar(select(TerritoryModel.id).where(TerritoryModel.status == ModelStatus.ACTIVE))
 
 
+def _channel_roles_up_from(session: Session, model_id: int, key: str) -> list[tuple[str, str, str]]:
+    """(user key, role, territory) of the channel roles on a territory and every one above it, nearest
+    first: one statement walking up the tree (a recursive query), not one per level."""
+    up = (
+        select(Territory.key, Territory.parent_key, literal(0).label("depth"))
+        .where(Territory.model_id == model_id, Territory.key == key)
+        .cte("up", recursive=True)
+    )
+    parent = aliased(Territory)
+    up = up.union_all(
+        select(parent.key, parent.parent_key, up.c.depth + 1).where(
+            parent.model_id == model_id, parent.key == up.c.parent_key, up.c.depth < MAX_DEPTH - 1
+        )
+    )
+    rows = session.execute(
+        select(TerritoryMember.user_key, TerritoryMember.role, up.c.key)
+        .join(Territory, and_(Territory.model_id == model_id, Territory.key == up.c.key))
+        .join(TerritoryMember, TerritoryMember.territory_id == Territory.id)
+        .where(TerritoryMember.role.in_(_CHANNEL))
+        .order_by(up.c.depth, TerritoryMember.id)
+    )
+    return [(user_key, role, territory) for user_key, role, territory in rows]
+
+
 def territory_staff(session: Session, lead: Lead) -> list[TerritoryStaff]:
     """Channel staff on the lead's territories and above them, nearest first, each (user, role) once."""
     found: list[tuple[str, str, str]] = []
@@ -59,17 +83,8 @@ def territory_staff(session: Session, lead: Lead) -> list[TerritoryStaff]:
         if model_id is None:
             default_model = default_model or _active_model_id(session)
             model_id = default_model
-        key: str | None = lt.territory_key
-        for _ in range(MAX_DEPTH):
-            if key is None or model_id is None:
-                break
-            territory = session.scalar(
-                select(Territory).where(Territory.model_id == model_id, Territory.key == key)
-            )
-            if territory is None:
-                break
-            found += [(m.user_key, m.role, key) for m in territory.members if m.role in _CHANNEL]
-            key = territory.parent_key
+        if model_id is not None:
+            found += _channel_roles_up_from(session, model_id, lt.territory_key)
     keys = {k for k, _, _ in found}
     users = (
         {u.key: u for u in session.scalars(select(User).where(User.key.in_(keys), User.active.is_(True)))}

@@ -62,8 +62,36 @@ def visible_lead(session: Session, principal: Principal, lead_id: int, *, for_up
     return lead
 
 
-def lead_out(session: Session, lead: Lead) -> s.LeadOut:
-    program = session.get(PartnerProgram, lead.program_id) if lead.program_id else None
+def _references(session: Session, leads: Sequence[Lead]) -> tuple[dict[int, str], dict[int, int]]:
+    """The program keys and opportunity ids of several leads, in two statements (not two per lead)."""
+    program_ids = {lead.program_id for lead in leads if lead.program_id}
+    programs: dict[int, str] = (
+        dict(
+            session.execute(
+                select(PartnerProgram.id, PartnerProgram.key).where(PartnerProgram.id.in_(program_ids))
+            ).all()
+        )
+        if program_ids
+        else {}
+    )
+    converted = [lead.id for lead in leads if lead.lead_status == LeadStatus.CONVERTED]
+    opportunities: dict[int, int] = (
+        dict(
+            session.execute(
+                select(Opportunity.lead_id, Opportunity.id).where(Opportunity.lead_id.in_(converted))
+            ).all()
+        )
+        if converted
+        else {}
+    )
+    return programs, opportunities
+
+
+def lead_out(
+    session: Session, lead: Lead, references: tuple[dict[int, str], dict[int, int]] | None = None
+) -> s.LeadOut:
+    """The lead as the API shows it (``references``: `_references` of a page the lead is on)."""
+    programs, opportunities = references if references is not None else _references(session, [lead])
     return s.LeadOut(
         id=lead.id,
         organization_id=lead.organization_id,
@@ -75,7 +103,7 @@ def lead_out(session: Session, lead: Lead) -> s.LeadOut:
         contact_phone=lead.contact_phone,
         registration_type=s.RegistrationType(lead.registration_type) if lead.registration_type else None,
         partner_type=lead.partner_type,
-        program=program.key if program else None,
+        program=programs.get(lead.program_id) if lead.program_id else None,
         primary_partner_id=lead.primary_partner_id,
         deal_size=lead.deal_size,
         currency=lead.currency,
@@ -87,11 +115,7 @@ def lead_out(session: Session, lead: Lead) -> s.LeadOut:
         created_by=lead.created_by,
         status=RegistrationStatus(lead.status),
         lead_status=LeadStatus(lead.lead_status),
-        opportunity_id=(
-            session.scalar(select(Opportunity.id).where(Opportunity.lead_id == lead.id))
-            if lead.lead_status == LeadStatus.CONVERTED
-            else None
-        ),
+        opportunity_id=opportunities.get(lead.id),
         registration_number=lead.registration_number,
         submitted_at=lead.submitted_at,
         decision_id=lead.decision_id,
@@ -130,8 +154,9 @@ def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Pa
         rows = list(session.scalars(stmt.order_by(Lead.id).limit(query.limit + 1)))
         more = len(rows) > query.limit
         rows = rows[: query.limit]
+        references = _references(session, rows)
         return Page[s.LeadOut](
-            items=[lead_out(session, r) for r in rows],
+            items=[lead_out(session, r, references) for r in rows],
             next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
         )
 
