@@ -14,8 +14,11 @@ chunk's counts in the caller's process, and stop handing out chunks once ``stop(
   and one rules host per process; each worker builds its own host and database engine when it first
   runs a task (DESIGN.md 2.1 and 2.7).
 
-A backend over a message broker (Celery) fits the same interface: send ``(task, database_url, chunk)``
-per chunk, collect the counts, and check ``stop`` between sends.
+- ``CeleryBackend`` (``common.batch_celery``, ``PRM_BATCH_BACKEND=celery``): each chunk a Celery task
+  over the Redis broker, run by ``prm worker`` processes on any number of machines sharing the database.
+
+A backend that can hand chunks off without waiting for them (``submit``, the Celery one) lets a caller
+such as a web request start a run and return at once (``is_queued``).
 """
 
 from __future__ import annotations
@@ -149,8 +152,8 @@ def _settle(
 
 
 def backend_named(name: str | None = None, workers: int | None = None) -> Backend:
-    """The backend ``name`` (``local``, ``inline``), else the one ``PRM_BATCH_BACKEND`` names (default
-    ``local``); workers from ``PRM_BATCH_WORKERS`` when not given."""
+    """The backend ``name`` (``local``, ``inline``, ``celery``), else the one ``PRM_BATCH_BACKEND`` names
+    (default ``local``); workers from ``PRM_BATCH_WORKERS`` when not given."""
     choice = (name or os.environ.get(BACKEND_VARIABLE) or "local").strip().lower()
     if workers is None and os.environ.get(WORKERS_VARIABLE):
         workers = int(os.environ[WORKERS_VARIABLE])
@@ -158,7 +161,16 @@ def backend_named(name: str | None = None, workers: int | None = None) -> Backen
         return ProcessPoolBackend(workers)
     if choice == "inline":
         return InlineBackend()
-    raise ValueError(f"{BACKEND_VARIABLE} must be 'local' or 'inline', not {choice!r}")
+    if choice == "celery":
+        from common.batch_celery import shared_backend  # Celery is imported only where it is used
+
+        return shared_backend()
+    raise ValueError(f"{BACKEND_VARIABLE} must be 'local', 'inline' or 'celery', not {choice!r}")
+
+
+def is_queued(backend: Backend) -> bool:
+    """Whether ``backend`` can hand chunks to workers elsewhere and return at once (``submit``)."""
+    return callable(getattr(backend, "submit", None))
 
 
 def default_chunk_size() -> int:

@@ -1,4 +1,4 @@
-"""``prm db ...``: schema migrations."""
+"""``prm db ...``: schema migrations; ``prm worker`` (``common.batch_cli``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from common import migrate
+from common.batch_cli import worker
 from common.database import Database
 
 
@@ -32,4 +33,4 @@ def current() -> None:
     click.echo(migrate.current_revision(db.engine) or "empty")
 
 
-commands = [db_group]
+commands = [db_group, worker]

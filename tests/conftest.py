@@ -3,6 +3,9 @@ the app on top of it, and a small world of organizations and users with API keys
 
 PostgreSQL: ``PRM_TEST_POSTGRES_URL`` (default: the local service). If it is unreachable the PostgreSQL
 half of the suite is skipped, unless ``PRM_REQUIRE_POSTGRES=1`` (set by CI), which turns that into an error.
+Redis (the Celery broker): ``PRM_TEST_REDIS_URL`` (default: database 15 of the local service), the same
+way with ``PRM_REQUIRE_REDIS=1``; each test gets its own queue, so parallel runs never take each
+other's tasks.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from tests.support import World, build_world
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_ADMIN_URL = os.environ.get("PRM_TEST_POSTGRES_URL", DEFAULT_PG)
 REQUIRE_PG = os.environ.get("PRM_REQUIRE_POSTGRES") == "1"
+REDIS_URL = os.environ.get("PRM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_REDIS = os.environ.get("PRM_REQUIRE_REDIS") == "1"
 
 
 def _pg_reachable() -> str | None:
@@ -125,3 +130,42 @@ def client(app):
 @pytest.fixture
 def world(db) -> World:
     return build_world(db)
+
+
+def _redis_problem() -> str | None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+        return None
+    except Exception as exc:  # any failure means "no Redis here"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis the Celery tests use as broker and result backend (fails instead of skipping when
+    ``PRM_REQUIRE_REDIS=1``)."""
+    problem = _redis_problem()
+    if problem:
+        if REQUIRE_REDIS:
+            pytest.fail(f"Redis required (PRM_REQUIRE_REDIS=1) but unreachable at {REDIS_URL}: {problem}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {problem}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def celery_queue(redis_url: str) -> Iterator[str]:
+    """A queue of this test's own on the test Redis; emptied afterwards."""
+    import redis
+
+    queue = f"prm-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    yield queue
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(queue, f"{queue}:unacked", f"{queue}:unacked_index", f"{queue}:unacked_mutex")
+    finally:
+        client.close()

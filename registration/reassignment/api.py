@@ -9,6 +9,7 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
 from common.auth import allow, current_principal
+from common.batch import Backend, InlineBackend, backend_named
 from common.database import Database
 from common.http import if_match, json_response
 from common.openapi import view_operation_id
@@ -34,11 +35,32 @@ def _db() -> Database:
     return db
 
 
-@api.post("/reassignment-runs", tags=[runs], responses={201: s.RunSummary})
+def _started(run: s.RunSummary, waited: bool, done_status: int) -> Response:
+    """The run: ``done_status`` when the request did the work, else 202 (still planning or applying)
+    with the run's status URL in ``Location``."""
+    resp = json_response(run, status=done_status if waited else 202)
+    if not waited or done_status == 201:
+        resp.headers["Location"] = f"/v1/reassignment-runs/{run.id}"
+    return resp
+
+
+def _backend() -> tuple[Backend, bool]:
+    """The batch backend, and whether the request waits for the work (only inline does)."""
+    backend = backend_named()
+    return backend, backend.name == InlineBackend.name
+
+
+@api.post("/reassignment-runs", tags=[runs], responses={201: s.RunSummary, 202: s.RunSummary})
 @allow(Role.ADMIN)
 def create_reassignment_run(body: s.RunCreate) -> Response:
-    """Plan a run: evaluate the leads in scope against the model and rules given; nothing else changes."""
-    return json_response(service.create_run(_db(), current_principal(), body), status=201)
+    """Plan a run: evaluate the leads in scope against the model and rules given; nothing else changes.
+
+    201 with the plan when the batch backend is ``inline``; otherwise the chunks are started on the
+    local pool or the Celery workers and the answer is 202 with the run, still ``planning``, and its
+    status URL in ``Location`` (poll it until ``planned``)."""
+    backend, wait = _backend()
+    run = service.create_run(_db(), current_principal(), body, backend=backend, wait=wait)
+    return _started(run, wait, 201)
 
 
 @api.get("/reassignment-runs", tags=[runs], responses={200: Page[s.RunOut]})
@@ -61,11 +83,16 @@ def list_reassignment_run_items(path: s.RunPath, query: s.ItemQuery) -> Response
     return json_response(service.list_items(_db(), current_principal(), path.id, query))
 
 
-@api.post("/reassignment-runs/<int:id>/apply", tags=[runs], responses={200: s.RunSummary})
+@api.post("/reassignment-runs/<int:id>/apply", tags=[runs], responses={200: s.RunSummary, 202: s.RunSummary})
 @allow(Role.ADMIN)
 def apply_reassignment_run(path: s.RunPath) -> Response:
-    """Apply exactly the stored plan (a lead changed since the plan is skipped with the reason)."""
-    return json_response(service.apply_run(_db(), current_principal(), path.id))
+    """Apply exactly the stored plan (a lead changed since the plan is skipped with the reason).
+
+    200 with the applied run when the batch backend is ``inline``; otherwise 202 with the run, still
+    ``applying``, and its status URL in ``Location`` (poll it until ``applied``)."""
+    backend, wait = _backend()
+    run = service.apply_run(_db(), current_principal(), path.id, backend=backend, wait=wait)
+    return _started(run, wait, 200)
 
 
 @api.post("/reassignment-runs/<int:id>/cancel", tags=[runs], responses={200: s.RunSummary})
@@ -75,11 +102,14 @@ def cancel_reassignment_run(path: s.RunPath) -> Response:
     return json_response(service.cancel_run(_db(), current_principal(), path.id))
 
 
-@api.post("/reassignment-runs/<int:id>/revert", tags=[runs], responses={201: s.RunSummary})
+@api.post("/reassignment-runs/<int:id>/revert", tags=[runs], responses={201: s.RunSummary, 202: s.RunSummary})
 @allow(Role.ADMIN)
 def revert_reassignment_run(path: s.RunPath) -> Response:
-    """Plan the inverse of an applied run (a new run; apply it like any other)."""
-    return json_response(service.revert_run(_db(), current_principal(), path.id), status=201)
+    """Plan the inverse of an applied run (a new run; apply it like any other). 201 when the batch
+    backend is ``inline``, else 202 while the new run is planning (``Location``: its status URL)."""
+    backend, wait = _backend()
+    run = service.revert_run(_db(), current_principal(), path.id, backend=backend, wait=wait)
+    return _started(run, wait, 201)
 
 
 # --- locks ------------------------------------------------------------------------------------------------

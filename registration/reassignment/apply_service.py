@@ -230,7 +230,10 @@ def apply_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
     now = utcnow()
     with db.transaction() as session:
         row = _locked_chunk(session, chunk)
-        run = session.get(ReassignmentRun, chunk.run_id)
+        # shared: a cancel or the run's finish (which lock it for update) waits for running chunks
+        run = session.scalar(
+            select(ReassignmentRun).where(ReassignmentRun.id == chunk.run_id).with_for_update(read=True)
+        )
         if row is None or row.done_at is not None or run is None or run.cancel_requested:
             return {}
         moved = _move_leads(session, chunk, now)

@@ -29,23 +29,32 @@ REVERT_TASK = "registration.reassignment.revert_service:revert_chunk"
 
 
 def create_chunks(session: Session, run: ReassignmentRun, original_id: int) -> int:
-    """Chunks over the original run's applied items (by item id)."""
-    ids = list(
-        session.scalars(
-            select(ReassignmentItem.id)
-            .where(
-                ReassignmentItem.run_id == original_id, ReassignmentItem.result == ItemResult.APPLIED.value
-            )
-            .order_by(ReassignmentItem.id)
-        )
-    )
+    """Chunks over the original run's applied items (by item id, streamed: a chunk's first and last id
+    are all that is kept); returns how many."""
     size = max(run.chunk_size, 1)
-    for number, start in enumerate(range(0, len(ids), size), start=1):
-        part = ids[start : start + size]
+    ids = session.scalars(
+        select(ReassignmentItem.id)
+        .where(ReassignmentItem.run_id == original_id, ReassignmentItem.result == ItemResult.APPLIED.value)
+        .order_by(ReassignmentItem.id)
+        .execution_options(yield_per=max(size, 1000))
+    )
+    number, first, count, last = 0, None, 0, 0
+    for item_id in ids:
+        if first is None:
+            first = item_id
+        count, last = count + 1, item_id
+        if count == size:
+            number += 1
+            session.add(
+                ReassignmentChunk(run_id=run.id, phase=PHASE, number=number, first_id=first, last_id=last)
+            )
+            first, count = None, 0
+    if first is not None:
+        number += 1
         session.add(
-            ReassignmentChunk(run_id=run.id, phase=PHASE, number=number, first_id=part[0], last_id=part[-1])
+            ReassignmentChunk(run_id=run.id, phase=PHASE, number=number, first_id=first, last_id=last)
         )
-    return (len(ids) + size - 1) // size
+    return number
 
 
 def _inverse(

@@ -3,10 +3,17 @@ stored with why), review, apply exactly that plan, resume after a kill, cancel, 
 
 The chunks run on a ``common.batch`` backend (a local process pool by default). Progress is what the
 database says (finished chunk rows), so a run killed at any point resumes where it stopped.
+
+The CLI waits for a run's chunks and finishes the run itself. A web request does not (``wait=False``):
+on Celery the chunks go to the workers and the one that finds the last chunk done finishes the run
+(``finish_chunk``); on the local pool a thread of the server process drives the chunks; inline, the
+request does all the work.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +22,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from common import audit
-from common.batch import Backend, Chunk, backend_named, default_chunk_size
+from common.batch import Backend, Chunk, backend_named, database_for, default_chunk_size, is_queued
 from common.clock import utcnow
 from common.database import Database
 from common.errors import Conflict, FieldProblem, NotFound, ValidationFailed
@@ -33,6 +40,9 @@ from territory.repository import snapshot_for
 #: Called after each finished chunk with (chunks finished, chunks in the phase).
 Progress = Callable[[int, int], None]
 ENTITY = "reassignment_run"
+#: The task a queued backend runs behind every chunk (``finish_chunk``).
+FINISH_TASK = "registration.reassignment.service:finish_chunk"
+log = logging.getLogger(__name__)
 
 
 # --- outputs --------------------------------------------------------------------------------------------
@@ -182,13 +192,34 @@ def _drive(
     backend.run(task, db.url, chunks, done=done, stop=stop)
 
 
-def _finish_plan(db: Database, run_id: int) -> None:
-    """Count the plan and hash its content (items streamed in lead order)."""
+def _pending_count(session: Session, run_id: int, phase: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                ReassignmentChunk.run_id == run_id,
+                ReassignmentChunk.phase == phase,
+                ReassignmentChunk.done_at.is_(None),
+            )
+        )
+        or 0
+    )
+
+
+def _finish_plan(db: Database, run_id: int, *, only_if_complete: bool = False) -> None:
+    """Count the plan and hash its content (items streamed in lead order). Nothing happens unless the
+    run is still planning (a second call, or a run cancelled meanwhile), nor, with
+    ``only_if_complete``, while a chunk of the plan is not done."""
     with db.transaction() as session:
         loaded = _run(session, run_id)
+        if loaded.status != RunStatus.PLANNING:
+            return
     pair = plan_service.model_pair(db, loaded)
     with db.transaction() as session:
         run = _run(session, run_id, lock=True)
+        if run.status != RunStatus.PLANNING or (
+            only_if_complete and _pending_count(session, run_id, plan_service.PHASE)
+        ):
+            return
         digest = PlanHash(
             {
                 "kind": run.kind,
@@ -232,6 +263,8 @@ def _finish_plan(db: Database, run_id: int) -> None:
                 session, plan_service.scope_conditions(session, run.scope)
             )
             run.evaluated = plan_service.count_leads(session, plan_service.run_conditions(session, run, pair))
+        else:
+            run.total_leads = run.evaluated = run.moved + run.kept
         run.content_hash = digest.hexdigest()
         run.status, run.planned_at = RunStatus.PLANNED.value, utcnow()
         audit.record(
@@ -249,19 +282,20 @@ def _finish_plan(db: Database, run_id: int) -> None:
         )
 
 
-def _finish_apply(db: Database, run_id: int) -> None:
+def _finish_apply(db: Database, run_id: int, *, only_if_complete: bool = False) -> None:
+    """Count what the apply did, mark the run applied (cancelled when chunks were left undone) and
+    queue the digests. Nothing happens unless the run is still applying, nor, with
+    ``only_if_complete``, while a chunk is not done and no cancel was asked for."""
     now = utcnow()
     with db.transaction() as session:
         run = _run(session, run_id, lock=True)
+        if run.status != RunStatus.APPLYING:
+            return
+        pending = _pending_count(session, run_id, apply_service.PHASE)
+        if only_if_complete and pending and not run.cancel_requested:
+            return
         counts = apply_service.result_counts(session, run_id)
         run.applied, run.skipped = counts["applied"], counts["skipped"]
-        pending = session.scalar(
-            select(func.count()).where(
-                ReassignmentChunk.run_id == run_id,
-                ReassignmentChunk.phase == apply_service.PHASE,
-                ReassignmentChunk.done_at.is_(None),
-            )
-        )
         run.status = RunStatus.CANCELLED.value if pending else RunStatus.APPLIED.value
         run.finished_at = now
         apply_service.queue_digests(session, run, now)
@@ -281,6 +315,73 @@ def _plan_and_finish(
 ) -> None:
     _drive(db, run_id, plan_service.PHASE, task, backend, progress)
     _finish_plan(db, run_id)
+
+
+def finish_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
+    """What a queued backend's worker runs behind each chunk: finish the run's phase once its last
+    chunk is done (an apply also once a cancel stopped it). Idempotent: only the first call that finds
+    the phase complete finishes it; the run's row lock orders concurrent calls."""
+    db = database_for(database_url)
+    if chunk.phase == apply_service.PHASE:
+        _finish_apply(db, chunk.run_id, only_if_complete=True)
+    else:
+        _finish_plan(db, chunk.run_id, only_if_complete=True)
+    return {}
+
+
+#: Runs started in the background of this process (the local pool behind a web request).
+_BACKGROUND: dict[int, threading.Thread] = {}
+
+
+def _in_background(db: Database, run_id: int, phase: str, task: str, backend: Backend) -> None:
+    try:
+        _drive(db, run_id, phase, task, backend, None)
+        if phase == apply_service.PHASE:
+            _finish_apply(db, run_id)
+        else:
+            _finish_plan(db, run_id)
+    except Exception as exc:  # the run stays where it stopped; `prm reassign resume` continues it
+        log.exception("reassignment run %s stopped in its %s phase", run_id, phase)
+        with db.transaction() as session:
+            _run(session, run_id, lock=True).error = f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def _launch(db: Database, run_id: int, phase: str, task: str, backend: Backend) -> None:
+    """Start the phase's pending chunks and return at once: on a queued backend the chunks go to its
+    workers, which finish the run behind the last chunk (``finish_chunk``); on a local pool a thread
+    of this process drives them."""
+    if is_queued(backend):
+        chunks = _pending_chunks(db, run_id, phase)
+        if not chunks:
+            finish_chunk(db.url, Chunk(run_id, phase, 0, 0, 0))
+            return
+        backend.submit(task, db.url, chunks, after=FINISH_TASK)  # type: ignore[attr-defined]
+        return
+    thread = threading.Thread(
+        target=_in_background,
+        args=(db, run_id, phase, task, backend),
+        name=f"reassignment-run-{run_id}-{phase}",
+        daemon=True,
+    )
+    _BACKGROUND[run_id] = thread
+    thread.start()
+
+
+def wait_for_background(timeout: float | None = None) -> None:
+    """Wait for the runs this process drives in the background (tests, an orderly shutdown)."""
+    for run_id, thread in list(_BACKGROUND.items()):
+        thread.join(timeout)
+        if not thread.is_alive():
+            _BACKGROUND.pop(run_id, None)
+
+
+def _plan_phase(
+    db: Database, run_id: int, task: str, backend: Backend, progress: Progress | None, wait: bool
+) -> None:
+    if wait:
+        _plan_and_finish(db, run_id, task, backend, progress)
+    else:
+        _launch(db, run_id, plan_service.PHASE, task, backend)
 
 
 # --- services -------------------------------------------------------------------------------------------
@@ -303,9 +404,11 @@ def create_run(
     *,
     backend: Backend | None = None,
     progress: Progress | None = None,
+    wait: bool = True,
 ) -> s.RunSummary:
     """Plan a run: every lead in scope (or, when only a few territories changed, those in the changed
-    coverage) re-decided with the model and rules given; nothing but the plan is stored."""
+    coverage) re-decided with the model and rules given; nothing but the plan is stored. With
+    ``wait=False`` the chunks are started and the run is returned while it is still planning."""
     with db.transaction() as session:
         active = session.scalar(select(TerritoryModel.id).where(TerritoryModel.status == ModelStatus.ACTIVE))
         model_id = data.territory_model_id or active
@@ -357,7 +460,7 @@ def create_run(
             after={"territory_model_id": model_id, "ruleset_ids": list(data.ruleset_ids), "scope": scope},
         )
         run_id = run.id
-    _plan_and_finish(db, run_id, plan_service.PLAN_TASK, backend or backend_named(), progress)
+    _plan_phase(db, run_id, plan_service.PLAN_TASK, backend or backend_named(), progress, wait)
     return get_run(db, principal, run_id)
 
 
@@ -447,8 +550,10 @@ def apply_run(
     *,
     backend: Backend | None = None,
     progress: Progress | None = None,
+    wait: bool = True,
 ) -> s.RunSummary:
-    """Apply exactly the stored plan: leads changed since the plan are skipped, never re-decided."""
+    """Apply exactly the stored plan: leads changed since the plan are skipped, never re-decided. With
+    ``wait=False`` the chunks are started and the run is returned while it is still applying."""
     with db.transaction() as session:
         run = _run(session, run_id, lock=True)
         if run.status != RunStatus.PLANNED:
@@ -459,6 +564,9 @@ def apply_run(
         run.status, run.apply_started_at = RunStatus.APPLYING.value, utcnow()
         _create_apply_chunks(session, run)
         audit.record(session, principal, ENTITY, run.id, "apply_started", after={"status": run.status})
+    if not wait:
+        _launch(db, run_id, apply_service.PHASE, apply_service.APPLY_TASK, backend or backend_named())
+        return get_run(db, principal, run_id)
     return _continue_apply(db, principal, run_id, backend, progress)
 
 
@@ -518,6 +626,7 @@ def revert_run(
     *,
     backend: Backend | None = None,
     progress: Progress | None = None,
+    wait: bool = True,
 ) -> s.RunSummary:
     """Plan the inverse of an applied run (a new run, applied like any other)."""
     with db.transaction() as session:
@@ -547,8 +656,5 @@ def revert_run(
         revert_service.create_chunks(session, run, original.id)
         audit.record(session, principal, ENTITY, run.id, "created", details={"reverts_run_id": original.id})
         new_id = run.id
-    _plan_and_finish(db, new_id, revert_service.REVERT_TASK, backend or backend_named(), progress)
-    with db.transaction() as session:
-        run = _run(session, new_id, lock=True)
-        run.total_leads = run.evaluated = run.moved + run.kept
+    _plan_phase(db, new_id, revert_service.REVERT_TASK, backend or backend_named(), progress, wait)
     return get_run(db, principal, new_id)
