@@ -125,7 +125,9 @@ def fuzz_env(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
         {"key": "suite-pro", "name": "Pro", "level": "item", "parent_key": "suite"},
     ):
         assert client.post("/v1/products", json=body, headers=admin).status_code == 201
-    yield FuzzEnv(app, client, world)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRM_BATCH_BACKEND", "inline")  # reassignment runs finish within their request
+        yield FuzzEnv(app, client, world)
     app.extensions["prm.db"].dispose()
 
 

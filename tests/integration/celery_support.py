@@ -147,7 +147,7 @@ def outcome(db: Database, run_id: int) -> dict[str, Any]:
     with db.transaction() as session:
         run = session.get(ReassignmentRun, run_id)
         assert run is not None
-        decisions = dict(
+        decisions: dict[int, Any] = dict(
             session.execute(
                 select(Lead.id, StoredDecision.result).join(
                     StoredDecision, StoredDecision.id == Lead.decision_id
