@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from common import batch, migrate
+from common import chunks, migrate
 from common.batch import InlineBackend
 from common.batch_celery import CeleryBackend
 from common.database import Database
@@ -63,7 +63,7 @@ def _prepare(admin: Any, name: str, leads: int, chunk_size: int, work: Path) -> 
     )
     assert run.moved == leads, run
     db.dispose()
-    for other in batch._DATABASES.values():
+    for other in chunks._DATABASES.values():
         other.dispose()
     return run.id
 

@@ -2,7 +2,8 @@
 
 A chunk names a range of ids of one phase of one run (``Chunk``). The work itself is a *task*: a
 module-level function ``task(database_url, chunk) -> dict[str, int]`` named by ``"module:function"``, so
-any process that imports this repository can run it, and a backend only moves names and numbers around.
+any process that imports this repository can run it, and a backend only moves names and numbers around
+(those shared parts live in ``common.chunks``, which the Celery backend imports too).
 A task owns its transaction and must be idempotent (keyed by run and record, backed by a unique
 constraint): a chunk run twice, redelivered or resumed after a kill changes nothing twice.
 
@@ -23,36 +24,24 @@ such as a web request start a run and return at once (``is_queued``).
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Protocol
 
-from common.database import Database
-
-Counts = Mapping[str, int]
-DoneCallback = Callable[["Chunk", Counts], None]
-StopCheck = Callable[[], bool]
+from common.chunks import Chunk as Chunk
+from common.chunks import Counts as Counts
+from common.chunks import DoneCallback as DoneCallback
+from common.chunks import StopCheck as StopCheck
+from common.chunks import database_for as database_for
+from common.chunks import resolve_task as resolve_task
+from common.chunks import run_chunk as run_chunk
 
 BACKEND_VARIABLE = "PRM_BATCH_BACKEND"
 WORKERS_VARIABLE = "PRM_BATCH_WORKERS"
 CHUNK_SIZE_VARIABLE = "PRM_BATCH_CHUNK_SIZE"
 DEFAULT_CHUNK_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Ids ``first_id`` to ``last_id`` (inclusive) of phase ``phase`` of run ``run_id``; ``number`` orders
-    the chunks of a phase."""
-
-    run_id: int
-    phase: str
-    number: int
-    first_id: int
-    last_id: int
 
 
 class Backend(Protocol):
@@ -63,32 +52,6 @@ class Backend(Protocol):
     def run(
         self, task: str, database_url: str, chunks: Iterable[Chunk], *, done: DoneCallback, stop: StopCheck
     ) -> None: ...
-
-
-def resolve_task(name: str) -> Callable[[str, Chunk], Counts]:
-    """The function a ``"module:function"`` task name stands for."""
-    module, _, attribute = name.partition(":")
-    if not module or not attribute:
-        raise ValueError(f"a task is named 'module:function', not {name!r}")
-    task: Callable[[str, Chunk], Counts] = getattr(importlib.import_module(module), attribute)
-    return task
-
-
-_DATABASES: dict[tuple[int, str], Database] = {}
-
-
-def database_for(url: str) -> Database:
-    """This process's engine for ``url`` (a worker builds its own after it started, never inherits one)."""
-    key = (os.getpid(), url)
-    db = _DATABASES.get(key)
-    if db is None:
-        db = _DATABASES[key] = Database(url)
-    return db
-
-
-def run_chunk(task: str, database_url: str, chunk: Chunk) -> tuple[Chunk, dict[str, int]]:
-    """Run one chunk in this process (what a worker executes)."""
-    return chunk, dict(resolve_task(task)(database_url, chunk))
 
 
 class InlineBackend:

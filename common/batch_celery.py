@@ -2,7 +2,7 @@
 ``prm worker`` processes on any number of machines that share the database.
 
 One Celery task, ``prm.batch.chunk``, carries ``(task, database_url, chunk, after)``: the worker runs
-the named chunk task (``common.batch.run_chunk``) and then, when given, the ``after`` task with the same
+the named chunk task (``common.chunks.run_chunk``) and then, when given, the ``after`` task with the same
 arguments (a run's owner uses it to finish the run once its last chunk is done, so nothing has to wait
 for the chunks in a web request). Delivery is at least once, so every chunk task is idempotent (keyed
 by run and record, a unique constraint behind it; see ``common.batch``):
@@ -35,8 +35,8 @@ from celery.result import AsyncResult
 from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
-from common import batch
-from common.batch import Chunk, DoneCallback, StopCheck
+from common import chunks as chunk_runner
+from common.chunks import Chunk, DoneCallback, StopCheck
 
 BROKER_VARIABLE = "PRM_CELERY_BROKER_URL"
 QUEUE_VARIABLE = "PRM_CELERY_QUEUE"
@@ -66,9 +66,9 @@ def chunk_task(
 ) -> dict[str, int]:
     """Run one chunk (then ``after``) in this worker process; the chunk's counts."""
     piece = Chunk(**chunk)
-    _, counts = batch.run_chunk(task, database_url, piece)
+    _, counts = chunk_runner.run_chunk(task, database_url, piece)
     if after:
-        batch.resolve_task(after)(database_url, piece)
+        chunk_runner.resolve_task(after)(database_url, piece)
     return counts
 
 
@@ -118,8 +118,8 @@ def make_app(url: str | None = None, queue: str | None = None, visibility: int |
 def _fresh_process(**_: Any) -> None:
     """A pool process starts without the parent's database engines (they are keyed by process id, so
     this only drops the references)."""
-    for key in [k for k in batch._DATABASES if k[0] != os.getpid()]:
-        del batch._DATABASES[key]
+    for key in [k for k in chunk_runner._DATABASES if k[0] != os.getpid()]:
+        del chunk_runner._DATABASES[key]
 
 
 worker_process_init.connect(_fresh_process, weak=False)

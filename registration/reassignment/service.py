@@ -211,8 +211,10 @@ def _finish_plan(db: Database, run_id: int, *, only_if_complete: bool = False) -
     ``only_if_complete``, while a chunk of the plan is not done."""
     with db.transaction() as session:
         loaded = _run(session, run_id)
-        if loaded.status != RunStatus.PLANNING:
-            return
+        if loaded.status != RunStatus.PLANNING or (
+            only_if_complete and _pending_count(session, run_id, plan_service.PHASE)
+        ):
+            return  # (checked again under the run's lock below)
     pair = plan_service.model_pair(db, loaded)
     with db.transaction() as session:
         run = _run(session, run_id, lock=True)
@@ -287,6 +289,14 @@ def _finish_apply(db: Database, run_id: int, *, only_if_complete: bool = False) 
     queue the digests. Nothing happens unless the run is still applying, nor, with
     ``only_if_complete``, while a chunk is not done and no cancel was asked for."""
     now = utcnow()
+    if only_if_complete:
+        # without the run's lock first: taking it waits for every chunk running (they hold it shared)
+        with db.transaction() as session:
+            run = _run(session, run_id)
+            if run.status != RunStatus.APPLYING or (
+                _pending_count(session, run_id, apply_service.PHASE) and not run.cancel_requested
+            ):
+                return
     with db.transaction() as session:
         run = _run(session, run_id, lock=True)
         if run.status != RunStatus.APPLYING:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from common import batch
+from common import chunks
 from common.batch import Chunk, ProcessPoolBackend
 from common.batch_celery import CeleryBackend
 from common.database import Database
@@ -63,7 +63,7 @@ def _copy_database(db: Database, postgres_template) -> Database:
     """A copy of the test's PostgreSQL database as it is now (its engines are closed for the copy)."""
     db.dispose()
     postgres_template.engine.dispose()
-    for other in batch._DATABASES.values():
+    for other in chunks._DATABASES.values():
         other.dispose()
     name = f"{postgres_template.name}_copy"
     with postgres_template.admin.connect() as conn:
