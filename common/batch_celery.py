@@ -136,17 +136,22 @@ class CeleryBackend:
         self.app = make_app(url, queue, visibility)
         self.queue = str(self.app.conf.task_default_queue)
 
-    def send(self, task: str, database_url: str, chunk: Chunk, after: str | None = None) -> AsyncResult:
-        """Publish one chunk task."""
+    def send(
+        self, task: str, database_url: str, chunk: Chunk, after: str | None = None, *, result: bool = True
+    ) -> AsyncResult:
+        """Publish one chunk task (``result=False``: nobody waits for it, so no result is stored)."""
         return self.app.send_task(
-            CHUNK_TASK, args=(task, database_url, asdict(chunk), after), queue=self.queue
+            CHUNK_TASK,
+            args=(task, database_url, asdict(chunk), after),
+            queue=self.queue,
+            ignore_result=not result,
         )
 
     def submit(self, task: str, database_url: str, chunks: Iterable[Chunk], *, after: str | None) -> int:
         """Publish every chunk and return at once (the workers run ``after`` behind each); how many."""
         sent = 0
         for chunk in chunks:
-            self.send(task, database_url, chunk, after)
+            self.send(task, database_url, chunk, after, result=False)
             sent += 1
         return sent
 

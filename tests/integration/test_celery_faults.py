@@ -6,6 +6,9 @@ run. Each test has a queue of its own (``celery_queue``)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +28,7 @@ from tests.api.approvals_support import ok
 from tests.api.leads_support import load_demo
 from tests.api.reassignment_support import jp_security_to_cam_jp
 from tests.integration.celery_support import (
+    PRM,
     Worker,
     done_chunks,
     draft_leads,
@@ -169,3 +173,44 @@ def test_a_chunk_task_delivered_twice_changes_nothing_the_second_time(
     assert all(c in ({}, {"applied": CHUNK, "skipped": 0}) for c in duplicate_counts), duplicate_counts
     assert outcome(db, run_id) == after
     assert history_counts(db, run_id) == [(lead, 1) for lead in leads]
+
+
+def _prm(db_url: str, redis_url: str, queue: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRM_", "FLASK_"))}
+    env.update(
+        PRM_DATABASE_URL=db_url,
+        PRM_LOG_FORMAT="text",
+        PRM_BATCH_BACKEND="celery",
+        PRM_CELERY_BROKER_URL=redis_url,
+        PRM_CELERY_QUEUE=queue,
+    )
+    return subprocess.run(
+        [str(PRM), "reassign", *args], env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+
+
+@pytest.mark.slow
+def test_the_cli_plans_and_applies_on_celery_workers_and_waits_for_them(
+    client, db, db_url, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url, celery_queue
+):
+    monkeypatch.setenv("PRM_BATCH_BACKEND", "inline")
+    demo = load_demo(db, tmp_path)
+    leads = draft_leads(client, db, demo, 30)
+    model_id = jp_security_to_cam_jp(client, demo["admin"])
+    worker = Worker("cli", redis_url, celery_queue, tmp_path / "cli.log", concurrency=2)
+    try:
+        worker.wait_ready()
+        planned = _prm(db_url, redis_url, celery_queue, "plan", "--model", str(model_id), "--json")
+        assert planned.returncode == 2, planned.stderr  # something would change
+        run = json.loads(planned.stdout)
+        assert (run["status"], run["moved"]) == ("planned", 30)
+        applied = _prm(db_url, redis_url, celery_queue, "apply", str(run["id"]), "--json")
+        assert applied.returncode == 0, applied.stderr
+        assert (json.loads(applied.stdout)["status"], json.loads(applied.stdout)["applied"]) == (
+            "applied",
+            30,
+        )
+    finally:
+        worker.stop()
+    assert "prm.batch.chunk" in (tmp_path / "cli.log").read_text()
+    assert history_counts(db, run["id"]) == [(lead, 1) for lead in leads]
