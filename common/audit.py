@@ -18,7 +18,7 @@ from common.principal import Principal
 
 
 class AuditEvent(Base):
-    # Also (migration 0010, an expression index): unique (entity_type, entity_id, the details'
+    # Also (migration 0011, an expression index): unique (entity_type, entity_id, the details'
     # reassignment_run_id) where action is "reassigned": one history row per record and run.
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_entity", "entity_type", "entity_id", "id"),)
