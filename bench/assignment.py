@@ -37,13 +37,14 @@ import json
 import multiprocessing
 import os
 import platform
+import random
 import resource
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ from rules.vocabulary import normalize_facts
 from territory.dimensions import MemberHierarchy
 from territory.snapshot import TerritorySnapshot
 from territory.synthetic import generate_dimensions, generate_leads, generate_model
-from territory.tree import TerritoryDef
+from territory.tree import Coverage, TerritoryDef
 
 CLOCK = "process_time"
 RESULTS = Path(__file__).resolve().parent / "results" / "assignment.json"
@@ -123,9 +124,34 @@ class _Model:
     build_seconds: float
 
 
+#: A declared dimension beside the built-in ones (as an admin would declare "industry"): 8 groups of 5.
+INDUSTRY = "industry"
+
+
+def _with_industry(
+    defs: list[TerritoryDef], dims: dict[str, MemberHierarchy], seed: int
+) -> list[TerritoryDef]:
+    """Add the declared ``industry`` dimension: every seventh leaf territory is restricted to one group
+    (leaves only, so a child never covers more than its parent)."""
+    parents: dict[str, str | None] = {}
+    for g in range(8):
+        parents[f"IND-{g}"] = None
+        parents.update({f"IND-{g}-{i}": f"IND-{g}" for i in range(5)})
+    dims[INDUSTRY] = MemberHierarchy(parents, name=INDUSTRY)
+    has_children = {d.parent_key for d in defs}
+    rng = random.Random(seed)
+    out = []
+    for i, d in enumerate(defs):
+        if d.key not in has_children and i % 7 == 0:
+            d = replace(d, coverage={**d.coverage, INDUSTRY: Coverage.of([f"IND-{rng.randrange(8)}"])})
+        out.append(d)
+    return out
+
+
 def _model(cfg: Config, n: int) -> _Model:
     start = time.process_time()
     defs, dims = generate_model(n, depth=cfg.depth, seed=cfg.seed)
+    defs = _with_industry(defs, dims, cfg.seed)
     generated = time.process_time()
     snapshot = TerritorySnapshot(f"bench-{n}", defs, dims)
     built = time.process_time()
@@ -303,7 +329,7 @@ def phase_decide_breakdown(cfg: Config) -> Result:
     policy, approval = rulesets[ast.Kind.POLICY], rulesets[ast.Kind.APPROVAL]
     durable = _evaluator("durable", rulesets.values())
     facts = lead_facts(m.dims, cfg.breakdown_leads, seed=cfg.seed + 1)
-    tfacts = [territory_facts(f) for f in facts]
+    tfacts = [territory_facts(f, m.snapshot) for f in facts]
     normalized = [normalize_facts(f) for f in facts]
     snap = m.snapshot
     parts: dict[str, Callable[[], object]] = {
