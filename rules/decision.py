@@ -25,6 +25,7 @@ from rules.outcome import ApprovalDecision, AssignmentDecision, Outcome, PolicyD
 from rules.reference import explain
 from rules.vocabulary import FACTS, NormalizedFacts, normalize_facts
 from territory.dimensions import BUILT_IN
+from territory.errors import hint
 from territory.snapshot import CamAssignment, Explanation, TerritorySnapshot, UnknownValue
 from territory.tree import CHANNEL_ACCOUNT_MANAGER
 
@@ -102,7 +103,10 @@ class AssignmentDecisionResult:
     @property
     def warnings(self) -> list[dict[str, Any]]:
         """The unknown values as the API reports them (``field``, ``value``, ``message``, ``did_you_mean``)."""
-        return [warning_json(u) for u in self.unknown_values]
+        snapshot = self._inputs.snapshot
+        if snapshot is None:
+            return []
+        return [warning_json(u, snapshot.suggestions(u)) for u in self.unknown_values]
 
     @property
     def territory_model_version(self) -> str | None:
@@ -184,14 +188,15 @@ class AssignmentDecisionResult:
         }
 
 
-def warning_json(u: UnknownValue) -> dict[str, Any]:
+def warning_json(u: UnknownValue, suggestions: Sequence[str]) -> dict[str, Any]:
     """One unknown value as decisions and what-if answers report it."""
     return {
         "code": "unknown_value",
         "field": u.dimension,
         "value": u.value,
-        "message": f"{u.message}; it matches only territories unrestricted on {u.dimension}",
-        "did_you_mean": list(u.suggestions),
+        "message": f"unknown {u.dimension} {u.value!r}{hint(suggestions)}; "
+        f"it matches only territories unrestricted on {u.dimension}",
+        "did_you_mean": list(suggestions),
     }
 
 
@@ -289,7 +294,8 @@ def decide(
     unknown = snapshot.unknown_values(tfacts) if snapshot else ()
     kept_team = territory_team is not None
     normalized = facts.normalized
-    extra = {k: v for k, v in tfacts.items() if k not in FACTS and k not in normalized}
+    declared = snapshot.declared_dimensions if snapshot else ()
+    extra = {k: tfacts[k] for k in declared if k in tfacts and k not in FACTS and k not in normalized}
     if extra:  # declared dimensions: rules files test them as text facts
         normalized = NormalizedFacts({**normalized, **extra})
         facts = LeadFacts(facts.given, normalized)

@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 
 from common.database import Database
 from common.errors import PrmError, ValidationFailed
-from territory import csv_import, export, import_service, service
+from territory import csv_import, dimension_service, export, import_service, service
 from territory import schemas as s
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -170,6 +170,63 @@ def activate(model_id: int) -> None:
         _fail(exc)
     _warn(out.warnings)
     click.echo(f"model {out.id} is active ({out.territory_count} territories)")
+
+
+@territories_group.command("dimensions")
+@click.argument("model_id", type=int)
+@with_appcontext
+def list_dimensions(model_id: int) -> None:
+    """The dimensions of model MODEL_ID: name, built-in or declared, source fact, members, imported."""
+    try:
+        out = dimension_service.list_dimensions(_db(), None, model_id)
+    except PrmError as exc:
+        _fail(exc)
+    for d in out.items:
+        kind = "built-in" if d.built_in else f"declared (from {d.source})"
+        click.echo(f"{d.name}\t{kind}\t{d.members} members\t{d.imported_members} imported")
+
+
+@territories_group.command("declare-dimension")
+@click.argument("model_id", type=int)
+@click.argument("name")
+@click.option("--source", help="the lead fact feeding it (default: NAME), e.g. customer_industry")
+@click.option("--description")
+@with_appcontext
+def declare_dimension(model_id: int, name: str, source: str | None, description: str | None) -> None:
+    """Declare dimension NAME on planning model MODEL_ID."""
+    try:
+        data = s.DimensionCreate(name=name, source=source, description=description)
+    except ValueError as exc:
+        raise click.ClickException(str(exc).replace("\n", " ")) from None
+    try:
+        db = _db()
+        out = dimension_service.declare_dimension(
+            db, None, model_id, service.current_version(db, model_id), data
+        )
+    except PrmError as exc:
+        _fail(exc)
+    click.echo(f"model {model_id}: dimension {out.dimension.name} declared (version {out.model_version})")
+
+
+@territories_group.command("import-members")
+@click.argument("model_id", type=int)
+@click.argument("dimension")
+@click.argument("file", type=_FILE)
+@with_appcontext
+def import_members(model_id: int, dimension: str, file: Path) -> None:
+    """Replace the members imported for DIMENSION of planning model MODEL_ID with FILE (key,parent,name)."""
+    data = s.MembersImport(members=_read(file), filename=str(file))
+    try:
+        db = _db()
+        report = dimension_service.import_members(
+            db, None, model_id, dimension, service.current_version(db, model_id), data
+        )
+    except PrmError as exc:
+        _fail(exc)
+    click.echo(
+        f"model {report.model_id}: {report.members} {report.dimension} members ({report.moved} moved), "
+        f"version {report.model_version}"
+    )
 
 
 commands = [territories_group]

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 import networkx as nx
 
-from territory.dimensions import Dimension, MemberHierarchy, ordered
+from territory.dimensions import BUILT_IN, Dimension, MemberHierarchy, ordered
 from territory.errors import UnknownTerritory, did_you_mean, hint
 from territory.tree import CHANNEL_ACCOUNT_MANAGER, TeamMember, TerritoryDef, check_tree
 from territory.tree import TreeWarning as TreeWarning
@@ -67,15 +67,13 @@ _NO_MATCH = MatchResult((), (), None)
 
 
 class UnknownValue(NamedTuple):
-    """A lead fact naming a member its dimension does not know (it matches only unrestricted territories)."""
+    """A lead fact naming a member its dimension does not know (it matches only unrestricted territories).
+
+    Close spellings come from ``TerritorySnapshot.suggestions`` when someone reads them: a decision that
+    nobody reports on (batch work) does not pay for the search."""
 
     dimension: str
     value: str
-    suggestions: tuple[str, ...]
-
-    @property
-    def message(self) -> str:
-        return f"unknown {self.dimension} {self.value!r}{hint(self.suggestions)}"
 
 
 class CamAssignment(NamedTuple):
@@ -162,6 +160,8 @@ class TerritorySnapshot:
         self._dims: tuple[str, ...] = ordered([*Dimension, *dimensions])
         self._dim_index: dict[str, int] = {d: i for i, d in enumerate(self._dims)}
         self._sources: dict[str, str] = {d: (sources or {}).get(d, d) for d in self._dims}
+        # (dimension, the other fact feeding it or None) for ``territory_facts``
+        self._fact_sources = tuple((d, s if s != d else None) for d, s in self._sources.items())
         self._hierarchies = tuple(dimensions.get(d, _EMPTY_HIERARCHY) for d in self._dims)
         self._anc = tuple(h.ancestor_sets() for h in self._hierarchies)
         # Per member: its ancestors-or-self as a set, and top-down (index = depth in the hierarchy).
@@ -599,6 +599,11 @@ class TerritorySnapshot:
         """Every dimension of the snapshot: the built-in ones, then the declared ones by name."""
         return self._dims
 
+    @property
+    def declared_dimensions(self) -> tuple[str, ...]:
+        """The dimensions beyond the built-in ones, by name."""
+        return self._dims[len(BUILT_IN) :]
+
     def source_of(self, dimension: str) -> str:
         """The lead fact feeding ``dimension`` when the facts do not name the dimension itself."""
         return self._sources[dimension]
@@ -607,26 +612,31 @@ class TerritorySnapshot:
         """The facts the matcher reads: one member per dimension, from the fact named like the dimension
         or else from the declared dimension's source fact; empty values are left out."""
         out: dict[str, str] = {}
-        for name in self._dims:
+        for name, source in self._fact_sources:
             value = facts.get(name)
-            if value is None or value == "":
-                value = facts.get(self._sources[name])
+            if (value is None or value == "") and source is not None:
+                value = facts.get(source)
             if value is not None and value != "":
-                out[name] = str(value)
+                out[name] = value if type(value) is str else str(value)
         return out
 
     def unknown_values(self, facts: Facts) -> tuple[UnknownValue, ...]:
-        """The facts naming members their dimension does not know, each with close spellings.
+        """The facts naming members their dimension does not know (``suggestions`` gives close spellings).
 
         A dimension without any member (nothing to know) is not reported.
         """
         out: list[UnknownValue] = []
-        for name, h in zip(self._dims, self._hierarchies, strict=True):
+        for name, anc in zip(self._dims, self._anc, strict=True):
             value = facts.get(name)  # type: ignore[call-overload]  # str-valued enum or str keys
-            if value is None or not len(h) or value in h:
+            if value is None or value in anc or not anc:
                 continue
-            out.append(UnknownValue(name, str(value), h.suggest(str(value))))
-        return tuple(out)
+            out.append(UnknownValue(name, str(value)))
+        return tuple(out) if out else ()
+
+    def suggestions(self, unknown: UnknownValue) -> tuple[str, ...]:
+        """Close spellings of an unknown value among its dimension's members (remembered per snapshot)."""
+        h = self.hierarchy(unknown.dimension)
+        return self.derived(("suggestions", *unknown), lambda: h.suggest(unknown.value))
 
 
 def _list(members: frozenset[str]) -> str:

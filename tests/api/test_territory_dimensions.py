@@ -223,3 +223,25 @@ def test_submit_warns_about_unknown_values_or_refuses_them_when_the_policy_says_
     # a lead with known values still goes through under that policy
     fine = created(client, partner, jp_security_lead(demo)).get_json()
     assert submit(client, partner, fine["id"]).status_code == 200
+
+
+def test_cli_declares_imports_and_lists_dimensions(app, client, demo, tmp_path):
+    model_id, _ = create_model(client, demo["admin"], "cli")
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["territories", "declare-dimension", str(model_id), "industry", "--source", "customer_industry"]
+    )
+    assert result.exit_code == 0, result.output
+    good = tmp_path / "industry.csv"
+    good.write_text(INDUSTRIES)
+    result = runner.invoke(args=["territories", "import-members", str(model_id), "industry", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "4 industry members (0 moved)" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("key,parent,name\nfinance,,Finance\nretail,finanse,Retail\n")  # replaces the import
+    result = runner.invoke(args=["territories", "import-members", str(model_id), "industry", str(bad)])
+    assert result.exit_code != 0
+    assert f"{bad}:3:2: parent: unknown industry member 'finanse'; did you mean 'finance'?" in result.output
+    result = runner.invoke(args=["territories", "dimensions", str(model_id)])
+    assert "industry\tdeclared (from customer_industry)\t4 members\t4 imported" in result.output
+    assert "geography\tbuilt-in\t" in result.output

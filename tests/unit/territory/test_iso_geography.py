@@ -3,12 +3,15 @@ subdivisions matches every lead exactly like the brute-force matcher."""
 
 from __future__ import annotations
 
+import csv
+import io
 import random
+import re
 
 import pycountry
 import pytest
 
-from territory.csv_import import parse_members
+from territory.csv_import import ModelFiles, parse_members, parse_model
 from territory.dimensions import Dimension, MemberHierarchy
 from territory.geography import WORLD, geography_names, geography_parents, iso_members
 from territory.snapshot import TerritorySnapshot
@@ -33,6 +36,10 @@ def test_every_iso_country_and_subdivision_is_a_named_member_under_its_parent():
     ]  # fmt: skip
 
 
+def _type(kind: str) -> str:
+    return ("t_" + re.sub(r"[^a-z0-9]+", "_", kind.lower()))[:40]
+
+
 def _subdivision_model(rng: random.Random) -> list[TerritoryDef]:
     """WW > region > every country > every subdivision (each level), with some product splits and
     exclusions, so ties and exclusions occur."""
@@ -46,9 +53,7 @@ def _subdivision_model(rng: random.Random) -> list[TerritoryDef]:
         if kids and rng.random() < 0.1:
             exclude = [rng.choice(kids)]
         cov: dict[str, Coverage] = {Dimension.GEOGRAPHY: Coverage.of([m.key], exclude)}
-        defs.append(
-            TerritoryDef(f"T-{m.key}", parent, m.name, m.kind.lower()[:40].replace(" ", "_"), coverage=cov)
-        )
+        defs.append(TerritoryDef(f"T-{m.key}", parent, m.name, _type(m.kind), coverage=cov))
         if m.kind not in ("region", "country") and rng.random() < 0.05:
             for product in ("networking", "security"):
                 defs.append(
@@ -69,8 +74,24 @@ def test_lowest_matches_over_every_subdivision_agree_with_brute_force():
         Dimension.GEOGRAPHY: MemberHierarchy(geography_parents(), name="geography"),
         Dimension.PRODUCT: MemberHierarchy({"networking": None, "security": None, "switches": "networking"}),
     }
-    defs = _subdivision_model(rng)
-    assert len(defs) > 5_000
+    generated = _subdivision_model(rng)
+    assert len(generated) > 5_000
+    # through the import, as an admin loads such a model: CSV text, every row checked against the
+    # geography as shipped
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["key", "parent_key", "name", "type"])
+    writer.writerows([d.key, d.parent_key or "", d.name, d.type] for d in generated)
+    territories = out.getvalue()
+    coverage = "territory_key,dimension,member,mode\n" + "".join(
+        f"{d.key},{dim},{m},{mode}\n"
+        for d in generated
+        for dim, cov in d.coverage.items()
+        for mode, members in (("include", cov.include), ("exclude", cov.exclude))
+        for m in sorted(members)
+    )
+    defs = parse_model(ModelFiles(territories, coverage), dims, {})
+    assert {d.key: d.coverage for d in defs} == {d.key: d.coverage for d in generated}
     snapshot = TerritorySnapshot("iso", defs, dims)
     subdivisions = [s.code for s in pycountry.subdivisions]
     products = ["networking", "security", "switches", None]
