@@ -47,6 +47,7 @@ format: install
 
 bench: install
 	$(BIN)/python -m bench.assignment
+	$(BIN)/python -m bench.whatif
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

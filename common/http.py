@@ -67,7 +67,8 @@ def json_response(
 ) -> Response:
     """Serialise a model (or dict) as JSON, with the record's ETag when given."""
     data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-    resp = Response(json.dumps(data), status=status, mimetype="application/json")
+    # compact: a what-if answer or a page of records is read by programs, and every byte is sent
+    resp = Response(json.dumps(data, separators=(",", ":")), status=status, mimetype="application/json")
     if etag is not None:
         resp.headers["ETag"] = etag_for(*etag)
     return resp

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import FieldProblem, ValidationFailed
 from common.ids import parse_id
+from common.query import QueryModel
 
 T = TypeVar("T")
 
@@ -21,7 +22,7 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-class PageQuery(BaseModel):
+class PageQuery(QueryModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(50, ge=1, le=500)

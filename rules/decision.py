@@ -26,8 +26,12 @@ from rules.reference import explain
 from rules.vocabulary import FACTS, NormalizedFacts, normalize_facts
 from territory.dimensions import BUILT_IN
 from territory.errors import hint
-from territory.snapshot import CamAssignment, Explanation, TerritorySnapshot, UnknownValue
+from territory.snapshot import CamAssignment, Explanation, Reason, TerritorySnapshot, UnknownValue
 from territory.tree import CHANNEL_ACCOUNT_MANAGER
+
+#: Losing territories a trace explains besides the matches (the closest by dimensions met); the others
+#: are counted by reason. ``detail=full`` explains them all.
+TRACE_CLOSEST_LOSERS = 3
 
 DEFAULT_STEP = ast.ApprovalStep(
     name="channel account manager", roles=(CHANNEL_ACCOUNT_MANAGER,), mode="parallel"
@@ -120,26 +124,47 @@ class AssignmentDecisionResult:
 
     @cached_property
     def trace(self) -> dict[str, Any]:
-        """Versions, facts, root-to-winner paths, every rule's result and every candidate's reason."""
+        """The bounded trace: versions, facts, root-to-winner paths, every rule's result, every matching
+        territory and the ``TRACE_CLOSEST_LOSERS`` closest losers, the other losers counted by reason."""
+        return self.trace_with(TRACE_CLOSEST_LOSERS)
+
+    @cached_property
+    def full_trace(self) -> dict[str, Any]:
+        """The trace with every losing candidate explained (``?detail=full``)."""
+        return self.trace_with(None)
+
+    def trace_with(self, closest: int | None) -> dict[str, Any]:
+        """The trace explaining the ``closest`` losing candidates (all of them for ``None``).
+
+        The bounded trace leaves out what its decision says elsewhere: the facts (the decision carries
+        them) and each ruleset's merged actions and version (the result and ``rulesets`` hold them), and
+        explains only the fired rules (the others are counted).
+        """
         i = self._inputs
         snapshot, cam = i.snapshot, i.cam
-        outcomes = {
-            kind: replace(o, results=explain(i.rulesets[kind], i.facts.normalized))
-            for kind, o in i.outcomes.items()
-        }
+        rules: dict[str, Any] = {}
+        for kind, o in i.outcomes.items():
+            out = replace(o, results=explain(i.rulesets[kind], i.facts.normalized)).to_json()
+            if closest is not None:  # why the fired rules fired; the others counted
+                del out["actions"], out["ruleset_version"]
+                fired = [r for r in out["results"] if r["rule_id"] in o.fired]
+                out["results"], out["results_omitted"] = fired, len(out["results"]) - len(fired)
+            rules[kind.value] = out
         return {
+            "detail": "full" if closest is None else "summary",
             "territory_model_version": self.territory_model_version,
             "rulesets": self.ruleset_versions,
-            "facts": dict(i.facts.given),
-            "territory_facts": i.territory_facts,
+            **(
+                {"facts": dict(i.facts.given), "territory_facts": i.territory_facts}
+                if closest is None
+                else {}
+            ),
             "paths": {key: list(snapshot.path(key)) for key in self.lowest} if snapshot else {},
             "cam": {"user": cam.user, "territory": cam.territory, "inherited": cam.inherited}
             if cam
             else None,
-            "rules": {kind.value: o.to_json() for kind, o in outcomes.items()},
-            "candidates": [_explanation_json(e) for e in snapshot.explain_all(i.territory_facts)]
-            if snapshot
-            else [],
+            "rules": rules,
+            **candidates_json(snapshot, i.territory_facts, closest),
         }
 
     @property
@@ -246,15 +271,45 @@ def _resolve_step(
     return ResolvedStep(step.name, step.mode, unique, tuple(unresolved))
 
 
-def _explanation_json(e: Explanation) -> dict[str, Any]:
+def explanation_json(e: Explanation, *, brief: bool = False) -> dict[str, Any]:
+    """An explanation as JSON; ``brief`` leaves out what the message and the trace's facts already say
+    and what may be long (every member the territory includes)."""
     out: dict[str, Any] = {"territory": e.territory, "reason": e.reason.value, "message": e.message}
-    for name in ("dimension", "lead_member", "excluded_member", "depth", "lowest_depth"):
+    names = ("dimension", "excluded_member", "depth", "lowest_depth", "dimensions_matched")
+    for name in names if brief else ("lead_member", *names):
         value = getattr(e, name)
         if value is not None:
             out[name] = str(value) if name == "dimension" else value
-    if e.territory_includes:
+    if e.territory_includes and not brief:
         out["territory_includes"] = list(e.territory_includes)
+    if e.dimensions_failed and not (brief and e.dimensions_failed == (e.dimension,)):
+        out["dimensions_failed"] = [str(d) for d in e.dimensions_failed]
     return out
+
+
+def candidates_json(
+    snapshot: TerritorySnapshot | None, tfacts: Mapping[str, str], closest: int | None
+) -> dict[str, Any]:
+    """The trace's ``candidates`` (matches and the ``closest`` losers; all for ``None``) and
+    ``candidates_omitted`` (how many losers were left out, by reason).
+
+    The bounded form leaves out the ancestors on the winning paths (``paths`` lists them, and they
+    matched): every other match, every tie and the closest losers stay.
+    """
+    if snapshot is None:
+        return {"candidates": [], "candidates_omitted": {"count": 0, "reasons": {}}}
+    found = snapshot.candidates(tfacts, closest)
+    brief = closest is not None
+    on_paths: set[str] = set()
+    if brief:
+        lowest = [e.territory for e in found.explained if e.reason == Reason.MATCHED]
+        on_paths = {k for key in lowest for k in snapshot.path(key)[:-1]}
+    return {
+        "candidates": [
+            explanation_json(e, brief=brief) for e in found.explained if e.territory not in on_paths
+        ],
+        "candidates_omitted": {"count": found.omitted, "reasons": found.omitted_reasons},
+    }
 
 
 def deepest_territories(snapshot: TerritorySnapshot | None, keys: Sequence[str]) -> tuple[str, ...]:
@@ -364,4 +419,4 @@ def why_not_territory(
     snapshot: TerritorySnapshot, facts: Mapping[str, Any], territory: str
 ) -> dict[str, Any]:
     """Answer "why not territory X" for a lead's facts."""
-    return _explanation_json(snapshot.explain(territory_facts(facts, snapshot), territory))
+    return explanation_json(snapshot.explain(territory_facts(facts, snapshot), territory))

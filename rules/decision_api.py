@@ -31,8 +31,9 @@ def _db() -> Database:
 
 @api.post("/what-if", tags=[tag], responses={200: s.DecisionOut})
 @allow(INTERNAL_ROLES)
-def what_if(body: s.WhatIfRequest) -> Response:
-    return json_response(service.what_if(_db(), current_principal(), body))
+def what_if(query: s.DetailQuery, body: s.WhatIfRequest) -> Response:
+    """Decide without storing anything; the trace is bounded unless ``?detail=full``."""
+    return json_response(service.what_if(_db(), current_principal(), body, query.detail))
 
 
 @api.post("/decisions", tags=[tag], responses={201: s.DecisionOut})
@@ -46,13 +47,16 @@ def create_decision(body: s.DecideRequest) -> Response:
 
 @api.get("/decisions/<int:id>", tags=[tag], responses={200: s.DecisionOut})
 @allow(INTERNAL_ROLES)
-def get_decision(path: s.DecisionIdPath) -> Response:
-    return json_response(service.get_decision(_db(), current_principal(), path.id))
+def get_decision(path: s.DecisionIdPath, query: s.DetailQuery) -> Response:
+    """A stored decision; ``?detail=full`` explains every losing territory again from its stored facts
+    and territory model."""
+    return json_response(service.get_decision(_db(), current_principal(), path.id, query.detail))
 
 
 @api.get("/decisions/<int:id>/why-not", tags=[tag], responses={200: s.WhyNotOut})
 @allow(INTERNAL_ROLES)
 def why_not(path: s.DecisionIdPath, query: s.WhyNotQuery) -> Response:
+    """Why a territory or a user did not get the lead, answered from the stored facts and model."""
     return json_response(service.why_not(_db(), current_principal(), path.id, query))
 
 

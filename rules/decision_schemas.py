@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
 
 from common.ids import Id
+from common.query import QueryModel
 from rules.vocabulary import MAX_NUMBER
 
 #: Numbers within what both evaluators compare (``rules.vocabulary.MAX_NUMBER``), declared so.
@@ -46,11 +48,24 @@ class WhatIfRequest(Input):
     )
 
 
+class Detail(StrEnum):
+    SUMMARY = "summary"
+    FULL = "full"
+
+
+class DetailQuery(QueryModel, Input):
+    detail: Detail = Field(
+        Detail.SUMMARY,
+        description="summary: the trace explains every matching territory and the closest losing ones, "
+        "counting the other losers by reason; full: every losing candidate explained",
+    )
+
+
 class DecideRequest(Input):
     facts: dict[Annotated[str, StringConstraints(max_length=64)], FactValue]
 
 
-class WhyNotQuery(Input):
+class WhyNotQuery(QueryModel, Input):
     territory: Key | None = None
     user: Key | None = None
 
@@ -80,6 +95,9 @@ class DecisionOut(BaseModel):
 
 class WhyNotOut(BaseModel):
     decision_id: int
+    territory_model_version: str | None = Field(
+        None, description="the territory model version the decision used (the answer is computed on it)"
+    )
     territory: dict[str, Any] | None = None
     user: dict[str, Any] | None = None
 

@@ -17,14 +17,27 @@ from common.principal import Principal
 from directory.models import Customer, Organization, Product
 from rules import ast, repository
 from rules import decision_schemas as s
-from rules.decision import AssignmentDecisionResult, LeadFacts, decide, territory_facts
+from rules.decision import (
+    AssignmentDecisionResult,
+    LeadFacts,
+    candidates_json,
+    decide,
+    explanation_json,
+    territory_facts,
+)
 from rules.errors import FactsInvalid
 from rules.evaluator import get_evaluator
 from rules.models import StoredDecision
-from rules.service import active_rulesets
+from rules.service import active_rulesets, active_rulesets_in
 from territory.dimensions import Dimension, MemberHierarchy
 from territory.geography import WORLD, region_of
-from territory.repository import active_snapshot, model_id_of, snapshot_for
+from territory.repository import (
+    active_snapshot,
+    active_snapshot_in,
+    model_id_of,
+    snapshot_for,
+    snapshot_in,
+)
 from territory.snapshot import TerritorySnapshot
 
 
@@ -76,6 +89,8 @@ def enrich_facts(
 
     The geography is the deepest of the customer's postal code, subdivision and country that the
     snapshot's geography knows; the region is the one above it there.
+    The product's group comes from the snapshot's product hierarchy (the same catalog) when it
+    knows the product, saving a walk up the catalog row by row.
     """
     out: dict[str, Any] = {k: v for k, v in facts.items() if v is not None}
     geography = snapshot.hierarchy(Dimension.GEOGRAPHY) if snapshot is not None else None
@@ -97,15 +112,21 @@ def enrich_facts(
                 if value is not None:
                     out.setdefault(name, str(value))
     product_key = out.get("product")
+    products = snapshot.hierarchy(Dimension.PRODUCT) if snapshot is not None else None
     if isinstance(product_key, str):
-        group = _product_group(session, product_key)
+        if products is not None and product_key in products:
+            group: str | None = products.ancestors_or_self(product_key)[-1]
+        else:
+            group = _product_group(session, product_key)
         if group is not None:
             out.setdefault("product_group", group)
     partner_key = out.get("partner")
     if isinstance(partner_key, str):
-        partner = session.scalar(select(Organization).where(Organization.key == partner_key))
-        if partner is not None and partner.partner_type is not None:
-            out.setdefault("partner_type", str(partner.partner_type))
+        partner_type = session.scalar(
+            select(Organization.partner_type).where(Organization.key == partner_key)
+        )
+        if partner_type is not None:
+            out.setdefault("partner_type", str(partner_type))
     return out
 
 
@@ -122,16 +143,20 @@ def _validated(facts: Mapping[str, Any]) -> LeadFacts:
 
 def _rulesets_with(db: Database, ruleset_ids: Sequence[int]) -> dict[ast.Kind, ast.Ruleset]:
     """The active rulesets, with the given versions (drafts too) standing in for their kinds."""
-    rulesets = dict(active_rulesets(db))
     with db.transaction() as session:
-        for i, ruleset_id in enumerate(ruleset_ids):
-            row = repository.get(session, ruleset_id)
-            if row is None:
-                raise ValidationFailed(
-                    "Unknown ruleset", [FieldProblem(f"/ruleset_ids/{i}", f"no ruleset {ruleset_id}")]
-                )
-            ruleset = ast.ruleset_from_json(row.ast)
-            rulesets[ruleset.kind] = ruleset
+        return _rulesets_in(session, db.url, ruleset_ids)
+
+
+def _rulesets_in(session: Session, url: str, ruleset_ids: Sequence[int]) -> dict[ast.Kind, ast.Ruleset]:
+    rulesets = dict(active_rulesets_in(session, url))
+    for i, ruleset_id in enumerate(ruleset_ids):
+        row = repository.get(session, ruleset_id)
+        if row is None:
+            raise ValidationFailed(
+                "Unknown ruleset", [FieldProblem(f"/ruleset_ids/{i}", f"no ruleset {ruleset_id}")]
+            )
+        ruleset = ast.ruleset_from_json(row.ast)
+        rulesets[ruleset.kind] = ruleset
     return rulesets
 
 
@@ -150,16 +175,24 @@ def decide_facts(
     return dict(checked.given), decide(checked, snapshot, rulesets, evaluator, territory_team=territory_team)
 
 
-def what_if(db: Database, principal: Principal, data: s.WhatIfRequest) -> s.DecisionOut:
-    """Decide without storing anything, against the active or a planning model and draft rulesets."""
-    snapshot = snapshot_for(db, data.territory_model_id) if data.territory_model_id else active_snapshot(db)
-    rulesets = _rulesets_with(db, data.ruleset_ids)
-    facts, result = decide_facts(db, data.facts, snapshot, rulesets)
+def what_if(
+    db: Database, principal: Principal, data: s.WhatIfRequest, detail: s.Detail = s.Detail.SUMMARY
+) -> s.DecisionOut:
+    """Decide without storing anything, against the active or a planning model and draft rulesets.
+
+    Everything read comes from one transaction (the model, the rulesets, the reference data).
+    """
+    with db.transaction() as session:
+        model_id = data.territory_model_id
+        snapshot = snapshot_in(session, model_id) if model_id else active_snapshot_in(session)
+        rulesets = _rulesets_in(session, db.url, data.ruleset_ids)
+        checked = _validated(enrich_facts(session, data.facts, snapshot))
+    result = decide(checked, snapshot, rulesets, get_evaluator())
     return s.DecisionOut(
         territory_model_id=model_id_of(snapshot) if snapshot else None,
-        facts=facts,
+        facts=dict(checked.given),
         result=result.to_json(),
-        trace=result.trace,
+        trace=result.full_trace if detail == s.Detail.FULL else result.trace,
         warnings=result.warnings,
     )
 
@@ -230,9 +263,40 @@ def _decision(session: Session, decision_id: int) -> StoredDecision:
     return row
 
 
-def get_decision(db: Database, principal: Principal, decision_id: int) -> s.DecisionOut:
+def get_decision(
+    db: Database, principal: Principal, decision_id: int, detail: s.Detail = s.Detail.SUMMARY
+) -> s.DecisionOut:
+    """A stored decision; with ``detail=full`` every losing territory is explained again from the stored
+    facts on the territory model the decision used (its content cannot change once it was active)."""
     with db.transaction() as session:
-        return decision_out(_decision(session, decision_id))
+        out = decision_out(_decision(session, decision_id))
+    if detail == s.Detail.FULL and out.territory_model_id is not None:
+        snapshot = snapshot_for(db, out.territory_model_id)
+        full = candidates_json(snapshot, territory_facts(out.facts, snapshot), None)
+        out.trace = {**out.trace, "detail": "full", "facts": out.facts, **full}
+    return out
+
+
+def _territories_of(snapshot: TerritorySnapshot, user: str) -> tuple[str, ...]:
+    """The territories whose team holds ``user`` (an index built once per snapshot)."""
+    index: dict[str, tuple[str, ...]] = snapshot.derived(
+        "territories by user", lambda: _teams_index(snapshot)
+    )
+    return index.get(user, ())
+
+
+def _teams_index(snapshot: TerritorySnapshot) -> dict[str, tuple[str, ...]]:
+    found: dict[str, list[str]] = {}
+    for key in snapshot:
+        for member in snapshot.team(key):
+            keys = found.setdefault(member.user, [])
+            if not keys or keys[-1] != key:
+                keys.append(key)
+    return {user: tuple(keys) for user, keys in found.items()}
+
+
+#: Territories of one user a why-not answer explains one by one (the rest are counted).
+WHY_NOT_USER_TERRITORIES = 20
 
 
 def _why_not_user(snapshot: TerritorySnapshot, row: StoredDecision, user: str) -> dict[str, Any]:
@@ -240,37 +304,45 @@ def _why_not_user(snapshot: TerritorySnapshot, row: StoredDecision, user: str) -
     mine = [a for a in approvers if a["user"] == user]
     if mine:
         return {"user": user, "approver": True, "message": f"{user} is an approver ({mine[0]['source']})"}
-    on_team = [key for key in snapshot if any(m.user == user for m in snapshot.team(key))]
+    on_team = _territories_of(snapshot, user)
     if not on_team:
         return {
             "user": user,
             "approver": False,
             "message": f"{user} is on no territory team of the model this decision used",
         }
-    explanations = [snapshot.explain(territory_facts(row.facts, snapshot), key) for key in on_team]
+    tfacts = territory_facts(row.facts, snapshot)
+    explanations = [snapshot.explain(tfacts, key) for key in on_team[:WHY_NOT_USER_TERRITORIES]]
     lowest = row.result.get("lowest_territories", [])
     details = []
     for e in explanations:
         roles = sorted(m.role for m in snapshot.team(e.territory) if m.user == user)
-        details.append(
-            {"territory": e.territory, "roles": roles, "reason": e.reason.value, "message": e.message}
-        )
+        details.append({**explanation_json(e), "roles": roles})
+    shown = ", ".join(on_team[:WHY_NOT_USER_TERRITORIES])
+    more = len(on_team) - len(explanations)
     message = (
-        f"{user} sits on {', '.join(on_team)}; the lead went to {', '.join(lowest) or 'no territory'}"
+        f"{user} sits on {shown}{f' and {more} more' if more else ''}; "
+        f"the lead went to {', '.join(lowest) or 'no territory'}"
         + (f": {details[0]['message']}" if details else "")
     )
-    return {"user": user, "approver": False, "message": message, "territories": details}
+    out: dict[str, Any] = {"user": user, "approver": False, "message": message, "territories": details}
+    if more:
+        out["territories_omitted"] = more
+    return out
 
 
 def why_not(db: Database, principal: Principal, decision_id: int, query: s.WhyNotQuery) -> s.WhyNotOut:
-    """Explain, for a stored decision, why a territory or a user did not get the lead."""
+    """Explain, for a stored decision, why a territory or a user did not get the lead: from the facts
+    the decision stored, on the territory model it used (whose content cannot change once active)."""
     if query.territory is None and query.user is None:
         raise ValidationFailed(
             "Ask about a territory or a user", [FieldProblem("/query", "give territory or user")]
         )
     with db.transaction() as session:
         row = _decision(session, decision_id)
-    out = s.WhyNotOut(decision_id=decision_id)
+    out = s.WhyNotOut(
+        decision_id=decision_id, territory_model_version=row.trace.get("territory_model_version")
+    )
     if row.territory_model_id is None:
         message = "no territory model was active when this decision was made"
         if query.territory is not None:
@@ -280,12 +352,9 @@ def why_not(db: Database, principal: Principal, decision_id: int, query: s.WhyNo
         return out
     snapshot = snapshot_for(db, row.territory_model_id)
     if query.territory is not None:
-        explanation = snapshot.explain(territory_facts(row.facts, snapshot), query.territory)
-        out.territory = {
-            "territory": explanation.territory,
-            "reason": explanation.reason.value,
-            "message": explanation.message,
-        }
+        out.territory = explanation_json(
+            snapshot.explain(territory_facts(row.facts, snapshot), query.territory)
+        )
     if query.user is not None:
         out.user = _why_not_user(snapshot, row, query.user)
     return out

@@ -372,15 +372,20 @@ def active_rulesets(db: Database) -> dict[ast.Kind, ast.Ruleset]:
     changes, this process's durable_rules host is reloaded, so old versions do not pile up in it.
     """
     with db.transaction() as session:
-        versions = repository.active_versions(session)
-        missing = [(kind, h, id_) for kind, h, id_ in versions if (kind, h) not in _AST_CACHE]
-        loaded = {(kind, h): ast.ruleset_from_json(_row(session, id_).ast) for kind, h, id_ in missing}
+        return active_rulesets_in(session, db.url)
+
+
+def active_rulesets_in(session: Session, url: str) -> dict[ast.Kind, ast.Ruleset]:
+    """``active_rulesets`` inside the caller's transaction (``url``: the database's, ``Database.url``)."""
+    versions = repository.active_versions(session)
+    missing = [(kind, h, id_) for kind, h, id_ in versions if (kind, h) not in _AST_CACHE]
+    loaded = {(kind, h): ast.ruleset_from_json(_row(session, id_).ast) for kind, h, id_ in missing}
     with _CACHE_LOCK:
         _AST_CACHE.update(loaded)
         current = {kind: h for kind, h, _ in versions}
-        seen = _SEEN_ACTIVE.get(db.url)
+        seen = _SEEN_ACTIVE.get(url)
         changed = seen is not None and seen != current
-        _SEEN_ACTIVE[db.url] = current
+        _SEEN_ACTIVE[url] = current
         result = {ast.Kind(kind): _AST_CACHE[(kind, h)] for kind, h in current.items()}
     engine = sys.modules.get("rules.engine")
     if changed and engine is not None:  # durable not imported in this process: no host to reload

@@ -364,10 +364,15 @@ def snapshot_for(db: Database, model_id: int) -> TerritorySnapshot:
     not a valid tree (for example an empty planning model).
     """
     with db.transaction() as session:
-        model = session.get(TerritoryModel, model_id)
-        if model is None:
-            raise NotFound(f"territory model {model_id} not found")
-        return _checked_snapshot(session, model)
+        return snapshot_in(session, model_id)
+
+
+def snapshot_in(session: Session, model_id: int) -> TerritorySnapshot:
+    """``snapshot_for`` inside the caller's transaction."""
+    model = session.get(TerritoryModel, model_id)
+    if model is None:
+        raise NotFound(f"territory model {model_id} not found")
+    return _checked_snapshot(session, model)
 
 
 def active_snapshot(db: Database) -> TerritorySnapshot | None:
@@ -376,7 +381,12 @@ def active_snapshot(db: Database) -> TerritorySnapshot | None:
     ``model_id_of(snapshot)`` gives the model id to store with a decision.
     """
     with db.transaction() as session:
-        model = session.scalar(select(TerritoryModel).where(TerritoryModel.status == ModelStatus.ACTIVE))
-        if model is None:
-            return None
-        return _checked_snapshot(session, model)
+        return active_snapshot_in(session)
+
+
+def active_snapshot_in(session: Session) -> TerritorySnapshot | None:
+    """``active_snapshot`` inside the caller's transaction."""
+    model = session.scalar(select(TerritoryModel).where(TerritoryModel.status == ModelStatus.ACTIVE))
+    if model is None:
+        return None
+    return _checked_snapshot(session, model)

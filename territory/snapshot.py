@@ -24,7 +24,7 @@ tree depth and the number of matches, not with the number of territories.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -114,6 +114,24 @@ class Explanation:
     excluded_member: str | None = None
     depth: int | None = None
     lowest_depth: int | None = None
+    #: For a territory that did not match: how many of the dimensions it restricts the lead meets, and
+    #: every dimension it fails (the first of them is ``dimension``).
+    dimensions_matched: int | None = None
+    dimensions_failed: tuple[str, ...] = ()
+
+
+class Candidates(NamedTuple):
+    """The territories a decision trace explains, and how many it leaves out.
+
+    ``explained`` (depth-first order) holds every territory that matched (the winning paths and every
+    tie) and the near misses (children of a match that did not match, or the root when nothing matched)
+    that came closest, ranked by how many of their dimensions the lead meets; ``omitted`` counts the
+    other near misses and ``omitted_reasons`` counts them by ``Reason``.
+    """
+
+    explained: tuple[Explanation, ...]
+    omitted: int
+    omitted_reasons: dict[str, int]
 
 
 class TerritorySnapshot:
@@ -214,6 +232,22 @@ class TerritorySnapshot:
                 exc[di][t] = cov.exclude
         self._inc = tuple(tuple(x) for x in inc)
         self._exc = tuple(tuple(x) for x in exc)
+        # Per territory: (dimension, includes, excludes) of each dimension it restricts (explanations),
+        # and split in two for when its parent matched: the dimensions the parent vouches for (the same
+        # includes, no exclusion the parent lacks) and the checks left.
+        restricted = [[di for di in range(len(self._dims)) if inc[di][t] or exc[di][t]] for t in range(n)]
+        self._restrictions = tuple(
+            tuple((di, inc[di][t], exc[di][t]) for di in ds) for t, ds in enumerate(restricted)
+        )
+        vouched = [
+            {di for di in ds if p >= 0 and inc[di][t] == inc[di][p] and exc[di][t] <= exc[di][p]}
+            for t, (ds, p) in enumerate(zip(restricted, self._parent, strict=True))
+        ]
+        self._vouched = tuple(len(v) for v in vouched)
+        self._unvouched = tuple(
+            tuple((di, inc[di][t], exc[di][t]) for di in ds if di not in v)
+            for t, (ds, v) in enumerate(zip(restricted, vouched, strict=True))
+        )
         self._build_inverted_indexes()
         self._build_cams()
 
@@ -415,18 +449,103 @@ class TerritorySnapshot:
             return Explanation(
                 key, Reason.UNKNOWN_TERRITORY, f"no territory {key!r} in model {self._model_version}"
             )
-        return self._explain(facts, t, self._lead_ancestors(facts), self.match(facts))
+        fa = self._lead_ancestors(facts)
+        e = self._explain(facts, t, fa, self.match(facts))
+        if e.reason in (Reason.MATCHED, Reason.MATCHED_NOT_LOWEST):
+            return e
+        met, failed = self._fit(t, fa)
+        return replace(e, dimensions_matched=met, dimensions_failed=tuple(self._dims[di] for di, _ in failed))
 
     def explain_all(self, facts: Facts) -> tuple[Explanation, ...]:
         """Explain every territory that matched plus every child of a match that did not (near misses).
 
-        In depth-first order; these are the candidates a decision trace records.
+        In depth-first order; ``candidates(facts, None)`` gives the same with nothing left out.
+        """
+        return self.candidates(facts, None).explained
+
+    def candidates(self, facts: Facts, closest: int | None) -> Candidates:
+        """The matches and the ``closest`` near misses explained, the other near misses counted.
+
+        A near miss is a child of a matching territory that did not match (the root when nothing
+        matched). Near misses rank by how many of the dimensions they restrict the lead meets (more
+        first), then by how few they fail, then depth-first; ``closest=None`` explains them all. Only
+        the explained ones cost an ``Explanation``, so a root with hundreds of children stays cheap.
+
+        >>> from territory.tree import Coverage
+        >>> geo = MemberHierarchy({"W": None, "FR": "W", "DE": "W", "IT": "W"}, name="geography")
+        >>> snap = TerritorySnapshot("v1", [TerritoryDef("WW", None, "Worldwide", "channel")] + [
+        ...     TerritoryDef(k, "WW", k, "country", coverage={Dimension.GEOGRAPHY: Coverage.of([k])})
+        ...     for k in ("FR", "DE", "IT")], {Dimension.GEOGRAPHY: geo})
+        >>> found = snap.candidates({"geography": "FR"}, 1)
+        >>> [e.territory for e in found.explained], found.omitted, found.omitted_reasons
+        (['WW', 'DE', 'FR'], 1, {'dimension_not_covered': 1})
         """
         result = self.match(facts)
         fa = self._lead_ancestors(facts)
-        ids = {self._id[k] for k in result.matched}
-        ids.update(c for t in list(ids) for c in self._children[t])
-        return tuple(self._explain(facts, t, fa, result) for t in sorted(ids))
+        matched = [self._id[k] for k in result.matched]
+        ids = set(matched)
+        children = self._children
+        near = [c for t in matched for c in children[t] if c not in ids] if matched else [0]
+        # Near misses are children of a match: the dimensions their parent vouches for are met (inlined
+        # `_fit`, as a root with hundreds of children is scored on every decision).
+        unvouched, vouched = self._unvouched, self._vouched
+        scored = []
+        for t in near:
+            met = vouched[t] if matched else 0
+            failed: list[tuple[int, Reason]] = []
+            for di, inc, exc in unvouched[t] if matched else self._restrictions[t]:
+                a = fa[di]
+                if a is None:
+                    if inc:
+                        failed.append((di, Reason.FACT_MISSING))
+                    else:
+                        met += 1
+                elif exc and not exc.isdisjoint(a):
+                    failed.append((di, Reason.EXCLUDED))
+                elif inc and inc.isdisjoint(a):
+                    failed.append((di, Reason.DIMENSION_NOT_COVERED))
+                else:
+                    met += 1
+            scored.append((-met, len(failed), t, failed))
+        if closest is None or len(scored) <= closest:
+            shown, rest = scored, []
+        else:
+            scored.sort()
+            shown, rest = scored[:closest], scored[closest:]
+        reasons: dict[str, int] = {}
+        for *_, failed in rest:
+            reason = failed[0][1].value
+            reasons[reason] = reasons.get(reason, 0) + 1
+        losers = {t: (-minus_met, failed) for minus_met, _, t, failed in shown}
+        explained = []
+        for t in sorted(ids.union(losers)):
+            e = self._explain(facts, t, fa, result)
+            if t in losers:
+                met, failed = losers[t]
+                failed_dims = tuple(self._dims[di] for di, _ in failed)
+                e = replace(e, dimensions_matched=met, dimensions_failed=failed_dims)
+            explained.append(e)
+        return Candidates(tuple(explained), len(rest), dict(sorted(reasons.items())))
+
+    def _fit(self, t: int, fa: list[frozenset[str] | None]) -> tuple[int, list[tuple[int, Reason]]]:
+        """How many of the dimensions territory ``t`` restricts the lead meets, and each one it fails
+        with its reason (in dimension order, as ``_explain`` finds them)."""
+        met = 0
+        failed: list[tuple[int, Reason]] = []
+        for di, inc, exc in self._restrictions[t]:
+            a = fa[di]
+            if a is None:
+                if inc:
+                    failed.append((di, Reason.FACT_MISSING))
+                else:
+                    met += 1
+            elif exc and not exc.isdisjoint(a):
+                failed.append((di, Reason.EXCLUDED))
+            elif inc and inc.isdisjoint(a):
+                failed.append((di, Reason.DIMENSION_NOT_COVERED))
+            else:
+                met += 1
+        return met, failed
 
     def _explain(
         self, facts: Facts, t: int, fa: list[frozenset[str] | None], result: MatchResult
@@ -639,12 +758,24 @@ class TerritorySnapshot:
         return self.derived(("suggestions", *unknown), lambda: h.suggest(unknown.value))
 
 
+#: Members an explanation's message names before it says how many more there are.
+MESSAGE_MEMBERS = 5
+
+
 def _list(members: frozenset[str]) -> str:
-    return ", ".join(repr(m) for m in sorted(members))
+    """The members for a message, at most ``MESSAGE_MEMBERS`` of them (a territory may list hundreds).
+
+    >>> _list(frozenset("abcdefg"))
+    "'a', 'b', 'c', 'd', 'e' and 2 more"
+    """
+    ordered = sorted(members)
+    shown = ", ".join(repr(m) for m in ordered[:MESSAGE_MEMBERS])
+    return shown + (f" and {len(ordered) - MESSAGE_MEMBERS} more" if len(ordered) > MESSAGE_MEMBERS else "")
 
 
 __all__ = [
     "CamAssignment",
+    "Candidates",
     "Explanation",
     "Facts",
     "MatchResult",

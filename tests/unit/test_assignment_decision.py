@@ -154,7 +154,10 @@ def test_the_trace_says_why_a_losing_territory_lost(evaluator):
     reasons = {c["territory"]: c for c in result.trace["candidates"]}
     assert reasons["jp-network"]["reason"] == "dimension_not_covered"
     assert reasons["jp-network"]["dimension"] == "product"
-    assert reasons["jp"]["reason"] == "matched_not_lowest"
+    # The bounded trace names the winning path's ancestors in ``paths``; the full one explains them.
+    assert "jp" not in reasons and "jp" in result.trace["paths"][result.lowest[0]]
+    full = {c["territory"]: c for c in result.full_trace["candidates"]}
+    assert full["jp"]["reason"] == "matched_not_lowest"
     why = why_not_territory(_snapshot(), facts, "emea")
     assert why["reason"] == "dimension_not_covered"
     assert why["dimension"] == "geography"
@@ -166,7 +169,7 @@ def test_the_rules_compare_the_checked_facts_and_the_trace_shows_them_as_given(e
     assert facts.normalized == {"geography": "JP", "product": "fw-1", "deal_size": 250000}
     result = decide(facts, _snapshot(), _rulesets(), evaluator)
     assert result.approvers == ("cam-jp", "director")
-    assert result.trace["facts"] == given
+    assert result.full_trace["facts"] == given
 
 
 def test_facts_that_do_not_fit_the_vocabulary_are_refused_with_every_problem():
