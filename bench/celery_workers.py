@@ -113,8 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
             admin.dispose()
-    base = next((r["seconds"] for r in results if r["workers"] == 1), None)
+    base = None  # each variant against the latest one-worker run before it (``--workers 1 2 1 2``)
     for r in results:
+        if r["workers"] == 1:
+            base = r["seconds"]
         r["speedup_vs_1"] = round(base / r["seconds"], 2) if base else None
     out = {
         "leads": args.leads,

@@ -33,10 +33,13 @@ from typing import Any
 from celery import Celery
 from celery.result import AsyncResult
 from celery.signals import worker_process_init
+from kombu.exceptions import OperationalError as KombuOperationalError
+from kombu.utils.url import maybe_sanitize_url
 from sqlalchemy.exc import OperationalError
 
 from common import chunks as chunk_runner
 from common.chunks import Chunk, DoneCallback, StopCheck
+from common.errors import ServiceUnavailable
 
 BROKER_VARIABLE = "PRM_CELERY_BROKER_URL"
 QUEUE_VARIABLE = "PRM_CELERY_QUEUE"
@@ -103,6 +106,8 @@ def make_app(url: str | None = None, queue: str | None = None, visibility: int |
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_send_sent_event=False,
+        # an unreachable broker is reported within a few seconds, not after minutes of retries
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 1},
         enable_utc=True,
     )
     # A dropped database connection is retried (the chunk is idempotent); anything else fails the task.
@@ -139,13 +144,18 @@ class CeleryBackend:
     def send(
         self, task: str, database_url: str, chunk: Chunk, after: str | None = None, *, result: bool = True
     ) -> AsyncResult:
-        """Publish one chunk task (``result=False``: nobody waits for it, so no result is stored)."""
-        return self.app.send_task(
-            CHUNK_TASK,
-            args=(task, database_url, asdict(chunk), after),
-            queue=self.queue,
-            ignore_result=not result,
-        )
+        """Publish one chunk task (``result=False``: nobody waits for it, so no result is stored).
+        Raises ``ServiceUnavailable`` when the broker cannot be reached."""
+        try:
+            return self.app.send_task(
+                CHUNK_TASK,
+                args=(task, database_url, asdict(chunk), after),
+                queue=self.queue,
+                ignore_result=not result,
+            )
+        except (KombuOperationalError, OSError) as exc:
+            where = maybe_sanitize_url(str(self.app.conf.broker_url))
+            raise ServiceUnavailable(f"the batch broker at {where} cannot be reached: {exc}") from exc
 
     def submit(self, task: str, database_url: str, chunks: Iterable[Chunk], *, after: str | None) -> int:
         """Publish every chunk and return at once (the workers run ``after`` behind each); how many."""

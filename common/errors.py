@@ -105,3 +105,9 @@ class RulesetInvalid(ValidationFailed):
 
 class PartnerCrmUnavailable(PrmError):
     code, status, title = "partner-crm-unavailable", 502, "Partner CRM unavailable"
+
+
+class ServiceUnavailable(PrmError):
+    """A service this one hands work to (the batch broker) cannot be reached."""
+
+    code, status, title = "service-unavailable", 503, "Service unavailable"

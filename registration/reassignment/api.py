@@ -50,7 +50,7 @@ def _backend() -> tuple[Backend, bool]:
     return backend, backend.name == InlineBackend.name
 
 
-@api.post("/reassignment-runs", tags=[runs], responses={201: s.RunSummary, 202: s.RunSummary})
+@api.post("/reassignment-runs", tags=[runs], responses={201: s.RunSummary, 202: s.RunSummary, 503: None})
 @allow(Role.ADMIN)
 def create_reassignment_run(body: s.RunCreate) -> Response:
     """Plan a run: evaluate the leads in scope against the model and rules given; nothing else changes.
@@ -83,7 +83,11 @@ def list_reassignment_run_items(path: s.RunPath, query: s.ItemQuery) -> Response
     return json_response(service.list_items(_db(), current_principal(), path.id, query))
 
 
-@api.post("/reassignment-runs/<int:id>/apply", tags=[runs], responses={200: s.RunSummary, 202: s.RunSummary})
+@api.post(
+    "/reassignment-runs/<int:id>/apply",
+    tags=[runs],
+    responses={200: s.RunSummary, 202: s.RunSummary, 503: None},
+)
 @allow(Role.ADMIN)
 def apply_reassignment_run(path: s.RunPath) -> Response:
     """Apply exactly the stored plan (a lead changed since the plan is skipped with the reason).
@@ -102,7 +106,11 @@ def cancel_reassignment_run(path: s.RunPath) -> Response:
     return json_response(service.cancel_run(_db(), current_principal(), path.id))
 
 
-@api.post("/reassignment-runs/<int:id>/revert", tags=[runs], responses={201: s.RunSummary, 202: s.RunSummary})
+@api.post(
+    "/reassignment-runs/<int:id>/revert",
+    tags=[runs],
+    responses={201: s.RunSummary, 202: s.RunSummary, 503: None},
+)
 @allow(Role.ADMIN)
 def revert_reassignment_run(path: s.RunPath) -> Response:
     """Plan the inverse of an applied run (a new run; apply it like any other). 201 when the batch

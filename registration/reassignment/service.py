@@ -25,7 +25,14 @@ from common import audit
 from common.batch import Backend, Chunk, backend_named, database_for, default_chunk_size, is_queued
 from common.clock import utcnow
 from common.database import Database
-from common.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from common.errors import (
+    Conflict,
+    FieldProblem,
+    NotFound,
+    PrmError,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal
 from registration.reassignment import apply_service, plan_service, revert_service
@@ -365,7 +372,16 @@ def _launch(db: Database, run_id: int, phase: str, task: str, backend: Backend) 
         if not chunks:
             finish_chunk(db.url, Chunk(run_id, phase, 0, 0, 0))
             return
-        backend.submit(task, db.url, chunks, after=FINISH_TASK)  # type: ignore[attr-defined]
+        try:
+            backend.submit(task, db.url, chunks, after=FINISH_TASK)  # type: ignore[attr-defined]
+        except PrmError as exc:  # the broker is down: the run waits for `prm reassign resume`
+            with db.transaction() as session:
+                _run(session, run_id, lock=True).error = exc.detail[:2000]
+            raise ServiceUnavailable(
+                f"{exc.detail}; reassignment run {run_id} is saved, continue it with "
+                f"`prm reassign resume {run_id}`",
+                run_id=run_id,
+            ) from exc
         return
     thread = threading.Thread(
         target=_in_background,

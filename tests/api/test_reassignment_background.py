@@ -219,3 +219,22 @@ def test_the_celery_backend_is_chosen_by_its_setting(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PRM_BATCH_BACKEND", "elsewhere")
     with pytest.raises(ValueError, match="'local', 'inline' or 'celery'"):
         backend_named()
+
+
+def test_an_unreachable_broker_answers_503_and_the_run_waits_for_resume(
+    client, db, demo, monkeypatch: pytest.MonkeyPatch
+):
+    run_id = _planned(client, db, demo, 2)
+    monkeypatch.setenv("PRM_BATCH_BACKEND", "celery")
+    monkeypatch.setenv("PRM_CELERY_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    resp = client.post(f"/v1/reassignment-runs/{run_id}/apply", headers=demo["admin"])
+    assert resp.status_code == 503, resp.get_data(as_text=True)
+    assert resp.content_type == "application/problem+json"
+    problem = resp.get_json()
+    assert problem["run_id"] == run_id and f"prm reassign resume {run_id}" in problem["detail"]
+    with db.transaction() as session:
+        stored = session.get(ReassignmentRun, run_id)
+        assert stored.status == "applying" and "cannot be reached" in (stored.error or "")
+    monkeypatch.setenv("PRM_BATCH_BACKEND", "inline")
+    resumed = service.resume_run(db, None, run_id, backend=InlineBackend())
+    assert (resumed.status, resumed.applied) == ("applied", 2)
