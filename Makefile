@@ -45,9 +45,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The assignment engine, then the REST service from outside (production server on PostgreSQL).
 bench: install
 	$(BIN)/python -m bench.assignment
 	$(BIN)/python -m bench.whatif
+	$(BIN)/python -m bench.rest
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
