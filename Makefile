@@ -45,7 +45,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The assignment engine, then the REST service from outside (production server on PostgreSQL).
+# The assignment engine and what-if in process, then the REST service from outside (production server on PostgreSQL).
 bench: install
 	$(BIN)/python -m bench.assignment
 	$(BIN)/python -m bench.whatif
