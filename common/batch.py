@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Protocol
+
+from sqlalchemy.orm import Session
 
 from common.chunks import Chunk as Chunk
 from common.chunks import Counts as Counts
@@ -37,6 +39,7 @@ from common.chunks import StopCheck as StopCheck
 from common.chunks import database_for as database_for
 from common.chunks import resolve_task as resolve_task
 from common.chunks import run_chunk as run_chunk
+from common.database import Database
 
 BACKEND_VARIABLE = "PRM_BATCH_BACKEND"
 WORKERS_VARIABLE = "PRM_BATCH_WORKERS"
@@ -139,3 +142,39 @@ def is_queued(backend: Backend) -> bool:
 def default_chunk_size() -> int:
     """``PRM_BATCH_CHUNK_SIZE``, or 1,000 leads per chunk."""
     return max(1, int(os.environ.get(CHUNK_SIZE_VARIABLE) or DEFAULT_CHUNK_SIZE))
+
+
+#: The next ids (ascending) after ``after``, at most ``limit`` of them, read in the session given.
+IdPage = Callable[[Session, int, int], list[int]]
+
+
+def keyset_chunks(
+    db: Database,
+    next_ids: IdPage,
+    *,
+    run_id: int,
+    phase: str,
+    size: int,
+    params: Mapping[str, str] | None = None,
+) -> Iterator[Chunk]:
+    """Chunks of up to ``size`` ids each, streamed in keyset pages (one short transaction per page, never
+    every id in memory): a backend consumes them while earlier chunks run."""
+    after, number = 0, 0
+    while True:
+        with db.transaction() as session:
+            ids = next_ids(session, after, size)
+        if not ids:
+            return
+        number += 1
+        yield Chunk(run_id, phase, number, ids[0], ids[-1], dict(params or {}))
+        if len(ids) < size:
+            return
+        after = ids[-1]
+
+
+def sweep_backend(backend: Backend | None = None) -> Backend:
+    """The backend of a sweep (expiry, reminders): the one given, the one ``PRM_BATCH_BACKEND`` names
+    when set, else this process (a sweep is database work, no rules engine to spread over processes)."""
+    if backend is not None:
+        return backend
+    return backend_named() if os.environ.get(BACKEND_VARIABLE) else InlineBackend()

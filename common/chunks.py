@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.database import Database
 
@@ -22,13 +22,15 @@ StopCheck = Callable[[], bool]
 @dataclass(frozen=True)
 class Chunk:
     """Ids ``first_id`` to ``last_id`` (inclusive) of phase ``phase`` of run ``run_id``; ``number`` orders
-    the chunks of a phase."""
+    the chunks of a phase. ``params`` carries what a run kept nowhere else needs (a sweep's time and
+    actor), as strings."""
 
     run_id: int
     phase: str
     number: int
     first_id: int
     last_id: int
+    params: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 def resolve_task(name: str) -> Callable[[str, Chunk], Counts]:

@@ -53,6 +53,8 @@ class ExpirySweepOut(BaseModel):
 
     checked_at: datetime
     expired: int = Field(description="registrations this run moved to expired")
-    registration_numbers: list[str] = Field(description="the registrations this run expired")
+    registration_numbers: list[str] = Field(
+        description="the registrations this run expired, in id order (the first 1,000; ``expired`` counts all)"
+    )
     expired_total: int = Field(description="expired registrations in the database after the run")
     approved_remaining: int = Field(description="approved registrations still protected")

@@ -1,25 +1,35 @@
 """Registration expiry over the database: the people who answer for a registration (its approvers, the
 channel staff of its territories and their managers, admins) change an approved registration's expiry
 date or give an expired one a later date, which approves it again; the sweep moves approved
-registrations past their date to ``expired`` (idempotent: a second run at the same time changes
-nothing); and the list of registrations expiring soon.
+registrations past their date to ``expired``, chunk by chunk on the batch runner (``common.batch``;
+idempotent: a second run at the same time changes nothing); and the list of registrations expiring soon.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from common import audit
+from common.batch import (
+    Backend,
+    Chunk,
+    IdPage,
+    database_for,
+    default_chunk_size,
+    keyset_chunks,
+    sweep_backend,
+)
 from common.clock import utcnow
 from common.concurrency import check_if_match
 from common.database import Database
 from common.errors import Conflict, FieldProblem, Forbidden, ValidationFailed
 from common.pagination import Page, decode_cursor, encode_cursor
-from common.principal import Principal
+from common.principal import Principal, Role
 from registration.approval import staff_service
 from registration.expiry import schemas as ex
 from registration.leads import schemas as s
@@ -30,9 +40,6 @@ from registration.leads.transition_service import apply_transition
 from registration.notifications import service as notifications_service
 from registration.notifications.notifications import NotificationEvent
 from registration.opportunities.models import Opportunity, OpportunityActivity
-
-#: Registrations expired per transaction by the sweep (keeps locks short on a large backlog).
-SWEEP_CHUNK = 200
 
 
 class ExpiryNotChangeable(Conflict):
@@ -153,58 +160,151 @@ def set_expiry(
         return lead_out(session, lead)
 
 
-def _due(session: Session, now: datetime, limit: int) -> list[int]:
-    return list(
-        session.scalars(
-            select(Lead.id)
-            .where(Lead.status == RegistrationStatus.APPROVED.value, Lead.expires_at <= now)
-            .order_by(Lead.id)
-            .limit(limit)
-        )
+#: The chunk task of the sweep (``common.batch``): one transaction per chunk of due registrations.
+EXPIRE_TASK = "registration.expiry.service:expire_chunk"
+#: Registration numbers a sweep's result lists at most (the count is always complete).
+LISTED = 1000
+
+
+def actor_params(actor: Principal | None) -> dict[str, str]:
+    """The sweep's caller, as ``Chunk.params`` (a worker process rebuilds it with ``actor_of``)."""
+    if actor is None:
+        return {}
+    return {
+        "actor_user_id": str(actor.user_id),
+        "actor_organization_id": str(actor.organization_id),
+        "actor_roles": ",".join(sorted(r.value for r in actor.roles)),
+        "actor_internal": "1" if actor.internal else "",
+    }
+
+
+def actor_of(params: Mapping[str, str]) -> Principal | None:
+    if not params.get("actor_user_id"):
+        return None
+    return Principal(
+        user_id=int(params["actor_user_id"]),
+        organization_id=int(params["actor_organization_id"]),
+        roles=frozenset(Role(r) for r in params.get("actor_roles", "").split(",") if r),
+        internal=bool(params.get("actor_internal")),
     )
 
 
+def _due_ids(now: datetime) -> IdPage:
+    def page(session: Session, after: int, limit: int) -> list[int]:
+        return list(
+            session.scalars(
+                select(Lead.id)
+                .where(
+                    Lead.id > after,
+                    Lead.status == RegistrationStatus.APPROVED.value,
+                    Lead.expires_at <= now,
+                )
+                .order_by(Lead.id)
+                .limit(limit)
+            )
+        )
+
+    return page
+
+
+def expire_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
+    """Expire the due registrations with ids in the chunk's range, in one transaction.
+
+    Each lead is locked and checked again before it moves, so a racing expiry change, a second sweep or
+    the same chunk run twice cannot expire it twice: one outcome, one history row."""
+    db = database_for(database_url)
+    now = datetime.fromisoformat(chunk.params["now"])
+    actor = actor_of(chunk.params)
+    expired = 0
+    with db.transaction() as session:
+        leads = session.scalars(
+            select(Lead)
+            .where(
+                Lead.id >= chunk.first_id,
+                Lead.id <= chunk.last_id,
+                Lead.status == RegistrationStatus.APPROVED.value,
+                Lead.expires_at <= now,
+            )
+            .order_by(Lead.id)
+            .with_for_update()
+        ).all()
+        opportunities = {
+            opp.lead_id: opp
+            for opp in session.scalars(
+                select(Opportunity).where(Opportunity.lead_id.in_([x.id for x in leads]))
+            )
+        }
+        for lead in leads:
+            assert lead.expires_at is not None
+            apply_transition(
+                session,
+                actor,
+                lead,
+                Event.EXPIRE,
+                now=now,
+                details={"expires_at": lead.expires_at.isoformat(), "swept_at": now.isoformat()},
+            )
+            opp = opportunities.get(lead.id)
+            if opp is not None:
+                opp.activities.append(
+                    OpportunityActivity(
+                        kind="registration_expired",
+                        subject=f"Registration {lead.registration_number} expired",
+                        actor_user_id=actor.user_id if actor else None,
+                        occurred_at=now,
+                        details={"expires_at": lead.expires_at.isoformat()},
+                    )
+                )
+            expired += 1
+    return {"expired": expired}
+
+
 def expire_registrations(
-    db: Database, actor: Principal | None, now: datetime | None = None
+    db: Database,
+    actor: Principal | None,
+    now: datetime | None = None,
+    *,
+    chunk_size: int | None = None,
+    backend: Backend | None = None,
 ) -> ex.ExpirySweepOut:
     """Move every approved registration whose expiry is at or before ``now`` to ``expired``.
 
-    Each lead is locked and checked again before it moves, so a racing expiry change or a second sweep
-    cannot expire it twice: one outcome, one history row.
+    The due registrations are streamed by id in keyset pages and expired in chunks (``common.batch``;
+    ``PRM_BATCH_CHUNK_SIZE``), one transaction per chunk: a sweep over a million registrations neither
+    holds one long transaction nor loads them all, and a sweep that failed part-way keeps the chunks it
+    finished; running it again completes it (each registration expires once).
     """
     now = now or utcnow()
-    numbers: list[str] = []
-    while True:
-        with db.transaction() as session:
-            ids = _due(session, now, SWEEP_CHUNK)
-            for lead_id in ids:
-                lead = session.scalar(select(Lead).where(Lead.id == lead_id).with_for_update())
-                if lead is None or lead.status != RegistrationStatus.APPROVED or lead.expires_at is None:
-                    continue
-                if lead.expires_at > now:
-                    continue
-                apply_transition(
-                    session,
-                    actor,
-                    lead,
-                    Event.EXPIRE,
-                    now=now,
-                    details={"expires_at": lead.expires_at.isoformat(), "swept_at": now.isoformat()},
-                )
-                opp = _opportunity(session, lead)
-                if opp is not None:
-                    opp.activities.append(
-                        OpportunityActivity(
-                            kind="registration_expired",
-                            subject=f"Registration {lead.registration_number} expired",
-                            actor_user_id=actor.user_id if actor else None,
-                            occurred_at=now,
-                            details={"expires_at": lead.expires_at.isoformat()},
+    expired, numbers = 0, list[str]()
+
+    def done(chunk: Chunk, counts: Mapping[str, int]) -> None:
+        nonlocal expired
+        expired += int(counts.get("expired", 0))
+        if counts.get("expired") and len(numbers) < LISTED:
+            with db.transaction() as session:  # the ones this sweep expired (as of its own time)
+                numbers.extend(
+                    session.scalars(
+                        select(func.coalesce(Lead.registration_number, "lead " + cast(Lead.id, String)))
+                        .where(
+                            Lead.id >= chunk.first_id,
+                            Lead.id <= chunk.last_id,
+                            Lead.status == RegistrationStatus.EXPIRED.value,
+                            Lead.updated_at == now,
                         )
+                        .order_by(Lead.id)
+                        .limit(LISTED - len(numbers))
                     )
-                numbers.append(lead.registration_number or f"lead {lead.id}")
-        if len(ids) < SWEEP_CHUNK:
-            break
+                )
+
+    chunks = keyset_chunks(
+        db,
+        _due_ids(now),
+        run_id=0,
+        phase="expire",
+        size=chunk_size or default_chunk_size(),
+        params={"now": now.isoformat(), **actor_params(actor)},
+    )
+    sweep_backend(backend).run(EXPIRE_TASK, db.url, chunks, done=done, stop=lambda: False)
     with db.transaction() as session:
         stmt = (
             select(Lead.status, func.count())
@@ -214,7 +314,7 @@ def expire_registrations(
         counts: dict[str, int] = {status: n for status, n in session.execute(stmt)}
     return ex.ExpirySweepOut(
         checked_at=now,
-        expired=len(numbers),
+        expired=expired,
         registration_numbers=numbers,
         expired_total=counts.get(RegistrationStatus.EXPIRED.value, 0),
         approved_remaining=counts.get(RegistrationStatus.APPROVED.value, 0),

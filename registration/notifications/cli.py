@@ -67,10 +67,17 @@ def deliver(once: bool, limit: int, poll: float) -> None:
     show_default=True,
     help="Remind about registrations expiring within this many days.",
 )
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Registrations per chunk, one transaction each (default: PRM_BATCH_CHUNK_SIZE or 1,000).",
+)
 @with_appcontext
-def expiring(days: int) -> None:
-    """Queue reminders for approved registrations about to expire (safe to run repeatedly)."""
-    queued = notifications_service.queue_expiry_reminders(_db(), within_days=days)
+def expiring(days: int, chunk_size: int | None) -> None:
+    """Queue reminders for approved registrations about to expire (safe to run repeatedly; one
+    transaction per chunk of registrations)."""
+    queued = notifications_service.queue_expiry_reminders(_db(), within_days=days, chunk_size=chunk_size)
     click.echo(f"queued {queued} reminder(s)")
 
 

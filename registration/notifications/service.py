@@ -9,14 +9,22 @@ delays mail and never a registration. Recipients come from the policy stored wit
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from common import outbox
+from common.batch import (
+    Backend,
+    Chunk,
+    database_for,
+    default_chunk_size,
+    keyset_chunks,
+    sweep_backend,
+)
 from common.clock import utcnow
 from common.database import Database
 from common.mail import CHANNEL
@@ -155,32 +163,79 @@ def notify(
     return queued
 
 
-def queue_expiry_reminders(
-    db: Database, *, within_days: int = EXPIRY_REMINDER_DAYS, now: datetime | None = None
-) -> int:
-    """Queue an ``expiring`` reminder for each approved registration expiring within ``within_days``.
+#: The chunk task of the reminders (``common.batch``): one transaction per chunk of registrations.
+REMIND_TASK = "registration.notifications.service:remind_chunk"
 
-    Idempotent: one reminder per registration and expiry date (a new date, e.g. extended by a CAM,
-    gets its own reminder when it comes near). Returns how many e-mails were queued.
-    """
-    now = now or utcnow()
-    stmt = (
-        select(Lead)
-        .where(
-            Lead.status == RegistrationStatus.APPROVED.value,
-            Lead.expires_at > now,
-            Lead.expires_at <= now + timedelta(days=within_days),
-        )
-        .order_by(Lead.id)
-    )
+
+def _expiring(now: datetime, until: datetime) -> list[ColumnElement[bool]]:
+    return [
+        Lead.status == RegistrationStatus.APPROVED.value,
+        Lead.expires_at > now,
+        Lead.expires_at <= until,
+    ]
+
+
+def remind_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
+    """Queue the reminders of the registrations of one chunk that expire in the window, in one
+    transaction (idempotent: the outbox's key is per registration, expiry date and person)."""
+    db = database_for(database_url)
+    now = datetime.fromisoformat(chunk.params["now"])
+    until = datetime.fromisoformat(chunk.params["until"])
     queued = 0
     with db.transaction() as session:
+        stmt = (
+            select(Lead)
+            .where(Lead.id >= chunk.first_id, Lead.id <= chunk.last_id, *_expiring(now, until))
+            .order_by(Lead.id)
+        )
         for lead in session.scalars(stmt):
             assert lead.expires_at is not None
             occurrence = f"until:{lead.expires_at.isoformat()}"
             queued += len(
                 notify(session, lead, NotificationEvent.EXPIRING, None, now=now, occurrence=occurrence)
             )
+    return {"queued": queued}
+
+
+def queue_expiry_reminders(
+    db: Database,
+    *,
+    within_days: int = EXPIRY_REMINDER_DAYS,
+    now: datetime | None = None,
+    chunk_size: int | None = None,
+    backend: Backend | None = None,
+) -> int:
+    """Queue an ``expiring`` reminder for each approved registration expiring within ``within_days``.
+
+    Idempotent: one reminder per registration and expiry date (a new date, e.g. extended by a CAM,
+    gets its own reminder when it comes near). The registrations are streamed by id in keyset pages and
+    handled in chunks on the batch runner, one transaction each (like the expiry sweep). Returns how
+    many e-mails were queued.
+    """
+    now = now or utcnow()
+    until = now + timedelta(days=within_days)
+    queued = 0
+
+    def next_ids(session: Session, after: int, limit: int) -> list[int]:
+        return list(
+            session.scalars(
+                select(Lead.id).where(Lead.id > after, *_expiring(now, until)).order_by(Lead.id).limit(limit)
+            )
+        )
+
+    def done(_chunk: Chunk, counts: Mapping[str, int]) -> None:
+        nonlocal queued
+        queued += int(counts.get("queued", 0))
+
+    chunks = keyset_chunks(
+        db,
+        next_ids,
+        run_id=0,
+        phase="remind",
+        size=chunk_size or default_chunk_size(),
+        params={"now": now.isoformat(), "until": until.isoformat()},
+    )
+    sweep_backend(backend).run(REMIND_TASK, db.url, chunks, done=done, stop=lambda: False)
     return queued
 
 

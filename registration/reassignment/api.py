@@ -18,6 +18,7 @@ from common.principal import INTERNAL_ROLES, Role
 from registration.leads.schemas import IdPath
 from registration.reassignment import lock_service, service
 from registration.reassignment import schemas as s
+from territory.schemas import TerritoryPath
 
 api = APIBlueprint(
     "reassignment",
@@ -27,7 +28,10 @@ api = APIBlueprint(
     operation_id_callback=view_operation_id,
 )
 runs = Tag(name="reassignment", description="Batch reassignment runs: plan, review, apply, cancel, revert")
-locks = Tag(name="assignment locks", description="Leads and opportunities batch reassignment leaves alone")
+locks = Tag(
+    name="assignment locks",
+    description="Leads, opportunities and territories (frozen) batch reassignment leaves alone",
+)
 
 
 def _db() -> Database:
@@ -170,3 +174,36 @@ def lock_opportunity_assignment(path: IdPath, body: s.LockIn) -> Response:
 def unlock_opportunity_assignment(path: IdPath) -> Response:
     """Lift the opportunity's lock (If-Match: the opportunity's ETag)."""
     return _lock("opportunity", path.id, None, delete=True)
+
+
+# --- territory freezes ------------------------------------------------------------------------------------
+
+
+def _freeze(path: TerritoryPath, data: s.LockIn | None, *, delete: bool = False) -> Response:
+    if delete or data is not None:
+        out, etag = lock_service.set_freeze(_db(), current_principal(), path.id, path.key, if_match(), data)
+    else:
+        out, etag = lock_service.get_freeze(_db(), current_principal(), path.id, path.key)
+    return json_response(out, etag=etag)
+
+
+@api.get("/territory-models/<int:id>/territories/<key>/freeze", tags=[locks], responses={200: s.FreezeOut})
+@allow(INTERNAL_ROLES)
+def get_territory_freeze(path: TerritoryPath) -> Response:
+    """Whether batch reassignment leaves the territory's leads alone; the ETag is the model's."""
+    return _freeze(path, None)
+
+
+@api.put("/territory-models/<int:id>/territories/<key>/freeze", tags=[locks], responses={200: s.FreezeOut})
+@allow(Role.CHANNEL_ACCOUNT_MANAGER, Role.ADMIN)
+def freeze_territory(path: TerritoryPath, body: s.LockIn) -> Response:
+    """Freeze the territory in this model: plans keep every lead in it (or below it), or that would move
+    into it, where it is, with the reason (If-Match: the model's ETag)."""
+    return _freeze(path, body)
+
+
+@api.delete("/territory-models/<int:id>/territories/<key>/freeze", tags=[locks], responses={200: s.FreezeOut})
+@allow(Role.CHANNEL_ACCOUNT_MANAGER, Role.ADMIN)
+def thaw_territory(path: TerritoryPath) -> Response:
+    """Lift the territory's freeze (If-Match: the model's ETag)."""
+    return _freeze(path, None, delete=True)

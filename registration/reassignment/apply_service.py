@@ -1,7 +1,8 @@
 """Applying a reassignment plan, one chunk of items per transaction, set-based where it can be.
 
-Per chunk: one ``UPDATE leads ... WHERE`` the lead's version is still the planned one and no lock holds
-it (``RETURNING`` the ids it moved; the others are skipped with why), then the chunk's territory and
+Per chunk: one ``UPDATE leads ... WHERE`` the lead's version is still the planned one and nothing holds
+it since the plan (a lock on the lead or its opportunity, a frozen territory; ``RETURNING`` the ids it
+moved; the others are skipped with why: the lock's or the freeze's reason, or "changed since plan"), then the chunk's territory and
 sales teams are replaced and its history rows written with a statement each. Only registrations in
 flight (a round re-routed to new approvers, an opportunity changing owner) are touched row by row.
 Each item's ``result`` is set once (``WHERE result IS NULL``) and the chunk row is locked and marked
@@ -11,6 +12,7 @@ done in the same transaction, so a chunk run twice, or resumed after a kill, cha
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import datetime
 from typing import cast
 
@@ -30,6 +32,7 @@ from registration.leads.models import Lead, LeadTerritory, SalesTeamMember
 from registration.notifications import service as notifications_service
 from registration.opportunities.models import Opportunity
 from registration.opportunities.opportunity import OWNER_ROLE
+from registration.reassignment.lock_service import frozen_hit, frozen_territories
 from registration.reassignment.models import (
     AssignmentLock,
     ReassignmentChunk,
@@ -38,6 +41,7 @@ from registration.reassignment.models import (
 )
 from registration.reassignment.planning import (
     CHANGED_SINCE_PLAN,
+    FROZEN_SINCE_PLAN,
     LOCKED_SINCE_PLAN,
     Action,
     ItemOutcome,
@@ -64,8 +68,9 @@ def _locked_chunk(session: Session, chunk: Chunk) -> ReassignmentChunk | None:
     )
 
 
-def _move_leads(session: Session, chunk: Chunk, now: datetime) -> set[int]:
-    """Bump the version of every planned lead still at its planned version and not locked; their ids."""
+def _move_leads(session: Session, chunk: Chunk, now: datetime, held: set[int]) -> set[int]:
+    """Bump the version of every planned lead still at its planned version and not held (locked, its
+    opportunity locked, or frozen); their ids."""
     item = ReassignmentItem
     planned = exists().where(
         item.run_id == chunk.run_id,
@@ -77,13 +82,46 @@ def _move_leads(session: Session, chunk: Chunk, now: datetime) -> set[int]:
         item.lead_version == Lead.version,
     )
     locked = exists().where(AssignmentLock.subject_type == "lead", AssignmentLock.subject_id == Lead.id)
-    stmt = (
-        update(LEADS)
-        .where(planned, ~locked)
-        .values(version=Lead.version + 1, updated_at=now)
-        .returning(Lead.id)
-    )
+    stmt = update(LEADS).where(planned, ~locked)
+    if held:
+        stmt = stmt.where(Lead.id.not_in(sorted(held)))
+    stmt = stmt.values(version=Lead.version + 1, updated_at=now).returning(Lead.id)
     return set(session.scalars(stmt))
+
+
+def _held(
+    session: Session, items: list[ReassignmentItem], frozen: Mapping[str, tuple[str, str]]
+) -> dict[int, str]:
+    """The planned leads the apply must leave alone though the plan moves them, with why: locked (the
+    lead, or its opportunity) or in a frozen territory (now, or the one it would move into), since the
+    plan was made."""
+    ids = [i.lead_id for i in items]
+    held: dict[int, str] = {}
+    if not ids:
+        return held
+    for lead_id, reason in session.execute(
+        select(AssignmentLock.subject_id, AssignmentLock.reason).where(
+            AssignmentLock.subject_type == "lead", AssignmentLock.subject_id.in_(ids)
+        )
+    ):
+        held[lead_id] = f"{LOCKED_SINCE_PLAN}: {reason}"
+    for lead_id, reason in session.execute(
+        select(Opportunity.lead_id, AssignmentLock.reason)
+        .join(
+            AssignmentLock,
+            and_(AssignmentLock.subject_type == "opportunity", AssignmentLock.subject_id == Opportunity.id),
+        )
+        .where(Opportunity.lead_id.in_(ids))
+    ):
+        held.setdefault(lead_id, f"{LOCKED_SINCE_PLAN}: opportunity: {reason}")
+    if frozen:
+        for i in items:
+            hit = frozen_hit(
+                frozen, (*i.before.get("lowest_territories", ()), *i.after.get("lowest_territories", ()))
+            )
+            if hit is not None:
+                held.setdefault(i.lead_id, f"{FROZEN_SINCE_PLAN}: {hit}")
+    return held
 
 
 def _user_ids(session: Session, keys: set[str]) -> dict[str, int]:
@@ -227,6 +265,13 @@ def _move_owner(session: Session, item: ReassignmentItem, now: datetime) -> None
 def apply_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
     """Apply one chunk of a run's planned moves (idempotent per run and lead)."""
     db = database_for(database_url)
+    with db.transaction() as session:
+        models = session.execute(
+            select(ReassignmentRun.territory_model_id, ReassignmentRun.base_model_id).where(
+                ReassignmentRun.id == chunk.run_id
+            )
+        ).first()
+    frozen = frozen_territories(db, models or ())
     now = utcnow()
     with db.transaction() as session:
         row = _locked_chunk(session, chunk)
@@ -236,7 +281,6 @@ def apply_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
         )
         if row is None or row.done_at is not None or run is None or run.cancel_requested:
             return {}
-        moved = _move_leads(session, chunk, now)
         items = list(
             session.scalars(
                 select(ReassignmentItem)
@@ -250,20 +294,13 @@ def apply_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
                 .order_by(ReassignmentItem.id)
             )
         )
+        held = _held(session, items, frozen)
+        moved = _move_leads(session, chunk, now, set(held))
         done = [i for i in items if i.lead_id in moved]
         skipped = [i for i in items if i.lead_id not in moved]
-        if skipped:
-            locked = set(
-                session.scalars(
-                    select(AssignmentLock.subject_id).where(
-                        AssignmentLock.subject_type == "lead",
-                        AssignmentLock.subject_id.in_([i.lead_id for i in skipped]),
-                    )
-                )
-            )
-            for i in skipped:
-                i.result = ItemResult.SKIPPED.value
-                i.result_reason = LOCKED_SINCE_PLAN if i.lead_id in locked else CHANGED_SINCE_PLAN
+        for i in skipped:
+            i.result = ItemResult.SKIPPED.value
+            i.result_reason = held.get(i.lead_id, CHANGED_SINCE_PLAN)
         if done:
             _replace_teams(session, done)
             _store_decisions(session, run, done, now)

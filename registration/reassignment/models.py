@@ -112,3 +112,18 @@ class AssignmentLock(Base):
     reason: Mapped[str] = mapped_column(Text)
     locked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     locked_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class TerritoryFreeze(Base):
+    """A territory of one model whose leads batch reassignment leaves where they are (no lead leaves it
+    or enters it, nor any territory below it), with who, when and why."""
+
+    __tablename__ = "territory_freezes"
+    __table_args__ = (UniqueConstraint("territory_model_id", "territory_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    territory_model_id: Mapped[int] = mapped_column(ForeignKey("territory_models.id", ondelete="CASCADE"))
+    territory_key: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    frozen_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    frozen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

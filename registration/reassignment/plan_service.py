@@ -5,7 +5,7 @@ one item per lead that would move or be kept."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from common.database import Database
 from directory.models import Customer, Organization, PartnerProgram, Product
 from registration.leads.models import Lead, LeadProduct, LeadTerritory
 from registration.opportunities.models import Opportunity
+from registration.reassignment.lock_service import frozen_hit, frozen_territories
 from registration.reassignment.models import (
     AssignmentLock,
     ReassignmentChunk,
@@ -183,6 +184,8 @@ class PlanContext:
     snapshot: TerritorySnapshot | None
     model_id: int | None
     rulesets: Mapping[ast.Kind, ast.Ruleset]
+    #: territories frozen in the run's model or its base model (with those below them)
+    frozen: Mapping[str, tuple[str, str]]
 
 
 _CONTEXTS: dict[tuple[Any, ...], PlanContext] = {}
@@ -208,7 +211,10 @@ def context_for(db: Database, url: str, run: ReassignmentRun) -> PlanContext:
         if len(_CONTEXTS) > 16:
             _CONTEXTS.clear()
         context = _CONTEXTS[key] = PlanContext(
-            snapshot, run.territory_model_id, rulesets_for(db, list(run.ruleset_ids))
+            snapshot,
+            run.territory_model_id,
+            rulesets_for(db, list(run.ruleset_ids)),
+            frozen_territories(db, (run.territory_model_id, run.base_model_id)),
         )
     return context
 
@@ -340,8 +346,12 @@ def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
             result = decide(facts, context.snapshot, context.rulesets, evaluator)
             result_json = result.to_json()
             after = Assignment.from_result(result_json)
+            state = states[lead.lead_id]
+            if context.frozen:
+                hit = frozen_hit(context.frozen, (*before.lowest, *after.lowest))
+                state = replace(state, frozen=hit) if hit else state
             found = verdict(
-                states[lead.lead_id],
+                state,
                 before,
                 after,
                 pending_approvals=result.policy.reassignment_pending,

@@ -4,9 +4,9 @@ model versions (for incremental realignment).
 
 A lead *moves* when its assignment (lowest territories, CAM, territory team, rule-assigned resources, and,
 while a round waits for a decision, the approvers) differs under the new model and rules. It is *kept*
-instead when it is locked, closed (expired, or its opportunity closed), or the transition policy says
-so (``reassignment: {pending_approvals: keep}``, ``approved: keep_owner``, the default for approved
-registrations).
+instead when it is locked, in a frozen territory (now, or the one it would move into), closed (expired,
+or its opportunity closed), or the transition policy says so (``reassignment: {pending_approvals: keep}``,
+``approved: keep_owner``, the default for approved registrations).
 
 >>> old = Assignment(("JP",), "cam-a", "JP", ("JP",), (("cam-a", "channel_account_manager"),), ())
 >>> new = Assignment(("JP-NET",), "cam-b", "JP-NET", ("JP-NET",), (("cam-b", "channel_account_manager"),), ())
@@ -62,6 +62,7 @@ IN_FLIGHT = frozenset({"submitted", "pending_approval", "info_requested"})
 CLOSED = frozenset({"expired"})
 CHANGED_SINCE_PLAN = "changed since plan"
 LOCKED_SINCE_PLAN = "locked since plan"
+FROZEN_SINCE_PLAN = "frozen since plan"
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,8 @@ class LeadState:
     lock_reason: str | None = None
     opportunity_status: str | None = None
     opportunity_lock_reason: str | None = None
+    #: ``territory T: reason`` when the lead is in a frozen territory now or the plan would move it into one
+    frozen: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,8 @@ def verdict(
     'policy: approved registrations keep their owner (approved: keep_owner); territory JP -> DE; CAM cam-a -> cam-b'
     >>> verdict(LeadState(1, 3, "draft", lock_reason="key account"), a, b).reason
     'locked: key account; territory JP -> DE; CAM cam-a -> cam-b'
+    >>> verdict(LeadState(1, 3, "draft", frozen="territory JP: audit"), a, b).reason
+    'frozen: territory JP: audit; territory JP -> DE; CAM cam-a -> cam-b'
     """
     changes = differences(before, after, approvals=state.status in IN_FLIGHT)
     if not changes:
@@ -185,6 +190,8 @@ def verdict(
 
     if state.lock_reason is not None:
         return keep(f"locked: {state.lock_reason}")
+    if state.frozen is not None:
+        return keep(f"frozen: {state.frozen}")
     if state.status in CLOSED:
         return keep(f"closed: registration {state.status}")
     if state.status == "approved":

@@ -132,3 +132,12 @@ class LockOut(BaseModel):
     reason: str | None = None
     locked_by: int | None = None
     locked_at: datetime | None = None
+
+
+class FreezeOut(BaseModel):
+    territory_model_id: int
+    territory_key: str
+    frozen: bool
+    reason: str | None = None
+    frozen_by: int | None = None
+    frozen_at: datetime | None = None

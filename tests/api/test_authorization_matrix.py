@@ -504,6 +504,7 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "create_reassignment_run": {"json": {"full": True}},
         "lock_lead_assignment": {"json": {"reason": f"key account {n}"}},
         "lock_opportunity_assignment": {"json": {"reason": f"key account {n}"}},
+        "freeze_territory": {"json": {"reason": f"key accounts {n}"}},
         "update_opportunity_revenue_line": {"json": {"amount": 1000 + n, "currency": "EUR"}},
         "create_partner_crm_connection": {"json": _connection_body(env.world.partner_b_id, f"crm-{n}")},
         "update_partner_crm_connection": {"json": {"timeout_seconds": 5 + n % 10}},

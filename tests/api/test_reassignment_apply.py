@@ -118,7 +118,10 @@ def test_a_lead_changed_or_locked_between_plan_and_apply_is_skipped_with_its_rea
         "skipped",
         "changed since plan",
     )
-    assert (by_lead[locked]["result"], by_lead[locked]["result_reason"]) == ("skipped", "locked since plan")
+    assert (by_lead[locked]["result"], by_lead[locked]["result_reason"]) == (
+        "skipped",
+        "locked since plan: customer escalation",
+    )
     assert by_lead[moved]["result"] == "applied"
     assert reassigned_rows(db, changed) == [] and reassigned_rows(db, locked) == []
     assert _round_approvers(client, admin, locked) == [("open", ["cam-jp-security"])]
@@ -291,3 +294,41 @@ def test_a_locked_opportunity_keeps_its_registration_where_it_is(client, demo):
     assert item["outcome"] == "keep" and item["reason"].startswith("locked: opportunity: renewal in flight")
     _apply(client, admin, run["id"])
     assert ok(client.get(path, headers=admin))["owner_user_id"] == demo.ids["cam-jp-security"]
+
+
+def test_an_opportunity_locked_after_the_plan_is_skipped_at_apply_with_the_locks_reason(client, db, demo):
+    admin = demo["admin"]
+    lead = approved_lead(client, demo)
+    other = approved_lead(client, demo)
+    _activate_policy(client, admin, "reroute", "move_owner")
+    run = plan(client, admin, territory_model_id=jp_security_to_cam_jp(client, admin))
+    assert {i["lead_id"]: i["outcome"] for i in items(client, admin, run["id"])} == {
+        lead["id"]: "move",
+        other["id"]: "move",
+    }
+    # locked after the plan: the lock bumps the opportunity, not the lead, so only the re-check holds it
+    path = f"/v1/opportunities/{lead['opportunity_id']}"
+    etag = client.get(path, headers=admin).headers["ETag"]
+    resp = client.put(
+        f"{path}/assignment-lock",
+        json={"reason": "renewal in flight"},
+        headers={**demo["cam-jp-security"], "If-Match": etag},
+    )
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    lead_version = ok(client.get(f"/v1/leads/{lead['id']}", headers=admin))["version"]
+
+    applied = _apply(client, admin, run["id"])
+    assert (applied["applied"], applied["skipped"]) == (1, 1)
+    by_lead = {i["lead_id"]: i for i in items(client, admin, run["id"])}
+    assert (by_lead[lead["id"]]["result"], by_lead[lead["id"]]["result_reason"]) == (
+        "skipped",
+        "locked since plan: opportunity: renewal in flight",
+    )
+    assert by_lead[other["id"]]["result"] == "applied"
+    # the locked one is untouched: owner, team, version and history
+    assert ok(client.get(path, headers=admin))["owner_user_id"] == demo.ids["cam-jp-security"]
+    assert ok(client.get(f"/v1/leads/{lead['id']}", headers=admin))["version"] == lead_version
+    assert reassigned_rows(db, lead["id"]) == []
+    assert (demo.ids["cam-jp"], "channel_account_manager") not in sales_team(client, admin, lead["id"])
+    moved = ok(client.get(f"/v1/opportunities/{other['opportunity_id']}", headers=admin))
+    assert moved["owner_user_id"] == demo.ids["cam-jp"]
