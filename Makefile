@@ -45,9 +45,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The assignment engine and what-if in process, then the REST service from outside (production server on PostgreSQL).
+# The assignment engine, then batch reassignment on PostgreSQL, what-if in process, then the REST service from
+# outside (production server on PostgreSQL).
 bench: install
 	$(BIN)/python -m bench.assignment
+	$(BIN)/python -m bench.reassignment
 	$(BIN)/python -m bench.whatif
 	$(BIN)/python -m bench.rest
 
