@@ -85,7 +85,8 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
         doc_url="/openapi.json",
     )
     install_id_converter(app)
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, **config)
+    # the largest body any endpoint takes (the imports'); each endpoint's own limit is checked in _guard
+    app.config.update(MAX_CONTENT_LENGTH=max(settings.max_body_bytes, settings.max_import_bytes), **config)
     app.extensions["prm.settings"] = settings
     db = Database(settings.database_url)
     app.extensions["prm.db"] = db
@@ -106,7 +107,10 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
         check_request_size(settings.max_url_bytes, settings.max_header_bytes)
         authenticate_request(principal_loader)
         jsonbody.check_request_body(
-            request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+            request,
+            max_bytes=settings.max_body_bytes,
+            max_depth=settings.max_json_depth,
+            max_import_bytes=settings.max_import_bytes,
         )
 
     app.register_api(directory_api)

@@ -14,6 +14,10 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://prm.invalid/problems/"
 
 
+#: Problems a response (or the command line) lists; a file with thousands of bad rows says how many more.
+MAX_LISTED_PROBLEMS = 100
+
+
 @dataclass(frozen=True)
 class FieldProblem:
     """One validation problem: where (JSON pointer, or file:row:column) and what."""
@@ -94,8 +98,11 @@ class ValidationFailed(PrmError):
         self.errors = list(errors)
 
     def to_problem(self) -> dict[str, Any]:
+        """The problem with the first ``MAX_LISTED_PROBLEMS`` errors; ``errors_omitted`` counts the rest."""
         body = super().to_problem()
-        body["errors"] = [e.as_dict() for e in self.errors]
+        body["errors"] = [e.as_dict() for e in self.errors[:MAX_LISTED_PROBLEMS]]
+        if len(self.errors) > MAX_LISTED_PROBLEMS:
+            body["errors_omitted"] = len(self.errors) - MAX_LISTED_PROBLEMS
         return body
 
 

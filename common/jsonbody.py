@@ -15,7 +15,8 @@ from flask import Flask, Request
 from flask.json.provider import DefaultJSONProvider
 
 from common.errors import FieldProblem, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from common.openapi import RAW_BODIES
+from common.openapi import IMPORT_OPERATIONS, RAW_BODIES
+from common.textfile import decode_utf8
 
 
 class _BadJson(ValueError):
@@ -113,12 +114,18 @@ class StrictJSONProvider(DefaultJSONProvider):
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-def check_request_body(request: Request, max_bytes: int, max_depth: int) -> None:
+def check_request_body(
+    request: Request, max_bytes: int, max_depth: int, max_import_bytes: int | None = None
+) -> None:
     """Refuse an oversized body (413), a non-JSON one (415) or bad JSON (422) before any view runs.
 
     Endpoints that take files (CSV imports) declare their media type in ``common.openapi.RAW_BODIES``;
-    their body must be of that type and UTF-8 (415/422).
+    their body must be of that type and UTF-8 (415/422, a byte that is not UTF-8 named by row and
+    column). The imports (``common.openapi.IMPORT_OPERATIONS``) take bodies up to ``max_import_bytes``.
     """
+    operation = (request.endpoint or "").rpartition(".")[2]
+    if max_import_bytes is not None and operation in IMPORT_OPERATIONS:
+        max_bytes = max_import_bytes
     if request.routing_exception is not None:
         return  # an unknown route or method answers 404/405 whatever the request carries
     for name, value in (request.view_args or {}).items():
@@ -139,14 +146,11 @@ def check_request_body(request: Request, max_bytes: int, max_depth: int) -> None
         return
     mimetype = request.mimetype
     # Only the endpoints that declare a raw body (CSV imports) take one, and only that media type.
-    raw_media = RAW_BODIES.get((request.endpoint or "").rpartition(".")[2])
+    raw_media = RAW_BODIES.get(operation)
     if raw_media:
         if mimetype != raw_media:
             raise UnsupportedMediaType(f"Send {raw_media}, not {mimetype or 'no content type'}")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValidationFailed("Body is not UTF-8", [FieldProblem("", str(exc))]) from None
+        text = decode_utf8(raw, request.args.get("filename") or "body")
         if "\x00" in text:
             line = text.count("\n", 0, text.index("\x00")) + 1
             raise ValidationFailed("Invalid file", [FieldProblem("", f"line {line}: NUL character")])

@@ -23,6 +23,8 @@ Schema.model_rebuild(force=True)
 
 # operationId -> media type of a request body that is not JSON (CSV imports)
 RAW_BODIES: dict[str, str] = {}
+# operationIds of the imports: they take bodies up to PRM_MAX_IMPORT_BYTES, every other one PRM_MAX_BODY_BYTES
+IMPORT_OPERATIONS: set[str] = set()
 
 ERROR_STATUSES = {
     "400": "Bad request",
@@ -99,7 +101,10 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
-    errors: list[ProblemItem] | None = Field(None, description="every validation problem, with its location")
+    errors: list[ProblemItem] | None = Field(
+        None, description="every validation problem, with its location (the first 100)"
+    )
+    errors_omitted: int | None = Field(None, description="problems found beyond the 100 listed")
 
 
 class PrmOpenAPI(OpenAPI):
@@ -126,6 +131,19 @@ class PrmOpenAPI(OpenAPI):
                 for status, response in responses.items():  # others a view declares are problems too
                     if status[0] in "45":
                         response["content"] = problem
+                if operation.get("operationId") in IMPORT_OPERATIONS:
+                    limit = getattr(self.extensions.get("prm.settings"), "max_import_bytes", None)
+                    if limit is not None:
+                        operation["x-max-body-bytes"] = limit
+                        operation["description"] = (
+                            operation.get("description", "")
+                            + f"\n\nThe body may be up to {limit:,} bytes (`PRM_MAX_IMPORT_BYTES`), sent as "
+                            "it is read (a chunked upload too); larger bodies are refused with 413."
+                        ).strip()
+                        responses["413"] = {
+                            "description": f"Body larger than {limit:,} bytes",
+                            "content": problem,
+                        }
                 media = RAW_BODIES.get(operation.get("operationId", ""))
                 if media:
                     operation["requestBody"] = {

@@ -15,6 +15,8 @@ class Settings:
 
     database_url: str = DEFAULT_DATABASE_URL
     max_body_bytes: int = 1_048_576
+    # The import endpoints only (CSV files of a whole model or catalog): 20,000,000 characters a file.
+    max_import_bytes: int = 64 * 1_048_576
     max_json_depth: int = 32
     max_url_bytes: int = 8192
     max_header_bytes: int = 32768
@@ -40,6 +42,7 @@ class Settings:
         return cls(
             database_url=env.get("PRM_DATABASE_URL", DEFAULT_DATABASE_URL),
             max_body_bytes=int(env.get("PRM_MAX_BODY_BYTES", cls.max_body_bytes)),
+            max_import_bytes=int(env.get("PRM_MAX_IMPORT_BYTES", cls.max_import_bytes)),
             max_json_depth=int(env.get("PRM_MAX_JSON_DEPTH", cls.max_json_depth)),
             max_url_bytes=int(env.get("PRM_MAX_URL_BYTES", cls.max_url_bytes)),
             max_header_bytes=int(env.get("PRM_MAX_HEADER_BYTES", cls.max_header_bytes)),

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from common.auth import allow, current_principal
 from common.database import Database
 from common.http import if_match, json_response
-from common.openapi import RAW_BODIES, view_operation_id
+from common.openapi import IMPORT_OPERATIONS, RAW_BODIES, view_operation_id
 from common.pagination import Page
 from common.principal import ANY_ROLE, PARTNER_ROLES, Role
 from directory import importer
@@ -243,3 +243,4 @@ def import_products(query: s.ImportQuery) -> Response:
 
 
 RAW_BODIES.update({"import_customers": "text/csv", "import_products": "text/csv"})
+IMPORT_OPERATIONS.update({"import_customers", "import_products"})

@@ -9,7 +9,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from common.database import Database
-from common.errors import PrmError, ValidationFailed
+from common.errors import MAX_LISTED_PROBLEMS, PrmError, ValidationFailed
+from common.textfile import utf8_problem
 from directory import bootstrap, importer
 
 
@@ -21,17 +22,21 @@ def _db() -> Database:
 def _fail(exc: PrmError) -> None:
     """One readable line per problem, then a non-zero exit."""
     if isinstance(exc, ValidationFailed):
-        for problem in exc.errors:
+        for problem in exc.errors[:MAX_LISTED_PROBLEMS]:
             click.echo(f"{problem.pointer}: {problem.message}", err=True)
+        if len(exc.errors) > MAX_LISTED_PROBLEMS:
+            click.echo(f"... and {len(exc.errors) - MAX_LISTED_PROBLEMS} more problems", err=True)
     raise click.ClickException(exc.detail)
 
 
 def _read_csv(file: Path) -> str:
     """The file's text; a file that is not UTF-8 is one readable error, not a traceback."""
+    raw = file.read_bytes()
     try:
-        return file.read_text(encoding="utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise click.ClickException(f"{file}: not UTF-8 (byte {exc.start}); save it as CSV UTF-8") from None
+        problem = utf8_problem(raw, exc, str(file))
+        raise click.ClickException(f"{problem.pointer}: {problem.message}") from None
 
 
 @click.group("admin")

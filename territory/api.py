@@ -16,7 +16,7 @@ from common.auth import allow, current_principal
 from common.database import Database
 from common.errors import Forbidden, Unauthorized
 from common.http import if_match, json_response
-from common.openapi import view_operation_id
+from common.openapi import IMPORT_OPERATIONS, view_operation_id
 from common.principal import INTERNAL_ROLES, Principal, Role, split_key
 from directory.services.users import principal_for_key
 from territory import csv_import, dimension_service, export, import_service, service, territory_service
@@ -267,3 +267,6 @@ def territory_tree_page(model_id: int) -> Response:
     """The tree as a collapsible HTML page (same content as ``/v1/...tree?format=html``)."""
     view = service.model_tree(_db(), _page_principal(), model_id)
     return _render_tree(view, s.TreeFormat.HTML)
+
+
+IMPORT_OPERATIONS.update({"import_territory_model", "import_dimension_members"})

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn
 
 from common.database import Database
-from common.errors import PrmError, ValidationFailed
+from common.errors import MAX_LISTED_PROBLEMS, PrmError, ValidationFailed
+from common.textfile import utf8_problem
 from territory import csv_import, dimension_service, export, import_service, service
 from territory import schemas as s
 
@@ -25,7 +29,9 @@ def _db() -> Database:
 def _fail(exc: PrmError) -> None:
     """One readable line per problem, then a non-zero exit."""
     errors = exc.errors if isinstance(exc, ValidationFailed) else exc.extra.get("errors", [])
-    for problem in errors:
+    if len(errors) > MAX_LISTED_PROBLEMS:
+        click.echo(f"{len(errors)} problems; the first {MAX_LISTED_PROBLEMS}:", err=True)
+    for problem in errors[:MAX_LISTED_PROBLEMS]:
         pointer, message = (
             (problem.pointer, problem.message)
             if not isinstance(problem, dict)
@@ -35,14 +41,32 @@ def _fail(exc: PrmError) -> None:
     raise click.ClickException(exc.detail)
 
 
-def _read(file: Path) -> str:
-    """The file's text; a file that is not UTF-8 is one readable error, not a traceback."""
+def _read(file: Path, advance: Callable[[int], object] = lambda n: None) -> str:
+    """The file's text, read in chunks (``advance`` hears how many bytes each); a file that is not
+    UTF-8 is one readable error naming its row and column, not a traceback."""
+    chunks = []
+    with file.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            chunks.append(chunk)
+            advance(len(chunk))
+    raw = b"".join(chunks)
     try:
-        return file.read_text(encoding="utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise click.ClickException(
-            f"{file}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
-        ) from None
+        problem = utf8_problem(raw, exc, str(file))
+        raise click.ClickException(f"{problem.pointer}: {problem.message}") from None
+
+
+def _progress() -> Progress:
+    """A progress display on standard error (left out when it is not a terminal)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
 
 
 def _warn(warnings: list[s.TreeWarningOut]) -> None:
@@ -93,23 +117,33 @@ def create_model(name: str, clone_active: bool) -> None:
 def import_model(
     model_id: int, territories_file: Path, coverage_file: Path | None, members_file: Path | None
 ) -> None:
-    """Replace planning model MODEL_ID's content with the CSV files (all rows or none)."""
-    defaults = csv_import.ModelFiles("")
-    files = csv_import.ModelFiles(
-        _read(territories_file),
-        _read(coverage_file) if coverage_file else defaults.coverage,
-        _read(members_file) if members_file else defaults.members,
-        (
-            str(territories_file),
-            str(coverage_file or "coverage.csv"),
-            str(members_file or "members.csv"),
-        ),
-    )
-    try:
-        db = _db()
-        report = import_service.import_model(db, None, model_id, service.current_version(db, model_id), files)
-    except PrmError as exc:
-        _fail(exc)
+    """Replace planning model MODEL_ID's content with the CSV files (all rows or none).
+
+    Progress goes to standard error: the bytes read, then the check and the write."""
+    given = [f for f in (territories_file, coverage_file, members_file) if f is not None]
+    with _progress() as progress:
+        reading = progress.add_task("reading", total=sum(f.stat().st_size for f in given))
+        texts = {f: _read(f, lambda n: progress.advance(reading, n)) for f in given}
+        progress.add_task("checking and writing", total=None)
+        defaults = csv_import.ModelFiles("")
+        files = csv_import.ModelFiles(
+            texts[territories_file],
+            texts[coverage_file] if coverage_file else defaults.coverage,
+            texts[members_file] if members_file else defaults.members,
+            (
+                str(territories_file),
+                str(coverage_file or "coverage.csv"),
+                str(members_file or "members.csv"),
+            ),
+        )
+        try:
+            db = _db()
+            report = import_service.import_model(
+                db, None, model_id, service.current_version(db, model_id), files
+            )
+        except PrmError as exc:
+            progress.stop()
+            _fail(exc)
     _warn(report.warnings)
     click.echo(
         f"model {report.model_id}: {report.territories} territories, {report.coverage_rows} coverage rows, "

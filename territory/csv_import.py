@@ -120,18 +120,18 @@ def _table(
     return values
 
 
-def _rows(file: str, text: str, spec: Sequence[tuple[str, bool]], problems: _Problems) -> Iterator[_Row]:
-    """Yield the non-blank data rows of one file; header and shape problems go to ``problems``."""
+def _header(file: str, text: str, spec: Sequence[tuple[str, bool]], problems: _Problems) -> list[str] | None:
+    """The file's column names, or ``None`` with its header problems in ``problems``."""
     names = [n for n, _ in spec]
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         problems.add(file, 1, 1, "the file has no header row")
-        return
+        return None
     except csv.Error as exc:
         problems.add(file, 1, 1, str(exc))
-        return
+        return None
     bad_header = False
     for col, name in enumerate(header, start=1):
         if name not in names:
@@ -149,8 +149,16 @@ def _rows(file: str, text: str, spec: Sequence[tuple[str, bool]], problems: _Pro
         if required and name not in header:
             problems.add(file, 1, len(header) + 1, f"missing required column {name!r}")
             bad_header = True
-    if bad_header:
+    return None if bad_header else header
+
+
+def _rows(file: str, text: str, spec: Sequence[tuple[str, bool]], problems: _Problems) -> Iterator[_Row]:
+    """Yield the non-blank data rows of one file; header and shape problems go to ``problems``."""
+    header = _header(file, text, spec, problems)
+    if header is None:
         return
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    next(reader)
     columns = {name: i for i, name in enumerate(header, start=1)}
     row_no = 1
     try:
@@ -341,6 +349,18 @@ def parse_model(
     """
     tfile, cfile, mfile = files.names
     p = _Problems()
+    # A misspelt column makes every row of its file (and every row naming its territories) wrong: the
+    # header problems are reported alone, once, and nothing else is checked.
+    for name, text, spec in (
+        (tfile, files.territories, TERRITORY_COLUMNS),
+        (cfile, files.coverage, COVERAGE_COLUMNS),
+        (mfile, files.members, MEMBER_COLUMNS),
+    ):
+        _header(name, text, spec, p)
+    if p.items:
+        raise ValidationFailed(
+            f"{len(p.items)} problem(s) in the files' header rows; nothing else was checked", p.items
+        )
     territories = _territories(tfile, files.territories, dims, p)
     coverage = _coverage(cfile, files.coverage, territories, dims, p)
     team = _members(mfile, files.members, territories, users, p)

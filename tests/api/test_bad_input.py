@@ -109,7 +109,8 @@ def test_a_body_over_the_limit_is_refused_with_413(small_app):
     assert str(SMALL_LIMIT) in body["detail"]
     csv_headers = {**world["admin"].headers, "Content-Type": "text/csv"}
     rows = "key,name,country\n" + "".join(f"C{i},Customer {i},US\n" for i in range(500))
-    assert_problem(client.post("/v1/customers/import", data=rows, headers=csv_headers), 413)
+    # the imports have a limit of their own (PRM_MAX_IMPORT_BYTES, tests/api/test_import_limits.py)
+    assert client.post("/v1/customers/import", data=rows, headers=csv_headers).status_code == 200
     # Just under the limit is fine.
     ok = json.dumps({"key": "ok", "name": "Ok", "description": "x" * (SMALL_LIMIT - 100)})
     assert client.post("/v1/programs", data=ok, headers=headers).status_code == 201
