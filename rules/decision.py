@@ -219,8 +219,8 @@ def warning_json(u: UnknownValue, suggestions: Sequence[str]) -> dict[str, Any]:
         "code": "unknown_value",
         "field": u.dimension,
         "value": u.value,
-        "message": f"unknown {u.dimension} {u.value!r}{hint(suggestions)}; "
-        f"it matches only territories unrestricted on {u.dimension}",
+        "message": f"unknown {u.dimension} {u.value!r} (it matches only territories unrestricted on "
+        f"{u.dimension}){hint(suggestions)}",
         "did_you_mean": list(suggestions),
     }
 

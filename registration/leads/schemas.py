@@ -238,3 +238,8 @@ class ApproverPreviewOut(BaseModel):
     result: dict[str, Any]
     rulesets: dict[str, Any]
     trace: dict[str, Any] | None = Field(None, description="the full trace; internal callers only")
+    warnings: list[FactWarning] = Field(
+        default_factory=list,
+        description="facts naming members the territory model does not know (the policy's unknown_values "
+        "may make submit refuse them: then submittable is false)",
+    )

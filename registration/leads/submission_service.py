@@ -288,12 +288,13 @@ def preview_approvers(db: Database, principal: Principal, lead_id: int) -> s.App
         blockers = registration_blockers(session, lead, today)
         team = [t.territory_key for t in lead.territory_team]
     _, _, result = _decide(db, facts, team)
+    refused = bool(result.unknown_values) and result.policy.unknown_values == "refuse"
     missing = missing_fields(values, result.policy.required_fields)
     problems = missing_problems(missing)
     decision = result.to_json()
     return s.ApproverPreviewOut(
         lead_id=lead_id,
-        submittable=not missing and not blockers,
+        submittable=not missing and not blockers and not refused,
         missing_fields=[
             s.MissingField(field=name, pointer=p.pointer) for name, p in zip(missing, problems, strict=True)
         ],
@@ -313,4 +314,5 @@ def preview_approvers(db: Database, principal: Principal, lead_id: int) -> s.App
         result=decision,
         rulesets=result.ruleset_versions,
         trace=result.trace if principal.internal else None,
+        warnings=[FactWarning.model_validate(w) for w in result.warnings],
     )

@@ -202,6 +202,8 @@ def test_submit_warns_about_unknown_values_or_refuses_them_when_the_policy_says_
     admin, partner = demo["admin"], demo["northwind-user"]
     kosovo = _customer(client, admin, key="C-XK", name="Prishtina Trade", country="XK")
     lead = created(client, partner, jp_security_lead(demo, customer_id=kosovo["id"])).get_json()
+    preview = client.get(f"/v1/leads/{lead['id']}/approver-preview", headers=partner).get_json()
+    assert preview["warnings"][0]["field"] == "geography" and preview["submittable"] is True
     resp = submit(client, partner, lead["id"])
     assert resp.status_code == 200, resp.get_json()
     assert [w["field"] for w in resp.get_json()["warnings"]] == ["geography"]
@@ -212,6 +214,8 @@ def test_submit_warns_about_unknown_values_or_refuses_them_when_the_policy_says_
     etag = client.get(f"/v1/rulesets/{rid}", headers=admin).headers["ETag"]
     assert client.post(f"/v1/rulesets/{rid}/activate", headers={**admin, "If-Match": etag}).status_code == 200
     second = created(client, partner, jp_security_lead(demo, customer_id=kosovo["id"])).get_json()
+    preview = client.get(f"/v1/leads/{second['id']}/approver-preview", headers=partner).get_json()
+    assert preview["submittable"] is False and preview["warnings"][0]["value"] == "XK"
     refused = submit(client, partner, second["id"])
     assert refused.status_code == 422
     problem = refused.get_json()
