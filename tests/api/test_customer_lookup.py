@@ -22,6 +22,8 @@ FIELDS = {
     "name",
     "parent_key",
     "country",
+    "subdivision",
+    "postal_code",
     "region",
     "industry",
     "size",
