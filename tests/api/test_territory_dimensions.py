@@ -151,7 +151,7 @@ def test_a_declared_industry_dimension_end_to_end(client, demo):
     _customer(client, admin, key="C-BANK", name="Tokyo Bank", country="JP", industry="banking")
     auto = client.post("/v1/what-if", json={"facts": {"customer": "C-TOYO"}}, headers=admin).get_json()
     assert auto["result"]["lowest_territories"] == ["JP-AUTO"], auto
-    assert auto["trace"]["territory_facts"]["industry"] == "automotive"
+    assert auto["facts"]["customer_industry"] == "automotive"  # the source fact feeding industry
     bank = client.post("/v1/what-if", json={"facts": {"customer": "C-BANK"}}, headers=admin).get_json()
     assert "JP-AUTO" not in bank["result"]["matched_territories"]
     # the fact named like the dimension wins over its source; a typo is flagged
