@@ -14,7 +14,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import column, func, literal, select, table, union_all
 from sqlalchemy.orm import Session, object_session
 
 from common.database import Database
@@ -300,13 +300,33 @@ def count_territories(session: Session, model_ids: Sequence[int]) -> dict[int, i
     return {r[0]: r[1] for r in rows}
 
 
-def lead_counts(session: Session, model_id: int) -> dict[str, int]:
-    """HOOK: leads currently assigned to each territory of a model; every count is 0 for now.
+#: The lead tables belong to ``registration`` (a layer above): named here, never imported.
+_LEADS = table("leads", column("id"), column("status"), column("lead_status"))
+_LEAD_TERRITORIES = table(
+    "lead_territories", column("lead_id"), column("territory_key"), column("territory_model_id")
+)
+#: Registration statuses of leads that no longer count on a territory.
+CLOSED_REGISTRATIONS = ("withdrawn", "expired")
 
-    Registrations do not exist yet; when ``registration/`` stores lead territories, count them here
-    (territory key -> number of open leads) and the tree views show them without further changes.
+
+def lead_counts(session: Session, model_id: int) -> dict[str, int]:
+    """Open leads on each territory of a model (territory key -> count), in one grouped query.
+
+    A lead counts on every territory of its territory team in this model while it is open (not yet
+    converted to an opportunity) and its registration is neither withdrawn nor expired.
     """
-    return {}
+    lt, lead = _LEAD_TERRITORIES.c, _LEADS.c
+    rows = session.execute(
+        select(lt.territory_key, func.count(func.distinct(lt.lead_id)))
+        .select_from(_LEAD_TERRITORIES.join(_LEADS, lead.id == lt.lead_id))
+        .where(
+            lt.territory_model_id == model_id,
+            lead.lead_status == "open",
+            lead.status.not_in(CLOSED_REGISTRATIONS),
+        )
+        .group_by(lt.territory_key)
+    ).all()
+    return {r[0]: r[1] for r in rows}
 
 
 # --- snapshots ----------------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""The tree views count the open leads on each territory (one grouped query, territory/repository.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.api.approvals_support import act, ok
+from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, submit
+
+
+@pytest.fixture
+def demo(db, tmp_path: Path) -> Demo:
+    return load_demo(db, tmp_path)
+
+
+def _counts(client, demo: Demo) -> dict[str, int]:
+    tree = ok(client.get("/v1/territory-models/1/tree", headers=demo["admin"]))
+    counts: dict[str, int] = {}
+    stack = [tree["root"]]
+    while stack:
+        node = stack.pop()
+        counts[node["key"]] = node["lead_count"]
+        stack.extend(node["children"])
+    return counts
+
+
+def test_a_pending_registration_counts_on_its_territory_until_it_is_withdrawn(client, demo):
+    h = demo["northwind-user"]
+    assert set(_counts(client, demo).values()) == {0}
+    leads = [created(client, h, jp_security_lead(demo, name=f"Deal {i}")).get_json()["id"] for i in range(2)]
+    for lead_id in leads:
+        assert submit(client, h, lead_id).status_code == 200
+    counts = _counts(client, demo)
+    assert counts["JP-SEC-RESELL"] == 2
+    assert {k: v for k, v in counts.items() if v} == {"JP-SEC-RESELL": 2}
+    text = client.get("/v1/territory-models/1/tree?format=text", headers=demo["admin"]).get_data(as_text=True)
+    assert "leads: 2" in text
+
+    ok(act(client, h, leads[0], "withdraw", {"comment": "later"}))
+    assert _counts(client, demo)["JP-SEC-RESELL"] == 1
