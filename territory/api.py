@@ -14,13 +14,14 @@ from flask_openapi3.models.tag import Tag
 
 from common.auth import allow, current_principal
 from common.database import Database
-from common.errors import Forbidden, Unauthorized
+from common.errors import Forbidden, NotFound, Unauthorized
 from common.http import if_match, json_response
 from common.openapi import IMPORT_OPERATIONS, view_operation_id
 from common.principal import INTERNAL_ROLES, Principal, Role, split_key
 from directory.services.users import principal_for_key
 from territory import csv_import, dimension_service, export, import_service, service, territory_service
 from territory import schemas as s
+from territory.errors import did_you_mean, hint
 
 api = APIBlueprint(
     "territory",
@@ -105,20 +106,23 @@ def import_territory_model(path: s.ModelPath, body: s.ModelImport) -> Response:
 def get_territory_tree(path: s.ModelPath, query: s.TreeQuery) -> Response:
     """The hierarchy as JSON, or as Mermaid / DOT / text / HTML with ``?format=``."""
     view = service.model_tree(_db(), current_principal(), path.id)
-    return _render_tree(view, query.format)
+    return _render_tree(view, query.format, export.View(query.root, query.depth))
 
 
-def _render_tree(view: service.TreeView, fmt: s.TreeFormat) -> Response:
+def _render_tree(view: service.TreeView, fmt: s.TreeFormat, part: export.View = export.View()) -> Response:
     snap, counts = view.snapshot, view.lead_counts
+    if part.root is not None and (snap is None or part.root not in snap):
+        suggestions = hint(did_you_mean(part.root, snap.keys())) if snap is not None else ""
+        raise NotFound(f"no territory {part.root!r} in territory model {view.model.id}{suggestions}")
     if fmt == s.TreeFormat.JSON:
-        body = {"model": view.model.model_dump(mode="json"), "root": export.tree_json(snap, counts)}
+        body = {"model": view.model.model_dump(mode="json"), "root": export.tree_json(snap, counts, part)}
         return json_response(body, etag=(view.model.id, view.model.version))
     if fmt == s.TreeFormat.MERMAID:
-        text = export.to_mermaid(snap, counts)
+        text = export.to_mermaid(snap, counts, part)
     elif fmt == s.TreeFormat.DOT:
-        text = export.to_dot(snap, counts)
+        text = export.to_dot(snap, counts, part)
     elif fmt == s.TreeFormat.TEXT:
-        text = export.to_text(snap, counts)
+        text = export.to_text(snap, counts, part)
     else:
         text = export.to_html(
             snap,
@@ -127,6 +131,7 @@ def _render_tree(view: service.TreeView, fmt: s.TreeFormat) -> Response:
             model_name=view.model.name,
             model_status=view.model.status.value,
             model_version=view.model.version,
+            view=part,
         )
     resp = Response(text, mimetype=TEXT_TYPES[fmt])
     resp.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"

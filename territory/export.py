@@ -9,6 +9,7 @@ deep tree cannot exhaust the stack.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,49 @@ def team_summary(d: TerritoryDef) -> str:
     return ", ".join(f"{m.user} ({ROLE_LABELS.get(m.role, m.role)})" for m in d.team)
 
 
-def _order(snapshot: TerritorySnapshot) -> tuple[str, ...]:
-    """Every key in depth-first order, parents before children."""
-    return tuple(snapshot)
+#: Mermaid's default ``maxTextSize``: a larger diagram is refused by the renderer.
+MERMAID_MAX_TEXT = 50_000
+
+
+@dataclass(frozen=True)
+class View:
+    """The part of the tree a view shows: the subtree under ``root`` (default: the whole tree), at most
+    ``depth`` levels below it (default: all)."""
+
+    root: str | None = None
+    depth: int | None = None
+
+
+_ALL = View()
+
+
+def _order(snapshot: TerritorySnapshot, view: View = _ALL) -> tuple[str, ...]:
+    """The keys in view in depth-first order, parents before children (a subtree is contiguous)."""
+    keys = snapshot.keys()
+    if view.root is None and view.depth is None:
+        return keys
+    root = view.root or snapshot.root
+    top = snapshot.depth(root)
+    limit = top + view.depth if view.depth is not None else None
+    start = keys.index(root)
+    out = [root]
+    for key in keys[start + 1 :]:
+        d = snapshot.depth(key)
+        if d <= top:
+            break
+        if limit is None or d <= limit:
+            out.append(key)
+    return tuple(out)
+
+
+def _children(snapshot: TerritorySnapshot, key: str, view: View, shown: set[str] | None) -> tuple[str, ...]:
+    children = snapshot.children(key)
+    return children if shown is None else tuple(c for c in children if c in shown)
+
+
+def _hidden(snapshot: TerritorySnapshot, key: str, shown: set[str] | None) -> int:
+    """How many children of ``key`` the view leaves out (below its depth)."""
+    return 0 if shown is None else sum(1 for c in snapshot.children(key) if c not in shown)
 
 
 def _cam(snapshot: TerritorySnapshot, key: str) -> dict[str, Any] | None:
@@ -69,12 +110,17 @@ def _cam(snapshot: TerritorySnapshot, key: str) -> dict[str, Any] | None:
     return None if cam is None else {"user": cam.user, "territory": cam.territory, "inherited": cam.inherited}
 
 
-def tree_json(snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int]) -> dict[str, Any] | None:
-    """The tree as nested dicts (``None`` when the model is empty); children sorted by key."""
+def tree_json(
+    snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int], view: View = _ALL
+) -> dict[str, Any] | None:
+    """The tree (or the view's part of it) as nested dicts (``None`` when the model is empty); children
+    sorted by key; a node whose children the view leaves out says how many in ``children_not_shown``."""
     if snapshot is None:
         return None
     nodes: dict[str, dict[str, Any]] = {}
-    for key in _order(snapshot):  # depth-first: a parent is always built before its children
+    order = _order(snapshot, view)
+    shown = None if view == _ALL else set(order)
+    for key in order:  # depth-first: a parent is always built before its children
         d = snapshot.territory(key)
         node: dict[str, Any] = {
             "key": d.key,
@@ -92,11 +138,13 @@ def tree_json(snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int]
             "lead_count": lead_counts.get(key, 0),
             "children": [],
         }
+        if hidden := _hidden(snapshot, key, shown):
+            node["children_not_shown"] = hidden
         nodes[key] = node
         parent = snapshot.parent(key)
-        if parent is not None:
+        if parent is not None and parent in nodes:
             nodes[parent]["children"].append(node)
-    return nodes[snapshot.root]
+    return nodes[order[0]]
 
 
 def _node_lines(snapshot: TerritorySnapshot, key: str, lead_counts: Mapping[str, int]) -> list[str]:
@@ -118,50 +166,83 @@ def _mermaid_text(text: str) -> str:
     return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
 
 
-def to_mermaid(snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None) -> str:
-    """A Mermaid ``flowchart`` of the tree (node ids are positions, labels carry the details)."""
+def to_mermaid(
+    snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None, view: View = _ALL
+) -> str:
+    """A Mermaid ``flowchart`` of the tree (node ids are positions, labels carry the details).
+
+    A diagram longer than Mermaid's default text limit (``MERMAID_MAX_TEXT``) starts with a comment
+    saying so and suggesting a subtree (``root=``) or fewer levels (``depth=``).
+    """
     counts = lead_counts or {}
     out = ["flowchart TD"]
     if snapshot is None:
         out.append('  empty["(no territories)"]')
         return "\n".join(out) + "\n"
-    ids = {k: f"t{i}" for i, k in enumerate(_order(snapshot))}
-    for key in _order(snapshot):
-        label = "<br/>".join(_mermaid_text(line) for line in _node_lines(snapshot, key, counts))
+    order = _order(snapshot, view)
+    shown = None if view == _ALL else set(order)
+    ids = {k: f"t{i}" for i, k in enumerate(order)}
+    for key in order:
+        lines = _node_lines(snapshot, key, counts)
+        if hidden := _hidden(snapshot, key, shown):
+            lines.append(f"{hidden} more below (depth=)")
+        label = "<br/>".join(_mermaid_text(line) for line in lines)
         out.append(f'  {ids[key]}["{label}"]')
-    for key in _order(snapshot):
-        for child in snapshot.children(key):
+    for key in order:
+        for child in _children(snapshot, key, view, shown):
             out.append(f"  {ids[key]} --> {ids[child]}")
-    return "\n".join(out) + "\n"
+    text = "\n".join(out) + "\n"
+    if len(text) > MERMAID_MAX_TEXT:
+        biggest = max(
+            snapshot.children(order[0]) or (order[0],), key=lambda k: len(_order(snapshot, View(k)))
+        )
+        note = (
+            f"%% This diagram is {len(text):,} characters, more than Mermaid renders by default "
+            f"(maxTextSize {MERMAID_MAX_TEXT:,}): ask for a subtree with root=KEY (e.g. root={biggest}) "
+            "or fewer levels with depth=N.\n"
+        )
+        text = note + text
+    return text
 
 
 def _dot_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
 
-def to_dot(snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None) -> str:
+def to_dot(
+    snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None, view: View = _ALL
+) -> str:
     """A Graphviz ``digraph`` of the tree (``dot -Tsvg`` renders it)."""
     counts = lead_counts or {}
     out = ["digraph territories {", "  rankdir=TB;", '  node [shape=box, fontname="Helvetica"];']
     if snapshot is not None:
-        for key in _order(snapshot):
-            label = "\\n".join(_dot_text(line) for line in _node_lines(snapshot, key, counts))
+        order = _order(snapshot, view)
+        shown = None if view == _ALL else set(order)
+        for key in order:
+            lines = _node_lines(snapshot, key, counts)
+            if hidden := _hidden(snapshot, key, shown):
+                lines.append(f"{hidden} more below")
+            label = "\\n".join(_dot_text(line) for line in lines)
             out.append(f'  "{_dot_text(key)}" [label="{label}"];')
-        for key in _order(snapshot):
-            for child in snapshot.children(key):
+        for key in order:
+            for child in _children(snapshot, key, view, shown):
                 out.append(f'  "{_dot_text(key)}" -> "{_dot_text(child)}";')
     out.append("}")
     return "\n".join(out) + "\n"
 
 
-def to_text(snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None) -> str:
+def to_text(
+    snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None, view: View = _ALL
+) -> str:
     """The tree for a terminal, one territory per line with box-drawing branches."""
     counts = lead_counts or {}
     if snapshot is None:
         return "(no territories)\n"
     lines: list[str] = []
+    order = _order(snapshot, view)
+    shown = None if view == _ALL else set(order)
     # (key, prefix for this line, prefix for its children)
-    stack: list[tuple[str, str, str]] = [(snapshot.root, "", "")]
+    stack: list[tuple[str, str, str]] = [(order[0], "", "")]
     while stack:
         key, prefix, child_prefix = stack.pop()
         d = snapshot.territory(key)
@@ -175,9 +256,11 @@ def to_text(snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] |
             details.append(f"CAM {cam.user} (from {cam.territory})")
         if counts.get(key):
             details.append(f"leads: {counts[key]}")
+        if hidden := _hidden(snapshot, key, shown):
+            details.append(f"{hidden} more below")
         partner = f", partner {d.partner}" if d.partner else ""
         lines.append(f"{prefix}{d.key}  {d.name} [{d.type}{partner}]  {' | '.join(details)}")
-        children = snapshot.children(key)
+        children = _children(snapshot, key, view, shown)
         for i, child in reversed(list(enumerate(children))):
             last = i == len(children) - 1
             stack.append(
@@ -198,11 +281,14 @@ def to_html(
     model_name: str,
     model_status: str,
     model_version: int,
+    view: View = _ALL,
 ) -> str:
     """A self-contained HTML page: the tree as nested ``<details>``; no scripts, fonts or external URLs."""
     rows: list[dict[str, Any]] = []
     if snapshot is not None:
-        for key in _order(snapshot):
+        order = _order(snapshot, view)
+        shown = None if view == _ALL else set(order)
+        for key in order:
             d = snapshot.territory(key)
             rows.append(
                 {
@@ -215,7 +301,7 @@ def to_html(
                     "team": [(m.user, ROLE_LABELS.get(m.role, m.role)) for m in d.team],
                     "cam": snapshot.cam_for(key),
                     "lead_count": lead_counts.get(key, 0),
-                    "leaf": not snapshot.children(key),
+                    "leaf": not _children(snapshot, key, view, shown),
                 }
             )
     # Turn the depth-first list into open/close events so the template needs no recursion.

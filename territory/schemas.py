@@ -69,6 +69,12 @@ class TreeQuery(Input):
     format: TreeFormat = Field(
         TreeFormat.JSON, description="json (default), mermaid, dot, text (terminal tree) or html"
     )
+    root: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] | None = Field(
+        None, description="show only the subtree under this territory (default: the whole tree)"
+    )
+    depth: int | None = Field(
+        None, ge=0, le=100, description="show at most this many levels below the root shown (default: all)"
+    )
 
 
 # --- models -------------------------------------------------------------------------------------------

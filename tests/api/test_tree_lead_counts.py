@@ -40,3 +40,17 @@ def test_a_pending_registration_counts_on_its_territory_until_it_is_withdrawn(cl
 
     ok(act(client, h, leads[0], "withdraw", {"comment": "later"}))
     assert _counts(client, demo)["JP-SEC-RESELL"] == 1
+
+
+def test_the_tree_endpoint_shows_a_subtree_to_a_depth_and_names_an_unknown_root(client, demo):
+    admin = demo["admin"]
+    body = ok(client.get("/v1/territory-models/1/tree?root=APAC&depth=1", headers=admin))
+    assert body["root"]["key"] == "APAC"
+    assert {c["key"] for c in body["root"]["children"]} >= {"JP"}
+    jp = next(c for c in body["root"]["children"] if c["key"] == "JP")
+    assert jp["children"] == [] and jp["children_not_shown"] > 0
+    text = client.get("/v1/territory-models/1/tree?format=text&root=JP", headers=admin).get_data(as_text=True)
+    assert text.splitlines()[0].startswith("JP ")
+    missing = client.get("/v1/territory-models/1/tree?root=JPN", headers=admin)
+    assert missing.status_code == 404
+    assert "did you mean" in missing.get_json()["detail"] and "'JP'" in missing.get_json()["detail"]
