@@ -200,7 +200,7 @@ def _prm(db_url: str, redis_url: str, queue: str, *args: str) -> subprocess.Comp
 
 
 @pytest.mark.slow
-def test_the_cli_plans_and_applies_on_celery_workers_and_waits_for_them(
+def test_plans_over_the_api_and_the_cli_and_an_apply_by_the_cli_on_celery_workers(
     client, db, db_url, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url, celery_queue
 ):
     monkeypatch.setenv("PRM_BATCH_BACKEND", "inline")
@@ -210,10 +210,26 @@ def test_the_cli_plans_and_applies_on_celery_workers_and_waits_for_them(
     worker = Worker("cli", redis_url, celery_queue, tmp_path / "cli.log", concurrency=2)
     try:
         worker.wait_ready()
+        # over the API: 202, and the worker that finishes the last chunk finishes the plan
+        monkeypatch.setenv("PRM_BATCH_BACKEND", "celery")
+        monkeypatch.setenv("PRM_CELERY_BROKER_URL", redis_url)
+        monkeypatch.setenv("PRM_CELERY_QUEUE", celery_queue)
+        started = client.post(
+            "/v1/reassignment-runs",
+            json={"territory_model_id": model_id, "chunk_size": 4},
+            headers=demo["admin"],
+        )
+        assert started.status_code == 202, started.get_data(as_text=True)
+        assert started.get_json()["status"] == "planning"
+        wait_status(db, started.get_json()["id"], "planned", timeout=120)
+        by_api = ok(client.get(started.headers["Location"], headers=demo["admin"]))
+        assert (by_api["moved"], by_api["evaluated"]) == (30, 30)
+        # the CLI waits for the workers and finishes the run itself
         planned = _prm(db_url, redis_url, celery_queue, "plan", "--model", str(model_id), "--json")
         assert planned.returncode == 2, planned.stderr  # something would change
         run = json.loads(planned.stdout)
         assert (run["status"], run["moved"]) == ("planned", 30)
+        assert run["content_hash"] == by_api["content_hash"]  # the same plan, whoever finished it
         applied = _prm(db_url, redis_url, celery_queue, "apply", str(run["id"]), "--json")
         assert applied.returncode == 0, applied.stderr
         assert (json.loads(applied.stdout)["status"], json.loads(applied.stdout)["applied"]) == (
