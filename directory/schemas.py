@@ -25,6 +25,7 @@ from pydantic import (
 from common.fields import NON_BLANK
 from common.ids import Id
 from common.principal import Role
+from common.query import QueryModel
 from directory.enums import CustomerSize, OrganizationKind, PartnerType, ProductLevel
 
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -349,7 +350,7 @@ class ImportReport(BaseModel):
     updated: int
 
 
-class ListQuery(Input):
+class ListQuery(QueryModel, Input):
     limit: int = Field(50, ge=1, le=500)
     cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
     q: Annotated[str, StringConstraints(max_length=100)] | None = Field(None, description="name contains")

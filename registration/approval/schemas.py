@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from common.fields import NON_BLANK
+from common.query import QueryModel
 from directory.schemas import Input
 from registration.leads.lifecycle import RegistrationStatus
 
@@ -104,7 +105,7 @@ class WorklistStatus(StrEnum):
     INFO_REQUESTED = RegistrationStatus.INFO_REQUESTED.value
 
 
-class WorklistQuery(Input):
+class WorklistQuery(QueryModel, Input):
     status: WorklistStatus | None = Field(None, description="default: both waiting statuses")
     territory: Key | None = Field(None, description="only registrations with this territory on their team")
     min_age_days: int | None = Field(None, ge=0, le=36500, description="submitted at least this long ago")

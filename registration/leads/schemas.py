@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, PlainSerializer, StrictBool, model_valida
 
 from common.fields import Declares
 from common.ids import Id
+from common.query import QueryModel
 from directory.enums import PartnerType
 from directory.schemas import Country, Email, IdPath, Input, Key, Name, Output, Patch
 from registration.leads.lifecycle import LeadStatus, RegistrationStatus
@@ -115,7 +116,7 @@ class IdempotencyHeader(BaseModel):
     )
 
 
-class LeadListQuery(Input):
+class LeadListQuery(QueryModel, Input):
     limit: int = Field(50, ge=1, le=500)
     cursor: str | None = Field(None, max_length=200)
     status: RegistrationStatus | None = None
