@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +30,7 @@ from common.errors import ValidationFailed
 from common.jsonbody import parse_strict
 from transfer.retry import Failure, Outcome, classify
 from transfer.signing import signature_headers
+from transfer.status_messages import cause_of
 from transfer.urls import Resolver, check_partner_url, resolve_host
 
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
@@ -83,7 +84,10 @@ class PartnerCrmClient:
         except Exception as exc:  # refused, or unresolvable right now
             retry = type(exc).__name__ == "PartnerHostUnresolvable"
             outcome = classify(Failure.CONNECTION if retry else Failure.URL_REFUSED)
-            return CallResult(Outcome(outcome.verdict, f"{outcome.reason}: {exc}"), None)
+            explained = (
+                outcome.explained(cause=cause_of(exc)) if retry else outcome.explained(detail=str(exc))
+            )
+            return CallResult(replace(explained, reason=f"{outcome.reason}: {exc}"), None)
         content = (
             b"" if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         )
@@ -107,16 +111,21 @@ class PartnerCrmClient:
                 for chunk in resp.iter_bytes():
                     data.extend(chunk)
                     if len(data) > MAX_RESPONSE_BYTES:
-                        return CallResult(classify(Failure.INVALID_RESPONSE), resp.status_code)
+                        too_large = f"an answer larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB"
+                        return CallResult(
+                            classify(Failure.INVALID_RESPONSE).explained(cause=too_large), resp.status_code
+                        )
                     if time.monotonic() > deadline:
                         return CallResult(classify(Failure.TIMEOUT), resp.status_code)
                 status = resp.status_code
                 retry_after = resp.headers.get("Retry-After")
                 media = resp.headers.get("Content-Type", "")
         except httpx.TimeoutException as exc:
-            return CallResult(Outcome(classify(Failure.TIMEOUT).verdict, f"timeout: {exc!r}"), None)
+            timed_out = classify(Failure.TIMEOUT).explained(cause=cause_of(exc))
+            return CallResult(replace(timed_out, reason=f"timeout: {exc!r}"), None)
         except (httpx.TransportError, OSError) as exc:
-            return CallResult(Outcome(classify(Failure.CONNECTION).verdict, f"connection: {exc!r}"), None)
+            unreachable = classify(Failure.CONNECTION).explained(cause=cause_of(exc))
+            return CallResult(replace(unreachable, reason=f"connection: {exc!r}"), None)
         outcome = classify(status, retry_after=retry_after, now=now())
         parsed: Any = None
         if data and ("json" in media):
@@ -127,13 +136,14 @@ class PartnerCrmClient:
         if outcome.retryable or outcome.verdict.value == "permanent":
             detail = ""
             if isinstance(parsed, dict) and parsed.get("detail"):
-                detail = f": {str(parsed['detail'])[:300]}"
+                detail = str(parsed["detail"])[:300]
+            told = outcome.explained(detail=detail or None)
             return CallResult(
-                Outcome(outcome.verdict, outcome.reason + detail, outcome.retry_after_seconds), status, parsed
+                replace(told, reason=outcome.reason + (f": {detail}" if detail else "")), status, parsed
             )
         if not isinstance(parsed, dict):
-            return CallResult(
-                Outcome(classify(Failure.INVALID_RESPONSE).verdict, f"HTTP {status} without a JSON object"),
-                status,
+            invalid = classify(Failure.INVALID_RESPONSE).explained(
+                cause=f"HTTP {status} without a JSON object"
             )
+            return CallResult(replace(invalid, reason=f"HTTP {status} without a JSON object"), status)
         return CallResult(outcome, status, parsed)

@@ -9,11 +9,13 @@ changes nothing.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common import outbox
@@ -27,7 +29,7 @@ from registration.leads.models import Lead
 from registration.notifications import service as notifications_service
 from registration.notifications.notifications import NotificationEvent
 from registration.opportunities.models import Opportunity
-from transfer import inbound_repository, repository
+from transfer import inbound_repository, repository, status_messages
 from transfer import schemas as s
 from transfer.client import CallResult, PartnerCrmClient
 from transfer.connection_service import outbound_profile, secrets_of
@@ -38,6 +40,8 @@ from transfer.retry import Outcome, Verdict
 from transfer.service import CHANNEL
 
 ClientFactory = Callable[[PartnerCrmConnection, str], PartnerCrmClient]
+
+logger = logging.getLogger(__name__)
 
 
 class PartnerCrmSender:
@@ -86,7 +90,16 @@ class PartnerCrmSender:
                 return
             except PartnerDataInvalid as exc:
                 problems = "; ".join(f"{e.pointer}: {e.message}" for e in exc.errors[:10])
-                result = CallResult(Outcome(Verdict.PERMANENT, f"{exc.detail}: {problems}"), result.status)
+                reason = f"{exc.detail}: {problems}" if problems else exc.detail
+                cause = status_messages.cause_of(exc)
+                outcome = Outcome(Verdict.PERMANENT, reason, cause=cause, detail=reason)
+                result = CallResult(outcome, result.status)
+            except Exception as exc:  # our own bookkeeping failed: said on the status, the rest logged
+                logger.exception("transfer %s: applying the partner's answer failed", transfer_id)
+                verdict = Verdict.PERMANENT if isinstance(exc, IntegrityError) else Verdict.RETRY
+                reason = f"applying the answer failed: {type(exc).__name__}: {exc}"[:2000]
+                outcome = Outcome(verdict, reason, cause=status_messages.cause_of(exc))
+                result = CallResult(outcome, result.status)
         self._failed(transfer_id, operation, item, result.outcome)
 
     def _apply(self, transfer_id: int, operation: str, item: OutboxItem, result: CallResult) -> None:
@@ -107,10 +120,12 @@ class PartnerCrmSender:
                 remote_id = body.get("id")
                 if operation == "create" and isinstance(remote_id, str | int) and str(remote_id):
                     t.remote_id = str(remote_id)[:200]
+                    t.remote_type = _remote_type(body, c)
                     if t.opportunity_id is not None:
                         repository.remember(session, t, "opportunity", t.opportunity_id, t.remote_id)
                 repository.remember_reply(session, t, body.get("correlations"))
                 action = "transferred" if operation == "create" else "update_sent"
+                t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
             else:
                 doc = from_partner(outbound_profile(c), body)
                 opp = (
@@ -123,6 +138,7 @@ class PartnerCrmSender:
                 _, changes = inbound_repository.apply_document(session, t, opp, doc, now=now)
                 details["changes"] = changes
                 action = "update_received"
+                t.message = status_messages.received(c.name, t.remote_type, t.remote_id, changes)
             t.status, t.last_error, t.attempts = s.TransferState.SUCCESSFUL.value, None, item.attempts
             t.last_synced_at = t.updated_at = now
             repository.record(session, None, t, action, now=now, before=before, details=details)
@@ -132,13 +148,28 @@ class PartnerCrmSender:
     def _failed(self, transfer_id: int, operation: str, item: OutboxItem, outcome: Outcome) -> None:
         now = self.clock()
         dead = not outcome.retryable or item.attempts >= self.policy.max_attempts
+        logger.warning(
+            "transfer %s: %s attempt %s failed (%s): %s",
+            transfer_id,
+            operation,
+            item.attempts,
+            "dead" if dead else "will retry",
+            outcome.reason,
+        )
         with self.db.transaction() as session:
             t = session.get(OpportunityTransfer, transfer_id, with_for_update=True)
+            c = session.get(PartnerCrmConnection, t.connection_id) if t is not None else None
             if t is not None:
                 before = {"status": t.status}
-                t.attempts, t.last_error, t.updated_at = item.attempts, outcome.reason[:2000], now
+                partner = c.name if c is not None else "the partner"
+                timeout = c.timeout_seconds if c is not None else None
+                plain = status_messages.failure(outcome, partner, timeout_seconds=timeout)
+                t.attempts, t.last_error, t.updated_at = item.attempts, plain[:2000], now
                 if dead:
                     t.status = s.TransferState.FAILED.value
+                    t.message = status_messages.failed(item.attempts, plain)[:2000]
+                else:
+                    t.message = status_messages.retrying(item.attempts, plain)[:2000]
                 repository.record(
                     session,
                     None,
@@ -146,7 +177,12 @@ class PartnerCrmSender:
                     "failed" if dead else "retry_scheduled",
                     now=now,
                     before=before,
-                    details={"operation": operation, "error": outcome.reason[:500], "key": item.dedupe_key},
+                    details={
+                        "operation": operation,
+                        "error": plain[:500],
+                        "detail": outcome.reason[:500],
+                        "key": item.dedupe_key,
+                    },
                 )
         raise DeliveryFailed(
             outcome.reason, retryable=outcome.retryable, retry_after_seconds=outcome.retry_after_seconds
@@ -180,6 +216,15 @@ def deliver(
 def lease_for(settings: Settings, batch_size: int) -> float:
     """A lease that outlasts a batch of calls at the longest timeout we allow (120 s)."""
     return float(batch_size * 125 + 30)
+
+
+def _remote_type(answer: dict[str, Any], c: PartnerCrmConnection) -> str:
+    """What the partner keeps our opportunity as: the ``type`` its answer names (this service answers
+    ``lead`` or ``opportunity``), else the object its profile says it speaks of (e.g. ``Lead``)."""
+    named = answer.get("type")
+    if isinstance(named, str) and named.strip():
+        return named.strip()[:100]
+    return outbound_profile(c).object_name[:100]
 
 
 def _tell_transferred(

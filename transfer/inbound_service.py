@@ -26,7 +26,7 @@ from common.errors import FieldProblem, NotFound, ValidationFailed
 from common.settings import Settings
 from registration.leads.models import Lead
 from registration.opportunities.models import Opportunity
-from transfer import inbound_repository, repository
+from transfer import inbound_repository, repository, status_messages
 from transfer import schemas as s
 from transfer.connection_service import inbound_profile, secrets_of
 from transfer.errors import PartnerDataInvalid, SignatureMismatch
@@ -104,6 +104,11 @@ def _local_id(t: OpportunityTransfer) -> str:
     return str(t.opportunity_id if t.opportunity_id is not None else t.lead_id)
 
 
+def _local_type(t: OpportunityTransfer) -> str:
+    """What we keep the partner's record as (told in our answers, so the partner's status can say it)."""
+    return "opportunity" if t.opportunity_id is not None else "lead"
+
+
 def _all_pairs(session: Session, t: OpportunityTransfer) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for k in repository.all_correlations(session, t):
@@ -124,11 +129,17 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
                 existing = _by_remote(session, c, doc["id"])
                 if existing is not None:
                     return Reply(
-                        200, {"id": _local_id(existing), "correlations": _all_pairs(session, existing)}
+                        200,
+                        {
+                            "id": _local_id(existing),
+                            "type": _local_type(existing),
+                            "correlations": _all_pairs(session, existing),
+                        },
                     )
                 t = OpportunityTransfer(
                     connection_id=c.id,
                     remote_id=doc["id"],
+                    remote_type=inbound_profile(c).object_name[:100],
                     origin="inbound",
                     status=s.TransferState.SUCCESSFUL.value,
                     last_operation="create",
@@ -147,6 +158,7 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
                     opp, correlations = inbound_repository.create_opportunity(session, c, t, doc, now=now)
                     repository.remember(session, t, "opportunity", opp.id, doc["id"])
                     local = str(opp.id)
+                t.message = status_messages.kept(c.name, t.remote_type, doc["id"], _local_type(t), local)
                 repository.record(
                     session,
                     None,
@@ -155,7 +167,7 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
                     now=now,
                     details={"creates": c.inbound_creates, "idempotency_key": headers.get("Idempotency-Key")},
                 )
-                return Reply(201, {"id": local, "correlations": correlations})
+                return Reply(201, {"id": local, "type": _local_type(t), "correlations": correlations})
         except IntegrityError:
             continue
     raise ValidationFailed("the transfer could not be stored; retry")
@@ -175,10 +187,11 @@ def update(db: Database, settings: Settings, key: str, headers: Mapping[str, str
         correlations, changes = inbound_repository.apply_document(session, t, opp, doc, now=now)
         t.last_operation, t.last_synced_at, t.updated_at = "update", now, now
         t.status = s.TransferState.SUCCESSFUL.value
+        t.message = status_messages.received(c.name, t.remote_type, t.remote_id, changes, inbound=True)
         repository.record(
             session, None, t, "update_received", now=now, details={"changes": changes, "inbound": True}
         )
-        return Reply(200, {"id": str(opp.id), "correlations": correlations})
+        return Reply(200, {"id": str(opp.id), "type": "opportunity", "correlations": correlations})
 
 
 def query(

@@ -73,11 +73,15 @@ class OpportunityTransfer(Base):
     opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"))
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
     remote_id: Mapped[str | None] = mapped_column(String(200))
+    # What the partner keeps the record as ("lead", "opportunity", or its profile's object name).
+    remote_type: Mapped[str | None] = mapped_column(String(100))
     # Who transferred first: "outbound" (we sent it) or "inbound" (they sent it to us).
     origin: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))
     last_operation: Mapped[str | None] = mapped_column(String(20))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The last outcome in plain words, whatever the status ("created as opportunity 12 on ...").
+    message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_synced_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -17,7 +17,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -45,6 +45,16 @@ class Outcome:
     verdict: Verdict
     reason: str
     retry_after_seconds: float | None = None
+    # What `transfer.status_messages` words for people: the HTTP status or the failure, the cause of a
+    # failure in plain words (never an exception's text), and the detail of the partner's problem answer.
+    status: int | None = field(default=None, repr=False)
+    failure: Failure | None = field(default=None, repr=False)
+    cause: str | None = field(default=None, repr=False)
+    detail: str | None = field(default=None, repr=False)
+
+    def explained(self, *, cause: str | None = None, detail: str | None = None) -> Outcome:
+        """The same verdict with the plain cause of a failure, or the partner's detail, attached."""
+        return replace(self, cause=cause or self.cause, detail=detail or self.detail)
 
     @property
     def retryable(self) -> bool:
@@ -64,21 +74,21 @@ def classify(
     """
     if isinstance(result, Failure):
         verdict = Verdict.RETRY if result in _RETRYABLE_FAILURES else Verdict.PERMANENT
-        return Outcome(verdict, result.value.replace("_", " "))
+        return Outcome(verdict, result.value.replace("_", " "), failure=result)
     status = result
     if not 100 <= status <= 599:
-        return Outcome(Verdict.PERMANENT, f"invalid HTTP status {status}")
+        return Outcome(Verdict.PERMANENT, f"invalid HTTP status {status}", failure=Failure.INVALID_RESPONSE)
     reason = f"HTTP {status}"
     if 200 <= status <= 299:
-        return Outcome(Verdict.DELIVERED, reason)
+        return Outcome(Verdict.DELIVERED, reason, status=status)
     if 300 <= status <= 399:
-        return Outcome(Verdict.PERMANENT, f"{reason}: redirects are not followed")
+        return Outcome(Verdict.PERMANENT, f"{reason}: redirects are not followed", status=status)
     if status in RETRYABLE_4XX or (500 <= status <= 599 and status != 501):
         wait = parse_retry_after(retry_after, now) if retry_after is not None else None
-        return Outcome(Verdict.RETRY, reason, wait)
+        return Outcome(Verdict.RETRY, reason, wait, status=status)
     if status < 200:
-        return Outcome(Verdict.PERMANENT, f"{reason}: an interim response is not an answer")
-    return Outcome(Verdict.PERMANENT, reason)
+        return Outcome(Verdict.PERMANENT, f"{reason}: an interim response is not an answer", status=status)
+    return Outcome(Verdict.PERMANENT, reason, status=status)
 
 
 def parse_retry_after(value: str, now: datetime | None = None) -> float | None:

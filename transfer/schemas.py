@@ -121,9 +121,15 @@ class TransferOut(BaseModel):
     lead_id: int | None
     origin: str
     status: TransferState
-    remote_id: str | None
+    remote_id: str | None = Field(description="the partner's id of the record")
+    remote_type: str | None = Field(
+        description="what the partner keeps the record as: lead, opportunity, or its own object's name"
+    )
     last_operation: str | None
-    last_error: str | None
+    message: str | None = Field(
+        description="the last outcome in plain words, for every status (queued, created, failed and why)"
+    )
+    last_error: str | None = Field(description="the last failure in plain words; null once one succeeded")
     attempts: int
     last_synced_at: datetime | None
     updated_at: datetime

@@ -24,7 +24,7 @@ from common.principal import Principal
 from directory.models import Organization
 from registration.opportunities.models import Opportunity
 from registration.opportunities.service import visible_opportunity
-from transfer import repository
+from transfer import repository, status_messages
 from transfer import schemas as s
 from transfer.connection_service import outbound_profile
 from transfer.mapping import to_partner
@@ -57,7 +57,9 @@ def transfer_out(session: Session, t: OpportunityTransfer) -> s.TransferOut:
         origin=t.origin,
         status=s.TransferState(t.status),
         remote_id=t.remote_id,
+        remote_type=t.remote_type,
         last_operation=t.last_operation,
+        message=t.message,
         last_error=t.last_error,
         attempts=t.attempts,
         last_synced_at=t.last_synced_at,
@@ -177,6 +179,7 @@ def request_transfer(
         0,
         now,
     )
+    t.message = status_messages.queued("create", c.name)
     session.flush()
     key = _enqueue(session, t, "create", {"body": body}, now)
     repository.record(
@@ -231,6 +234,7 @@ def send_update(db: Database, principal: Principal, opportunity_id: int, data: s
             0,
             now,
         )
+        t.message = status_messages.queued("update", c.name)
         key = _enqueue(session, t, "update", {"body": body}, now)
         repository.record(
             session, principal, t, "update_requested", now=now, before=before, details={"key": key}
@@ -254,6 +258,7 @@ def receive_update(
             0,
             now,
         )
+        t.message = status_messages.queued("query", c.name)
         key = _enqueue(session, t, "query", {"local_id": str(opp.id)}, now)
         repository.record(
             session, principal, t, "receive_requested", now=now, before=before, details={"key": key}
