@@ -37,6 +37,7 @@ from registration.leads.api import api as registration_api
 from registration.notifications.cli import commands as notification_commands
 from registration.opportunities.api import api as opportunity_api
 from registration.opportunities.conversion_service import OpportunityCreated
+from registration.opportunities.service import OpportunityChanged
 from registration.reassignment.api import api as reassignment_api
 from registration.reassignment.cli import commands as reassignment_commands
 from rules.api import api as rules_api
@@ -93,6 +94,9 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     # An approval that creates an opportunity may queue its transfer (registration cannot import transfer).
     on_opportunity_created: OpportunityCreated = transfer_service.on_opportunity_created
     app.extensions["prm.on_opportunity_created"] = on_opportunity_created
+    # ... and a change through the opportunities API may queue its update to the partner's CRM.
+    on_opportunity_changed: OpportunityChanged = transfer_service.on_opportunity_changed
+    app.extensions["prm.on_opportunity_changed"] = on_opportunity_changed
 
     observability.configure_logging(settings.log_json)
     observability.init_app(app, db, request_log=settings.request_log)

@@ -131,6 +131,7 @@ class PolicyActions:
     reassign_on_resubmit: bool | None = None
     max_extensions: int | None = None
     unknown_values: str | None = None
+    transfer_updates: str | None = None
 
 
 Actions: TypeAlias = AssignmentActions | ApprovalActions | PolicyActions
@@ -260,6 +261,8 @@ def actions_to_json(actions: Actions) -> dict[str, Any]:
         out["max_extensions"] = actions.max_extensions
     if actions.unknown_values is not None:  # likewise
         out["unknown_values"] = actions.unknown_values
+    if actions.transfer_updates is not None:  # likewise
+        out["transfer_updates"] = actions.transfer_updates
     return out
 
 
@@ -288,6 +291,7 @@ def actions_from_json(kind: Kind, data: Mapping[str, Any]) -> Actions:
         data.get("reassign_on_resubmit"),
         data.get("max_extensions"),
         data.get("unknown_values"),
+        data.get("transfer_updates"),
     )
 
 

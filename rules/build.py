@@ -87,6 +87,7 @@ def _actions(then: AssignmentThen | ApprovalThen | PolicyThen, rule_id: str) -> 
         reassign_on_resubmit=then.reassign_on_resubmit,
         max_extensions=then.max_extensions,
         unknown_values=then.unknown_values,
+        transfer_updates=then.transfer_updates,
     )
 
 

@@ -205,6 +205,7 @@ class AssignmentDecisionResult:
                 "reassign_on_resubmit": self.policy.reassign_on_resubmit,
                 "max_extensions": self.policy.max_extensions,
                 "unknown_values": self.policy.unknown_values,
+                "transfer_updates": self.policy.transfer_updates,
                 "notify": [
                     {"event": n.event, "roles": list(n.roles), "users": list(n.users)}
                     for n in self.policy.notify

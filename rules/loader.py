@@ -182,6 +182,7 @@ _LITERAL_WHAT = {
     "kind": "kind",
     "mode": "step mode",
     "transfer": "transfer trigger",
+    "transfer_updates": "transfer updates setting",
     "required_fields": "lead field",
     "notify": "event",
 }

@@ -39,6 +39,7 @@ class PolicyDecision:
     max_extensions: int | None = None  # None: no limit
     #: Facts naming members the territory model does not know: ``warn`` (default) or ``refuse`` at submit.
     unknown_values: str = "warn"
+    transfer_updates: str = "manual"  # automatic: a transferred opportunity's changes go out by themselves
 
 
 Decision: TypeAlias = AssignmentDecision | ApprovalDecision | PolicyDecision
@@ -109,6 +110,7 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
         "reassign_on_resubmit": decision.reassign_on_resubmit,
         "max_extensions": decision.max_extensions,
         "unknown_values": decision.unknown_values,
+        "transfer_updates": decision.transfer_updates,
     }
 
 
@@ -188,4 +190,7 @@ def merge_actions_uncached(ruleset: ast.Ruleset, fired: Sequence[str]) -> Decisi
         ),
         max_extensions=next((a.max_extensions for a in policy if a.max_extensions is not None), None),
         unknown_values=next((a.unknown_values for a in policy if a.unknown_values is not None), "warn"),
+        transfer_updates=next(
+            (a.transfer_updates for a in policy if a.transfer_updates is not None), "manual"
+        ),
     )

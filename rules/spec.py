@@ -14,6 +14,7 @@ HitPolicyName = Literal["first", "priority", "collect"]
 KindName = Literal["assignment", "approval", "policy"]
 StepMode = Literal["parallel", "all"]
 TransferTrigger = Literal["on_approval", "never"]
+TransferUpdates = Literal["automatic", "manual"]
 PendingApprovalsPolicy = Literal["reroute", "keep"]
 UnknownValuesPolicy = Literal["warn", "refuse"]
 ApprovedPolicy = Literal["keep_owner", "move_team", "move_owner"]
@@ -154,6 +155,10 @@ class PolicyThen(_Spec):
         default=None,
         description="warn (default): a lead naming a member the territory model does not know is decided "
         "with warnings; refuse: submitting it is refused (422 listing the warnings)",
+    )
+    transfer_updates: TransferUpdates | None = Field(
+        default=None,
+        description="automatic: each change of a transferred opportunity is sent to the partner's CRM",
     )
 
 

@@ -92,6 +92,7 @@ def show_connection(connection_id: int) -> None:
     "--inbound-creates", type=click.Choice([m.value for m in s.InboundCreates]), default="opportunity"
 )
 @click.option("--transfer-on-approval", is_flag=True)
+@click.option("--send-updates-automatically", is_flag=True, help="queue an update after each change")
 @with_appcontext
 def create_connection(
     organization_id: int,
@@ -106,6 +107,7 @@ def create_connection(
     inbound_file: Path | None,
     inbound_creates: str,
     transfer_on_approval: bool,
+    send_updates_automatically: bool,
 ) -> None:
     """Connect a partner organization's CRM (the profile file is checked; errors name file:line:column)."""
     generated = []
@@ -129,6 +131,7 @@ def create_connection(
             inbound_profile=inbound_file.read_text(encoding="utf-8") if inbound_file else None,
             inbound_creates=s.InboundCreates(inbound_creates),
             transfer_on_approval=transfer_on_approval,
+            send_updates_automatically=send_updates_automatically,
         )
         out = connection_service.create_connection(_db(), _settings(), None, data)
     except PrmError as exc:
@@ -148,6 +151,7 @@ def create_connection(
 @click.option("--profile", "profile_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--active/--inactive", default=None)
 @click.option("--transfer-on-approval/--no-transfer-on-approval", default=None)
+@click.option("--send-updates-automatically/--no-send-updates-automatically", default=None)
 @with_appcontext
 def update_connection(
     connection_id: int,
@@ -156,6 +160,7 @@ def update_connection(
     profile_file: Path | None,
     active: bool | None,
     transfer_on_approval: bool | None,
+    send_updates_automatically: bool | None,
 ) -> None:
     """Change a connection (audited)."""
     fields: dict[str, object] = {}
@@ -169,6 +174,8 @@ def update_connection(
         fields["active"] = active
     if transfer_on_approval is not None:
         fields["transfer_on_approval"] = transfer_on_approval
+    if send_updates_automatically is not None:
+        fields["send_updates_automatically"] = send_updates_automatically
     try:
         current = connection_service.get_connection(_db(), connection_id)
         out = connection_service.update_connection(

@@ -31,6 +31,7 @@ from registration.notifications.notifications import NotificationEvent
 from registration.opportunities.models import Opportunity
 from transfer import inbound_repository, repository, status_messages
 from transfer import schemas as s
+from transfer import service as transfer_service
 from transfer.client import CallResult, PartnerCrmClient
 from transfer.connection_service import outbound_profile, secrets_of
 from transfer.errors import PartnerDataInvalid
@@ -126,6 +127,8 @@ class PartnerCrmSender:
                 repository.remember_reply(session, t, body.get("correlations"))
                 action = "transferred" if operation == "create" else "update_sent"
                 t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
+                if operation == "create":
+                    self._follow_up(session, t, c, item, now)
             else:
                 doc = from_partner(outbound_profile(c), body)
                 opp = (
@@ -144,6 +147,25 @@ class PartnerCrmSender:
             repository.record(session, None, t, action, now=now, before=before, details=details)
             if action == "transferred":
                 _tell_transferred(session, t, c, now)
+
+    def _follow_up(
+        self,
+        session: Session,
+        t: OpportunityTransfer,
+        c: PartnerCrmConnection,
+        item: OutboxItem,
+        now: datetime,
+    ) -> None:
+        """The opportunity changed while its create was on the way (its version moved past the one
+        sent) and updates go out automatically: the change follows as an update now."""
+        sent = item.payload.get("version")
+        opp = session.get(Opportunity, t.opportunity_id) if t.opportunity_id is not None else None
+        if opp is None or not isinstance(sent, int) or opp.version <= sent:
+            return
+        if transfer_service.updates_automatic(session, c, opp):
+            created = t.message
+            transfer_service.queue_update(session, None, opp, c, t, now=now, automatic="changed_in_transit")
+            t.message = f"{created}. {t.message}"
 
     def _failed(self, transfer_id: int, operation: str, item: OutboxItem, outcome: Outcome) -> None:
         now = self.clock()

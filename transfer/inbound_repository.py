@@ -2,7 +2,7 @@
 created, with the correlation keys of what the document named.
 
 Applying a partner's document changes only what a document may carry: the opportunity's name,
-description, status (open/won/lost), amount, currency and close date, and its contacts, revenue lines,
+description, stage, status (open/won/lost), amount, currency and close date, and its contacts, revenue lines,
 notes and activities. Owner, organization and the registration (its status, number, expiry) are never
 touched (RELIABILITY.md, "data from a partner"); `transfer.canonical` already refuses the owner and the
 registration number from a partner. Child records the partner left out are kept (no deletes by transfer).
@@ -98,6 +98,8 @@ def apply_document(
         put("name", "name", _trim(doc["name"], 200))
     if "description" in doc:
         put("description", "description", doc["description"])
+    if "stage" in doc:
+        put("stage", "stage", _trim(doc["stage"], 100))
     if "amount" in doc:
         put("amount", "amount", _amount(doc["amount"]))
     if "currency" in doc:
@@ -155,6 +157,7 @@ def _new_child(kind: str, item: Mapping[str, Any], products: Mapping[str, int], 
             name=_trim(item.get("name"), 200),
             email=_trim(item.get("email"), 254),
             phone=_trim(item.get("phone"), 40),
+            role=_trim(item.get("role"), 100),
         )
     if kind == "revenue_lines":
         product = item.get("product")
@@ -183,7 +186,9 @@ def _update_child(kind: str, record: Any, item: Mapping[str, Any], products: Map
     values: dict[str, Any] = {}
     if kind == "contacts":
         values = {
-            k: _trim(item[k], n) for k, n in (("name", 200), ("email", 254), ("phone", 40)) if k in item
+            k: _trim(item[k], n)
+            for k, n in (("name", 200), ("email", 254), ("phone", 40), ("role", 100))
+            if k in item
         }
     elif kind == "revenue_lines":
         if "amount" in item:

@@ -49,6 +49,8 @@ class PartnerCrmConnection(Base):
     inbound_profile_source: Mapped[str | None] = mapped_column(Text)
     inbound_creates: Mapped[str] = mapped_column(String(20))
     transfer_on_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Each change of a transferred opportunity queues its update to the partner (else: send-update by hand).
+    send_updates_automatically: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)

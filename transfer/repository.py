@@ -112,6 +112,7 @@ def opportunity_document(session: Session, opp: Opportunity) -> dict[str, Any]:
         "name": opp.name,
         "customer": customer.name if customer else None,
         "status": opp.status,
+        "stage": opp.stage,
         "amount": _money(opp.amount),
         "currency": opp.currency,
         "close_date": opp.expected_close_date.isoformat() if opp.expected_close_date else None,
@@ -119,7 +120,8 @@ def opportunity_document(session: Session, opp: Opportunity) -> dict[str, Any]:
         "registration_number": opp.registration_number,
         "owner": _user_key(session, opp.owner_user_id),
         "contacts": [
-            {"id": str(c.id), "name": c.name, "email": c.email, "phone": c.phone} for c in opp.contacts
+            {"id": str(c.id), "name": c.name, "email": c.email, "phone": c.phone, "role": c.role}
+            for c in opp.contacts
         ],
         "revenue_lines": [
             {

@@ -53,12 +53,15 @@ class ConnectionIn(Input):
     )
     inbound_creates: InboundCreates = InboundCreates.OPPORTUNITY
     transfer_on_approval: bool = False
+    send_updates_automatically: bool = Field(
+        False, description="each change of a transferred opportunity queues its update to the partner"
+    )
 
 
 class ConnectionPatch(Patch):
     not_null = frozenset(
         {"name", "base_url", "operations", "signing_secret", "inbound_secret", "timeout_seconds", "profile"}
-        | {"inbound_creates", "transfer_on_approval", "active"}
+        | {"inbound_creates", "transfer_on_approval", "send_updates_automatically", "active"}
     )
 
     name: str | None = Field(None, min_length=1, max_length=200)
@@ -71,6 +74,7 @@ class ConnectionPatch(Patch):
     inbound_profile: ProfileText | None = None
     inbound_creates: InboundCreates | None = None
     transfer_on_approval: bool | None = None
+    send_updates_automatically: bool | None = None
     active: bool | None = None
 
 
@@ -89,6 +93,7 @@ class ConnectionOut(BaseModel):
     inbound_profile: str | None
     inbound_creates: InboundCreates
     transfer_on_approval: bool
+    send_updates_automatically: bool
     active: bool
     created_at: datetime
     updated_at: datetime

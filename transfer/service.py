@@ -22,6 +22,8 @@ from common.database import Database
 from common.errors import Conflict, NotFound
 from common.principal import Principal
 from directory.models import Organization
+from registration.leads.models import Lead
+from registration.opportunities.conversion_service import decision_policy
 from registration.opportunities.models import Opportunity
 from registration.opportunities.service import visible_opportunity
 from transfer import repository, status_messages
@@ -181,7 +183,8 @@ def request_transfer(
     )
     t.message = status_messages.queued("create", c.name)
     session.flush()
-    key = _enqueue(session, t, "create", {"body": body}, now)
+    # the version sent: a change made while the create is on its way follows it as an update
+    key = _enqueue(session, t, "create", {"body": body, "version": opp.version}, now)
     repository.record(
         session,
         actor,
@@ -217,28 +220,42 @@ def _previous(session: Session, c: PartnerCrmConnection, opp: Opportunity) -> Op
     return t
 
 
+def queue_update(
+    session: Session,
+    actor: Principal | None,
+    opp: Opportunity,
+    c: PartnerCrmConnection,
+    t: OpportunityTransfer,
+    *,
+    now: datetime,
+    automatic: str | None = None,
+) -> None:
+    """Queue an update of `opp` (as stored now) to the partner, in the caller's transaction: the status
+    becomes ``update_pending``. `automatic` names the change that triggered it (None: asked for)."""
+    doc = repository.opportunity_document(session, opp)
+    doc["id"] = str(opp.id)
+    body = to_partner(outbound_profile(c), doc)
+    before = {"status": t.status}
+    t.status, t.last_operation, t.last_error, t.attempts, t.updated_at = (
+        s.TransferState.UPDATE_PENDING.value,
+        "update",
+        None,
+        0,
+        now,
+    )
+    t.message = status_messages.queued("update", c.name, automatic=automatic is not None)
+    key = _enqueue(session, t, "update", {"body": body}, now)
+    details = {"key": key} if automatic is None else {"key": key, "automatic": True, "change": automatic}
+    repository.record(session, actor, t, "update_requested", now=now, before=before, details=details)
+
+
 def send_update(db: Database, principal: Principal, opportunity_id: int, data: s.PartnerIn) -> s.TransferOut:
     now = utcnow()
     with db.transaction() as session:
         opp = visible_opportunity(session, principal, opportunity_id, for_update=True)
         c = _connection_for(session, data.partner_organization_id, s.Operation.UPDATE)
         t = _previous(session, c, opp)
-        doc = repository.opportunity_document(session, opp)
-        doc["id"] = str(opp.id)
-        body = to_partner(outbound_profile(c), doc)
-        before = {"status": t.status}
-        t.status, t.last_operation, t.last_error, t.attempts, t.updated_at = (
-            s.TransferState.UPDATE_PENDING.value,
-            "update",
-            None,
-            0,
-            now,
-        )
-        t.message = status_messages.queued("update", c.name)
-        key = _enqueue(session, t, "update", {"body": body}, now)
-        repository.record(
-            session, principal, t, "update_requested", now=now, before=before, details={"key": key}
-        )
+        queue_update(session, principal, opp, c, t, now=now)
         return transfer_out(session, t)
 
 
@@ -296,3 +313,41 @@ def on_opportunity_created(
         return []
     t = request_transfer(session, actor, opp, c, now=now, reason="automatic on approval")
     return [t.id]
+
+
+def updates_automatic(session: Session, c: PartnerCrmConnection, opp: Opportunity) -> bool:
+    """Whether changes of `opp` go out to `c` by themselves: the connection says so, or the policy of
+    the decision that routed the opportunity's registration says ``transfer_updates: automatic``."""
+    if not c.active or s.Operation.UPDATE.value not in c.operations:
+        return False
+    if c.send_updates_automatically:
+        return True
+    lead = session.get(Lead, opp.lead_id)
+    policy = decision_policy(session, lead) if lead is not None else None
+    return (policy or {}).get("transfer_updates") == "automatic"
+
+
+def on_opportunity_changed(
+    session: Session,
+    actor: Principal | None,
+    opp: Opportunity,
+    *,
+    now: datetime,
+    change: str,
+) -> list[int]:
+    """After a change through the opportunities API (in its transaction): queue the update to every
+    partner that holds the opportunity and takes updates automatically. A transfer not yet at the partner
+    (its create still queued) gets it once the create is done (``delivery_service``). Returns the
+    transfer ids marked ``update_pending``."""
+    queued = []
+    for t in session.scalars(
+        select(OpportunityTransfer)
+        .where(OpportunityTransfer.opportunity_id == opp.id, OpportunityTransfer.remote_id.is_not(None))
+        .order_by(OpportunityTransfer.id)
+        .with_for_update()
+    ):
+        c = session.get(PartnerCrmConnection, t.connection_id)
+        if c is not None and updates_automatic(session, c, opp):
+            queue_update(session, actor, opp, c, t, now=now, automatic=change)
+            queued.append(t.id)
+    return queued

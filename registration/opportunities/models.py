@@ -44,6 +44,8 @@ class Opportunity(Base):
     program_id: Mapped[int | None] = mapped_column(ForeignKey("partner_programs.id"))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
+    # The sales stage, in the seller's words (open/won/lost is ``status``); travels to partners' CRMs.
+    stage: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), index=True)
     owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(17, 2))
@@ -93,6 +95,8 @@ class OpportunityRevenueLine(Base):
 
 
 class OpportunityContact(Base):
+    """One of the opportunity's contacts at the customer (several; at most one primary)."""
+
     __tablename__ = "opportunity_contacts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -102,6 +106,7 @@ class OpportunityContact(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(40))
+    role: Mapped[str | None] = mapped_column(String(100))  # e.g. "decision maker", "IT lead"
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)

@@ -5,7 +5,8 @@ registration expired) and changing their revenue lines. An approved registration
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -26,6 +27,25 @@ from registration.opportunities.opportunity import (
     check_partner_may_close,
 )
 
+
+class OpportunityChanged(Protocol):
+    """What the layers above registration do after an opportunity changed through this API, in the
+    change's transaction (the app passes transfer's: queue the update to the partner's CRM when the
+    connection or the registration's policy sends updates automatically). ``change`` names the audit
+    action. Registration calls it and never imports them."""
+
+    def __call__(
+        self, session: Session, actor: Principal | None, opp: Opportunity, *, now: datetime, change: str
+    ) -> object: ...
+
+
+def no_hook(
+    session: Session, actor: Principal | None, opp: Opportunity, *, now: datetime, change: str
+) -> object:
+    """The hook when no layer above listens (commands and tests that build no app)."""
+    return None
+
+
 # --- reading ------------------------------------------------------------------------------------------
 
 
@@ -37,6 +57,7 @@ def opportunity_out(session: Session, opp: Opportunity) -> o.OpportunityOut:
         number=opp.number,
         name=opp.name,
         description=opp.description,
+        stage=opp.stage,
         status=OpportunityStatus(opp.status),
         organization_id=opp.organization_id,
         customer_id=opp.customer_id,
@@ -59,7 +80,9 @@ def opportunity_out(session: Session, opp: Opportunity) -> o.OpportunityOut:
             for r in opp.revenue_lines
         ],
         contacts=[
-            o.ContactOut(id=c.id, name=c.name, email=c.email, phone=c.phone, primary=c.is_primary)
+            o.ContactOut(
+                id=c.id, name=c.name, email=c.email, phone=c.phone, role=c.role, primary=c.is_primary
+            )
             for c in opp.contacts
         ],
         notes=[
@@ -79,6 +102,8 @@ def opportunity_out(session: Session, opp: Opportunity) -> o.OpportunityOut:
                 subject=x.subject,
                 actor_user_id=x.actor_user_id,
                 occurred_at=x.occurred_at,
+                due_date=(x.details or {}).get("due_date"),
+                done=(x.details or {}).get("done"),
                 details=x.details,
             )
             for x in opp.activities
@@ -138,7 +163,12 @@ def list_opportunities(
 
 
 def close_opportunity(
-    db: Database, principal: Principal, opportunity_id: int, if_match: str | None, data: o.CloseIn
+    db: Database,
+    principal: Principal,
+    opportunity_id: int,
+    if_match: str | None,
+    data: o.CloseIn,
+    on_changed: OpportunityChanged = no_hook,
 ) -> o.OpportunityOut:
     """Close as won or lost. The partner's team may do so only while the registration protects the deal
     (not after its expiry) and when its registration type lets it sell (not a referral)."""
@@ -185,6 +215,7 @@ def close_opportunity(
             reason=data.comment,
             now=now,
         )
+        on_changed(session, principal, opp, now=now, change="closed")
         session.refresh(opp)
         return opportunity_out(session, opp)
 
@@ -204,11 +235,13 @@ def update_revenue_line(
     line_id: int,
     if_match: str | None,
     data: o.RevenueLineUpdate,
+    on_changed: OpportunityChanged = no_hook,
 ) -> o.OpportunityOut:
     """Change one revenue line's amount and/or currency against the opportunity's ETag (the line is part
     of the opportunity: its version moves). Who may: as for closing, so the partner's team not after the
     registration expired nor under a referral. A closed opportunity's lines may still be corrected. The
-    next send-update carries the change (it sends the opportunity as stored)."""
+    next send-update carries the change (it sends the opportunity as stored); `on_changed` queues it at
+    once where updates go out automatically."""
     now = utcnow()
     with db.transaction() as session:
         opp = visible_opportunity(session, principal, opportunity_id, for_update=True)
@@ -245,5 +278,6 @@ def update_revenue_line(
             details={"revenue_line_id": line.id, "product_id": line.product_id, "version": opp.version},
             now=now,
         )
+        on_changed(session, principal, opp, now=now, change="revenue_line_updated")
         session.refresh(opp)
         return opportunity_out(session, opp)
