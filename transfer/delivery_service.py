@@ -127,8 +127,6 @@ class PartnerCrmSender:
                 repository.remember_reply(session, t, body.get("correlations"))
                 action = "transferred" if operation == "create" else "update_sent"
                 t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
-                if operation == "create":
-                    self._follow_up(session, t, c, item, now)
             else:
                 doc = from_partner(outbound_profile(c), body)
                 opp = (
@@ -145,6 +143,8 @@ class PartnerCrmSender:
             t.status, t.last_error, t.attempts = s.TransferState.SUCCESSFUL.value, None, item.attempts
             t.last_synced_at = t.updated_at = now
             repository.record(session, None, t, action, now=now, before=before, details=details)
+            if operation == "create":
+                self._follow_up(session, t, c, item, now)
             if action == "transferred":
                 _tell_transferred(session, t, c, now)
 

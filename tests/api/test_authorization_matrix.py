@@ -283,6 +283,26 @@ def _new_opportunity(env: Env, side: str) -> int:
     return opportunity_id
 
 
+# A child record's path key -> its collection and a valid body to add one (as admin) for the cell to name.
+CHILD_KEYS = {
+    "{contact_id}": ("contacts", {"name": "Ken Sato"}),
+    "{note_id}": ("notes", {"text": "a note"}),
+    "{activity_id}": ("activities", {"subject": "Kick-off"}),
+}
+# Every key naming a record under the path's record (its line, its extension request, its children).
+SUB_KEYS = ("{line_id}", "{request_id}", *CHILD_KEYS)
+
+
+def _new_child(env: Env, opportunity_id: int, key: str) -> int:
+    kind, body = CHILD_KEYS[key]
+    record = f"/v1/opportunities/{opportunity_id}"
+    etag = env.client.get(record, headers=env.headers("admin")).headers["ETag"]
+    resp = env.client.post(f"{record}/{kind}", json=body, headers={**env.headers("admin"), "If-Match": etag})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    child_id: int = resp.get_json()[kind][-1]["id"]
+    return child_id
+
+
 def _first_revenue_line(env: Env, opportunity_id: int) -> int:
     resp = env.client.get(f"/v1/opportunities/{opportunity_id}", headers=env.headers("admin"))
     assert resp.status_code == 200, resp.get_data(as_text=True)
@@ -378,11 +398,15 @@ def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[
     if obj == "missing":
         if "{key}" in template:
             return env.ids["territory-model"], MISSING_KEY, None
-        if "{line_id}" in template or "{request_id}" in template:
+        if any(k in template for k in SUB_KEYS):
             return MISSING_ID, str(MISSING_ID), etag_for(MISSING_ID, 1)
         return MISSING_ID, MISSING_KEY, etag_for(MISSING_ID, 1)
     if segment == "opportunities" and op in TRANSFERRED_OPERATIONS:
         return _transferred_opportunity(env, "a" if obj == "own" else "b"), "", None
+    child = next((k for k in CHILD_KEYS if k in template), None)
+    if segment == "opportunities" and child is not None:  # a contact, note or activity of a fresh one
+        opportunity_id = _new_opportunity(env, "a" if obj == "own" else "b")
+        return opportunity_id, str(_new_child(env, opportunity_id, child)), None
     if segment == "opportunities" and "{line_id}" in template:  # the line is the path's key
         opportunity_id = _new_opportunity(env, "a" if obj == "own" else "b")
         return opportunity_id, str(_first_revenue_line(env, opportunity_id)), None
@@ -506,6 +530,16 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "lock_opportunity_assignment": {"json": {"reason": f"key account {n}"}},
         "freeze_territory": {"json": {"reason": f"key accounts {n}"}},
         "update_opportunity_revenue_line": {"json": {"amount": 1000 + n, "currency": "EUR"}},
+        "update_opportunity": {"json": {"stage": f"stage {n}"}},
+        "add_opportunity_contact": {"json": {"name": f"Contact {n}"}},
+        "update_opportunity_contact": {"json": {"role": f"role {n}"}},
+        "delete_opportunity_contact": {},
+        "add_opportunity_note": {"json": {"text": f"note {n}"}},
+        "update_opportunity_note": {"json": {"text": f"note {n} changed"}},
+        "delete_opportunity_note": {},
+        "add_opportunity_activity": {"json": {"subject": f"call {n}", "kind": "call"}},
+        "update_opportunity_activity": {"json": {"done": True}},
+        "delete_opportunity_activity": {},
         "create_partner_crm_connection": {"json": _connection_body(env.world.partner_b_id, f"crm-{n}")},
         "update_partner_crm_connection": {"json": {"timeout_seconds": 5 + n % 10}},
         "transfer_opportunity": {"json": {"partner_organization_id": env.world.partner_a_id}},
@@ -534,8 +568,10 @@ def _send(env: Env, op: str, principal: str, obj: str | None) -> tuple[Any, list
     if obj is not None:
         target, key, etag = _target(env, op, principal, obj, segment)
         path = template.replace("{id}", str(target)).replace("{key}", key)
-        path = path.replace("{line_id}", key).replace("{request_id}", key) + QUERIES.get(op, "")
-        ids = [target] + [int(key) for k in ("{line_id}", "{request_id}") if k in template]
+        for sub in SUB_KEYS:
+            path = path.replace(sub, key)
+        path += QUERIES.get(op, "")
+        ids = [target] + [int(key) for k in SUB_KEYS if k in template]
         if method != "GET":  # changes name the version they were made against (ignored where not needed)
             if etag is None:
                 record = "/".join(path.split("/")[:4])  # /v1/<collection>/<id>

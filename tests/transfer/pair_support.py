@@ -133,6 +133,7 @@ def deliver_to(
     *,
     base_url: str | None = None,
     policy: RetryPolicy | None = None,
+    limit: int = 100,
 ) -> DeliveryReport:
     """One pass of the brand owner's deliverer: calls reach `partner_app` through WSGI (or, with
     `base_url`, go over the network there, loopback allowed)."""
@@ -149,5 +150,5 @@ def deliver_to(
         )
 
     return delivery_service.deliver(
-        brand_db, settings, policy=policy or RetryPolicy(), client_factory=factory
+        brand_db, settings, limit=limit, policy=policy or RetryPolicy(), client_factory=factory
     )
