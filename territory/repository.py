@@ -14,7 +14,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import column, func, literal, select, table, union_all
+from sqlalchemy import CompoundSelect, column, func, literal, select, table, union_all
 from sqlalchemy.orm import Session, object_session
 
 from common.database import Database
@@ -89,24 +89,30 @@ def reference_fingerprint(session: Session) -> tuple[Any, ...]:
     Row count, highest id and latest update per table: adding, changing or re-parenting a record moves
     one of them (records are deactivated, never deleted).
     """
-    # one statement (one round trip) for the four tables
+    stmt = _fingerprint_statement()  # one statement (one round trip) for the four tables
+    rows = sorted(session.execute(stmt).all(), key=lambda r: int(r[0]))
+    parts: list[Any] = []
+    for row in rows:
+        parts.extend((row[1], row[2], row[3].isoformat() if row[3] else None))
+    return tuple(parts)
+
+
+@functools.cache
+def _fingerprint_statement() -> CompoundSelect[Any]:
+    """Built once: every decision asks for the fingerprint, and building a statement costs more than
+    SQLite running it."""
     tables: tuple[type[Customer] | type[Product] | type[PartnerProgram] | type[Organization], ...] = (
         Customer,
         Product,
         PartnerProgram,
         Organization,
     )
-    stmt = union_all(
+    return union_all(
         *(
             select(literal(i).label("i"), func.count(m.id), func.max(m.id), func.max(m.updated_at))
             for i, m in enumerate(tables)
         )
     )
-    rows = sorted(session.execute(stmt).all(), key=lambda r: int(r[0]))
-    parts: list[Any] = []
-    for row in rows:
-        parts.extend((row[1], row[2], row[3].isoformat() if row[3] else None))
-    return tuple(parts)
 
 
 def _keyed_parents(session: Session, model: type[Customer] | type[Product]) -> dict[str, str | None]:

@@ -23,6 +23,8 @@ tree depth and the number of matches, not with the number of territories.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -93,6 +95,10 @@ class Reason(StrEnum):
     EXCLUDED = "excluded"
     FACT_MISSING = "fact_missing"
     UNKNOWN_TERRITORY = "unknown_territory"
+
+
+#: A near miss ranked: (minus the dimensions met, dimensions failed, id, each failure and its reason).
+_Score = tuple[int, int, int, list[tuple[int, Reason]]]
 
 
 @dataclass(frozen=True)
@@ -244,9 +250,14 @@ class TerritorySnapshot:
             for t, (ds, p) in enumerate(zip(restricted, self._parent, strict=True))
         ]
         self._vouched = tuple(len(v) for v in vouched)
-        self._unvouched = tuple(
+        # Per territory: the dimensions its children are checked on once it matched (see `candidates`).
+        self._unvouched: tuple[tuple[tuple[int, frozenset[str], frozenset[str]], ...], ...] = tuple(
             tuple((di, inc[di][t], exc[di][t]) for di in ds if di not in v)
             for t, (ds, v) in enumerate(zip(restricted, vouched, strict=True))
+        )
+        self._near_dims = tuple(
+            tuple(sorted({di for c in self._children[t] for di, _, _ in self._unvouched[c]}))
+            for t in range(n)
         )
         self._build_inverted_indexes()
         self._build_cams()
@@ -485,37 +496,27 @@ class TerritorySnapshot:
         matched = [self._id[k] for k in result.matched]
         ids = set(matched)
         children = self._children
-        near = [c for t in matched for c in children[t] if c not in ids] if matched else [0]
-        # Near misses are children of a match: the dimensions their parent vouches for are met (inlined
-        # `_fit`, as a root with hundreds of children is scored on every decision).
-        unvouched, vouched = self._unvouched, self._vouched
-        scored = []
-        for t in near:
-            met = vouched[t] if matched else 0
-            failed: list[tuple[int, Reason]] = []
-            for di, inc, exc in unvouched[t] if matched else self._restrictions[t]:
-                a = fa[di]
-                if a is None:
-                    if inc:
-                        failed.append((di, Reason.FACT_MISSING))
-                    else:
-                        met += 1
-                elif exc and not exc.isdisjoint(a):
-                    failed.append((di, Reason.EXCLUDED))
-                elif inc and inc.isdisjoint(a):
-                    failed.append((di, Reason.DIMENSION_NOT_COVERED))
-                else:
-                    met += 1
-            scored.append((-met, len(failed), t, failed))
-        if closest is None or len(scored) <= closest:
-            shown, rest = scored, []
+        # Near misses are children of a match that did not match (the root when nothing did). Given that
+        # their parent matched, they are scored on the dimensions their parent does not vouch for only, so
+        # the scores of one parent's children depend on the lead's members of those dimensions alone and
+        # are remembered per (parent, members): a root with hundreds of children is scored once per value.
+        if matched:
+            groups = [self._scored_children(p, facts, fa) for p in matched if children[p]]
         else:
-            scored.sort()
-            shown, rest = scored[:closest], scored[closest:]
+            groups = [self._scored((0,), fa, self._restrictions, under_match=False)]
+        total = sum(len(g[0]) for g in groups)
         reasons: dict[str, int] = {}
-        for *_, failed in rest:
-            reason = failed[0][1].value
-            reasons[reason] = reasons.get(reason, 0) + 1
+        for _, counts in groups:
+            for reason, n in counts.items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        if closest is None or total <= closest:
+            shown = [x for g in groups for x in g[0]]
+        else:
+            shown = list(itertools.islice(heapq.merge(*(g[0] for g in groups)), closest))
+            for *_, failed in shown:
+                reasons[str(failed[0][1])] -= 1
+        reasons = {k: n for k, n in sorted(reasons.items()) if n}
+        rest_count = total - len(shown)
         losers = {t: (-minus_met, failed) for minus_met, _, t, failed in shown}
         explained = []
         for t in sorted(ids.union(losers)):
@@ -525,7 +526,56 @@ class TerritorySnapshot:
                 failed_dims = tuple(self._dims[di] for di, _ in failed)
                 e = replace(e, dimensions_matched=met, dimensions_failed=failed_dims)
             explained.append(e)
-        return Candidates(tuple(explained), len(rest), dict(sorted(reasons.items())))
+        return Candidates(tuple(explained), rest_count, reasons if rest_count else {})
+
+    def _scored_children(
+        self, p: int, facts: Facts, fa: list[frozenset[str] | None]
+    ) -> tuple[list[_Score], dict[str, int]]:
+        """The children of matched ``p`` that did not match, scored and ranked, and their reasons counted."""
+        dims = self._near_dims[p]
+        key = ("near misses", p, tuple(facts.get(self._dims[di]) for di in dims))  # type: ignore[call-overload]
+        return self.derived(
+            key, lambda: self._scored(self._children[p], fa, self._unvouched, under_match=True)
+        )
+
+    def _scored(
+        self,
+        near: Sequence[int],
+        fa: list[frozenset[str] | None],
+        checks: Sequence[tuple[tuple[int, frozenset[str], frozenset[str]], ...]],
+        *,
+        under_match: bool,
+    ) -> tuple[list[_Score], dict[str, int]]:
+        """Score ``near`` (each by ``checks``; those failing nothing matched and are left out), ranked
+        closest first: most dimensions met, fewest failed, depth-first. ``under_match``: their parent
+        matched, so the dimensions it vouches for count as met and ``checks`` holds the others."""
+        vouched = self._vouched
+        # enum members looked up once: a class attribute of an Enum costs a descriptor call each time
+        missing, excluded, not_covered = Reason.FACT_MISSING, Reason.EXCLUDED, Reason.DIMENSION_NOT_COVERED
+        scored: list[_Score] = []
+        reasons: dict[Reason, int] = {}
+        for t in near:
+            met = vouched[t] if under_match else 0
+            failed: list[tuple[int, Reason]] = []
+            for di, inc, exc in checks[t]:
+                a = fa[di]
+                if a is None:
+                    if inc:
+                        failed.append((di, missing))
+                    else:
+                        met += 1
+                elif exc and not exc.isdisjoint(a):
+                    failed.append((di, excluded))
+                elif inc and inc.isdisjoint(a):
+                    failed.append((di, not_covered))
+                else:
+                    met += 1
+            if failed:
+                scored.append((-met, len(failed), t, failed))
+                reason = failed[0][1]
+                reasons[reason] = reasons.get(reason, 0) + 1
+        scored.sort()
+        return scored, {str(r): n for r, n in reasons.items()}
 
     def _fit(self, t: int, fa: list[frozenset[str] | None]) -> tuple[int, list[tuple[int, Reason]]]:
         """How many of the dimensions territory ``t`` restricts the lead meets, and each one it fails
