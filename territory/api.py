@@ -14,7 +14,7 @@ from flask_openapi3.models.tag import Tag
 
 from common.auth import allow, current_principal
 from common.database import Database
-from common.errors import Forbidden, NotFound, Unauthorized
+from common.errors import FieldProblem, Forbidden, NotFound, Unauthorized, ValidationFailed
 from common.http import if_match, json_response
 from common.openapi import IMPORT_OPERATIONS, view_operation_id
 from common.principal import INTERNAL_ROLES, Principal, Role, split_key
@@ -271,7 +271,11 @@ def _page_principal() -> Principal:
 def territory_tree_page(model_id: int) -> Response:
     """The tree as a collapsible HTML page (same content as ``/v1/...tree?format=html``)."""
     view = service.model_tree(_db(), _page_principal(), model_id)
-    return _render_tree(view, s.TreeFormat.HTML)
+    depth = request.args.get("depth", "")
+    if depth and not (depth.isdigit() and int(depth) <= 100):
+        raise ValidationFailed("Invalid query", [FieldProblem("/depth", "a whole number from 0 to 100")])
+    part = export.View(request.args.get("root") or None, int(depth) if depth else None)
+    return _render_tree(view, s.TreeFormat.HTML, part)
 
 
 IMPORT_OPERATIONS.update({"import_territory_model", "import_dimension_members"})

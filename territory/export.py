@@ -283,7 +283,8 @@ def to_html(
     model_version: int,
     view: View = _ALL,
 ) -> str:
-    """A self-contained HTML page: the tree as nested ``<details>``; no scripts, fonts or external URLs."""
+    """A self-contained HTML page: the tree as nested ``<details>``, open two levels below the root shown
+    and collapsed below; no scripts, fonts or external URLs."""
     rows: list[dict[str, Any]] = []
     if snapshot is not None:
         order = _order(snapshot, view)
@@ -321,5 +322,7 @@ def to_html(
         model_status=model_status,
         model_version=model_version,
         count=len(rows),
+        # collapsed below two levels under the root shown: a 10,000-territory tree opens readable
+        top_depth=rows[0]["depth"] if rows else 0,
         warnings=snapshot.warnings if snapshot is not None else (),
     )

@@ -54,3 +54,22 @@ def test_the_tree_endpoint_shows_a_subtree_to_a_depth_and_names_an_unknown_root(
     missing = client.get("/v1/territory-models/1/tree?root=JPN", headers=admin)
     assert missing.status_code == 404
     assert "did you mean" in missing.get_json()["detail"] and "'JP'" in missing.get_json()["detail"]
+
+
+def test_the_html_tree_opens_two_levels_and_takes_a_subtree(client, demo):
+    import re
+
+    admin = demo["admin"]
+    page = client.get("/territory-models/1/tree.html", headers=admin)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    opened = set(re.findall(r'<details open[^>]*id="t-([^"]+)"', html))
+    closed = set(re.findall(r'<details(?! open)[^>]*id="t-([^"]+)"', html))
+    # the root and the regions open: the countries show, collapsed, and nothing deeper shows
+    assert opened == {"WW", "AMER", "APAC", "EMEA"}
+    assert {"JP", "JP-SEC-RESELL"} <= closed
+
+    sub = client.get("/territory-models/1/tree.html?root=JP&depth=1", headers=admin).get_data(as_text=True)
+    keys = re.findall(r'id="t-([^"]+)"', sub)
+    assert keys[0] == "JP" and "WW" not in keys and "JP-SEC-RESELL" not in keys
+    assert client.get("/territory-models/1/tree.html?depth=deep", headers=admin).status_code == 422
