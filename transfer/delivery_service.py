@@ -37,6 +37,7 @@ from transfer.connection_service import outbound_profile, secrets_of
 from transfer.errors import PartnerDataInvalid
 from transfer.mapping import from_partner
 from transfer.models import OpportunityTransfer, PartnerCrmConnection
+from transfer.profile import CORRELATIONS_KEY
 from transfer.retry import Outcome, Verdict
 from transfer.service import CHANNEL
 
@@ -75,12 +76,14 @@ class PartnerCrmSender:
                 raise DeliveryFailed(f"transfer {transfer_id} no longer exists", retryable=False)
             secret, _ = secrets_of(self.settings, c)
             client = self.client_factory(c, secret)
+            # the child pairs we know now (not when the message was queued) go along with a create or update
+            pairs = {CORRELATIONS_KEY: repository.pairs_of(session, t)}
             session.expunge(c)
         msg_id = f"{item.dedupe_key}:a{item.attempts}"[-256:]
         if operation == "create":
-            result = client.create(msg_id, item.dedupe_key, item.payload["body"], self.clock)
+            result = client.create(msg_id, item.dedupe_key, {**item.payload["body"], **pairs}, self.clock)
         elif operation == "update":
-            result = client.update(msg_id, item.dedupe_key, item.payload["body"], self.clock)
+            result = client.update(msg_id, item.dedupe_key, {**item.payload["body"], **pairs}, self.clock)
         elif operation == "query":
             result = client.query(msg_id, item.dedupe_key, str(item.payload["local_id"]), self.clock)
         else:
@@ -129,6 +132,7 @@ class PartnerCrmSender:
                 t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
             else:
                 doc = from_partner(outbound_profile(c), body)
+                hints = repository.hints_of(body)
                 opp = (
                     session.get(Opportunity, t.opportunity_id, with_for_update=True)
                     if t.opportunity_id
@@ -136,7 +140,7 @@ class PartnerCrmSender:
                 )
                 if opp is None:
                     raise PartnerDataInvalid("the transfer has no opportunity to apply the answer to")
-                _, changes = inbound_repository.apply_document(session, t, opp, doc, now=now)
+                _, changes = inbound_repository.apply_document(session, t, opp, doc, now=now, hints=hints)
                 details["changes"] = changes
                 action = "update_received"
                 t.message = status_messages.received(c.name, t.remote_type, t.remote_id, changes)

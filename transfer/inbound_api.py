@@ -18,6 +18,7 @@ from common.openapi import view_operation_id
 from common.settings import Settings
 from directory.schemas import Input
 from transfer import inbound_service
+from transfer.schemas import RemoteType
 
 api = APIBlueprint("partner_crm_inbound", __name__, url_prefix="/v1", operation_id_callback=view_operation_id)
 
@@ -51,6 +52,7 @@ class QueryPath(ConnectionPath):
 
 class TransferReply(BaseModel):
     id: str
+    type: RemoteType = Field(description="what `id` names here: a lead or an opportunity")
     correlations: dict[str, dict[str, str]]
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from common.errors import FieldProblem
+from common.ids import parse_id
 from directory.models import Customer, Product
 from registration.leads.lifecycle import LeadStatus, RegistrationStatus
 from registration.leads.models import Lead, LeadNote, LeadProduct
@@ -79,9 +80,14 @@ def apply_document(
     doc: Mapping[str, Any],
     *,
     now: datetime,
+    hints: Correlations | None = None,
 ) -> tuple[Correlations, dict[str, Any]]:
     """Apply a partner's canonical document (their ids) to `opp`; returns the children's correlations
-    ({kind: {their id: our id}}) and what changed ({field: [before, after]}, child counts)."""
+    ({kind: {their id: our id}}) and what changed ({field: [before, after]}, child counts).
+
+    A child is ours already when a correlation key pairs its id with one of ours, or when `hints` (the
+    pairs the partner sent along, {kind: {their id: our id}}) names a child of `opp` that is not paired
+    yet; anything else is new here."""
     products = _products(session, doc)
     changes: dict[str, Any] = {}
 
@@ -126,12 +132,19 @@ def apply_document(
         if not items:
             continue
         known = correlation_map(session, transfer, kind)
+        paired = set(known.values())
+        offered = (hints or {}).get(kind, {})
         own = {r.id: r for r in getattr(opp, kind)}
         pairs: dict[str, str] = {}
         added = updated = 0
         for item in items:
             remote_id = item.get("id")
             local = own.get(known[remote_id]) if remote_id in known else None
+            if local is None and remote_id and remote_id not in known:
+                # the partner already pairs its record with one of ours (its copy of ours, or ours of its)
+                hinted = parse_id(offered.get(remote_id, ""))
+                if hinted is not None and hinted in own and hinted not in paired:
+                    local = own[hinted]
             if local is None:
                 local = _new_child(kind, item, products, now)
                 getattr(opp, kind).append(local)
@@ -141,6 +154,8 @@ def apply_document(
             session.flush()
             if remote_id:
                 remember(session, transfer, kind, local.id, remote_id)
+                known.setdefault(remote_id, local.id)
+                paired.add(local.id)
                 pairs[remote_id] = str(local.id)
         correlations[kind] = pairs
         if added or updated:
@@ -232,6 +247,7 @@ def create_opportunity(
     doc: Mapping[str, Any],
     *,
     now: datetime,
+    hints: Correlations | None = None,
 ) -> tuple[Opportunity, Correlations]:
     """A new opportunity (under a lead of its own: an opportunity always has one) from a partner's
     document; the connection's organization owns both. No registration: nothing is approved by this."""
@@ -265,7 +281,7 @@ def create_opportunity(
     session.add(opp)
     session.flush()
     transfer.opportunity_id = opp.id
-    correlations, _ = apply_document(session, transfer, opp, doc, now=now)
+    correlations, _ = apply_document(session, transfer, opp, doc, now=now, hints=hints)
     return opp, correlations
 
 

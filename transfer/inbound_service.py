@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ from transfer.connection_service import inbound_profile, secrets_of
 from transfer.errors import PartnerDataInvalid, SignatureMismatch
 from transfer.mapping import from_partner, to_partner
 from transfer.models import InboundMessageId, OpportunityTransfer, PartnerCrmConnection
+from transfer.profile import CORRELATIONS_KEY
 from transfer.signing import verify
 
 
@@ -81,7 +82,8 @@ def _verified(
     return c
 
 
-def _document(c: PartnerCrmConnection, body: bytes) -> dict[str, Any]:
+def _document(c: PartnerCrmConnection, body: bytes) -> tuple[dict[str, Any], repository.Correlations]:
+    """The partner's document in our names, and the child pairs it carries ({kind: {their id: our id}})."""
     try:
         payload = json.loads(body) if body else None
     except ValueError:
@@ -89,13 +91,23 @@ def _document(c: PartnerCrmConnection, body: bytes) -> dict[str, Any]:
     doc = from_partner(inbound_profile(c), payload)
     if not isinstance(doc.get("id"), str) or not doc["id"]:
         raise PartnerDataInvalid("the document carries no id of yours", [FieldProblem("/id", "required")])
-    return doc
+    return doc, repository.hints_of(payload)
 
 
 def _by_remote(session: Session, c: PartnerCrmConnection, remote_id: str) -> OpportunityTransfer | None:
+    """The transfer of the partner's opportunity `remote_id` (a partner only ever sends us opportunities;
+    a lead of theirs with the same id is another record)."""
     return session.scalar(
         select(OpportunityTransfer)
-        .where(OpportunityTransfer.connection_id == c.id, OpportunityTransfer.remote_id == remote_id)
+        .where(
+            OpportunityTransfer.connection_id == c.id,
+            # not the partner's lead (a transfer it keeps as a lead has its own ids)
+            or_(
+                OpportunityTransfer.remote_type.is_(None),
+                OpportunityTransfer.remote_type != s.RemoteType.LEAD.value,
+            ),
+            OpportunityTransfer.remote_id == remote_id,
+        )
         .with_for_update()
     )
 
@@ -125,7 +137,7 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
         try:
             with db.transaction() as session:
                 c = _verified(session, settings, key, headers, body, now)
-                doc = _document(c, body)
+                doc, hints = _document(c, body)
                 existing = _by_remote(session, c, doc["id"])
                 if existing is not None:
                     return Reply(
@@ -155,7 +167,9 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
                     repository.remember(session, t, "lead", lead.id, doc["id"])
                     local = str(lead.id)
                 else:
-                    opp, correlations = inbound_repository.create_opportunity(session, c, t, doc, now=now)
+                    opp, correlations = inbound_repository.create_opportunity(
+                        session, c, t, doc, now=now, hints=hints
+                    )
                     repository.remember(session, t, "opportunity", opp.id, doc["id"])
                     local = str(opp.id)
                 t.message = status_messages.kept(c.name, t.remote_type, doc["id"], _local_type(t), local)
@@ -178,20 +192,21 @@ def update(db: Database, settings: Settings, key: str, headers: Mapping[str, str
     now = utcnow()
     with db.transaction() as session:
         c = _verified(session, settings, key, headers, body, now)
-        doc = _document(c, body)
+        doc, hints = _document(c, body)
         t = _by_remote(session, c, doc["id"])
         if t is None or t.opportunity_id is None:
             raise NotFound(f"no opportunity was transferred with id {doc['id']}")
         opp = session.get(Opportunity, t.opportunity_id, with_for_update=True)
         assert opp is not None
-        correlations, changes = inbound_repository.apply_document(session, t, opp, doc, now=now)
+        _, changes = inbound_repository.apply_document(session, t, opp, doc, now=now, hints=hints)
         t.last_operation, t.last_synced_at, t.updated_at = "update", now, now
         t.status = s.TransferState.SUCCESSFUL.value
         t.message = status_messages.received(c.name, t.remote_type, t.remote_id, changes, inbound=True)
         repository.record(
             session, None, t, "update_received", now=now, details={"changes": changes, "inbound": True}
         )
-        return Reply(200, {"id": str(opp.id), "type": "opportunity", "correlations": correlations})
+        # every pair we know, not only this document's: the sender learns what it may have missed
+        return Reply(200, {"id": str(opp.id), "type": _local_type(t), "correlations": _all_pairs(session, t)})
 
 
 def query(
@@ -213,4 +228,6 @@ def query(
             lead = session.get(Lead, t.lead_id)
             assert lead is not None
             doc = repository.lead_document(session, lead)
-        return Reply(200, to_partner(inbound_profile(c), doc))
+        answer = to_partner(inbound_profile(c), doc)
+        answer[CORRELATIONS_KEY] = repository.pairs_of(session, t)  # {kind: {our id: theirs}}
+        return Reply(200, answer)

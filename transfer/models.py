@@ -66,7 +66,8 @@ class OpportunityTransfer(Base):
     __table_args__ = (
         UniqueConstraint("connection_id", "opportunity_id", name="uq_opportunity_transfers_opportunity"),
         UniqueConstraint("connection_id", "lead_id", name="uq_opportunity_transfers_lead"),
-        UniqueConstraint("connection_id", "remote_id", name="uq_opportunity_transfers_remote"),
+        # The partner keeps a transfer as its lead or its opportunity: one id space per record type.
+        UniqueConstraint("connection_id", "remote_type", "remote_id", name="uq_opportunity_transfers_remote"),
         Index("ix_opportunity_transfers_opportunity_id", "opportunity_id"),
     )
 

@@ -22,6 +22,9 @@ from transfer.errors import MappingProfileInvalid
 from transfer.mapping_schema import ProfileSpec, RecordSpec, ValueMapSpec
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
+# The top-level key of a transfer document that the protocol keeps for itself: the sender's pairs of child
+# records, {kind: {sender's id: receiver's id}} (transfer.repository). No profile may map a field to it.
+CORRELATIONS_KEY = "correlations"
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,13 @@ class _Checker:
     def children(self, spec: ProfileSpec) -> dict[str, ChildMapping]:
         out: dict[str, ChildMapping] = {}
         taken: dict[str, PathKey] = {theirs: ("fields", ours) for ours, theirs in spec.fields.items()}
+        for theirs, field_path in taken.items():
+            if theirs == CORRELATIONS_KEY:
+                self.error(field_path, _reserved())
         for kind, child in spec.children.items():
             path: PathKey = ("children", kind)
+            if child.as_ == CORRELATIONS_KEY:
+                self.error((*path, "as"), _reserved())
             record = CHILDREN.get(kind)
             if record is None:
                 self.error(path, f"unknown child records '{kind}'{_hint(kind, CHILDREN)}", key=True)
@@ -259,6 +267,13 @@ class _Checker:
             spec.default,
             spec.unlisted == "keep",
         )
+
+
+def _reserved() -> str:
+    return (
+        f"'{CORRELATIONS_KEY}' is the protocol's own key of a document (the pairs of child records' ids); "
+        "name the field differently"
+    )
 
 
 def _unknown_field(record: CanonicalRecord, name: str) -> str:

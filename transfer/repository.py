@@ -14,12 +14,16 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from common import audit
+from common.errors import FieldProblem
 from common.ids import parse_id
 from common.principal import Principal
 from directory.models import Customer, Product, User
 from registration.leads.models import Lead, LeadNote
 from registration.opportunities.models import Opportunity
+from transfer.canonical import MAX_CHILDREN
+from transfer.errors import PartnerDataInvalid
 from transfer.models import CorrelationKey, OpportunityTransfer
+from transfer.profile import CORRELATIONS_KEY
 
 CHILD_KINDS = ("contacts", "revenue_lines", "notes", "activities")
 Correlations = dict[str, dict[str, str]]  # kind -> {sender's id: receiver's id}
@@ -64,17 +68,76 @@ def remember(
 
 
 def remember_reply(session: Session, transfer: OpportunityTransfer, correlations: Any) -> None:
-    """Store the child correlations a partner's reply lists ({kind: {our id: their id}})."""
+    """Store the child correlations a partner's reply lists ({kind: {our id: their id}}); a pair naming
+    a record that is not a child of the transfer's record here is ignored."""
     if not isinstance(correlations, Mapping):
         return
     for kind, pairs in correlations.items():
         if kind not in CHILD_KINDS or not isinstance(pairs, Mapping):
             continue
+        own = child_ids(session, transfer, kind)
         for ours, theirs in pairs.items():
             # our id as the partner echoes it: ASCII digits within the column's range, or it names nothing
             local_id = parse_id(str(ours))
-            if local_id is not None and isinstance(theirs, str | int) and str(theirs):
+            if local_id in own and isinstance(theirs, str | int) and str(theirs):
                 remember(session, transfer, kind, local_id, str(theirs)[:200])
+
+
+def pairs_of(session: Session, transfer: OpportunityTransfer) -> Correlations:
+    """Every child pair of a transfer as we send it along: {kind: {our id: their id}}.
+
+    Each document carries the pairs its sender knows, so a pair one side made (a child it created from a
+    partner's query answer, a reply that was lost) reaches the other side with the next document, and
+    neither side takes the other's copy of a child for a new one.
+    """
+    out: Correlations = {}
+    for k in all_correlations(session, transfer):
+        if k.kind in CHILD_KINDS:
+            out.setdefault(k.kind, {})[str(k.local_id)] = k.remote_id
+    return out
+
+
+def hints_of(payload: Any) -> Correlations:
+    """The pairs a partner's document carries (``correlations``: {kind: {their id: our id}}), checked;
+    `PartnerDataInvalid` lists what does not fit."""
+    raw = payload.get(CORRELATIONS_KEY) if isinstance(payload, Mapping) else None
+    if raw is None:
+        return {}
+    problems: list[FieldProblem] = []
+    out: Correlations = {}
+    if not isinstance(raw, Mapping):
+        raise PartnerDataInvalid(
+            "the document's correlations are not pairs of ids",
+            [FieldProblem(f"/{CORRELATIONS_KEY}", "expected an object of {kind: {their id: our id}}")],
+        )
+    for kind, pairs in raw.items():
+        where = f"/{CORRELATIONS_KEY}/{kind}"
+        if kind not in CHILD_KINDS:
+            problems.append(FieldProblem(where, f"unknown kind; expected one of: {', '.join(CHILD_KINDS)}"))
+        elif not isinstance(pairs, Mapping) or len(pairs) > MAX_CHILDREN:
+            problems.append(FieldProblem(where, f"expected an object of at most {MAX_CHILDREN} id pairs"))
+        else:
+            good = {
+                str(theirs)[:200]: str(ours)
+                for theirs, ours in pairs.items()
+                if isinstance(ours, str | int) and not isinstance(ours, bool) and str(theirs)
+            }
+            if len(good) != len(pairs):
+                problems.append(
+                    FieldProblem(where, "every pair is a non-empty id and a string or integer id")
+                )
+            out[kind] = good
+    if problems:
+        raise PartnerDataInvalid("the document's correlations are not pairs of ids", problems)
+    return out
+
+
+def child_ids(session: Session, transfer: OpportunityTransfer, kind: str) -> set[int]:
+    """Our ids of the transfer's child records of one kind."""
+    if transfer.opportunity_id is None:
+        return set()
+    opp = session.get(Opportunity, transfer.opportunity_id)
+    return {r.id for r in getattr(opp, kind)} if opp is not None else set()
 
 
 def all_correlations(session: Session, transfer: OpportunityTransfer) -> list[CorrelationKey]:

@@ -31,6 +31,13 @@ class InboundCreates(StrEnum):
     OPPORTUNITY = "opportunity"
 
 
+class RemoteType(StrEnum):
+    """What a transfer is on the partner's side: its lead or its opportunity (separate id spaces)."""
+
+    LEAD = "lead"
+    OPPORTUNITY = "opportunity"
+
+
 class TransferState(StrEnum):
     IN_PROGRESS = "in_progress"
     SUCCESSFUL = "successful"

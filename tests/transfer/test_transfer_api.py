@@ -232,12 +232,22 @@ def test_ids_a_partner_echoes_are_ascii_digits_within_the_columns_range(client, 
     )
     assert resp.status_code == 201
     _approved(client, demo)
+    with db.transaction() as session:
+        [t] = session.scalars(select(OpportunityTransfer)).all()
+        [contact] = repository.child_ids(session, t, "contacts")
     reply = {
-        "contacts": {"2147483648": "huge", "\u0661": "arabic", "\uff12": "fullwidth", "+3": "sign", "5": "ok"}
+        "contacts": {
+            "2147483648": "huge",
+            "\u0661": "arabic",
+            "\uff12": "fullwidth",
+            "+3": "sign",
+            str(contact + 1000): "not a contact of this opportunity",
+            str(contact): "ok",
+        }
     }
     with db.transaction() as session:
         [t] = session.scalars(select(OpportunityTransfer)).all()
         repository.remember_reply(session, t, reply)
     with db.transaction() as session:
         [t] = session.scalars(select(OpportunityTransfer)).all()
-        assert repository.correlation_map(session, t, "contacts") == {"ok": 5}
+        assert repository.correlation_map(session, t, "contacts") == {"ok": contact}
