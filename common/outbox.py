@@ -3,14 +3,18 @@ of the change that causes them and delivered later by a deliverer with retries.
 
 - ``enqueue`` adds a message in the caller's session, so it exists exactly when the change commits. The
   ``(channel, dedupe_key)`` pair is unique: enqueueing the same key twice keeps the first message.
-- ``claim`` hands a batch of due messages to one deliverer under a lease. PostgreSQL skips rows another
+- ``claim`` hands a batch of due messages to one deliverer under a lease. Messages that share an
+  ``ordering_key`` (e.g. the calls about one transferred record) go out one at a time in the order they
+  were queued: one is claimable only when no older one with its key is pending or being sent, so neither
+  a retry's backoff nor several deliverers can reorder them. A dead message no longer holds the others. PostgreSQL skips rows another
   deliverer holds (``FOR UPDATE SKIP LOCKED``); SQLite ignores that clause, but every transaction there
   starts with ``BEGIN IMMEDIATE`` (common.database), which serialises whole claims. A message whose lease
   ran out (its deliverer died) is due again; each claim counts an attempt, so a message that kills its
   deliverer every time still ends dead.
 - ``mark_sent`` / ``mark_failed`` check the lease token, so a deliverer that lost its lease cannot
   overwrite the outcome of the one that took the message over.
-- ``deliver`` runs claim -> send -> mark for any sender callable; delivery is at least once, so the
+- ``deliver`` runs claim -> send -> mark for any sender callable, with ``concurrency`` messages in
+  flight on a thread pool when the sender waits on the network; delivery is at least once, so the
   receiver should deduplicate on ``dedupe_key`` (an e-mail's Message-ID, a CRM call's Idempotency-Key).
 """
 
@@ -21,6 +25,7 @@ import random
 import secrets
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -35,13 +40,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    exists,
     func,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from common import audit
 from common.clock import utcnow
@@ -67,12 +73,15 @@ class OutboxMessage(Base):
     __table_args__ = (
         UniqueConstraint("channel", "dedupe_key"),
         Index("ix_outbox_messages_due", "channel", "status", "next_attempt_at"),
+        Index("ix_outbox_messages_ordering", "channel", "ordering_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(40))
     topic: Mapped[str] = mapped_column(String(80))
     dedupe_key: Mapped[str] = mapped_column(String(255))
+    # Messages with the same key are delivered one at a time, oldest first (None: no order kept).
+    ordering_key: Mapped[str | None] = mapped_column(String(255))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20))
     # Delivery attempts started (a claim counts one, whether or not the deliverer lived to report it).
@@ -126,11 +135,15 @@ def enqueue(
     *,
     now: datetime | None = None,
     not_before: datetime | None = None,
+    ordering_key: str | None = None,
 ) -> int | None:
     """Add a message in the caller's transaction; returns its id, or None if ``key`` was already queued.
 
     ``key`` is the dedupe (idempotency) key, unique per channel: the receiver sees it on every attempt.
+    ``ordering_key``: messages that share it are delivered one at a time in the order they were queued.
     """
+    if ordering_key is not None and not 1 <= len(ordering_key) <= MAX_KEY_LENGTH:
+        raise ValueError(f"an ordering key has 1 to {MAX_KEY_LENGTH} characters")
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ValueError(f"an outbox key has 1 to {MAX_KEY_LENGTH} characters")
     now = now or utcnow()
@@ -141,6 +154,7 @@ def enqueue(
             channel=channel,
             topic=topic,
             dedupe_key=key,
+            ordering_key=ordering_key,
             payload=payload,
             status=OutboxStatus.PENDING.value,
             attempts=0,
@@ -161,6 +175,20 @@ def _due(channel: str, now: datetime) -> Any:
     pending = and_(OutboxMessage.status == OutboxStatus.PENDING.value, OutboxMessage.next_attempt_at <= now)
     abandoned = and_(OutboxMessage.status == OutboxStatus.SENDING.value, OutboxMessage.lease_until <= now)
     return and_(OutboxMessage.channel == channel, or_(pending, abandoned))
+
+
+def _first_of_its_order(channel: str) -> Any:
+    """No older message with the same ordering key is still to be delivered (pending or sending)."""
+    older = aliased(OutboxMessage)
+    return or_(
+        OutboxMessage.ordering_key.is_(None),
+        ~exists().where(
+            older.channel == channel,
+            older.ordering_key == OutboxMessage.ordering_key,
+            older.id < OutboxMessage.id,
+            older.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
+        ),
+    )
 
 
 def claim(
@@ -201,7 +229,7 @@ def claim(
         ids = list(
             session.scalars(
                 select(OutboxMessage.id)
-                .where(_due(channel, now))
+                .where(_due(channel, now), _first_of_its_order(channel))
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -309,6 +337,27 @@ def mark_failed(
         return status if result.rowcount else None  # type: ignore[attr-defined]
 
 
+def expedite(db: Database, channel: str, ordering_prefix: str, *, now: datetime | None = None) -> int:
+    """Make the messages waiting out a retry's backoff due now, those whose ordering key starts with
+    ``ordering_prefix`` (e.g. every call to one partner once it answers again after an outage); returns
+    how many. Their order and attempt counts are kept."""
+    now = now or utcnow()
+    with db.transaction() as session:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.channel == channel,
+                OutboxMessage.status == OutboxStatus.PENDING.value,
+                OutboxMessage.attempts > 0,
+                OutboxMessage.next_attempt_at > now,
+                OutboxMessage.ordering_key.startswith(ordering_prefix, autoescape=True),
+            )
+            .values(next_attempt_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 # --- the deliver loop ---------------------------------------------------------------------------------
 
 Sender = Callable[[OutboxItem], None]
@@ -346,61 +395,109 @@ def deliver(
     policy: RetryPolicy | None = None,
     clock: Callable[[], datetime] = utcnow,
     rand: Callable[[], float] = random.random,
+    concurrency: int = 1,
 ) -> DeliveryReport:
     """Send due messages of ``channel`` with ``send`` until none is due or ``limit`` were claimed.
 
-    ``send`` raises on failure (``DeliveryFailed`` to say whether and when to retry). The lease must
-    outlast a batch: ``lease_seconds`` >= ``batch_size`` x the sender's own timeout.
+    ``send`` raises on failure (``DeliveryFailed`` to say whether and when to retry). With
+    ``concurrency`` > 1, that many sends run at once on a thread pool (``send`` must be thread-safe);
+    claims of up to ``batch_size`` keep at most twice that many messages claimed and unsettled. The lease
+    must outlast a message's wait in that window and its own send: ``lease_seconds`` >= (``batch_size`` /
+    ``concurrency`` + 1) x the sender's own timeout.
     """
+    if concurrency < 1 or batch_size < 1:
+        raise ValueError("concurrency and batch_size are at least 1")
     policy = policy or RetryPolicy()
+
+    def settle(item: OutboxItem) -> DeliveryReport:
+        return _send_one(db, channel, send, item, policy=policy, clock=clock, rand=rand)
+
     report = DeliveryReport()
-    while report.claimed < limit:
-        batch = claim(
+    if concurrency == 1:
+        while report.claimed < limit:
+            batch = claim(
+                db,
+                channel,
+                limit=min(batch_size, limit - report.claimed),
+                lease_seconds=lease_seconds,
+                policy=policy,
+                now=clock(),
+            )
+            if not batch:
+                break
+            report.claimed += len(batch)
+            for item in batch:
+                report.add(settle(item))
+        return report
+    window = 2 * concurrency
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"outbox-{channel}") as pool:
+        in_flight: set[Future[DeliveryReport]] = set()
+        idle = False  # the last claim found nothing; claim again once something settles
+        while True:
+            room = min(batch_size, limit - report.claimed, window - len(in_flight))
+            if not idle and room > 0 and len(in_flight) <= concurrency:
+                batch = claim(
+                    db, channel, limit=room, lease_seconds=lease_seconds, policy=policy, now=clock()
+                )
+                report.claimed += len(batch)
+                in_flight.update(pool.submit(settle, item) for item in batch)
+                idle = not batch
+                if batch and len(in_flight) <= concurrency:
+                    continue
+            if not in_flight:
+                break
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                report.add(future.result())
+            idle = False  # what waited behind a settled message (same ordering key) may be due now
+    return report
+
+
+def _send_one(
+    db: Database,
+    channel: str,
+    send: Sender,
+    item: OutboxItem,
+    *,
+    policy: RetryPolicy,
+    clock: Callable[[], datetime],
+    rand: Callable[[], float],
+) -> DeliveryReport:
+    """Send one claimed message and record the outcome (the report counts it as sent, retrying, dead or
+    lease lost; ``claimed`` is the caller's to count)."""
+    report = DeliveryReport()
+    if clock() >= item.lease_until:  # too late: another deliverer may have it already
+        report.lease_lost += 1
+        return report
+    try:
+        send(item)
+    except Exception as exc:
+        retryable = not isinstance(exc, DeliveryFailed) or exc.retryable
+        retry_after = exc.retry_after_seconds if isinstance(exc, DeliveryFailed) else None
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("outbox %s message %s attempt %s failed: %s", channel, item.id, item.attempts, error)
+        report.errors.append(f"{item.id}: {error}")
+        status = mark_failed(
             db,
-            channel,
-            limit=min(batch_size, limit - report.claimed),
-            lease_seconds=lease_seconds,
+            item,
+            error,
+            retryable=retryable,
+            retry_after_seconds=retry_after,
             policy=policy,
+            rand=rand(),
             now=clock(),
         )
-        if not batch:
-            break
-        report.claimed += len(batch)
-        for item in batch:
-            if clock() >= item.lease_until:  # too late: another deliverer may have it already
-                report.lease_lost += 1
-                continue
-            try:
-                send(item)
-            except Exception as exc:
-                retryable = not isinstance(exc, DeliveryFailed) or exc.retryable
-                retry_after = exc.retry_after_seconds if isinstance(exc, DeliveryFailed) else None
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning(
-                    "outbox %s message %s attempt %s failed: %s", channel, item.id, item.attempts, error
-                )
-                report.errors.append(f"{item.id}: {error}")
-                status = mark_failed(
-                    db,
-                    item,
-                    error,
-                    retryable=retryable,
-                    retry_after_seconds=retry_after,
-                    policy=policy,
-                    rand=rand(),
-                    now=clock(),
-                )
-                if status is OutboxStatus.DEAD:
-                    report.dead += 1
-                elif status is OutboxStatus.PENDING:
-                    report.retrying += 1
-                else:
-                    report.lease_lost += 1
-            else:
-                if mark_sent(db, item, now=clock()):
-                    report.sent += 1
-                else:
-                    report.lease_lost += 1
+        if status is OutboxStatus.DEAD:
+            report.dead += 1
+        elif status is OutboxStatus.PENDING:
+            report.retrying += 1
+        else:
+            report.lease_lost += 1
+    else:
+        if mark_sent(db, item, now=clock()):
+            report.sent += 1
+        else:
+            report.lease_lost += 1
     return report
 
 

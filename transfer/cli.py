@@ -16,8 +16,10 @@ from common.database import Database
 from common.errors import PrmError
 from common.retry import RetryPolicy
 from common.settings import Settings
-from transfer import connection_service, delivery_service
+from transfer import connection_service, delivery_service, pairing
 from transfer import schemas as s
+from transfer.client import AdminApiError
+from transfer.profile import PROFILES_DIR
 from transfer.service import CHANNEL
 from transfer.signing import new_secret
 
@@ -192,52 +194,179 @@ def update_connection(
     _echo(out)
 
 
+def _side(
+    label: str,
+    url: str,
+    public_url: str | None,
+    admin_key: str,
+    org: str,
+    key: str | None,
+    profile: Path | None,
+    inbound: Path | None,
+    inbound_creates: str,
+) -> pairing.Side:
+    profile_path = profile or PROFILES_DIR / "brand_owner.yaml"
+    return pairing.Side(
+        label=label,
+        api_url=url,
+        public_url=public_url or url,
+        admin_key=admin_key,
+        organization=org,
+        key=key,
+        profile=profile_path.read_text(encoding="utf-8"),
+        profile_file=str(profile_path),
+        inbound_profile=inbound.read_text(encoding="utf-8") if inbound else None,
+        inbound_profile_file=str(inbound) if inbound else None,
+        inbound_creates=inbound_creates,
+    )
+
+
+_YAML_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@transfer_group.command("connect")
+@click.option(
+    "--url-a", required=True, help="Instance A's base URL (its admin API), e.g. http://127.0.0.1:8000"
+)
+@click.option(
+    "--admin-key-a", required=True, envvar="PRM_CONNECT_ADMIN_KEY_A", help="An admin's API key on A."
+)
+@click.option("--org-a", required=True, help="Id or key of the organization on A that B is.")
+@click.option("--url-b", required=True, help="Instance B's base URL.")
+@click.option(
+    "--admin-key-b", required=True, envvar="PRM_CONNECT_ADMIN_KEY_B", help="An admin's API key on B."
+)
+@click.option("--org-b", required=True, help="Id or key of the organization on B that A is.")
+@click.option("--public-url-a", help="Where B reaches A, if not --url-a.")
+@click.option("--public-url-b", help="Where A reaches B, if not --url-b.")
+@click.option("--key-a", help="The connection's key on A, in A's inbound path (default: the org's key).")
+@click.option("--key-b", help="The connection's key on B (default: the organization's key).")
+@click.option("--profile-a", type=_YAML_FILE, help="YAML: B's model, as A sends it (default: our own names).")
+@click.option("--inbound-profile-a", type=_YAML_FILE, help="YAML: the model B speaks to A in.")
+@click.option("--profile-b", type=_YAML_FILE, help="YAML: A's model, as B sends it (default: our own names).")
+@click.option("--inbound-profile-b", type=_YAML_FILE, help="YAML: the model A speaks to B in.")
+@click.option(
+    "--inbound-creates-a", type=click.Choice([m.value for m in s.InboundCreates]), default="opportunity"
+)
+@click.option(
+    "--inbound-creates-b", type=click.Choice([m.value for m in s.InboundCreates]), default="opportunity"
+)
+@click.option("--operations", default="create,update,query", show_default=True)
+@click.option("--timeout", type=click.FloatRange(0.5, 120), default=10.0, show_default=True)
+def connect(
+    url_a: str,
+    admin_key_a: str,
+    org_a: str,
+    url_b: str,
+    admin_key_b: str,
+    org_b: str,
+    public_url_a: str | None,
+    public_url_b: str | None,
+    key_a: str | None,
+    key_b: str | None,
+    profile_a: Path | None,
+    inbound_profile_a: Path | None,
+    profile_b: Path | None,
+    inbound_profile_b: Path | None,
+    inbound_creates_a: str,
+    inbound_creates_b: str,
+    operations: str,
+    timeout: float,
+) -> None:
+    """Pair two running instances in one step: each gets a connection to the other (base URL ending in
+    /v1/partner-crm/{the other's key}, signing secrets crossed), through their admin APIs; prints what it
+    did. Running it again re-pairs (updates both connections with fresh secrets)."""
+    a = _side(
+        "A", url_a, public_url_a, admin_key_a, org_a, key_a, profile_a, inbound_profile_a, inbound_creates_a
+    )
+    b = _side(
+        "B", url_b, public_url_b, admin_key_b, org_b, key_b, profile_b, inbound_profile_b, inbound_creates_b
+    )
+    ops = [o.strip() for o in operations.split(",") if o.strip()]
+    try:
+        for line in pairing.connect(a, b, operations=ops, timeout_seconds=timeout):
+            click.echo(line)
+    except PrmError as exc:
+        _fail(exc)
+    except AdminApiError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @transfer_group.command("deliver")
 @click.option("--once", is_flag=True, help="Send what is due now and exit (default: keep running).")
 @click.option(
-    "--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Most calls per pass."
+    "--limit", type=click.IntRange(min=1), default=1000, show_default=True, help="Most calls per pass."
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--poll", type=click.FloatRange(min=0.05), default=5.0, show_default=True)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=64),
+    help="Calls in flight at once (default: PRM_TRANSFER_CONCURRENCY, 8).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Calls claimed at a time (default: twice the concurrency).",
+)
+@click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True)
 @click.option("--lease", type=click.FloatRange(min=1), help="Lease seconds (default: outlasts a batch).")
-@click.option("--retry-base", type=click.FloatRange(min=0.01), default=30.0, show_default=True)
-@click.option("--retry-cap", type=click.FloatRange(min=0.01), default=3600.0, show_default=True)
-@click.option("--max-attempts", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--retry-base", type=click.FloatRange(min=0.01), help="Backoff base seconds (PRM_TRANSFER_RETRY_BASE, 2)."
+)
+@click.option(
+    "--retry-cap", type=click.FloatRange(min=0.01), help="Longest wait seconds (PRM_TRANSFER_RETRY_CAP, 300)."
+)
+@click.option(
+    "--max-attempts", type=click.IntRange(min=1), help="Attempts before dead (PRM_TRANSFER_MAX_ATTEMPTS, 20)."
+)
 @with_appcontext
 def deliver(
     once: bool,
     limit: int,
-    batch_size: int,
+    concurrency: int | None,
+    batch_size: int | None,
     poll: float,
     lease: float | None,
-    retry_base: float,
-    retry_cap: float,
-    max_attempts: int,
+    retry_base: float | None,
+    retry_cap: float | None,
+    max_attempts: int | None,
 ) -> None:
-    """Send queued calls to partners' CRMs, with retries, backoff and dead letters (`prm outbox`)."""
+    """Send queued calls to partners' CRMs, several at once over kept-alive connections, with retries,
+    backoff and dead letters (`prm outbox`). The calls about one opportunity go out one at a time, in
+    the order they were queued."""
+    settings = _settings()
+    defaults = delivery_service.retry_policy(settings)
+    base = retry_base if retry_base is not None else defaults.base_seconds
     policy = RetryPolicy(
-        base_seconds=retry_base, cap_seconds=max(retry_cap, retry_base), max_attempts=max_attempts
+        base_seconds=base,
+        cap_seconds=max(retry_cap if retry_cap is not None else defaults.cap_seconds, base),
+        max_attempts=max_attempts if max_attempts is not None else defaults.max_attempts,
     )
-    sender = delivery_service.PartnerCrmSender(_db(), _settings(), policy)
+    concurrency = concurrency or settings.transfer_concurrency
+    batch_size = batch_size or 2 * concurrency
+    sender = delivery_service.PartnerCrmSender(_db(), settings, policy, connections=concurrency)
     options = {
         "limit": limit,
         "batch_size": batch_size,
-        "lease_seconds": lease or delivery_service.lease_for(_settings(), batch_size),
+        "concurrency": concurrency,
+        "lease_seconds": lease or delivery_service.lease_for(settings, batch_size, concurrency),
         "policy": policy,
     }
-    if once:
-        report = outbox.deliver(_db(), CHANNEL, sender, **options)  # type: ignore[arg-type]
-        click.echo(
-            f"claimed {report.claimed}, sent {report.sent}, retrying {report.retrying}, dead {report.dead}, "
-            f"lease lost {report.lease_lost}"
-        )
-        return
-    stop = threading.Event()
-    click.echo("delivering partner CRM calls; Ctrl-C stops", err=True)
     try:
-        outbox.run_worker(_db(), CHANNEL, sender, stop=stop, poll_seconds=poll, **options)
-    except KeyboardInterrupt:
-        stop.set()
+        if once:
+            report = outbox.deliver(_db(), CHANNEL, sender, **options)  # type: ignore[arg-type]
+            click.echo(
+                f"claimed {report.claimed}, sent {report.sent}, retrying {report.retrying}, "
+                f"dead {report.dead}, lease lost {report.lease_lost}"
+            )
+            return
+        stop = threading.Event()
+        click.echo(f"delivering partner CRM calls, {concurrency} at a time; Ctrl-C stops", err=True)
+        try:
+            outbox.run_worker(_db(), CHANNEL, sender, stop=stop, poll_seconds=poll, **options)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        sender.close()
 
 
 commands = [transfer_group]

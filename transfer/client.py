@@ -16,6 +16,7 @@ The protocol, relative to the connection's base URL:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -38,6 +39,22 @@ MAX_RESPONSE_DEPTH = 32
 CONNECT_TIMEOUT_CAP = 5.0
 
 
+def new_pool(
+    transport: httpx.BaseTransport | None = None, *, connections: int = 1, verify: Any = True
+) -> httpx.Client:
+    """An HTTP client for partner calls: no redirects followed, no proxy or netrc from the environment,
+    up to ``connections`` kept alive per partner host. Its TLS context is built once, here: building one
+    per call costs more than the call. Each call still brings its own deadlines."""
+    return httpx.Client(
+        follow_redirects=False,
+        trust_env=False,
+        transport=transport,
+        verify=verify,
+        timeout=httpx.Timeout(10.0, connect=CONNECT_TIMEOUT_CAP),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    )
+
+
 @dataclass(frozen=True)
 class CallResult:
     """What one call produced: the verdict, and the JSON answer when there was one."""
@@ -55,6 +72,8 @@ class PartnerCrmClient:
     allow_private: bool = False
     resolve: Resolver = resolve_host
     transport: httpx.BaseTransport | None = None  # tests may pass httpx.MockTransport
+    # A shared pool of connections (kept alive between calls); None: one connection per call.
+    http: httpx.Client | None = None
 
     def create(self, msg_id: str, idempotency_key: str, body: Any, now: Callable[[], datetime]) -> CallResult:
         return self._call("POST", "/opportunities", msg_id, idempotency_key, body, now)
@@ -102,10 +121,17 @@ class PartnerCrmClient:
         deadline = time.monotonic() + self.timeout_seconds
         try:
             with (
-                httpx.Client(
-                    timeout=timeout, follow_redirects=False, trust_env=False, transport=self.transport
-                ) as client,
-                client.stream(method, url, content=content or None, headers=headers) as resp,
+                contextlib.nullcontext(self.http)
+                if self.http is not None
+                else new_pool(self.transport) as client,
+                client.stream(
+                    method,
+                    url,
+                    content=content or None,
+                    headers=headers,
+                    timeout=timeout,
+                    follow_redirects=False,
+                ) as resp,
             ):
                 data = bytearray()
                 for chunk in resp.iter_bytes():
@@ -147,3 +173,53 @@ class PartnerCrmClient:
             )
             return CallResult(replace(invalid, reason=f"HTTP {status} without a JSON object"), status)
         return CallResult(outcome, status, parsed)
+
+
+class AdminApiError(Exception):
+    """A call to another instance's admin API failed: one readable line (and the problem's details)."""
+
+
+@dataclass(frozen=True)
+class AdminApi:
+    """Another instance of this service, through its admin API (``prm transfer connect``): JSON in and
+    out with the admin's API key; any answer but a 2xx becomes an `AdminApiError` naming the instance,
+    the call and the problem the instance reported."""
+
+    url: str
+    admin_key: str
+    timeout_seconds: float = 30.0
+    transport: httpx.BaseTransport | None = None
+
+    def call(
+        self, method: str, path: str, body: Any = None, *, if_match: str | None = None
+    ) -> tuple[Any, str]:
+        """The JSON answer of ``method path`` and its ETag ("" without one)."""
+        headers = {"Authorization": f"Bearer {self.admin_key}", "Accept": "application/json"}
+        if if_match is not None:
+            headers["If-Match"] = if_match
+        url = self.url.rstrip("/") + path
+        try:
+            with httpx.Client(
+                timeout=self.timeout_seconds,
+                follow_redirects=False,
+                trust_env=False,
+                transport=self.transport,
+            ) as client:
+                resp = client.request(method, url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise AdminApiError(f"{self.url}: {method} {path}: cannot reach the instance ({exc})") from None
+        try:
+            data = resp.json() if resp.content else None
+        except ValueError:
+            data = None
+        if not 200 <= resp.status_code < 300:
+            detail = ""
+            if isinstance(data, dict):
+                detail = str(data.get("detail") or data.get("title") or "")
+                for e in data.get("errors") or []:
+                    if isinstance(e, dict):
+                        detail += f"\n  {e.get('pointer', '')}: {e.get('detail', e.get('message', ''))}"
+            raise AdminApiError(
+                f"{self.url}: {method} {path}: HTTP {resp.status_code}: {detail}".rstrip(": ")
+            )
+        return data, resp.headers.get("ETag", "")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import httpx
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,14 +34,14 @@ from registration.opportunities.models import Opportunity
 from transfer import inbound_repository, repository, status_messages
 from transfer import schemas as s
 from transfer import service as transfer_service
-from transfer.client import CallResult, PartnerCrmClient
+from transfer.client import CallResult, PartnerCrmClient, new_pool
 from transfer.connection_service import outbound_profile, secrets_of
 from transfer.errors import PartnerDataInvalid
 from transfer.mapping import from_partner
 from transfer.models import OpportunityTransfer, PartnerCrmConnection
 from transfer.profile import CORRELATIONS_KEY
 from transfer.retry import Outcome, Verdict
-from transfer.service import CHANNEL
+from transfer.service import CHANNEL, connection_prefix
 
 ClientFactory = Callable[[PartnerCrmConnection, str], PartnerCrmClient]
 
@@ -47,7 +49,8 @@ logger = logging.getLogger(__name__)
 
 
 class PartnerCrmSender:
-    """The outbox sender of the ``partner_crm`` channel."""
+    """The outbox sender of the ``partner_crm`` channel; thread-safe, so that ``concurrency`` calls can be
+    in flight at once over one pool of kept-alive HTTP connections (``close`` it when done)."""
 
     def __init__(
         self,
@@ -57,13 +60,33 @@ class PartnerCrmSender:
         *,
         client_factory: ClientFactory | None = None,
         clock: Callable[[], datetime] = utcnow,
+        connections: int = 1,
     ) -> None:
         self.db, self.settings, self.policy, self.clock = db, settings, policy, clock
         self.client_factory = client_factory or self._client
+        self._pool: httpx.Client | None = None
+        self._connections = connections
+        self._lock = threading.Lock()
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._pool is None:
+                self._pool = new_pool(connections=self._connections)
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
 
     def _client(self, c: PartnerCrmConnection, secret: str) -> PartnerCrmClient:
         return PartnerCrmClient(
-            c.base_url, secret, c.timeout_seconds, allow_private=self.settings.transfer_allow_private_urls
+            c.base_url,
+            secret,
+            c.timeout_seconds,
+            allow_private=self.settings.transfer_allow_private_urls,
+            http=self._http(),
         )
 
     def __call__(self, item: OutboxItem) -> None:
@@ -78,6 +101,7 @@ class PartnerCrmSender:
             client = self.client_factory(c, secret)
             # the child pairs we know now (not when the message was queued) go along with a create or update
             pairs = {CORRELATIONS_KEY: repository.pairs_of(session, t)}
+            connection_id = c.id
             session.expunge(c)
         msg_id = f"{item.dedupe_key}:a{item.attempts}"[-256:]
         if operation == "create":
@@ -89,6 +113,9 @@ class PartnerCrmSender:
         else:
             raise DeliveryFailed(f"unknown operation {operation!r}", retryable=False)
         if result.outcome.verdict is Verdict.DELIVERED:
+            if item.attempts > 1:
+                # The partner answers again after failing: what waits out a backoff for it goes now.
+                outbox.expedite(self.db, CHANNEL, connection_prefix(connection_id), now=self.clock())
             try:
                 self._apply(transfer_id, operation, item, result)
                 return
@@ -215,33 +242,56 @@ class PartnerCrmSender:
         )
 
 
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The backoff of partner CRM calls (``PRM_TRANSFER_RETRY_BASE``, ``_CAP``, ``_MAX_ATTEMPTS``): by
+    default the first retries come within seconds, so a partner back after a short outage is caught up
+    at once, and no wait is longer than five minutes."""
+    base = settings.transfer_retry_base_seconds
+    return RetryPolicy(
+        base_seconds=base,
+        cap_seconds=max(base, settings.transfer_retry_cap_seconds),
+        max_attempts=settings.transfer_max_attempts,
+    )
+
+
 def deliver(
     db: Database,
     settings: Settings,
     *,
     limit: int = 100,
-    batch_size: int = 10,
+    batch_size: int | None = None,
+    concurrency: int | None = None,
     policy: RetryPolicy | None = None,
     client_factory: ClientFactory | None = None,
 ) -> DeliveryReport:
-    """Send what is due on the ``partner_crm`` channel once."""
-    policy = policy or RetryPolicy()
-    sender = PartnerCrmSender(db, settings, policy, client_factory=client_factory)
-    return outbox.deliver(
-        db,
-        CHANNEL,
-        sender,
-        limit=limit,
-        batch_size=batch_size,
-        lease_seconds=lease_for(settings, batch_size),
-        policy=policy,
-        rand=random.random,
-    )
+    """Send what is due on the ``partner_crm`` channel once, ``concurrency`` calls at a time (default
+    ``PRM_TRANSFER_CONCURRENCY``), claimed ``batch_size`` at a time (default: twice the concurrency)."""
+    policy = policy or retry_policy(settings)
+    concurrency = concurrency or settings.transfer_concurrency
+    batch_size = batch_size or 2 * concurrency
+    sender = PartnerCrmSender(db, settings, policy, client_factory=client_factory, connections=concurrency)
+    try:
+        return outbox.deliver(
+            db,
+            CHANNEL,
+            sender,
+            limit=limit,
+            batch_size=batch_size,
+            lease_seconds=lease_for(settings, batch_size, concurrency),
+            policy=policy,
+            rand=random.random,
+            concurrency=concurrency,
+        )
+    finally:
+        sender.close()
 
 
-def lease_for(settings: Settings, batch_size: int) -> float:
-    """A lease that outlasts a batch of calls at the longest timeout we allow (120 s)."""
-    return float(batch_size * 125 + 30)
+def lease_for(settings: Settings, batch_size: int, concurrency: int = 1) -> float:
+    """A lease that outlasts a message's wait behind the others claimed with it and its own call, at the
+    longest timeout we allow (120 s): one after the other, a whole batch; concurrently, the window of
+    ``outbox.deliver`` (twice the concurrency) takes two rounds."""
+    rounds = batch_size if concurrency == 1 else 2
+    return float(rounds * 125 + 30)
 
 
 def _remote_type(answer: dict[str, Any], c: PartnerCrmConnection) -> str:

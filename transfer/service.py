@@ -110,8 +110,19 @@ def _enqueue(
         "recipient": f"partner-crm:{connection.key}" if connection is not None else None,
     }
     payload = {"transfer_id": t.id, "operation": operation, **about, **payload}
-    outbox.enqueue(session, CHANNEL, operation, key, payload, now=now)
+    outbox.enqueue(session, CHANNEL, operation, key, payload, now=now, ordering_key=ordering_key(t))
     return key
+
+
+def ordering_key(t: OpportunityTransfer) -> str:
+    """The calls about one transfer go out one at a time, in the order they were queued (a later update
+    never overtakes an earlier one, whatever the retries and however many deliverers run); the key starts
+    with the connection, so a connection's waiting calls can be found by prefix."""
+    return f"{connection_prefix(t.connection_id)}transfer:{t.id}"
+
+
+def connection_prefix(connection_id: int) -> str:
+    return f"connection:{connection_id}:"
 
 
 def eligible_partners(db: Database, principal: Principal, opportunity_id: int) -> s.EligiblePartnerList:

@@ -4,6 +4,7 @@ dead-lettered after N attempts and retried by an admin; concurrent deliverers ne
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -250,3 +251,113 @@ def test_enqueue_refuses_an_empty_or_overlong_key(database):
 
 def test_status_values_are_the_stored_words():
     assert [s.value for s in OutboxStatus] == ["pending", "sending", "sent", "dead"]
+
+
+# --- concurrency and per-key order --------------------------------------------------------------------
+
+
+class OrderRecorder:
+    """Sends slowly, fails every message's first attempt when asked, and records what was in flight."""
+
+    def __init__(self, *, fail_first: set[int] | None = None, delay: float = 0.01) -> None:
+        self.sent: list[OutboxItem] = []
+        self.fail_first = set(fail_first or ())
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.in_flight: dict[str, int] = {}
+        self.most_in_flight = 0
+        self.overlaps: list[str] = []  # ordering keys seen twice in flight at once
+
+    def __call__(self, item: OutboxItem) -> None:
+        key = str(item.payload.get("order"))
+        with self.lock:
+            if self.in_flight.get(key):
+                self.overlaps.append(key)
+            self.in_flight[key] = self.in_flight.get(key, 0) + 1
+            self.most_in_flight = max(self.most_in_flight, sum(self.in_flight.values()))
+        try:
+            time.sleep(self.delay)
+            with self.lock:
+                if item.payload["seq"] in self.fail_first:
+                    self.fail_first.discard(item.payload["seq"])
+                    raise ConnectionError("refused")
+                self.sent.append(item)
+        finally:
+            with self.lock:
+                self.in_flight[key] -= 1
+
+
+def _enqueue_ordered(database, records: int, per_record: int) -> None:
+    with database.transaction() as session:
+        seq = 0
+        for round_ in range(per_record):
+            for r in range(records):
+                ob.enqueue(
+                    session,
+                    CHANNEL,
+                    "t",
+                    f"r{r}:{round_}",
+                    {"order": r, "round": round_, "seq": seq},
+                    ordering_key=f"record:{r}",
+                )
+                seq += 1
+
+
+def _deliver_all(database, sender, **options) -> ob.DeliveryReport:
+    total = ob.DeliveryReport()
+    policy = RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=10)
+    for _ in range(200):
+        report = ob.deliver(database, CHANNEL, sender, policy=policy, **options)
+        total.add(report)
+        with database.transaction() as session:
+            left = session.scalar(select(func.count()).where(OutboxMessage.status != "sent"))
+        if not left:
+            return total
+        time.sleep(0.02)
+    raise AssertionError("messages left undelivered")
+
+
+def test_concurrent_delivery_keeps_each_keys_order_through_retries(db_url):
+    """Several messages in flight, but never two of one ordering key, and a failed one is not overtaken
+    by a later one of its key while it waits out its backoff."""
+    database = Database(db_url)
+    try:
+        _enqueue_ordered(database, records=12, per_record=5)
+        # the first round of half the records fails once: without the order, round 1 would overtake it
+        sender = OrderRecorder(fail_first={r for r in range(0, 12, 2)})
+        report = _deliver_all(database, sender, limit=1000, batch_size=8, concurrency=6)
+        assert report.sent == 60 and report.retrying == 6
+        assert sender.overlaps == []
+        assert sender.most_in_flight > 1, "several messages were in flight at once"
+        for r in range(12):
+            rounds = [i.payload["round"] for i in sender.sent if i.payload["order"] == r]
+            assert rounds == [0, 1, 2, 3, 4], (r, rounds)
+    finally:
+        database.dispose()
+
+
+def test_messages_without_an_ordering_key_are_not_held_back(database):
+    _enqueue(database, 3)
+    with database.transaction() as session:
+        ob.enqueue(session, CHANNEL, "t", "k-a", {"i": 9}, ordering_key="a")
+        ob.enqueue(session, CHANNEL, "t", "k-b", {"i": 10}, ordering_key="a")
+    items = ob.claim(database, CHANNEL, limit=10, lease_seconds=60)
+    assert sorted(i.payload["i"] for i in items) == [0, 1, 2, 9]  # the second "a" waits for the first
+    assert ob.claim(database, CHANNEL, limit=10, lease_seconds=60) == []
+    [first_a] = [i for i in items if i.payload["i"] == 9]
+    ob.mark_failed(database, first_a, "boom", retryable=False)  # dead: it no longer holds the key
+    [second_a] = ob.claim(database, CHANNEL, limit=10, lease_seconds=60)
+    assert second_a.payload["i"] == 10
+
+
+def test_expedite_makes_a_prefixs_waiting_retries_due_now(database):
+    with database.transaction() as session:
+        for i, key in enumerate(["connection:1:transfer:1", "connection:1:transfer:2", "connection:10:t:3"]):
+            ob.enqueue(session, CHANNEL, "t", f"x{i}", {"i": i}, ordering_key=key)
+    items = ob.claim(database, CHANNEL, limit=10, lease_seconds=60)
+    policy = RetryPolicy(base_seconds=3600, cap_seconds=3600)
+    for item in items:
+        ob.mark_failed(database, item, "down", policy=policy, rand=0.99)
+    assert ob.claim(database, CHANNEL, limit=10, lease_seconds=60) == []
+    assert ob.expedite(database, CHANNEL, "connection:1:") == 2  # not connection 10's
+    assert sorted(i.payload["i"] for i in ob.claim(database, CHANNEL, limit=10, lease_seconds=60)) == [0, 1]

@@ -40,6 +40,8 @@ class FaultProxy:
     def __init__(self, target: str, faults: list[str], port: int = 0) -> None:
         self.target, self.faults = target, list(faults)
         self.seen: list[str] = []
+        self.forwarded: list[tuple[str, bytes]] = []  # (path, body) of the calls the partner took (2xx)
+        self.lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,8 +50,9 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                fault = proxy.faults.pop(0) if proxy.faults else "ok"
-                proxy.seen.append(fault)
+                with proxy.lock:
+                    fault = proxy.faults.pop(0) if proxy.faults else "ok"
+                    proxy.seen.append(fault)
                 if fault == "500":
                     return self._answer(500, b'{"detail": "internal error"}')
                 if fault == "400":
@@ -62,6 +65,9 @@ class FaultProxy:
                 )
                 if fault == "stall":
                     time.sleep(3.0)  # past the connection's 2 s timeout; the partner has applied it
+                if 200 <= resp.status_code < 300:
+                    with proxy.lock:
+                        proxy.forwarded.append((self.path, body))
                 if fault == "502":
                     return self._answer(502, b"bad gateway")
                 self._answer(resp.status_code, resp.content)
@@ -249,6 +255,66 @@ def test_deliverer_killed_in_the_middle_of_1000_deliveries_loses_and_doubles_not
         assert _count(partner, OpportunityTransfer) == total
         assert _count(brand, OpportunityTransfer, OpportunityTransfer.status == "successful") == total
         assert _count(brand, OpportunityTransfer, OpportunityTransfer.remote_id.is_(None)) == 0
+
+
+def test_updates_of_one_opportunity_reach_the_partner_in_order_with_concurrent_delivery(
+    tmp_path: Path,
+) -> None:
+    """Five updates of each of 12 opportunities, queued one after the other, delivered by deliverers with
+    8 calls in flight through a partner that fails a third of the calls: each opportunity's updates reach
+    the partner in the order they were queued (a retry waiting out its backoff is never overtaken), and
+    the partner ends with the last state of each."""
+    port = _free_port()
+    records, rounds = 12, 5
+    with two_instances(tmp_path, partner_url=f"http://127.0.0.1:{port}/v1/partner-crm/brand") as (
+        brand,
+        partner,
+    ):
+        proxy = FaultProxy(partner.url, [], port=port)
+        try:
+            ids = brand.add_opportunity("Ordered", contacts=1, rich=False, n=records)
+            for opp_id in ids:
+                _transfer_to_partner(brand, opp_id)
+            brand.deliver_until(
+                lambda: all(brand.transfers(i)[0]["status"] == "successful" for i in ids), "the transfers"
+            )
+            db = brand.db()
+            try:
+                for round_ in range(rounds):
+                    for opp_id in ids:
+                        with db.transaction() as session:
+                            session.get_one(Opportunity, opp_id).name = f"deal {opp_id} v{round_}"
+                        brand.call(
+                            "POST",
+                            f"/v1/opportunities/{opp_id}/transfers/send-update",
+                            202,
+                            json={"partner_organization_id": brand.ids["other_org"]},
+                        )
+            finally:
+                db.dispose()
+            proxy.forwarded.clear()
+            proxy.faults = (["500", "ok", "ok"] * records * rounds)[: records * rounds]
+            brand.deliver_until(
+                lambda: (
+                    all(brand.transfers(i)[0]["status"] == "successful" for i in ids)
+                    and _count(brand, OutboxMessage, OutboxMessage.status != "sent") == 0
+                ),
+                "every update",
+            )
+        finally:
+            proxy.close()
+        assert "500" in proxy.seen, "the partner failed some calls"
+        applied: dict[str, list[int]] = {}
+        for path, body in proxy.forwarded:
+            assert path.endswith("/opportunities/update"), path
+            doc = json.loads(body)
+            applied.setdefault(doc["ExternalId"], []).append(int(doc["Title"].rsplit(" v", 1)[1]))
+        assert set(applied) == {str(i) for i in ids}
+        for external_id, versions in applied.items():
+            assert versions == sorted(versions), f"opportunity {external_id} got its updates as {versions}"
+            assert versions[-1] == rounds - 1
+        names = {o["name"] for o in partner.get("/v1/opportunities?limit=100")["items"]}
+        assert names == {f"deal {i} v{rounds - 1}" for i in ids}
 
 
 # --- inbound: tampered, stale and replayed requests -------------------------------------------------------
