@@ -63,11 +63,15 @@ def demo_group() -> None:
 
 @demo_group.command("seed")
 @click.option(
-    "--keys-file", type=click.Path(dir_okay=False, path_type=Path), default=Path("var/demo-keys.txt")
+    "--keys-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Default: PRM_DEMO_KEYS_FILE, else beside the database (var/demo-keys.txt for the default one).",
 )
 @with_appcontext
-def seed_demo_command(keys_file: Path) -> None:
+def seed_demo_command(keys_file: Path | None) -> None:
     """Load the demo data (idempotent) and write one API key per demo user to --keys-file."""
+    settings: Settings = current_app.extensions["prm.settings"]
+    keys_file = keys_file or Path(settings.demo_keys_file)
     for line in seed_demo(current_app.extensions["prm.db"], keys_file):
         click.echo(line)
 
