@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python -m bench.reassignment
 	$(BIN)/python -m bench.whatif
 	$(BIN)/python -m bench.rest
+	$(BIN)/python -m bench.transfer
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
