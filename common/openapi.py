@@ -25,6 +25,11 @@ Schema.model_rebuild(force=True)
 RAW_BODIES: dict[str, str] = {}
 # operationIds of the imports: they take bodies up to PRM_MAX_IMPORT_BYTES, every other one PRM_MAX_BODY_BYTES
 IMPORT_OPERATIONS: set[str] = set()
+#: Request bodies a view reads itself (after checks that must come first, such as a signature), by
+#: operation id: (media type, schema, component schemas the schema refers to).
+DOCUMENTED_BODIES: dict[str, tuple[str, dict[str, Any], dict[str, dict[str, Any]]]] = {}
+#: The schema of a raw body (``RAW_BODIES``) that is more than text, e.g. a multipart form's parts.
+RAW_BODY_SCHEMAS: dict[str, dict[str, Any]] = {}
 
 ERROR_STATUSES = {
     "400": "Bad request",
@@ -146,7 +151,10 @@ class PrmOpenAPI(OpenAPI):
                         }
                 media = RAW_BODIES.get(operation.get("operationId", ""))
                 if media:
-                    operation["requestBody"] = {
-                        "required": True,
-                        "content": {media: {"schema": {"type": "string"}}},
-                    }
+                    schema = RAW_BODY_SCHEMAS.get(operation.get("operationId", ""), {"type": "string"})
+                    operation["requestBody"] = {"required": True, "content": {media: {"schema": schema}}}
+                documented = DOCUMENTED_BODIES.get(operation.get("operationId", ""))
+                if documented:
+                    media, schema, components = documented
+                    schemas.update(components)
+                    operation["requestBody"] = {"required": True, "content": {media: {"schema": schema}}}

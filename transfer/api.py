@@ -4,17 +4,21 @@ owner's channel staff and admins; 202: the call itself goes through the outbox).
 
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import Response, current_app, request
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
+from pydantic import Field, ValidationError
 
 from common.auth import allow, current_principal
 from common.database import Database
-from common.http import if_match, json_response
-from common.openapi import view_operation_id
+from common.errors import FieldProblem, ValidationFailed
+from common.fields import YAML_MEDIA_TYPE
+from common.http import if_match, json_response, validation_error_response
+from common.jsonbody import parse_strict
+from common.openapi import RAW_BODIES, RAW_BODY_SCHEMAS, view_operation_id
 from common.principal import CHANNEL_ROLES, INTERNAL_ROLES, Role
 from common.settings import Settings
-from directory.schemas import IdPath
+from directory.schemas import IdPath, Input
 from transfer import connection_service, service
 from transfer import schemas as s
 
@@ -71,6 +75,113 @@ def update_partner_crm_connection(path: IdPath, body: s.ConnectionPatch) -> Resp
         _db(), _settings(), current_principal(), path.id, if_match(), body
     )
     return _connection(out)
+
+
+class ProfileQuery(Input):
+    filename: str = Field(
+        "profile.yaml", min_length=1, max_length=200, description="names the file in error positions"
+    )
+
+
+def _yaml_body() -> str:
+    return request.get_data(as_text=True)  # the media type and UTF-8 were checked before the view
+
+
+@api.put("/partner-crm-connections/<int:id>/profile", tags=[connections], responses={200: s.ConnectionOut})
+@allow(Role.ADMIN)
+def put_partner_crm_connection_profile(path: IdPath, query: ProfileQuery) -> Response:
+    """Replace the mapping profile (the partner's model) with the YAML file in the body
+    (``Content-Type: application/yaml``); its errors come back as ``filename:line:column``."""
+    return _put_profile(path.id, "profile", query.filename)
+
+
+@api.put(
+    "/partner-crm-connections/<int:id>/inbound-profile", tags=[connections], responses={200: s.ConnectionOut}
+)
+@allow(Role.ADMIN)
+def put_partner_crm_connection_inbound_profile(path: IdPath, query: ProfileQuery) -> Response:
+    """Replace the inbound profile (the model the partner speaks to us in) with the YAML file in the body."""
+    return _put_profile(path.id, "inbound_profile", query.filename)
+
+
+def _put_profile(connection_id: int, field: str, filename: str) -> Response:
+    try:
+        patch = s.ConnectionPatch.model_validate({field: _yaml_body()})
+    except ValidationError as exc:
+        return validation_error_response(exc)
+    out = connection_service.update_connection(
+        _db(), _settings(), current_principal(), connection_id, if_match(), patch, filenames={field: filename}
+    )
+    return _connection(out)
+
+
+@api.post("/partner-crm-connections/upload", tags=[connections], responses={201: s.ConnectionOut})
+@allow(Role.ADMIN)
+def upload_partner_crm_connection() -> Response:
+    """Connect a partner's CRM from a multipart form: ``connection``, the connection as JSON without its
+    profiles, and the files ``profile`` (required) and ``inbound_profile`` (optional), YAML as written;
+    profile errors come back as ``filename:line:column``."""
+    problems = []
+    try:
+        fields = parse_strict(request.form.get("connection") or "", _settings().max_json_depth)
+    except ValidationFailed as exc:
+        raise ValidationFailed(
+            "the connection part is not JSON", [FieldProblem("/connection", exc.detail or "not JSON")]
+        ) from None
+    if not isinstance(fields, dict):
+        problems.append(FieldProblem("/connection", "expected a JSON object"))
+        fields = {}
+    filenames: dict[str, str] = {}
+    for name in ("profile", "inbound_profile"):
+        if name in fields:
+            problems.append(FieldProblem(f"/connection/{name}", "send the profile as a file part"))
+        upload = request.files.get(name)
+        if upload is None:
+            if name == "profile":
+                problems.append(FieldProblem(f"/{name}", "a YAML file is required"))
+            continue
+        try:
+            fields[name] = upload.read().decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(FieldProblem(f"/{name}", "the file is not UTF-8"))
+            continue
+        filenames[name] = (upload.filename or f"{name}.yaml")[:200]
+    if problems:
+        raise ValidationFailed(f"{len(problems)} problem(s) in the upload", problems)
+    try:
+        data = s.ConnectionIn.model_validate(fields)
+    except ValidationError as exc:
+        return validation_error_response(exc)
+    out = connection_service.create_connection(
+        _db(), _settings(), current_principal(), data, filenames=filenames
+    )
+    return _connection(out, 201)
+
+
+RAW_BODY_SCHEMAS["upload_partner_crm_connection"] = {
+    "type": "object",
+    "required": ["connection", "profile"],
+    "properties": {
+        "connection": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "the connection as in POST /v1/partner-crm-connections, without its profiles",
+        },
+        "profile": {"type": "string", "contentMediaType": YAML_MEDIA_TYPE, "description": "a YAML file"},
+        "inbound_profile": {
+            "type": "string",
+            "contentMediaType": YAML_MEDIA_TYPE,
+            "description": "a YAML file",
+        },
+    },
+}
+RAW_BODIES.update(
+    {
+        "put_partner_crm_connection_profile": YAML_MEDIA_TYPE,
+        "put_partner_crm_connection_inbound_profile": YAML_MEDIA_TYPE,
+        "upload_partner_crm_connection": "multipart/form-data",
+    }
+)
 
 
 @api.get(

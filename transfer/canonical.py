@@ -235,3 +235,64 @@ def _kind_of(value: Any) -> str:
 
 def _short(value: str) -> str:
     return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+
+
+_KIND_SCHEMAS: dict[FieldKind, dict[str, Any]] = {
+    FieldKind.TEXT: {"type": "string"},
+    FieldKind.CHOICE: {"type": "string"},
+    FieldKind.DECIMAL: {"type": ["string", "number"], "pattern": _DECIMAL.pattern},
+    FieldKind.DATE: {"type": "string", "format": "date"},
+    FieldKind.TIMESTAMP: {"type": "string", "format": "date-time"},
+    FieldKind.BOOLEAN: {"type": "boolean"},
+}
+
+
+def _field_schema(spec: CanonicalField) -> dict[str, Any]:
+    schema = dict(_KIND_SCHEMAS[spec.kind])
+    if spec.kind in (FieldKind.TEXT, FieldKind.CHOICE):
+        schema["maxLength"] = spec.max_length
+    if spec.choices:
+        schema["enum"] = list(spec.choices)
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    schema["type"] = [*types, "null"]
+    if spec.choices:
+        schema["enum"] = [*schema["enum"], None]
+    return schema
+
+
+def record_schema(record: CanonicalRecord, description: str) -> dict[str, Any]:
+    """The JSON Schema of one record kind in our own names (every field optional, ``null`` clears)."""
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {f.name: _field_schema(f) for f in record.fields},
+    }
+
+
+def document_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the canonical document as the partner CRM protocol carries it by default (a
+    connection without an inbound profile: our own names), by name; ``CanonicalOpportunity`` refers to
+    the child records' schemas as ``#/components/schemas/{name}``."""
+    names = {"contacts": "CanonicalContact", "revenue_lines": "CanonicalRevenueLine"}
+    names |= {"notes": "CanonicalNote", "activities": "CanonicalActivity"}
+    schemas = {
+        names[kind]: record_schema(record, f"a {record.name.replace('_', ' ')}; id: the sender's")
+        for kind, record in CHILDREN.items()
+    }
+    top = record_schema(
+        OPPORTUNITY,
+        "An opportunity as the partner CRM protocol carries it, in this service's own names (a "
+        "connection's inbound profile may name the fields otherwise). id: the sender's id of the "
+        "opportunity (required); money and quantities decimal strings, dates YYYY-MM-DD, timestamps ISO "
+        "8601 with an offset; an absent field is not changed, null clears it. registration_number and "
+        "owner are never taken from a partner.",
+    )
+    top["required"] = ["id"]
+    for kind in CHILDREN:
+        top["properties"][kind] = {
+            "type": ["array", "null"],
+            "maxItems": MAX_CHILDREN,
+            "items": {"$ref": f"#/components/schemas/{names[kind]}"},
+        }
+    schemas["CanonicalOpportunity"] = top
+    return schemas

@@ -99,14 +99,21 @@ def _snapshot(c: PartnerCrmConnection) -> dict[str, Any]:
 
 
 def create_connection(
-    db: Database, settings: Settings, actor: Principal | None, data: s.ConnectionIn
+    db: Database,
+    settings: Settings,
+    actor: Principal | None,
+    data: s.ConnectionIn,
+    *,
+    filenames: dict[str, str] | None = None,
 ) -> s.ConnectionOut:
+    """Connect a partner's CRM; ``filenames`` names the profile files in error positions."""
+    names = {"profile": "profile", "inbound_profile": "inbound_profile", **(filenames or {})}
     _check_url(data.base_url, settings)
     _check_secret("signing_secret", data.signing_secret)
     _check_secret("inbound_secret", data.inbound_secret)
-    profile = check_profile(data.profile, "profile")
+    profile = check_profile(data.profile, names["profile"])
     if data.inbound_profile is not None:
-        check_profile(data.inbound_profile, "inbound_profile")
+        check_profile(data.inbound_profile, names["inbound_profile"])
     box = SecretBox(settings.secret_key)
     now = utcnow()
     try:
@@ -173,16 +180,20 @@ def update_connection(
     connection_id: int,
     if_match: str | None,
     data: s.ConnectionPatch,
+    *,
+    filenames: dict[str, str] | None = None,
 ) -> s.ConnectionOut:
+    """Change a connection; ``filenames`` names the profile files in error positions (default: the field)."""
     fields = data.model_dump(exclude_unset=True)
+    names = {"profile": "profile", "inbound_profile": "inbound_profile", **(filenames or {})}
     if "base_url" in fields:
         _check_url(fields["base_url"], settings)
     for name in ("signing_secret", "inbound_secret"):
         if name in fields:
             _check_secret(name, fields[name])
-    profile = check_profile(fields["profile"], "profile") if "profile" in fields else None
+    profile = check_profile(fields["profile"], names["profile"]) if "profile" in fields else None
     if fields.get("inbound_profile") is not None:
-        check_profile(fields["inbound_profile"], "inbound_profile")
+        check_profile(fields["inbound_profile"], names["inbound_profile"])
     box = SecretBox(settings.secret_key)
     now: datetime = utcnow()
     with db.transaction() as session:

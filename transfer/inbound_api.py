@@ -14,10 +14,11 @@ from werkzeug.routing import BaseConverter
 from common.auth import public
 from common.database import Database
 from common.http import json_response
-from common.openapi import view_operation_id
+from common.openapi import DOCUMENTED_BODIES, view_operation_id
 from common.settings import Settings
 from directory.schemas import Input
 from transfer import inbound_service
+from transfer.canonical import document_schemas
 from transfer.schemas import RemoteType
 
 api = APIBlueprint("partner_crm_inbound", __name__, url_prefix="/v1", operation_id_callback=view_operation_id)
@@ -107,3 +108,7 @@ def answer_partner_query(path: QueryPath) -> Response:
         _db(), _settings(), path.connection_key, dict(request.headers), request.get_data(), path.remote_id
     )
     return json_response(reply.body, reply.status)
+
+
+_DOCUMENT = ("application/json", {"$ref": "#/components/schemas/CanonicalOpportunity"}, document_schemas())
+DOCUMENTED_BODIES.update({"receive_partner_transfer": _DOCUMENT, "receive_partner_update": _DOCUMENT})

@@ -8,7 +8,9 @@ cells address) is built once per module and backend; every cell leaves it usable
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -542,6 +544,30 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "delete_opportunity_activity": {},
         "create_partner_crm_connection": {"json": _connection_body(env.world.partner_b_id, f"crm-{n}")},
         "update_partner_crm_connection": {"json": {"timeout_seconds": 5 + n % 10}},
+        "put_partner_crm_connection_profile": {
+            "data": PARTNER_LEAD_PROFILE,
+            "content_type": "application/yaml",
+        },
+        "put_partner_crm_connection_inbound_profile": {
+            "data": PARTNER_LEAD_PROFILE,
+            "content_type": "application/yaml",
+        },
+        "upload_partner_crm_connection": {
+            "data": {
+                "connection": json.dumps(
+                    {
+                        k: v
+                        for k, v in _connection_body(env.world.brand_id, f"crm-up-{n}").items()
+                        if k != "profile"
+                    }
+                ),
+                "profile": (io.BytesIO(PARTNER_LEAD_PROFILE.encode()), "partner_lead.yaml"),
+            },
+            "content_type": "multipart/form-data",
+        },
+        # the partner protocol: any JSON document (unsigned, so every caller gets 401 first)
+        "receive_partner_transfer": {"json": {"id": f"remote-{n}", "name": f"Deal {n}"}},
+        "receive_partner_update": {"json": {"id": f"remote-{n}", "name": f"Deal {n}"}},
         "transfer_opportunity": {"json": {"partner_organization_id": env.world.partner_a_id}},
         "send_opportunity_update": {"json": {"partner_organization_id": env.world.partner_a_id}},
         "receive_opportunity_update": {"json": {"partner_organization_id": env.world.partner_a_id}},
