@@ -297,7 +297,13 @@ def test_updates_of_one_opportunity_reach_the_partner_in_order_with_concurrent_d
             brand.deliver_until(
                 lambda: (
                     all(brand.transfers(i)[0]["status"] == "successful" for i in ids)
-                    and _count(brand, OutboxMessage, OutboxMessage.status != "sent") == 0
+                    and _count(
+                        brand,
+                        OutboxMessage,
+                        OutboxMessage.channel == "partner_crm",
+                        OutboxMessage.status != "sent",
+                    )
+                    == 0
                 ),
                 "every update",
             )

@@ -44,13 +44,18 @@ DEADLINE = 120.0
 
 @contextmanager
 def two_instances(
-    tmp_path: Path, *, partner_url: str | None = None, database_urls: tuple[str, str] | None = None
+    tmp_path: Path,
+    *,
+    partner_url: str | None = None,
+    database_urls: tuple[str, str] | None = None,
+    instance_type: type[Instance] | None = None,
 ) -> Iterator[tuple[Instance, Instance]]:
     """The brand owner and the partner, started and connected to each other (``partner_url``: where the
     brand owner reaches the partner instead, e.g. a fault-injecting proxy in front of it;
     ``database_urls``: the two databases, default SQLite files)."""
-    brand = Instance("brand", tmp_path / "brand", own_org_key="brand", other_org_key="northwind")
-    partner = Instance("partner", tmp_path / "partner", own_org_key="northwind", other_org_key="brand")
+    make = instance_type or Instance  # how they are served (default: the threaded server of serve_instance)
+    brand = make("brand", tmp_path / "brand", own_org_key="brand", other_org_key="northwind")
+    partner = make("partner", tmp_path / "partner", own_org_key="northwind", other_org_key="brand")
     if database_urls is not None:
         brand.database_url, partner.database_url = database_urls
     for instance in (brand, partner):
