@@ -127,6 +127,10 @@ def _csv(header: str, rows: Sequence[Sequence[str | None]]) -> str:
     return header + "\n" + "".join(",".join(v or "" for v in row) + "\n" for row in rows)
 
 
+#: Where the request logs go: one sink for the process, never closed (a handler may keep it).
+_NOWHERE = open(os.devnull, "w")  # noqa: SIM115
+
+
 def setup(cfg: Config, workdir: Path) -> tuple[Any, dict[str, str], _Model, dict[str, list[str]]]:
     """A migrated SQLite database with the demo data and the generated model active; the app, the
     admin's headers, the model and the demo's customers, programs and partners."""
@@ -139,7 +143,7 @@ def setup(cfg: Config, workdir: Path) -> tuple[Any, dict[str, str], _Model, dict
     # Request logs are written as a server writes them, to nowhere (not to this benchmark's output).
     for handler in logging.getLogger("prm").handlers + logging.getLogger("prm.request").handlers:
         if isinstance(handler, logging.StreamHandler):
-            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115  # lives as long as the process
+            handler.setStream(_NOWHERE)
     keys_file = workdir / "keys.txt"
     seed_demo(db, keys_file)
     keys = dict(line.split(" ", 1) for line in keys_file.read_text().splitlines())

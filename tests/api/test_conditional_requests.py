@@ -23,8 +23,8 @@ class Target:
     path: str  # where to send the PATCH/DELETE
     read: Callable[[], tuple[str | None, dict[str, Any]]]  # -> (ETag from GET or None, stored representation)
     created_etag: str  # the ETag the record was created (or first read) with
-    body: dict[str, Any] | None  # a valid change
-    stale_body: dict[str, Any] | None  # another valid change, sent with the stale ETag
+    body: dict[str, Any] | str | None  # a valid change (a string is sent as YAML)
+    stale_body: dict[str, Any] | str | None  # another valid change, sent with the stale ETag
 
 
 def _get(client: Any, headers: dict[str, str], path: str) -> Callable[[], tuple[str | None, dict[str, Any]]]:
@@ -276,6 +276,71 @@ def _assignment_lock(kind: str, lift: bool) -> Callable[[Any, World, dict[str, s
     return build
 
 
+def _opportunity(client: Any, world: World, h: dict[str, str]) -> Target:
+    path = _approved_opportunity(client, world, h)
+    etag, _ = _get(client, h, path)()
+    assert etag
+    return Target(path, _get(client, h, path), etag, {"stage": "proposal"}, {"name": "Stale"})
+
+
+def _opportunity_child(kind: str, delete: bool) -> Callable[[Any, World, dict[str, str]], Target]:
+    """One contact, note or activity added to an approved opportunity, then changed or deleted; the
+    opportunity's ETag covers its children."""
+    added, change, stale = {
+        "contacts": ({"name": "Ken Sato"}, {"role": "buyer"}, {"role": "stale"}),
+        "notes": ({"text": "PoC agreed"}, {"text": "PoC in May"}, {"text": "stale"}),
+        "activities": ({"subject": "Call back"}, {"done": True}, {"subject": "stale"}),
+    }[kind]
+
+    def build(client: Any, world: World, h: dict[str, str]) -> Target:
+        opportunity = _approved_opportunity(client, world, h)
+        etag = client.get(opportunity, headers=h).headers["ETag"]
+        resp = client.post(f"{opportunity}/{kind}", json=added, headers={**h, "If-Match": etag})
+        assert resp.status_code == 201, resp.get_data(as_text=True)
+        child = resp.get_json()[kind][-1]["id"]
+        path = f"{opportunity}/{kind}/{child}"
+        read = _get(client, h, opportunity)
+        if delete:
+            return Target(path, read, resp.headers["ETag"], None, None)
+        return Target(path, read, resp.headers["ETag"], change, stale)
+
+    return build
+
+
+def _connection_profile(which: str) -> Callable[[Any, World, dict[str, str]], Target]:
+    """A connection's outbound or inbound mapping profile, replaced by a YAML body."""
+
+    def build(client: Any, world: World, h: dict[str, str]) -> Target:
+        from pathlib import Path
+
+        connection = partner_crm_connection(client, world, h)
+        profiles = Path(__file__).parents[2] / "transfer/profiles"
+        brand_owner = (profiles / "brand_owner.yaml").read_text()
+        partner_lead = (profiles / "partner_lead.yaml").read_text()
+        return Target(
+            f"{connection.path}/{which}", connection.read, connection.created_etag, brand_owner, partner_lead
+        )
+
+    return build
+
+
+def _freeze(thaw: bool) -> Callable[[Any, World, dict[str, str]], Target]:
+    """A territory frozen in a planning model (PUT), or thawed from a frozen one (DELETE); the model's ETag
+    covers its freezes."""
+
+    def build(client: Any, world: World, h: dict[str, str]) -> Target:
+        model_id, etag = _territory_model(client, h)
+        path = f"/v1/territory-models/{model_id}/territories/DE/freeze"
+        read = _get(client, h, path)
+        if thaw:
+            resp = client.put(path, json={"reason": "audit"}, headers={**h, "If-Match": etag})
+            assert resp.status_code == 200, resp.get_data(as_text=True)
+            return Target(path, read, resp.headers["ETag"], None, None)
+        return Target(path, read, etag, {"reason": "audit"}, {"reason": "stale"})
+
+    return build
+
+
 # operationId -> how to build a record it can change and a valid change
 CASES: dict[str, Callable[[Any, World, dict[str, str]], Target]] = {
     "update_organization": organization,
@@ -296,6 +361,17 @@ CASES: dict[str, Callable[[Any, World, dict[str, str]], Target]] = {
     "unlock_lead_assignment": _assignment_lock("lead", lift=True),
     "lock_opportunity_assignment": _assignment_lock("opportunity", lift=False),
     "unlock_opportunity_assignment": _assignment_lock("opportunity", lift=True),
+    "update_opportunity": _opportunity,
+    "update_opportunity_contact": _opportunity_child("contacts", delete=False),
+    "delete_opportunity_contact": _opportunity_child("contacts", delete=True),
+    "update_opportunity_note": _opportunity_child("notes", delete=False),
+    "delete_opportunity_note": _opportunity_child("notes", delete=True),
+    "update_opportunity_activity": _opportunity_child("activities", delete=False),
+    "delete_opportunity_activity": _opportunity_child("activities", delete=True),
+    "put_partner_crm_connection_profile": _connection_profile("profile"),
+    "put_partner_crm_connection_inbound_profile": _connection_profile("inbound-profile"),
+    "freeze_territory": _freeze(thaw=False),
+    "thaw_territory": _freeze(thaw=True),
 }
 
 
@@ -317,8 +393,11 @@ def test_every_put_patch_and_delete_in_the_openapi_document_is_covered(client):
 
 
 def send(
-    client: Any, method: str, target: Target, headers: dict[str, str], body: dict[str, Any] | None
+    client: Any, method: str, target: Target, headers: dict[str, str], body: dict[str, Any] | str | None
 ) -> Any:
+    if isinstance(body, str):
+        yaml = {**headers, "Content-Type": "application/yaml"}
+        return client.open(target.path, method=method.upper(), data=body, headers=yaml)
     return client.open(target.path, method=method.upper(), json=body, headers=headers)
 
 
@@ -413,6 +492,14 @@ ACTIONS: dict[str, tuple[str, Any]] = {
         {"territories": "key,parent_key,name,type\nWW,,World,global\n"},
     ),
     "create_territory": ("territory_model", {"key": "WW", "name": "Worldwide", "type": "global"}),
+    "declare_territory_dimension": ("territory_model", {"name": "industry", "source": "customer_industry"}),
+    "import_dimension_members": (
+        "territory_model",
+        {"members": "key,parent,name\nFR-ARA-69,FR-ARA,Rhône\n", "filename": "members.csv"},
+    ),
+    "add_opportunity_contact": ("opportunity", {"name": "Ken Sato"}),
+    "add_opportunity_note": ("opportunity", {"text": "PoC agreed"}),
+    "add_opportunity_activity": ("opportunity", {"subject": "Call back"}),
 }
 
 
@@ -453,7 +540,7 @@ def test_every_action_that_needs_if_match_declares_it_and_answers_428_without_it
     records = _records(client, world, admin)
     for operation_id, (record, body) in sorted(ACTIONS.items()):
         path = declared[operation_id][1].replace("{id}", str(records[record]))
-        path = path.replace("{request_id}", str(records["request_id"]))
+        path = path.replace("{request_id}", str(records["request_id"])).replace("{key}", "geography")
         resp = client.post(path, json=body, headers=admin)
         assert resp.status_code == 428, (operation_id, resp.get_data(as_text=True))
         assert resp.mimetype == "application/problem+json"

@@ -77,15 +77,22 @@ def test_every_file_is_checked_in_one_pass():
     }
 
 
-def test_duplicates_and_missing_columns_are_reported():
+def test_a_missing_column_is_reported_alone_and_nothing_else_is_checked():
+    members = "territory_key,user,role\nWW,cam-jp,channel_account_manager\nWW,cam-jp,channel_account_manager\n"
+    problems = _problems(
+        ModelFiles("key,name\nWW,World\n", "territory_key,dimension,member\nWW,geography,JP\n", members)
+    )
+    assert problems == {"coverage.csv:1:4": "missing required column 'mode'"}
+
+
+def test_a_repeated_row_is_reported_on_the_later_row():
+    members = "territory_key,user,role\nWW,cam-jp,channel_account_manager\nWW,cam-jp,channel_account_manager\n"
     problems = _problems(
         ModelFiles(
-            "key,name\nWW,World\n",
-            "territory_key,dimension,member\nWW,geography,JP\n",
-            "territory_key,user,role\nWW,cam-jp,channel_account_manager\nWW,cam-jp,channel_account_manager\n",
+            "key,name\nWW,World\n", "territory_key,dimension,member,mode\nWW,geography,JP,include\n", members
         )
     )
-    assert problems["coverage.csv:1:4"] == "missing required column 'mode'"
+    assert list(problems) == ["members.csv:3:2"]
     assert "already on row 2" in problems["members.csv:3:2"]
 
 
