@@ -78,7 +78,9 @@ def test_every_file_is_checked_in_one_pass():
 
 
 def test_a_missing_column_is_reported_alone_and_nothing_else_is_checked():
-    members = "territory_key,user,role\nWW,cam-jp,channel_account_manager\nWW,cam-jp,channel_account_manager\n"
+    members = (
+        "territory_key,user,role\nWW,cam-jp,channel_account_manager\nWW,cam-jp,channel_account_manager\n"
+    )
     problems = _problems(
         ModelFiles("key,name\nWW,World\n", "territory_key,dimension,member\nWW,geography,JP\n", members)
     )
@@ -86,7 +88,9 @@ def test_a_missing_column_is_reported_alone_and_nothing_else_is_checked():
 
 
 def test_a_repeated_row_is_reported_on_the_later_row():
-    members = "territory_key,user,role\nWW,cam-jp,channel_account_manager\nWW,cam-jp,channel_account_manager\n"
+    members = (
+        "territory_key,user,role\nWW,cam-jp,channel_account_manager\nWW,cam-jp,channel_account_manager\n"
+    )
     problems = _problems(
         ModelFiles(
             "key,name\nWW,World\n", "territory_key,dimension,member,mode\nWW,geography,JP,include\n", members
