@@ -4,53 +4,38 @@ stored with why), review, apply exactly that plan, resume after a kill, cancel, 
 The chunks run on a ``common.batch`` backend (a local process pool by default). Progress is what the
 database says (finished chunk rows), so a run killed at any point resumes where it stopped.
 
-The CLI waits for a run's chunks and finishes the run itself. A web request does not (``wait=False``):
-on Celery the chunks go to the workers and the one that finds the last chunk done finishes the run
-(``finish_chunk``); on the local pool a thread of the server process drives the chunks; inline, the
-request does all the work.
+How the chunks are driven and a phase finished is ``run_service``'s; this module holds what a user asks for
+and what they read back.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from common import audit
-from common.batch import Backend, Chunk, backend_named, database_for, default_chunk_size, is_queued
+from common.batch import Backend, backend_named, default_chunk_size
 from common.clock import utcnow
 from common.database import Database
 from common.errors import (
     Conflict,
     FieldProblem,
-    NotFound,
-    PrmError,
-    ServiceUnavailable,
     ValidationFailed,
 )
 from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal
-from registration.reassignment import apply_service, plan_service, revert_service
+from registration.reassignment import apply_service, plan_service, revert_service, run_service
 from registration.reassignment import schemas as s
 from registration.reassignment.models import ReassignmentChunk, ReassignmentItem, ReassignmentRun
-from registration.reassignment.planning import ItemOutcome, ItemResult, PlanHash, RunKind, RunStatus
+from registration.reassignment.planning import ItemOutcome, ItemResult, RunKind, RunStatus
 from registration.reassignment.realignment import changed_territories
+from registration.reassignment.run_service import ENTITY, Progress, load_run
 from rules import repository as rules_repository
 from territory.models import ModelStatus, TerritoryModel
 from territory.repository import snapshot_for
-
-#: Called after each finished chunk with (chunks finished, chunks in the phase).
-Progress = Callable[[int, int], None]
-ENTITY = "reassignment_run"
-#: The task a queued backend runs behind every chunk (``finish_chunk``).
-FINISH_TASK = "registration.reassignment.service:finish_chunk"
-log = logging.getLogger(__name__)
-
 
 # --- outputs --------------------------------------------------------------------------------------------
 
@@ -145,271 +130,6 @@ def item_out(item: ReassignmentItem) -> s.ItemOut:
     )
 
 
-def _run(session: Session, run_id: int, *, lock: bool = False) -> ReassignmentRun:
-    stmt = select(ReassignmentRun).where(ReassignmentRun.id == run_id)
-    run = session.scalar(stmt.with_for_update() if lock else stmt)
-    if run is None:
-        raise NotFound(f"reassignment run {run_id} not found")
-    return run
-
-
-# --- driving the chunks -----------------------------------------------------------------------------------
-
-
-def _pending_chunks(db: Database, run_id: int, phase: str) -> list[Chunk]:
-    with db.transaction() as session:
-        rows = session.execute(
-            select(ReassignmentChunk.number, ReassignmentChunk.first_id, ReassignmentChunk.last_id)
-            .where(
-                ReassignmentChunk.run_id == run_id,
-                ReassignmentChunk.phase == phase,
-                ReassignmentChunk.done_at.is_(None),
-            )
-            .order_by(ReassignmentChunk.number)
-        )
-        return [Chunk(run_id, phase, n, first, last) for n, first, last in rows]
-
-
-def _cancel_requested(db: Database, run_id: int) -> bool:
-    with db.transaction() as session:
-        return bool(
-            session.scalar(select(ReassignmentRun.cancel_requested).where(ReassignmentRun.id == run_id))
-        )
-
-
-def _drive(
-    db: Database, run_id: int, phase: str, task: str, backend: Backend, progress: Progress | None
-) -> None:
-    chunks = _pending_chunks(db, run_id, phase)
-    with db.transaction() as session:
-        total = session.scalar(
-            select(func.count()).where(ReassignmentChunk.run_id == run_id, ReassignmentChunk.phase == phase)
-        )
-    finished = int(total or 0) - len(chunks)
-    if progress:
-        progress(finished, int(total or 0))
-
-    def done(_chunk: Chunk, _counts: Any) -> None:
-        nonlocal finished
-        finished += 1
-        if progress:
-            progress(finished, int(total or 0))
-
-    stop = (lambda: _cancel_requested(db, run_id)) if phase == apply_service.PHASE else (lambda: False)
-    backend.run(task, db.url, chunks, done=done, stop=stop)
-
-
-def _pending_count(session: Session, run_id: int, phase: str) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).where(
-                ReassignmentChunk.run_id == run_id,
-                ReassignmentChunk.phase == phase,
-                ReassignmentChunk.done_at.is_(None),
-            )
-        )
-        or 0
-    )
-
-
-def _finish_plan(db: Database, run_id: int, *, only_if_complete: bool = False) -> None:
-    """Count the plan and hash its content (items streamed in lead order). Nothing happens unless the
-    run is still planning (a second call, or a run cancelled meanwhile), nor, with
-    ``only_if_complete``, while a chunk of the plan is not done."""
-    with db.transaction() as session:
-        loaded = _run(session, run_id)
-        if loaded.status != RunStatus.PLANNING or (
-            only_if_complete and _pending_count(session, run_id, plan_service.PHASE)
-        ):
-            return  # (checked again under the run's lock below)
-    pair = plan_service.model_pair(db, loaded)
-    with db.transaction() as session:
-        run = _run(session, run_id, lock=True)
-        if run.status != RunStatus.PLANNING or (
-            only_if_complete and _pending_count(session, run_id, plan_service.PHASE)
-        ):
-            return
-        digest = PlanHash(
-            {
-                "kind": run.kind,
-                "territory_model_id": run.territory_model_id,
-                "ruleset_ids": list(run.ruleset_ids),
-                "scope": run.scope,
-                "reverts_run_id": run.reverts_run_id,
-            }
-        )
-        last, counts = 0, Counter[str]()
-        while True:
-            page = list(
-                session.scalars(
-                    select(ReassignmentItem)
-                    .where(ReassignmentItem.run_id == run_id, ReassignmentItem.lead_id > last)
-                    .order_by(ReassignmentItem.lead_id)
-                    .limit(1000)
-                )
-            )
-            for item in page:
-                counts[item.outcome] += 1
-                digest.add(
-                    {
-                        "lead_id": item.lead_id,
-                        "lead_version": item.lead_version,
-                        "outcome": item.outcome,
-                        "reason": item.reason,
-                        "action": item.action,
-                        "before": item.before,
-                        "after": item.after,
-                    }
-                )
-            session.expunge_all()
-            if len(page) < 1000:
-                break
-            last = page[-1].lead_id
-        run = _run(session, run_id, lock=True)
-        run.moved, run.kept = counts[ItemOutcome.MOVE.value], counts[ItemOutcome.KEEP.value]
-        if run.kind == RunKind.PLAN:
-            run.total_leads = plan_service.count_leads(
-                session, plan_service.scope_conditions(session, run.scope)
-            )
-            run.evaluated = plan_service.count_leads(session, plan_service.run_conditions(session, run, pair))
-        else:
-            run.total_leads = run.evaluated = run.moved + run.kept
-        run.content_hash = digest.hexdigest()
-        run.status, run.planned_at = RunStatus.PLANNED.value, utcnow()
-        audit.record(
-            session,
-            None,
-            ENTITY,
-            run.id,
-            "planned",
-            after={"moved": run.moved, "kept": run.kept, "content_hash": run.content_hash},
-            details={
-                "evaluated": run.evaluated,
-                "total_leads": run.total_leads,
-                "incremental": run.incremental,
-            },
-        )
-
-
-def _finish_apply(db: Database, run_id: int, *, only_if_complete: bool = False) -> None:
-    """Count what the apply did, mark the run applied (cancelled when chunks were left undone) and
-    queue the digests. Nothing happens unless the run is still applying, nor, with
-    ``only_if_complete``, while a chunk is not done and no cancel was asked for."""
-    now = utcnow()
-    if only_if_complete:
-        # without the run's lock first: taking it waits for every chunk running (they hold it shared)
-        with db.transaction() as session:
-            run = _run(session, run_id)
-            if run.status != RunStatus.APPLYING or (
-                _pending_count(session, run_id, apply_service.PHASE) and not run.cancel_requested
-            ):
-                return
-    with db.transaction() as session:
-        run = _run(session, run_id, lock=True)
-        if run.status != RunStatus.APPLYING:
-            return
-        pending = _pending_count(session, run_id, apply_service.PHASE)
-        if only_if_complete and pending and not run.cancel_requested:
-            return
-        counts = apply_service.result_counts(session, run_id)
-        run.applied, run.skipped = counts["applied"], counts["skipped"]
-        run.status = RunStatus.CANCELLED.value if pending else RunStatus.APPLIED.value
-        run.finished_at = now
-        apply_service.queue_digests(session, run, now)
-        audit.record(
-            session,
-            None,
-            ENTITY,
-            run.id,
-            run.status,
-            after={"applied": run.applied, "skipped": run.skipped},
-            now=now,
-        )
-
-
-def _plan_and_finish(
-    db: Database, run_id: int, task: str, backend: Backend, progress: Progress | None
-) -> None:
-    _drive(db, run_id, plan_service.PHASE, task, backend, progress)
-    _finish_plan(db, run_id)
-
-
-def finish_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
-    """What a queued backend's worker runs behind each chunk: finish the run's phase once its last
-    chunk is done (an apply also once a cancel stopped it). Idempotent: only the first call that finds
-    the phase complete finishes it; the run's row lock orders concurrent calls."""
-    db = database_for(database_url)
-    if chunk.phase == apply_service.PHASE:
-        _finish_apply(db, chunk.run_id, only_if_complete=True)
-    else:
-        _finish_plan(db, chunk.run_id, only_if_complete=True)
-    return {}
-
-
-#: Runs started in the background of this process (the local pool behind a web request).
-_BACKGROUND: dict[int, threading.Thread] = {}
-
-
-def _in_background(db: Database, run_id: int, phase: str, task: str, backend: Backend) -> None:
-    try:
-        _drive(db, run_id, phase, task, backend, None)
-        if phase == apply_service.PHASE:
-            _finish_apply(db, run_id)
-        else:
-            _finish_plan(db, run_id)
-    except Exception as exc:  # the run stays where it stopped; `prm reassign resume` continues it
-        log.exception("reassignment run %s stopped in its %s phase", run_id, phase)
-        with db.transaction() as session:
-            _run(session, run_id, lock=True).error = f"{type(exc).__name__}: {exc}"[:2000]
-
-
-def _launch(db: Database, run_id: int, phase: str, task: str, backend: Backend) -> None:
-    """Start the phase's pending chunks and return at once: on a queued backend the chunks go to its
-    workers, which finish the run behind the last chunk (``finish_chunk``); on a local pool a thread
-    of this process drives them."""
-    if is_queued(backend):
-        chunks = _pending_chunks(db, run_id, phase)
-        if not chunks:
-            finish_chunk(db.url, Chunk(run_id, phase, 0, 0, 0))
-            return
-        try:
-            backend.submit(task, db.url, chunks, after=FINISH_TASK)  # type: ignore[attr-defined]
-        except PrmError as exc:  # the broker is down: the run waits for `prm reassign resume`
-            with db.transaction() as session:
-                _run(session, run_id, lock=True).error = exc.detail[:2000]
-            raise ServiceUnavailable(
-                f"{exc.detail}; reassignment run {run_id} is saved, continue it with "
-                f"`prm reassign resume {run_id}`",
-                run_id=run_id,
-            ) from exc
-        return
-    thread = threading.Thread(
-        target=_in_background,
-        args=(db, run_id, phase, task, backend),
-        name=f"reassignment-run-{run_id}-{phase}",
-        daemon=True,
-    )
-    _BACKGROUND[run_id] = thread
-    thread.start()
-
-
-def wait_for_background(timeout: float | None = None) -> None:
-    """Wait for the runs this process drives in the background (tests, an orderly shutdown)."""
-    for run_id, thread in list(_BACKGROUND.items()):
-        thread.join(timeout)
-        if not thread.is_alive():
-            _BACKGROUND.pop(run_id, None)
-
-
-def _plan_phase(
-    db: Database, run_id: int, task: str, backend: Backend, progress: Progress | None, wait: bool
-) -> None:
-    if wait:
-        _plan_and_finish(db, run_id, task, backend, progress)
-    else:
-        _launch(db, run_id, plan_service.PHASE, task, backend)
-
-
 # --- services -------------------------------------------------------------------------------------------
 
 
@@ -486,13 +206,13 @@ def create_run(
             after={"territory_model_id": model_id, "ruleset_ids": list(data.ruleset_ids), "scope": scope},
         )
         run_id = run.id
-    _plan_phase(db, run_id, plan_service.PLAN_TASK, backend or backend_named(), progress, wait)
+    run_service.plan_phase(db, run_id, plan_service.PLAN_TASK, backend or backend_named(), progress, wait)
     return get_run(db, principal, run_id)
 
 
 def get_run(db: Database, principal: Principal | None, run_id: int) -> s.RunSummary:
     with db.transaction() as session:
-        return summary(session, _run(session, run_id))
+        return summary(session, load_run(session, run_id))
 
 
 def list_runs(db: Database, principal: Principal | None, query: s.RunListQuery) -> Page[s.RunOut]:
@@ -518,7 +238,7 @@ def list_items(db: Database, principal: Principal | None, run_id: int, query: s.
     """The run's items by id, filtered by outcome, territory (before or after) and apply result."""
     after = decode_cursor(query.cursor)
     with db.transaction() as session:
-        _run(session, run_id)
+        load_run(session, run_id)
         stmt = select(ReassignmentItem).where(ReassignmentItem.run_id == run_id, ReassignmentItem.id > after)
         if query.outcome is not None:
             stmt = stmt.where(ReassignmentItem.outcome == query.outcome.value)
@@ -581,7 +301,7 @@ def apply_run(
     """Apply exactly the stored plan: leads changed since the plan are skipped, never re-decided. With
     ``wait=False`` the chunks are started and the run is returned while it is still applying."""
     with db.transaction() as session:
-        run = _run(session, run_id, lock=True)
+        run = load_run(session, run_id, lock=True)
         if run.status != RunStatus.PLANNED:
             raise Conflict(
                 f"reassignment run {run_id} is {run.status}; only a planned run can be applied",
@@ -591,7 +311,9 @@ def apply_run(
         _create_apply_chunks(session, run)
         audit.record(session, principal, ENTITY, run.id, "apply_started", after={"status": run.status})
     if not wait:
-        _launch(db, run_id, apply_service.PHASE, apply_service.APPLY_TASK, backend or backend_named())
+        run_service.launch(
+            db, run_id, apply_service.PHASE, apply_service.APPLY_TASK, backend or backend_named()
+        )
         return get_run(db, principal, run_id)
     return _continue_apply(db, principal, run_id, backend, progress)
 
@@ -599,8 +321,10 @@ def apply_run(
 def _continue_apply(
     db: Database, principal: Principal | None, run_id: int, backend: Backend | None, progress: Progress | None
 ) -> s.RunSummary:
-    _drive(db, run_id, apply_service.PHASE, apply_service.APPLY_TASK, backend or backend_named(), progress)
-    _finish_apply(db, run_id)
+    run_service.drive(
+        db, run_id, apply_service.PHASE, apply_service.APPLY_TASK, backend or backend_named(), progress
+    )
+    run_service.finish_apply(db, run_id)
     return get_run(db, principal, run_id)
 
 
@@ -614,11 +338,11 @@ def resume_run(
 ) -> s.RunSummary:
     """Continue a run that stopped (killed) while planning or applying, from its unfinished chunks."""
     with db.transaction() as session:
-        run = _run(session, run_id)
+        run = load_run(session, run_id)
         status, kind = run.status, run.kind
     if status == RunStatus.PLANNING:
         task = plan_service.PLAN_TASK if kind == RunKind.PLAN else revert_service.REVERT_TASK
-        _plan_and_finish(db, run_id, task, backend or backend_named(), progress)
+        run_service.plan_and_finish(db, run_id, task, backend or backend_named(), progress)
         return get_run(db, principal, run_id)
     if status == RunStatus.APPLYING:
         return _continue_apply(db, principal, run_id, backend, progress)
@@ -632,7 +356,7 @@ def cancel_run(db: Database, principal: Principal | None, run_id: int) -> s.RunS
     """Stop a run: a planned one is never applied; an applying one stops after its running chunks (the
     leads of the chunks not started stay untouched)."""
     with db.transaction() as session:
-        run = _run(session, run_id, lock=True)
+        run = load_run(session, run_id, lock=True)
         if run.status not in (RunStatus.PLANNED, RunStatus.APPLYING, RunStatus.PLANNING):
             raise Conflict(
                 f"reassignment run {run_id} is {run.status}; it cannot be cancelled",
@@ -656,7 +380,7 @@ def revert_run(
 ) -> s.RunSummary:
     """Plan the inverse of an applied run (a new run, applied like any other)."""
     with db.transaction() as session:
-        original = _run(session, run_id)
+        original = load_run(session, run_id)
         if (
             original.status not in (RunStatus.APPLIED, RunStatus.CANCELLED)
             or original.apply_started_at is None
@@ -682,5 +406,5 @@ def revert_run(
         revert_service.create_chunks(session, run, original.id)
         audit.record(session, principal, ENTITY, run.id, "created", details={"reverts_run_id": original.id})
         new_id = run.id
-    _plan_phase(db, new_id, revert_service.REVERT_TASK, backend or backend_named(), progress, wait)
+    run_service.plan_phase(db, new_id, revert_service.REVERT_TASK, backend or backend_named(), progress, wait)
     return get_run(db, principal, new_id)

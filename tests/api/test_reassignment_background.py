@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from common.audit import AuditEvent
 from common.batch import Chunk, InlineBackend, backend_named
 from common.clock import utcnow
-from registration.reassignment import apply_service, service
+from registration.reassignment import apply_service, run_service, service
 from registration.reassignment.models import ReassignmentRun
 from registration.reassignment.schemas import RunCreate
 from tests.api.approvals_support import ok
@@ -75,7 +75,7 @@ def test_plan_apply_and_revert_on_the_local_pool_answer_202_and_finish_in_the_ba
         revert = _poll(client, admin, reverting.headers["Location"], "planned")
         assert (revert["kind"], revert["moved"], revert["evaluated"]) == ("revert", 3, 3)
     finally:
-        service.wait_for_background(120)
+        run_service.wait_for_background(120)
 
 
 def test_the_inline_backend_keeps_the_request_synchronous(client, demo, monkeypatch: pytest.MonkeyPatch):
@@ -116,15 +116,15 @@ def test_the_finish_behind_each_chunk_finishes_an_apply_once_and_only_when_it_is
         run = session.get(ReassignmentRun, run_id)
         run.status, run.apply_started_at = "applying", utcnow()
         service._create_apply_chunks(session, run)
-    chunks = service._pending_chunks(db, run_id, apply_service.PHASE)
+    chunks = run_service.pending_chunks(db, run_id, apply_service.PHASE)
     assert len(chunks) == 2
 
     apply_service.apply_chunk(db.url, chunks[0])
-    service.finish_chunk(db.url, chunks[0])
+    run_service.finish_chunk(db.url, chunks[0])
     assert ok(client.get(f"/v1/reassignment-runs/{run_id}", headers=demo["admin"]))["status"] == "applying"
     apply_service.apply_chunk(db.url, chunks[1])
     for chunk in (chunks[1], chunks[0], chunks[1]):  # the last chunk's finish, then redeliveries
-        service.finish_chunk(db.url, chunk)
+        run_service.finish_chunk(db.url, chunk)
     run = ok(client.get(f"/v1/reassignment-runs/{run_id}", headers=demo["admin"]))
     assert (run["status"], run["applied"], run["skipped"]) == ("applied", 2, 0)
     assert _audit_actions(db, run_id).count("applied") == 1
@@ -139,18 +139,18 @@ def test_the_finish_behind_each_chunk_finishes_a_plan_once_and_a_cancelled_apply
         db, None, RunCreate(territory_model_id=model_id, chunk_size=1), backend=InlineBackend()
     )
     assert _audit_actions(db, run.id).count("planned") == 1
-    service.finish_chunk(db.url, Chunk(run.id, "plan", 1, 0, 0))  # a late redelivery changes nothing
+    run_service.finish_chunk(db.url, Chunk(run.id, "plan", 1, 0, 0))  # a late redelivery changes nothing
     assert _audit_actions(db, run.id).count("planned") == 1
 
     with db.transaction() as session:
         stored = session.get(ReassignmentRun, run.id)
         stored.status, stored.apply_started_at = "applying", utcnow()
         service._create_apply_chunks(session, stored)
-    chunks = service._pending_chunks(db, run.id, apply_service.PHASE)
+    chunks = run_service.pending_chunks(db, run.id, apply_service.PHASE)
     apply_service.apply_chunk(db.url, chunks[0])
     ok(client.post(f"/v1/reassignment-runs/{run.id}/cancel", headers=admin))
     assert apply_service.apply_chunk(db.url, chunks[1]) == {}  # a chunk after the cancel does nothing
-    service.finish_chunk(db.url, chunks[1])
+    run_service.finish_chunk(db.url, chunks[1])
     stored_run = ok(client.get(f"/v1/reassignment-runs/{run.id}", headers=admin))
     assert (stored_run["status"], stored_run["applied"]) == ("cancelled", 1)
 
@@ -200,7 +200,7 @@ def test_a_revert_cuts_its_chunks_from_streamed_item_ids(client, db, demo):
     assert (revert.moved, revert.status) == (3, "planned")
     with db.transaction() as session:
         assert session.scalar(select(ReassignmentRun.chunk_size).where(ReassignmentRun.id == revert.id)) == 1
-    assert service._pending_chunks(db, revert.id, "plan") == []
+    assert run_service.pending_chunks(db, revert.id, "plan") == []
 
 
 def test_the_celery_backend_is_chosen_by_its_setting(monkeypatch: pytest.MonkeyPatch):
