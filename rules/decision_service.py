@@ -56,7 +56,7 @@ def customer_geography(customer: Customer, geography: MemberHierarchy | None) ->
     (postal-code members are keyed ``CC-CODE`` or by the code alone); the country when none is known.
 
     >>> from territory.geography import geography_parents
-    >>> geo = MemberHierarchy({**geography_parents(), "FR-75001": "FR-75"})
+    >>> geo = MemberHierarchy({**geography_parents(), "FR-75001": "FR-75C"})
     >>> customer_geography(Customer(country="FR", subdivision="FR-75C", postal_code="75001"), geo)
     'FR-75001'
     >>> customer_geography(Customer(country="FR", subdivision="FR-75C", postal_code="99999"), geo)

@@ -38,6 +38,7 @@ _env = Environment(
 def coverage_summary(d: TerritoryDef) -> str:
     """One line saying what a territory covers, e.g. ``geography: JP; product: security (not fw-1)``.
 
+    >>> from territory.dimensions import Dimension
     >>> from territory.tree import Coverage
     >>> coverage_summary(TerritoryDef("JP", "WW", "Japan", "country",
     ...     coverage={Dimension.GEOGRAPHY: Coverage.of(["JP"], ["JP-13"])}))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 from datetime import UTC
 from typing import Any
@@ -11,12 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import transfer.canonical
-import transfer.mapping
-import transfer.profile
-import transfer.retry
-import transfer.signing
-import transfer.urls
 from transfer.canonical import CHILDREN, OPPORTUNITY, CanonicalField, CanonicalRecord, FieldKind
 from transfer.errors import NotMappable, PartnerDataInvalid
 from transfer.mapping import bundled_profile, from_partner, load_mapping_profile, to_partner
@@ -378,14 +371,3 @@ def test_our_document_is_checked_before_it_is_sent():
         to_partner(bundled_profile("brand_owner"), {"amount": "twelve", "contacts": "Ann"})
 
     assert {p.pointer for p in caught.value.errors} == {"/amount", "/contacts"}
-
-
-@pytest.mark.parametrize(
-    "module",
-    [transfer.canonical, transfer.mapping, transfer.profile, transfer.retry, transfer.signing, transfer.urls],
-    ids=lambda m: m.__name__,
-)
-def test_docstring_examples_run(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0
