@@ -14,7 +14,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from common.outbox import DeliveryFailed, OutboxItem
+from common.delivery import DeliveryFailed
+from common.outbox import OutboxItem
 from common.settings import Settings
 
 CHANNEL = "email"

@@ -13,20 +13,15 @@ of the change that causes them and delivered later by a deliverer with retries.
   deliverer every time still ends dead.
 - ``mark_sent`` / ``mark_failed`` check the lease token, so a deliverer that lost its lease cannot
   overwrite the outcome of the one that took the message over.
-- ``deliver`` runs claim -> send -> mark for any sender callable, with ``concurrency`` messages in
-  flight on a thread pool when the sender waits on the network; delivery is at least once, so the
-  receiver should deduplicate on ``dedupe_key`` (an e-mail's Message-ID, a CRM call's Idempotency-Key).
+- ``common.delivery`` runs claim -> send -> mark over this table for any sender callable.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 import secrets
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -54,8 +49,6 @@ from common.clock import utcnow
 from common.database import Base, Database, UtcDateTime
 from common.principal import Principal
 from common.retry import GiveUp, RetryPolicy
-
-log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255
 MAX_ERROR_LENGTH = 2000
@@ -107,20 +100,6 @@ class OutboxItem:
     attempts: int
     lease_token: str
     lease_until: datetime
-
-
-class DeliveryFailed(Exception):
-    """A sender's way to say how a failure should be treated.
-
-    ``retryable=False`` sends the message straight to the dead letters (e.g. a 4xx other than 408/425/429,
-    a mailbox the server refuses); ``retry_after_seconds`` asks for at least that long a wait. Any other
-    exception a sender raises counts as a retryable failure.
-    """
-
-    def __init__(self, message: str, *, retryable: bool = True, retry_after_seconds: float | None = None):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after_seconds = retry_after_seconds
 
 
 # --- writing ------------------------------------------------------------------------------------------
@@ -356,168 +335,6 @@ def expedite(db: Database, channel: str, ordering_prefix: str, *, now: datetime 
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-# --- the deliver loop ---------------------------------------------------------------------------------
-
-Sender = Callable[[OutboxItem], None]
-
-
-@dataclass
-class DeliveryReport:
-    """What one ``deliver`` call did."""
-
-    claimed: int = 0
-    sent: int = 0
-    retrying: int = 0
-    dead: int = 0
-    # Messages whose lease ran out (or was taken over) before they were settled; they are due again.
-    lease_lost: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def add(self, other: DeliveryReport) -> None:
-        self.claimed += other.claimed
-        self.sent += other.sent
-        self.retrying += other.retrying
-        self.dead += other.dead
-        self.lease_lost += other.lease_lost
-        self.errors.extend(other.errors)
-
-
-def deliver(
-    db: Database,
-    channel: str,
-    send: Sender,
-    *,
-    limit: int = 100,
-    batch_size: int = 10,
-    lease_seconds: float = 300.0,
-    policy: RetryPolicy | None = None,
-    clock: Callable[[], datetime] = utcnow,
-    rand: Callable[[], float] = random.random,
-    concurrency: int = 1,
-) -> DeliveryReport:
-    """Send due messages of ``channel`` with ``send`` until none is due or ``limit`` were claimed.
-
-    ``send`` raises on failure (``DeliveryFailed`` to say whether and when to retry). With
-    ``concurrency`` > 1, that many sends run at once on a thread pool (``send`` must be thread-safe);
-    claims of up to ``batch_size`` keep at most twice that many messages claimed and unsettled. The lease
-    must outlast a message's wait in that window and its own send: ``lease_seconds`` >= (``batch_size`` /
-    ``concurrency`` + 1) x the sender's own timeout.
-    """
-    if concurrency < 1 or batch_size < 1:
-        raise ValueError("concurrency and batch_size are at least 1")
-    policy = policy or RetryPolicy()
-
-    def settle(item: OutboxItem) -> DeliveryReport:
-        return _send_one(db, channel, send, item, policy=policy, clock=clock, rand=rand)
-
-    report = DeliveryReport()
-    if concurrency == 1:
-        while report.claimed < limit:
-            batch = claim(
-                db,
-                channel,
-                limit=min(batch_size, limit - report.claimed),
-                lease_seconds=lease_seconds,
-                policy=policy,
-                now=clock(),
-            )
-            if not batch:
-                break
-            report.claimed += len(batch)
-            for item in batch:
-                report.add(settle(item))
-        return report
-    window = 2 * concurrency
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"outbox-{channel}") as pool:
-        in_flight: set[Future[DeliveryReport]] = set()
-        idle = False  # the last claim found nothing; claim again once something settles
-        while True:
-            room = min(batch_size, limit - report.claimed, window - len(in_flight))
-            if not idle and room > 0 and len(in_flight) <= concurrency:
-                batch = claim(
-                    db, channel, limit=room, lease_seconds=lease_seconds, policy=policy, now=clock()
-                )
-                report.claimed += len(batch)
-                in_flight.update(pool.submit(settle, item) for item in batch)
-                idle = not batch
-                if batch and len(in_flight) <= concurrency:
-                    continue
-            if not in_flight:
-                break
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                report.add(future.result())
-            idle = False  # what waited behind a settled message (same ordering key) may be due now
-    return report
-
-
-def _send_one(
-    db: Database,
-    channel: str,
-    send: Sender,
-    item: OutboxItem,
-    *,
-    policy: RetryPolicy,
-    clock: Callable[[], datetime],
-    rand: Callable[[], float],
-) -> DeliveryReport:
-    """Send one claimed message and record the outcome (the report counts it as sent, retrying, dead or
-    lease lost; ``claimed`` is the caller's to count)."""
-    report = DeliveryReport()
-    if clock() >= item.lease_until:  # too late: another deliverer may have it already
-        report.lease_lost += 1
-        return report
-    try:
-        send(item)
-    except Exception as exc:
-        retryable = not isinstance(exc, DeliveryFailed) or exc.retryable
-        retry_after = exc.retry_after_seconds if isinstance(exc, DeliveryFailed) else None
-        error = f"{type(exc).__name__}: {exc}"
-        log.warning("outbox %s message %s attempt %s failed: %s", channel, item.id, item.attempts, error)
-        report.errors.append(f"{item.id}: {error}")
-        status = mark_failed(
-            db,
-            item,
-            error,
-            retryable=retryable,
-            retry_after_seconds=retry_after,
-            policy=policy,
-            rand=rand(),
-            now=clock(),
-        )
-        if status is OutboxStatus.DEAD:
-            report.dead += 1
-        elif status is OutboxStatus.PENDING:
-            report.retrying += 1
-        else:
-            report.lease_lost += 1
-    else:
-        if mark_sent(db, item, now=clock()):
-            report.sent += 1
-        else:
-            report.lease_lost += 1
-    return report
-
-
-def run_worker(
-    db: Database,
-    channel: str,
-    send: Sender,
-    *,
-    stop: threading.Event,
-    poll_seconds: float = 5.0,
-    **deliver_options: Any,
-) -> DeliveryReport:
-    """Deliver until ``stop`` is set, waiting ``poll_seconds`` whenever nothing was due."""
-    total = DeliveryReport()
-    while not stop.is_set():
-        report = deliver(db, channel, send, **deliver_options)
-        total.add(report)
-        if report.claimed == 0:
-            stop.wait(poll_seconds)
-    return total
 
 
 # --- admin --------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from common import outbox
+from common import delivery
 from common.database import Database
 from common.errors import PrmError
 from common.retry import RetryPolicy
@@ -353,7 +353,7 @@ def deliver(
     }
     try:
         if once:
-            report = outbox.deliver(_db(), CHANNEL, sender, **options)  # type: ignore[arg-type]
+            report = delivery.deliver(_db(), CHANNEL, sender, **options)  # type: ignore[arg-type]
             click.echo(
                 f"claimed {report.claimed}, sent {report.sent}, retrying {report.retrying}, "
                 f"dead {report.dead}, lease lost {report.lease_lost}"
@@ -362,7 +362,7 @@ def deliver(
         stop = threading.Event()
         click.echo(f"delivering partner CRM calls, {concurrency} at a time; Ctrl-C stops", err=True)
         try:
-            outbox.run_worker(_db(), CHANNEL, sender, stop=stop, poll_seconds=poll, **options)
+            delivery.run_worker(_db(), CHANNEL, sender, stop=stop, poll_seconds=poll, **options)
         except KeyboardInterrupt:
             stop.set()
     finally:

@@ -20,10 +20,11 @@ import httpx
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from common import outbox
+from common import delivery, outbox
 from common.clock import utcnow
 from common.database import Database
-from common.outbox import DeliveryFailed, DeliveryReport, OutboxItem
+from common.delivery import DeliveryFailed, DeliveryReport
+from common.outbox import OutboxItem
 from common.retry import RetryPolicy
 from common.settings import Settings
 from directory.models import Organization
@@ -271,7 +272,7 @@ def deliver(
     batch_size = batch_size or 2 * concurrency
     sender = PartnerCrmSender(db, settings, policy, client_factory=client_factory, connections=concurrency)
     try:
-        return outbox.deliver(
+        return delivery.deliver(
             db,
             CHANNEL,
             sender,
@@ -289,7 +290,7 @@ def deliver(
 def lease_for(settings: Settings, batch_size: int, concurrency: int = 1) -> float:
     """A lease that outlasts a message's wait behind the others claimed with it and its own call, at the
     longest timeout we allow (120 s): one after the other, a whole batch; concurrently, the window of
-    ``outbox.deliver`` (twice the concurrency) takes two rounds."""
+    ``delivery.deliver`` (twice the concurrency) takes two rounds."""
     rounds = batch_size if concurrency == 1 else 2
     return float(rounds * 125 + 30)
 

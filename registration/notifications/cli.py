@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from common import outbox
+from common import delivery, outbox
 from common.database import Database
 from common.mail import CHANNEL, SmtpSender
 from common.settings import Settings
@@ -21,7 +21,7 @@ def _db() -> Database:
     return db
 
 
-def _echo_report(report: outbox.DeliveryReport) -> None:
+def _echo_report(report: delivery.DeliveryReport) -> None:
     click.echo(
         f"claimed {report.claimed}, sent {report.sent}, retrying {report.retrying}, dead {report.dead}, "
         f"lease lost {report.lease_lost}"
@@ -52,7 +52,7 @@ def deliver(once: bool, limit: int, poll: float) -> None:
     stop = threading.Event()
     click.echo(f"delivering e-mail via {sender.host}:{sender.port}; Ctrl-C stops")
     try:
-        report = outbox.run_worker(_db(), CHANNEL, sender, stop=stop, poll_seconds=poll, limit=limit)
+        report = delivery.run_worker(_db(), CHANNEL, sender, stop=stop, poll_seconds=poll, limit=limit)
     except KeyboardInterrupt:
         stop.set()
         return

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from common import outbox
+from common import delivery, outbox
 from common.batch import (
     Backend,
     Chunk,
@@ -239,6 +239,6 @@ def queue_expiry_reminders(
     return queued
 
 
-def deliver_mail(db: Database, send: outbox.Sender, **options: Any) -> outbox.DeliveryReport:
-    """Send queued notification e-mails (see ``common.outbox.deliver`` for the options)."""
-    return outbox.deliver(db, CHANNEL, send, **options)
+def deliver_mail(db: Database, send: delivery.Sender, **options: Any) -> delivery.DeliveryReport:
+    """Send queued notification e-mails (see ``common.delivery.deliver`` for the options)."""
+    return delivery.deliver(db, CHANNEL, send, **options)

@@ -14,7 +14,8 @@ from common import audit
 from common import outbox as ob
 from common.clock import utcnow
 from common.database import Database
-from common.outbox import DeliveryFailed, OutboxItem, OutboxMessage, OutboxStatus
+from common.delivery import DeliveryFailed, DeliveryReport, deliver
+from common.outbox import OutboxItem, OutboxMessage, OutboxStatus
 from common.retry import RetryPolicy
 
 CHANNEL = "test"
@@ -77,17 +78,17 @@ def test_deliver_sends_each_due_message_once_and_marks_it_sent(database):
     with database.transaction() as session:
         ob.enqueue(session, CHANNEL, "t", "later", {}, not_before=later)
     sender = Recorder()
-    report = ob.deliver(database, CHANNEL, sender, batch_size=2)
+    report = deliver(database, CHANNEL, sender, batch_size=2)
     assert (report.claimed, report.sent) == (5, 5)
     assert [i.id for i in sender.sent] == ids
     assert [i.dedupe_key for i in sender.sent] == [f"m{i}" for i in range(5)]
     assert all(_message(database, i).status == "sent" for i in ids)
-    assert ob.deliver(database, CHANNEL, sender).claimed == 0  # nothing due: sent, or not yet
+    assert deliver(database, CHANNEL, sender).claimed == 0  # nothing due: sent, or not yet
 
 
 def test_deliver_stops_at_its_limit(database):
     _enqueue(database, 7)
-    assert ob.deliver(database, CHANNEL, Recorder(), limit=3, batch_size=2).sent == 3
+    assert deliver(database, CHANNEL, Recorder(), limit=3, batch_size=2).sent == 3
     assert ob.counts(database)[(CHANNEL, "pending")] == 4
 
 
@@ -95,7 +96,7 @@ def test_a_failed_attempt_waits_a_jittered_backoff_before_the_next(database):
     [message_id] = _enqueue(database, 1)
     policy = RetryPolicy(base_seconds=60, cap_seconds=600, max_attempts=5)
     t0 = utcnow()
-    report = ob.deliver(database, CHANNEL, Recorder(fail_times=1), policy=policy, clock=lambda: t0)
+    report = deliver(database, CHANNEL, Recorder(fail_times=1), policy=policy, clock=lambda: t0)
     assert (report.retrying, report.sent) == (1, 0)
     message = _message(database, message_id)
     assert message.status == "pending" and message.attempts == 1
@@ -103,19 +104,17 @@ def test_a_failed_attempt_waits_a_jittered_backoff_before_the_next(database):
     assert t0 <= message.next_attempt_at < t0 + timedelta(seconds=60)
     # second failure: the window doubles
     t1 = message.next_attempt_at
-    ob.deliver(database, CHANNEL, Recorder(fail_times=1), policy=policy, clock=lambda: t1)
+    deliver(database, CHANNEL, Recorder(fail_times=1), policy=policy, clock=lambda: t1)
     message = _message(database, message_id)
     assert message.attempts == 2 and t1 <= message.next_attempt_at < t1 + timedelta(seconds=120)
-    assert ob.deliver(database, CHANNEL, Recorder(), policy=policy, clock=lambda: t1).claimed == 0
+    assert deliver(database, CHANNEL, Recorder(), policy=policy, clock=lambda: t1).claimed == 0
 
 
 def test_retry_after_from_the_sender_is_honoured(database):
     [message_id] = _enqueue(database, 1)
     t0 = utcnow()
     sender = Recorder(fail_times=1, error=DeliveryFailed("429", retry_after_seconds=900))
-    ob.deliver(
-        database, CHANNEL, sender, policy=RetryPolicy(base_seconds=1), clock=lambda: t0, rand=lambda: 0
-    )
+    deliver(database, CHANNEL, sender, policy=RetryPolicy(base_seconds=1), clock=lambda: t0, rand=lambda: 0)
     assert _message(database, message_id).next_attempt_at == t0 + timedelta(seconds=900)
 
 
@@ -126,13 +125,12 @@ def test_dead_after_max_attempts_then_an_admin_retry_delivers_it(database):
     sender = Recorder(fail_times=3)
     for attempt in range(1, 4):
         at = now + timedelta(seconds=2 * attempt)
-        ob.deliver(database, CHANNEL, sender, policy=policy, clock=lambda at=at: at)  # type: ignore[misc]
+        deliver(database, CHANNEL, sender, policy=policy, clock=lambda at=at: at)  # type: ignore[misc]
     message = _message(database, message_id)
     assert message.status == "dead" and message.attempts == 3
     assert message.last_error == "ConnectionError: refused [failed 3 times (max_attempts=3)]"
     assert (
-        ob.deliver(database, CHANNEL, sender, policy=policy, clock=lambda: now + timedelta(days=1)).claimed
-        == 0
+        deliver(database, CHANNEL, sender, policy=policy, clock=lambda: now + timedelta(days=1)).claimed == 0
     )
 
     assert ob.retry_dead(database, None, ids=[message_id]) == [message_id]
@@ -144,14 +142,14 @@ def test_dead_after_max_attempts_then_an_admin_retry_delivers_it(database):
             {"status": "dead", "attempts": 3},
             {"status": "pending", "attempts": 0},
         )
-    report = ob.deliver(database, CHANNEL, sender, policy=policy)
+    report = deliver(database, CHANNEL, sender, policy=policy)
     assert report.sent == 1 and _message(database, message_id).status == "sent"
 
 
 def test_a_permanent_failure_is_dead_at_once(database):
     [message_id] = _enqueue(database, 1)
     sender = Recorder(fail_times=1, error=DeliveryFailed("550 no such mailbox", retryable=False))
-    assert ob.deliver(database, CHANNEL, sender).dead == 1
+    assert deliver(database, CHANNEL, sender).dead == 1
     message = _message(database, message_id)
     assert (message.status, message.attempts) == ("dead", 1)
     assert message.last_error == "DeliveryFailed: 550 no such mailbox [permanent failure]"
@@ -161,8 +159,8 @@ def test_retry_of_every_dead_message_of_a_channel(database):
     _enqueue(database, 2)
     _enqueue(database, 1, channel="other")
     never = Recorder(fail_times=99, error=DeliveryFailed("no", retryable=False))
-    ob.deliver(database, CHANNEL, never)
-    ob.deliver(database, "other", never)
+    deliver(database, CHANNEL, never)
+    deliver(database, "other", never)
     assert len(ob.retry_dead(database, None, channel=CHANNEL)) == 2
     assert ob.counts(database) == {(CHANNEL, "pending"): 2, ("other", "dead"): 1}
 
@@ -203,7 +201,7 @@ def test_a_deliverer_skips_messages_whose_lease_ran_out_while_it_was_busy(databa
         return next(ticks, t0 + timedelta(seconds=1000))
 
     sender = Recorder()
-    report = ob.deliver(database, CHANNEL, sender, batch_size=2, lease_seconds=300, clock=clock, limit=2)
+    report = deliver(database, CHANNEL, sender, batch_size=2, lease_seconds=300, clock=clock, limit=2)
     assert (report.sent, report.lease_lost) == (1, 1)
     assert len(sender.sent) == 1
 
@@ -214,14 +212,14 @@ def test_concurrent_deliverers_never_send_a_message_twice(db_url, deliverers):
     _enqueue(setup, 300)
     sender = Recorder()
     barrier = threading.Barrier(deliverers)
-    reports: list[ob.DeliveryReport] = []
+    reports: list[DeliveryReport] = []
     failures: list[BaseException] = []
 
     def work():
         database = Database(db_url)
         try:
             barrier.wait()
-            reports.append(ob.deliver(database, CHANNEL, sender, limit=1000, batch_size=7))
+            reports.append(deliver(database, CHANNEL, sender, limit=1000, batch_size=7))
         except BaseException as exc:  # surfaced below
             failures.append(exc)
         finally:
@@ -303,11 +301,11 @@ def _enqueue_ordered(database, records: int, per_record: int) -> None:
                 seq += 1
 
 
-def _deliver_all(database, sender, **options) -> ob.DeliveryReport:
-    total = ob.DeliveryReport()
+def _deliver_all(database, sender, **options) -> DeliveryReport:
+    total = DeliveryReport()
     policy = RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=10)
     for _ in range(200):
-        report = ob.deliver(database, CHANNEL, sender, policy=policy, **options)
+        report = deliver(database, CHANNEL, sender, policy=policy, **options)
         total.add(report)
         with database.transaction() as session:
             left = session.scalar(select(func.count()).where(OutboxMessage.status != "sent"))

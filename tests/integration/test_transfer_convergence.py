@@ -43,7 +43,8 @@ from sqlalchemy import select
 from common import outbox
 from common.clock import utcnow
 from common.database import Database
-from common.outbox import DeliveryFailed, OutboxMessage
+from common.delivery import DeliveryFailed, DeliveryReport, deliver
+from common.outbox import OutboxMessage
 from common.retry import RetryPolicy
 from common.settings import Settings
 from directory.models import Product
@@ -149,9 +150,9 @@ class Side:
                 for r in rows
             ]
 
-    def drain(self) -> outbox.DeliveryReport:
+    def drain(self) -> DeliveryReport:
         """Deliver everything due, in order, as ``prm transfer deliver --once`` does."""
-        return outbox.deliver(
+        return deliver(
             self.db, CHANNEL, self.sender, limit=1000, lease_seconds=300, policy=POLICY, rand=lambda: 0.0
         )
 

@@ -18,7 +18,7 @@ from flask import Flask
 
 from common import migrate
 from common.database import Database
-from common.outbox import DeliveryReport
+from common.delivery import DeliveryReport
 from common.retry import RetryPolicy
 from common.settings import Settings
 from tests.api.leads_support import Demo, load_demo
