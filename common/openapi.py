@@ -21,8 +21,10 @@ from common.errors import PROBLEM_MEDIA_TYPE
 Schema.model_config["extra"] = "allow"
 Schema.model_rebuild(force=True)
 
-# operationId -> media type of a request body that is not JSON (CSV imports)
+# operationId -> media type of a request body that is not JSON (CSV imports, YAML profiles, uploads)
 RAW_BODIES: dict[str, str] = {}
+#: A form of file parts; the view checks each part (``common.textfile.uploaded_texts``).
+MULTIPART = "multipart/form-data"
 # operationIds of the imports: they take bodies up to PRM_MAX_IMPORT_BYTES, every other one PRM_MAX_BODY_BYTES
 IMPORT_OPERATIONS: set[str] = set()
 #: Request bodies a view reads itself (after checks that must come first, such as a signature), by

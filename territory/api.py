@@ -11,13 +11,15 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
+from pydantic import ValidationError
 
 from common.auth import allow, current_principal
 from common.database import Database
 from common.errors import FieldProblem, Forbidden, NotFound, Unauthorized, ValidationFailed
-from common.http import if_match, json_response
-from common.openapi import IMPORT_OPERATIONS, view_operation_id
+from common.http import if_match, json_response, validation_error_response
+from common.openapi import IMPORT_OPERATIONS, MULTIPART, RAW_BODIES, RAW_BODY_SCHEMAS, view_operation_id
 from common.principal import INTERNAL_ROLES, Principal, Role, split_key
+from common.textfile import uploaded_texts
 from directory.services.users import principal_for_key
 from territory import csv_import, dimension_service, export, import_service, service, territory_service
 from territory import schemas as s
@@ -99,6 +101,35 @@ def import_territory_model(path: s.ModelPath, body: s.ModelImport) -> Response:
     files = csv_import.ModelFiles(body.territories, body.coverage, body.members)
     out = import_service.import_model(_db(), current_principal(), path.id, if_match(), files)
     return json_response(out, etag=(out.model_id, out.model_version))
+
+
+@api.post("/territory-models/<int:id>/import/upload", tags=[models], responses={200: s.ModelImportReport})
+@allow(ADMIN)
+def upload_territory_model(path: s.ModelPath) -> Response:
+    """Replace a planning model's content with the three CSV files as a multipart form: ``territories``
+    (required), ``coverage`` and ``members``, each as written; problems name the files as uploaded
+    (``file:row:column``). All rows or none, as ``POST .../import``."""
+    texts = uploaded_texts(request.files, ["territories"], ["coverage", "members"])
+    try:
+        body = s.ModelImport.model_validate({part: text for part, (text, _) in texts.items()})
+    except ValidationError as exc:
+        return validation_error_response(exc)
+    t, c, m = (texts[p][1] if p in texts else f"{p}.csv" for p in ("territories", "coverage", "members"))
+    files = csv_import.ModelFiles(body.territories, body.coverage, body.members, (t, c, m))
+    out = import_service.import_model(_db(), current_principal(), path.id, if_match(), files)
+    return json_response(out, etag=(out.model_id, out.model_version))
+
+
+_CSV_FILE = {"type": "string", "contentMediaType": "text/csv", "description": "a CSV file (UTF-8)"}
+RAW_BODY_SCHEMAS["upload_territory_model"] = {
+    "type": "object",
+    "required": ["territories"],
+    "properties": {
+        "territories": {**_CSV_FILE, "description": "key,parent_key,name,type[,partner]"},
+        "coverage": {**_CSV_FILE, "description": "territory_key,dimension,member,mode"},
+        "members": {**_CSV_FILE, "description": "territory_key,user,role"},
+    },
+}
 
 
 @api.get("/territory-models/<int:id>/tree", tags=[models], responses={200: s.TreeOut})
@@ -252,6 +283,31 @@ def import_dimension_members(path: s.DimensionPath, body: s.MembersImport) -> Re
     return json_response(out, etag=(out.model_id, out.model_version))
 
 
+@api.post(
+    "/territory-models/<int:id>/dimensions/<key>/members/import/upload",
+    tags=[dimensions],
+    responses={200: s.MembersImportReport},
+)
+@allow(ADMIN)
+def upload_dimension_members(path: s.DimensionPath) -> Response:
+    """Replace the members imported for a dimension of a planning model with the CSV file part
+    ``members`` of a multipart form (``key,parent,name``; problems name the file as uploaded)."""
+    text, filename = uploaded_texts(request.files, ["members"])["members"]
+    try:
+        body = s.MembersImport.model_validate({"members": text, "filename": filename})
+    except ValidationError as exc:
+        return validation_error_response(exc)
+    out = dimension_service.import_members(_db(), current_principal(), path.id, path.key, if_match(), body)
+    return json_response(out, etag=(out.model_id, out.model_version))
+
+
+RAW_BODY_SCHEMAS["upload_dimension_members"] = {
+    "type": "object",
+    "required": ["members"],
+    "properties": {"members": {**_CSV_FILE, "description": "key,parent,name"}},
+}
+
+
 # --- the HTML page ------------------------------------------------------------------------------------
 
 
@@ -278,4 +334,12 @@ def territory_tree_page(model_id: int) -> Response:
     return _render_tree(view, s.TreeFormat.HTML, part)
 
 
-IMPORT_OPERATIONS.update({"import_territory_model", "import_dimension_members"})
+IMPORT_OPERATIONS.update(
+    {
+        "import_territory_model",
+        "import_dimension_members",
+        "upload_territory_model",
+        "upload_dimension_members",
+    }
+)
+RAW_BODIES.update({"upload_territory_model": MULTIPART, "upload_dimension_members": MULTIPART})

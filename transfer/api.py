@@ -15,7 +15,7 @@ from common.errors import FieldProblem, ValidationFailed
 from common.fields import YAML_MEDIA_TYPE
 from common.http import if_match, json_response, validation_error_response
 from common.jsonbody import parse_strict
-from common.openapi import RAW_BODIES, RAW_BODY_SCHEMAS, view_operation_id
+from common.openapi import MULTIPART, RAW_BODIES, RAW_BODY_SCHEMAS, view_operation_id
 from common.principal import CHANNEL_ROLES, INTERNAL_ROLES, Role
 from common.settings import Settings
 from directory.schemas import IdPath, Input
@@ -179,7 +179,7 @@ RAW_BODIES.update(
     {
         "put_partner_crm_connection_profile": YAML_MEDIA_TYPE,
         "put_partner_crm_connection_inbound_profile": YAML_MEDIA_TYPE,
-        "upload_partner_crm_connection": "multipart/form-data",
+        "upload_partner_crm_connection": MULTIPART,
     }
 )
 

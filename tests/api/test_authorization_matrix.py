@@ -440,13 +440,13 @@ def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[
     assert obj == "own", f"{op}: object {obj!r} makes no sense for {segment}"
     if op == "activate_ruleset":
         return _new_policy(env), "", None
-    if op in ("activate_territory_model", "import_territory_model"):
+    if op in ("activate_territory_model", "import_territory_model", "upload_territory_model"):
         return _new_model(env), "", None
     if op == "delete_territory":
         leaf = f"leaf-{next(_unique)}"
         _add_territory(env, env.ids["territory-model"], leaf, "Leaf")
         return env.ids["territory-model"], leaf, None
-    if op in ("list_dimension_members", "import_dimension_members"):
+    if op in ("list_dimension_members", "import_dimension_members", "upload_dimension_members"):
         return env.ids["territory-model"], "geography", None
     if segment == "territory-models":
         return env.ids["territory-model"], "EU", None
@@ -497,6 +497,21 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "create_territory_model": {"json": {"name": f"plan {n}"}},
         "import_territory_model": {
             "json": {"territories": "key,parent_key,name,type\nWW,,Worldwide,global\n"}
+        },
+        "upload_territory_model": {
+            "data": {
+                "territories": (io.BytesIO(b"key,parent_key,name,type\nWW,,Worldwide,global\n"), "t.csv")
+            },
+            "content_type": "multipart/form-data",
+        },
+        "upload_dimension_members": {
+            "data": {
+                "members": (
+                    io.BytesIO(f"key,parent,name\nFR-{85000 + n},FR-75C,Paris {n}\n".encode()),
+                    "m.csv",
+                )
+            },
+            "content_type": "multipart/form-data",
         },
         "declare_territory_dimension": {"json": {"name": f"dim_{n}", "source": "customer_industry"}},
         "import_dimension_members": {

@@ -5,11 +5,14 @@ the suite."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from tests.support import World
 
@@ -472,6 +475,21 @@ def test_every_put_patch_and_delete_declares_if_match(client):
     assert set(mutating_operations(client)) <= set(if_match_operations(client))
 
 
+@dataclass
+class Files:
+    """A multipart form of CSV files (part name -> content), for the upload actions."""
+
+    parts: dict[str, bytes]
+
+    def send(self, client: Any, path: str, headers: dict[str, str]) -> Any:
+        files = {
+            name: FileStorage(io.BytesIO(raw), filename=f"{name}.csv") for name, raw in self.parts.items()
+        }
+        boundary, body = encode_multipart(files)
+        content_type = f"multipart/form-data; boundary={boundary}"
+        return client.post(path, data=body, headers={**headers, "Content-Type": content_type})
+
+
 #: POST actions that change a record: a valid body (checked before If-Match) and the record they act on
 ACTIONS: dict[str, tuple[str, Any]] = {
     "submit_lead": ("lead", None),
@@ -500,6 +518,11 @@ ACTIONS: dict[str, tuple[str, Any]] = {
     "add_opportunity_contact": ("opportunity", {"name": "Ken Sato"}),
     "add_opportunity_note": ("opportunity", {"text": "PoC agreed"}),
     "add_opportunity_activity": ("opportunity", {"subject": "Call back"}),
+    "upload_territory_model": (
+        "territory_model",
+        Files({"territories": b"key,parent_key,name,type\nWW,,World,global\n"}),
+    ),
+    "upload_dimension_members": ("territory_model", Files({"members": b"key,parent,name\nX-1,FR-ARA,X\n"})),
 }
 
 
@@ -541,6 +564,9 @@ def test_every_action_that_needs_if_match_declares_it_and_answers_428_without_it
     for operation_id, (record, body) in sorted(ACTIONS.items()):
         path = declared[operation_id][1].replace("{id}", str(records[record]))
         path = path.replace("{request_id}", str(records["request_id"])).replace("{key}", "geography")
-        resp = client.post(path, json=body, headers=admin)
+        if isinstance(body, Files):
+            resp = body.send(client, path, admin)
+        else:
+            resp = client.post(path, json=body, headers=admin)
         assert resp.status_code == 428, (operation_id, resp.get_data(as_text=True))
         assert resp.mimetype == "application/problem+json"
