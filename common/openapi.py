@@ -114,6 +114,20 @@ class Problem(BaseModel):
     errors_omitted: int | None = Field(None, description="problems found beyond the 100 listed")
 
 
+def _close_pattern_maps(node: Any) -> None:
+    """A pydantic dict keyed by a constrained string becomes ``patternProperties``, which in JSON Schema
+    lets any other key through with any value; the model refuses those keys, so the document says so
+    (``additionalProperties: false``)."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _close_pattern_maps(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_pattern_maps(value)
+
+
 class PrmOpenAPI(OpenAPI):
     def generate_spec_json(self) -> None:
         super().generate_spec_json()  # type: ignore[no-untyped-call]
@@ -123,6 +137,7 @@ class PrmOpenAPI(OpenAPI):
         schemas.update(problem_schema.pop("$defs", {}))
         schemas["Problem"] = problem_schema
         schemas.pop("ValidationErrorModel", None)
+        _close_pattern_maps(spec)
         problem = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         views = {endpoint.rpartition(".")[2]: view for endpoint, view in self.view_functions.items()}
         for path_item in spec["paths"].values():

@@ -114,3 +114,26 @@ def test_a_get_of_the_update_operation_is_a_405_and_options_agrees(client):
     assert "405" in remote_id["responses"]
     # another id still reaches the query (an unsigned call: 401, like any bad signature)
     assert client.get("/v1/partner-crm/crm-a/opportunities/updates").status_code == 401
+
+
+def _pattern_maps(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        found = [node] if "patternProperties" in node else []
+        return found + [m for value in node.values() for m in _pattern_maps(value)]
+    if isinstance(node, list):
+        return [m for value in node for m in _pattern_maps(value)]
+    return []
+
+
+def test_a_map_keyed_by_a_pattern_declares_that_other_keys_are_refused(client, world):
+    spec = client.get("/docs/openapi.json").get_json()
+    maps = _pattern_maps(spec)
+    assert maps, "the coverage maps are keyed by a dimension-name pattern"
+    assert all(m.get("additionalProperties") is False for m in maps)
+    model = client.post("/v1/territory-models", json={"name": "keys"}, headers=world["admin"].headers)
+    resp = client.post(
+        f"/v1/territory-models/{model.get_json()['id']}/territories",
+        json={"key": "WW", "name": "World", "coverage": {"z\u0080": {}}},
+        headers={**world["admin"].headers, "If-Match": model.headers["ETag"]},
+    )
+    assert resp.status_code == 422
