@@ -123,7 +123,9 @@ def test_two_workers_one_killed_mid_apply_move_every_planned_lead_exactly_once(
         assert started.headers["Location"] == f"/v1/reassignment-runs/{run_id}"
         assert started.get_json()["status"] == "applying"
 
-        _wait_for(lambda: done_chunks(db, run_id) >= 4)
+        # mid-run, at a moment worker a's log shows it holding a chunk (received, not yet succeeded): on a
+        # busy machine it may otherwise be killed between two chunks, and the kill would prove nothing
+        _wait_for(lambda: done_chunks(db, run_id) >= 4 and bool(_held(tmp_path / "a.log")))
         workers[0].kill()  # its pool too; the chunk it held stays unacknowledged
         assert done_chunks(db, run_id) < LEADS // CHUNK, "the kill came mid-run"
         workers[0] = Worker("a", redis_url, celery_queue, tmp_path / "a-restarted.log")
@@ -136,7 +138,7 @@ def test_two_workers_one_killed_mid_apply_move_every_planned_lead_exactly_once(
     assert history_counts(db, run_id) == [(lead, 1) for lead in leads]
     assert outcome(db, run_id) == expected
     # the chunk the killed worker held was delivered again, and finished by a live worker
-    held = _tasks(tmp_path / "a.log", "received") - _tasks(tmp_path / "a.log", "succeeded")
+    held = _held(tmp_path / "a.log")
     assert held, "the killed worker held no chunk"
     finished = _tasks(tmp_path / "b.log", "succeeded") | _tasks(tmp_path / "a-restarted.log", "succeeded")
     assert held <= finished
@@ -146,6 +148,11 @@ def test_two_workers_one_killed_mid_apply_move_every_planned_lead_exactly_once(
 def _tasks(log: Path, what: str) -> set[str]:
     """Ids of the chunk tasks a worker's log says were ``received`` or ``succeeded``."""
     return set(re.findall(rf"Task prm\.batch\.chunk\[([0-9a-f-]+)\] {what}", log.read_text()))
+
+
+def _held(log: Path) -> set[str]:
+    """The chunk tasks a worker received and has not (yet) finished, by its log."""
+    return _tasks(log, "received") - _tasks(log, "succeeded")
 
 
 @pytest.mark.slow

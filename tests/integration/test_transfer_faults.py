@@ -207,6 +207,7 @@ def test_a_refused_call_is_dead_lettered_as_failed_and_an_admin_retry_delivers_i
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # its own deadlines (300 + 300 + 600 s) govern; 1,000 deliveries on a busy machine
 def test_deliverer_killed_in_the_middle_of_1000_deliveries_loses_and_doubles_nothing(tmp_path: Path) -> None:
     total = 1000
     with two_instances(tmp_path) as (brand, partner):
