@@ -15,7 +15,7 @@ from flask import current_app, request
 from flask.cli import FlaskGroup, with_appcontext
 from flask_openapi3.models.info import Info
 
-from common import jsonbody, observability
+from common import jsonbody, observability, pages
 from common.auth import authenticate_request
 from common.cli import commands as common_commands
 from common.database import Database
@@ -27,6 +27,7 @@ from common.settings import Settings
 from demo import seed_demo
 from directory.api import api as directory_api
 from directory.cli import commands as directory_commands
+from directory.pages import pages as directory_pages
 from directory.services.users import principal_for_key
 from registration.acceptance.api import api as acceptance_api
 from registration.approval.api import api as approval_api
@@ -45,8 +46,8 @@ from rules.cli import rules_cli
 from rules.decision_api import api as decisions_api
 from rules.service import warm_up as warm_rules
 from territory.api import api as territory_api
-from territory.api import pages as territory_pages
 from territory.cli import commands as territory_commands
+from territory.pages import pages as territory_pages
 from territory.repository import active_snapshot
 from transfer import service as transfer_service
 from transfer.api import api as transfer_api
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     observability.configure_logging(settings.log_json)
     observability.init_app(app, db, request_log=settings.request_log)
     register_error_handlers(app)
+    pages.init_app(app, settings)
     jsonbody.install(app, settings.max_json_depth)
 
     def principal_loader(public_id: str, secret: str) -> Any:
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> PrmOpenAPI:
     app.register_api(extension_api)
     app.register_api(transfer_api)
     app.register_api(transfer_inbound_api)
+    app.register_blueprint(directory_pages)
     app.register_blueprint(territory_pages)
     for group in (
         *common_commands,

@@ -16,6 +16,7 @@ from flask.json.provider import DefaultJSONProvider
 
 from common.errors import FieldProblem, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from common.openapi import IMPORT_OPERATIONS, MULTIPART, RAW_BODIES
+from common.pages import FORM_ENDPOINTS, FORM_MEDIA_TYPE
 from common.textfile import decode_utf8
 
 
@@ -145,6 +146,10 @@ def check_request_body(
     if not raw:
         return
     mimetype = request.mimetype
+    if request.endpoint in FORM_ENDPOINTS:  # the HTML pages' forms (sign-in, sign-out)
+        if mimetype != FORM_MEDIA_TYPE:
+            raise UnsupportedMediaType(f"Send {FORM_MEDIA_TYPE}, not {mimetype or 'no content type'}")
+        return
     # Only the endpoints that declare a raw body (CSV imports) take one, and only that media type.
     raw_media = RAW_BODIES.get(operation)
     if raw_media:

@@ -85,3 +85,31 @@ def split_key(key: str) -> tuple[str, str] | None:
 
 def secret_matches(secret: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+#: What a page session's proof is derived from the key with (see ``session_proof``).
+_SESSION_PROOF_CONTEXT = b"prm page session v1"
+
+
+def session_proof(secret_hash: str) -> str:
+    """What a browser session keeps instead of the API key it was signed in with: derived from the key's
+    stored secret hash, so the server can check it against the key as it is now, while the cookie reveals
+    nothing that works as a key and cannot be forged without the key (even by someone who knows the
+    cookie signing secret).
+
+    >>> len(session_proof(hash_secret("s3cret")))
+    64
+    >>> session_proof(hash_secret("s3cret")) == session_proof(hash_secret("other"))
+    False
+    """
+    return hmac.new(secret_hash.encode(), _SESSION_PROOF_CONTEXT, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class PageSession:
+    """A signed-in browser session: the key's public id, its ``session_proof`` and the user's name (for
+    display only; rights always come from the key as it is now)."""
+
+    public_id: str
+    proof: str
+    user_name: str

@@ -61,6 +61,8 @@ class Settings:
     mail_from: str = "prm@localhost"
     # Encrypts stored partner CRM signing secrets (Fernet key derived from it); set it in production.
     secret_key: str = "dev-only-secret-key"
+    # ... and signs the HTML pages' session cookie; a session ends this many hours after sign-in.
+    session_hours: float = 8.0
     # Partner CRM URLs may point at loopback/private addresses (two local instances in tests only).
     transfer_allow_private_urls: bool = False
     # Delivering partner CRM calls (``prm transfer deliver``): calls in flight at once per deliverer, and
@@ -93,6 +95,7 @@ class Settings:
             smtp_timeout_seconds=float(env.get("PRM_SMTP_TIMEOUT", cls.smtp_timeout_seconds)),
             mail_from=env.get("PRM_MAIL_FROM", cls.mail_from),
             secret_key=env.get("PRM_SECRET_KEY", cls.secret_key),
+            session_hours=float(env.get("PRM_SESSION_HOURS", cls.session_hours)),
             transfer_allow_private_urls=env.get("PRM_TRANSFER_ALLOW_PRIVATE_URLS") == "1",
             transfer_concurrency=int(env.get("PRM_TRANSFER_CONCURRENCY", cls.transfer_concurrency)),
             transfer_retry_base_seconds=float(

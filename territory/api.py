@@ -8,19 +8,20 @@ in ``If-Match`` (the model is the unit of concurrency).
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Response, current_app, request
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
+from flask_wtf.csrf import generate_csrf
 from pydantic import ValidationError
 
 from common.auth import allow, current_principal
 from common.database import Database
-from common.errors import FieldProblem, Forbidden, NotFound, Unauthorized, ValidationFailed
+from common.errors import NotFound
 from common.http import if_match, json_response, validation_error_response
 from common.openapi import IMPORT_OPERATIONS, MULTIPART, RAW_BODIES, RAW_BODY_SCHEMAS, view_operation_id
-from common.principal import INTERNAL_ROLES, Principal, Role, split_key
+from common.pages import nonce, page_response
+from common.principal import INTERNAL_ROLES, Role
 from common.textfile import uploaded_texts
-from directory.services.users import principal_for_key
 from territory import csv_import, dimension_service, export, import_service, service, territory_service
 from territory import schemas as s
 from territory.errors import did_you_mean, hint
@@ -32,8 +33,6 @@ api = APIBlueprint(
     abp_security=[{"bearer": []}],
     operation_id_callback=view_operation_id,
 )
-#: Browser pages (not part of the JSON API, so not in the OpenAPI document).
-pages = Blueprint("territory_pages", __name__)
 
 models = Tag(name="territory models", description="Territory models: planning, active, archived; activation")
 territories = Tag(name="territories", description="Territories of a planning model: tree, coverage, team")
@@ -137,10 +136,13 @@ RAW_BODY_SCHEMAS["upload_territory_model"] = {
 def get_territory_tree(path: s.ModelPath, query: s.TreeQuery) -> Response:
     """The hierarchy as JSON, or as Mermaid / DOT / text / HTML with ``?format=``."""
     view = service.model_tree(_db(), current_principal(), path.id)
-    return _render_tree(view, query.format, export.View(query.root, query.depth))
+    return render_tree(view, query.format, export.View(query.root, query.depth))
 
 
-def _render_tree(view: service.TreeView, fmt: s.TreeFormat, part: export.View = export.View()) -> Response:
+def render_tree(
+    view: service.TreeView, fmt: s.TreeFormat, part: export.View = export.View(), user: str | None = None
+) -> Response:
+    """The tree in ``fmt``; the HTML page names the signed-in ``user`` and offers sign-out."""
     snap, counts = view.snapshot, view.lead_counts
     if part.root is not None and (snap is None or part.root not in snap):
         suggestions = hint(did_you_mean(part.root, snap.keys())) if snap is not None else ""
@@ -155,18 +157,26 @@ def _render_tree(view: service.TreeView, fmt: s.TreeFormat, part: export.View = 
     elif fmt == s.TreeFormat.TEXT:
         text = export.to_text(snap, counts, part)
     else:
-        text = export.to_html(
-            snap,
-            counts,
-            model_id=view.model.id,
-            model_name=view.model.name,
-            model_status=view.model.status.value,
-            model_version=view.model.version,
-            view=part,
-        )
+        return page_response(tree_page(view, part, user))
     resp = Response(text, mimetype=TEXT_TYPES[fmt])
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    resp.headers["Content-Security-Policy"] = "default-src 'none'"
     return resp
+
+
+def tree_page(view: service.TreeView, part: export.View, user: str | None = None) -> str:
+    """The HTML tree under this response's CSP nonce; with the signed-in ``user``, a sign-out button."""
+    return export.to_html(
+        view.snapshot,
+        view.lead_counts,
+        model_id=view.model.id,
+        model_name=view.model.name,
+        model_status=view.model.status.value,
+        model_version=view.model.version,
+        view=part,
+        nonce=nonce(),
+        user=user,
+        csrf_token=generate_csrf() if user is not None else None,
+    )
 
 
 # --- territories --------------------------------------------------------------------------------------
@@ -306,32 +316,6 @@ RAW_BODY_SCHEMAS["upload_dimension_members"] = {
     "required": ["members"],
     "properties": {"members": {**_CSV_FILE, "description": "key,parent,name"}},
 }
-
-
-# --- the HTML page ------------------------------------------------------------------------------------
-
-
-def _page_principal() -> Principal:
-    """Pages live outside ``/v1`` but take the same bearer API key and admit internal roles only."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    parts = split_key(token.strip()) if scheme.lower() == "bearer" and token else None
-    principal = principal_for_key(_db(), *parts) if parts else None
-    if principal is None:
-        raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'")
-    if not principal.roles.intersection(INTERNAL_ROLES):
-        raise Forbidden("Your role may not see territory models")
-    return principal
-
-
-@pages.get("/territory-models/<int:model_id>/tree.html")
-def territory_tree_page(model_id: int) -> Response:
-    """The tree as a collapsible HTML page (same content as ``/v1/...tree?format=html``)."""
-    view = service.model_tree(_db(), _page_principal(), model_id)
-    depth = request.args.get("depth", "")
-    if depth and not (depth.isdigit() and int(depth) <= 100):
-        raise ValidationFailed("Invalid query", [FieldProblem("/depth", "a whole number from 0 to 100")])
-    part = export.View(request.args.get("root") or None, int(depth) if depth else None)
-    return _render_tree(view, s.TreeFormat.HTML, part)
 
 
 IMPORT_OPERATIONS.update(

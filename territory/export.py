@@ -283,10 +283,20 @@ def to_html(
     model_status: str,
     model_version: int,
     view: View = _ALL,
+    nonce: str | None = None,
+    user: str | None = None,
+    csrf_token: str | None = None,
 ) -> str:
     """A self-contained HTML page: the tree as nested ``<details>``, open two levels below the root shown
-    and collapsed below; no scripts, fonts or external URLs."""
+    and collapsed below, with a search box and expand / collapse-all buttons (a small inline script of
+    our own); no fonts, libraries or external URLs.
+
+    ``nonce`` marks the inline style and script for the response's Content-Security-Policy; ``user`` and
+    ``csrf_token`` add who is signed in and a sign-out button. Links to subtrees (``?root=KEY``) point
+    at the page ``/territory-models/{model_id}/tree.html``.
+    """
     rows: list[dict[str, Any]] = []
+    crumbs: list[str] = []
     if snapshot is not None:
         order = _order(snapshot, view)
         shown = None if view == _ALL else set(order)
@@ -304,8 +314,19 @@ def to_html(
                     "cam": snapshot.cam_for(key),
                     "lead_count": lead_counts.get(key, 0),
                     "leaf": not _children(snapshot, key, view, shown),
+                    "hidden": _hidden(snapshot, key, shown),
+                    "subtree": key != order[0] and bool(snapshot.children(key)),
                 }
             )
+        if view.root is not None and view.root != snapshot.root:
+            parent = snapshot.parent(view.root)
+            while parent is not None:
+                crumbs.append(parent)
+                parent = snapshot.parent(parent)
+            crumbs.reverse()
+            crumbs.append(view.root)
+        elif view.depth is not None:
+            crumbs.append(snapshot.root)
     # Turn the depth-first list into open/close events so the template needs no recursion.
     events: list[tuple[str, dict[str, Any] | None]] = []
     open_depths: list[int] = []
@@ -323,7 +344,13 @@ def to_html(
         model_status=model_status,
         model_version=model_version,
         count=len(rows),
+        total=len(snapshot.keys()) if snapshot is not None else 0,
         # collapsed below two levels under the root shown: a 10,000-territory tree opens readable
         top_depth=rows[0]["depth"] if rows else 0,
         warnings=snapshot.warnings if snapshot is not None else (),
+        crumbs=crumbs,
+        page_url=f"/territory-models/{model_id}/tree.html",
+        nonce=nonce,
+        user=user,
+        csrf_token=csrf_token,
     )

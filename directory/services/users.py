@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import event, select
@@ -20,10 +20,13 @@ from common.pagination import Page
 from common.principal import (
     INTERNAL_ROLES,
     PARTNER_ROLES,
+    PageSession,
     Principal,
     Role,
     hash_secret,
     mint_key,
+    session_proof,
+    split_key,
 )
 from directory import schemas as s
 from directory.enums import OrganizationKind
@@ -238,17 +241,63 @@ def principal_for_key(db: Database, public_id: str, secret: str) -> Principal | 
     if hit is not None and hit[0] > now:
         return hit[1]
     generation = _generation[0]
+    found = _key_principal(db, public_id, lambda stored: hmac.compare_digest(digest, stored))
+    if found is None:
+        return None
+    principal = found[0]
+    with _verified_lock:
+        if generation == _generation[0]:
+            if len(_verified) >= _KEY_CACHE_MAX:
+                _verified.clear()
+            _verified[cache_key] = (now + KEY_CACHE_SECONDS, principal)
+    return principal
+
+
+def sign_in_with_key(db: Database, key: str) -> tuple[Principal, PageSession] | None:
+    """Check an API key a person pasted into the sign-in page; return its principal and what the page
+    session keeps instead of the key (None when the key is malformed, unknown, revoked or inactive)."""
+    parts = split_key(key.strip())
+    if parts is None:
+        return None
+    public_id, secret = parts
+    digest = hash_secret(secret)
+    found = _key_principal(db, public_id, lambda stored: hmac.compare_digest(digest, stored))
+    if found is None:
+        return None
+    principal, name = found
+    return principal, PageSession(public_id, session_proof(digest), name)
+
+
+def principal_for_session(db: Database, public_id: str, proof: str) -> Principal | None:
+    """The principal of a page session (see ``sign_in_with_key``), checked against the key as it is now:
+    a revoked key, an inactive user or organization ends every session signed in with it. Not cached."""
+    found = _key_principal(db, public_id, lambda stored: hmac.compare_digest(session_proof(stored), proof))
+    return None if found is None else found[0]
+
+
+def _key_principal(
+    db: Database, public_id: str, matches: Callable[[str], bool]
+) -> tuple[Principal, str] | None:
+    """The principal and user name of a live key whose stored secret hash ``matches`` (one statement)."""
     with db.transaction() as session:
         row = session.execute(
-            select(ApiKey.secret_hash, ApiKey.revoked_at, User.id, User.roles, User.active, Organization)
+            select(
+                ApiKey.secret_hash,
+                ApiKey.revoked_at,
+                User.id,
+                User.roles,
+                User.active,
+                User.name,
+                Organization,
+            )
             .join(User, User.id == ApiKey.user_id)
             .join(Organization, Organization.id == User.organization_id)
             .where(ApiKey.public_id == public_id)
         ).first()
         if row is None:
             return None
-        stored_hash, revoked_at, user_id, roles, user_active, org = row
-        if revoked_at is not None or not hmac.compare_digest(digest, stored_hash):
+        stored_hash, revoked_at, user_id, roles, user_active, user_name, org = row
+        if revoked_at is not None or not matches(stored_hash):
             return None
         if not user_active or not org.active:
             return None
@@ -258,9 +307,4 @@ def principal_for_key(db: Database, public_id: str, secret: str) -> Principal | 
             roles=frozenset(Role(r) for r in roles),
             internal=org.kind == OrganizationKind.BRAND_OWNER,
         )
-    with _verified_lock:
-        if generation == _generation[0]:
-            if len(_verified) >= _KEY_CACHE_MAX:
-                _verified.clear()
-            _verified[cache_key] = (now + KEY_CACHE_SECONDS, principal)
-    return principal
+        return principal, user_name

@@ -80,7 +80,13 @@ def test_html_is_collapsible_escaped_and_self_contained():
     assert html.count("<details") == 5 and html.count("</details>") == 5
     assert "Plan &lt;b&gt;" in html and "Asia &lt;Pacific&gt;" in html
     assert not re.search(r"https?://", html)
-    assert "<script" not in html and "@import" not in html and "url(" not in html
+    assert "@import" not in html and "url(" not in html
+    # the page's own script, inline (nothing loaded): without a nonce it carries none
+    assert re.findall(r"<script[^>]*>", html) == ["<script>"] and "src=" not in html
+    nonced = export.to_html(
+        _snapshot(), {}, model_id=7, model_name="m", model_status="planning", model_version=3, nonce="abc"
+    )
+    assert '<script nonce="abc">' in nonced and '<style nonce="abc">' in nonced
 
 
 def test_deep_tree_renders_without_recursion():
