@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from territory.dimensions import ordered
-from territory.snapshot import TerritorySnapshot
+from territory.outline import TreeShape
 from territory.tree import TerritoryDef
 
 ROLE_LABELS = {
@@ -77,7 +77,7 @@ class View:
 _ALL = View()
 
 
-def _order(snapshot: TerritorySnapshot, view: View = _ALL) -> tuple[str, ...]:
+def _order(snapshot: TreeShape, view: View = _ALL) -> tuple[str, ...]:
     """The keys in view in depth-first order, parents before children (a subtree is contiguous)."""
     keys = snapshot.keys()
     if view.root is None and view.depth is None:
@@ -96,23 +96,23 @@ def _order(snapshot: TerritorySnapshot, view: View = _ALL) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _children(snapshot: TerritorySnapshot, key: str, view: View, shown: set[str] | None) -> tuple[str, ...]:
+def _children(snapshot: TreeShape, key: str, view: View, shown: set[str] | None) -> tuple[str, ...]:
     children = snapshot.children(key)
     return children if shown is None else tuple(c for c in children if c in shown)
 
 
-def _hidden(snapshot: TerritorySnapshot, key: str, shown: set[str] | None) -> int:
+def _hidden(snapshot: TreeShape, key: str, shown: set[str] | None) -> int:
     """How many children of ``key`` the view leaves out (below its depth)."""
     return 0 if shown is None else sum(1 for c in snapshot.children(key) if c not in shown)
 
 
-def _cam(snapshot: TerritorySnapshot, key: str) -> dict[str, Any] | None:
+def _cam(snapshot: TreeShape, key: str) -> dict[str, Any] | None:
     cam = snapshot.cam_for(key)
     return None if cam is None else {"user": cam.user, "territory": cam.territory, "inherited": cam.inherited}
 
 
 def tree_json(
-    snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int], view: View = _ALL
+    snapshot: TreeShape | None, lead_counts: Mapping[str, int], view: View = _ALL
 ) -> dict[str, Any] | None:
     """The tree (or the view's part of it) as nested dicts (``None`` when the model is empty); children
     sorted by key; a node whose children the view leaves out says how many in ``children_not_shown``."""
@@ -148,7 +148,7 @@ def tree_json(
     return nodes[order[0]]
 
 
-def _node_lines(snapshot: TerritorySnapshot, key: str, lead_counts: Mapping[str, int]) -> list[str]:
+def _node_lines(snapshot: TreeShape, key: str, lead_counts: Mapping[str, int]) -> list[str]:
     d = snapshot.territory(key)
     lines = [f"{d.key}: {d.name}", f"[{d.type}{', partner ' + d.partner if d.partner else ''}]"]
     lines.append(coverage_summary(d))
@@ -168,7 +168,7 @@ def _mermaid_text(text: str) -> str:
 
 
 def to_mermaid(
-    snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None, view: View = _ALL
+    snapshot: TreeShape | None, lead_counts: Mapping[str, int] | None = None, view: View = _ALL
 ) -> str:
     """A Mermaid ``flowchart`` of the tree (node ids are positions, labels carry the details).
 
@@ -211,7 +211,7 @@ def _dot_text(text: str) -> str:
 
 
 def to_dot(
-    snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None, view: View = _ALL
+    snapshot: TreeShape | None, lead_counts: Mapping[str, int] | None = None, view: View = _ALL
 ) -> str:
     """A Graphviz ``digraph`` of the tree (``dot -Tsvg`` renders it)."""
     counts = lead_counts or {}
@@ -233,7 +233,7 @@ def to_dot(
 
 
 def to_text(
-    snapshot: TerritorySnapshot | None, lead_counts: Mapping[str, int] | None = None, view: View = _ALL
+    snapshot: TreeShape | None, lead_counts: Mapping[str, int] | None = None, view: View = _ALL
 ) -> str:
     """The tree for a terminal, one territory per line with box-drawing branches."""
     counts = lead_counts or {}
@@ -275,7 +275,7 @@ def to_text(
 
 
 def to_html(
-    snapshot: TerritorySnapshot | None,
+    snapshot: TreeShape | None,
     lead_counts: Mapping[str, int],
     *,
     model_id: int,

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from common.clock import utcnow
@@ -123,3 +123,19 @@ class DimensionMember(Base):
     key: Mapped[str] = mapped_column(String(64))
     parent_key: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(200))
+
+
+class StoredTreeOutline(Base):
+    """The outline of a model's tree as of one model version and reference data (``territory.outline``,
+    zlib-compressed JSON): what ``prm territories tree`` and the tree views read instead of rebuilding
+    the model. One row per model, replaced when either changed."""
+
+    __tablename__ = "territory_tree_outlines"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("territory_models.id"), primary_key=True)
+    model_version: Mapped[int] = mapped_column(Integer)
+    # sha256 of the reference data fingerprint (customers, products, programs, partners)
+    reference: Mapped[str] = mapped_column(String(64))
+    format: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

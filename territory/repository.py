@@ -9,14 +9,19 @@ request that already holds a snapshot keeps using it undisturbed.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import threading
+import zlib
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import CompoundSelect, column, func, literal, select, table, union_all
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, object_session
 
+from common.clock import utcnow
 from common.database import Database
 from common.errors import Conflict, FieldProblem, NotFound
 from directory.enums import OrganizationKind
@@ -28,12 +33,15 @@ from territory.models import (
     CoverageMode,
     DimensionMember,
     ModelStatus,
+    StoredTreeOutline,
     Territory,
     TerritoryCoverage,
     TerritoryDimension,
     TerritoryMember,
     TerritoryModel,
 )
+from territory.outline import FORMAT as OUTLINE_FORMAT
+from territory.outline import TreeOutline, TreeShape, from_document, outline_of, to_document
 from territory.snapshot import TerritorySnapshot
 from territory.tree import Coverage, TeamMember, TerritoryDef
 
@@ -64,6 +72,11 @@ class _LruCache:
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return value
+
+    def get(self, key: Hashable) -> Any:
+        """The value held under ``key`` (``None`` when there is none); builds nothing."""
+        with self._lock:
+            return self._items.get(key)
 
     def clear(self) -> None:
         with self._lock:
@@ -416,3 +429,52 @@ def active_snapshot_in(session: Session) -> TerritorySnapshot | None:
     if model is None:
         return None
     return _checked_snapshot(session, model)
+
+
+# --- stored outlines (the tree views) -----------------------------------------------------------------
+
+
+def _reference_digest(fingerprint: tuple[Any, ...]) -> str:
+    return hashlib.sha256(json.dumps(fingerprint, default=str).encode()).hexdigest()
+
+
+def tree_for_view(session: Session, model: TerritoryModel) -> TreeShape:
+    """The tree of a model's current version for the views (raises ``TreeInvalid``), cheapest first:
+    the snapshot this process already holds, else the outline stored for this version and reference
+    data, else a snapshot built now, whose outline is then stored for the next process that asks
+    (``prm territories tree`` runs in a new process every time)."""
+    fp = reference_fingerprint(session)
+    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+    held: TerritorySnapshot | None = _snapshots.get((url, model.id, model.version, fp))
+    if held is not None:
+        return held
+    digest = _reference_digest(fp)
+    stored = session.scalar(select(StoredTreeOutline).where(StoredTreeOutline.model_id == model.id))
+    if (
+        stored is not None
+        and stored.model_version == model.version
+        and stored.reference == digest
+        and stored.format == OUTLINE_FORMAT
+    ):
+        outline: TreeOutline = from_document(json.loads(zlib.decompress(stored.body)))
+        return outline
+    snapshot = build_snapshot(session, model)
+    body = zlib.compress(json.dumps(to_document(outline_of(snapshot)), separators=(",", ":")).encode())
+    row = {
+        "model_id": model.id,
+        "model_version": model.version,
+        "reference": digest,
+        "format": OUTLINE_FORMAT,
+        "body": body,
+        "stored_at": utcnow(),
+    }
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    # one statement, whoever else stores the same model's outline at the same time
+    stmt = insert(StoredTreeOutline).values(**row)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["model_id"], set_={k: stmt.excluded[k] for k in row if k != "model_id"}
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    return snapshot

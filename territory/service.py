@@ -24,8 +24,8 @@ from territory import schemas as s
 from territory.errors import TreeInvalid
 from territory.lifecycle import ModelEvent, TransitionNotAllowed, next_status
 from territory.models import ModelStatus, TerritoryModel
+from territory.outline import TreeShape
 from territory.planning_service import ENTITY, check_defs, find_model, warning_out
-from territory.snapshot import TerritorySnapshot
 from territory.tree import TreeWarning
 
 
@@ -177,10 +177,11 @@ def activate_model(
 
 @dataclass(frozen=True)
 class TreeView:
-    """What the hierarchy views render: the model, its snapshot (``None`` when empty) and lead counts."""
+    """What the hierarchy views render: the model, its tree (a snapshot or the stored outline, ``None``
+    when empty) and lead counts."""
 
     model: s.ModelOut
-    snapshot: TerritorySnapshot | None
+    snapshot: TreeShape | None
     lead_counts: dict[str, int]
 
 
@@ -194,18 +195,18 @@ def model_tree(db: Database, principal: Principal | None, model_id: int | None) 
         else:
             model = find_model(session, model_id)
         count = repo.count_territories(session, [model.id]).get(model.id, 0)
-        snapshot = None
+        tree = None
         if count:
             try:
-                snapshot = repo.build_snapshot(session, model)
+                tree = repo.tree_for_view(session, model)
             except TreeInvalid as exc:
                 raise Conflict(
                     f"territory model {model.id} is not a valid tree",
                     errors=[p.as_dict() for p in repo.tree_problems(exc)],
                 ) from None
         return TreeView(
-            model_out(model, count, snapshot.warnings if snapshot else ()),
-            snapshot,
+            model_out(model, count, tree.warnings if tree else ()),
+            tree,
             repo.lead_counts(session, model.id),
         )
 

@@ -19,13 +19,13 @@ HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0
 def _token(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found, html[:500]
-    return found.group(1)
+    return str(found.group(1))
 
 
 def _cookie_header(resp: Any) -> str:
     cookies = [v for k, v in resp.headers.items() if k == "Set-Cookie" and v.startswith("prm_session=")]
     assert len(cookies) == 1, resp.headers
-    return cookies[0]
+    return str(cookies[0])
 
 
 def _sign_in(client: Any, key: str, next_: str | None = None, **kwargs: Any) -> Any:
@@ -145,7 +145,9 @@ def test_a_wrong_key_is_refused_and_the_form_says_so(client, world):
 
 def test_revoking_the_key_ends_its_sessions(client, world, tree):
     admin = world["admin"]
-    minted = client.post(f"/v1/users/{admin.user_id}/api-keys", json={"name": "browser"}, headers=admin.headers)
+    minted = client.post(
+        f"/v1/users/{admin.user_id}/api-keys", json={"name": "browser"}, headers=admin.headers
+    )
     assert minted.status_code == 201
     assert _sign_in(client, minted.get_json()["key"]).status_code == 303
     assert client.get(tree).status_code == 200
@@ -172,7 +174,9 @@ def test_the_cookie_is_secure_over_tls(client, world, tree):
     assert "; Secure" in _cookie_header(form)
     token = _token(form.get_data(as_text=True))
     # over HTTPS the CSRF check also wants a Referer from this host
-    without_referer = client.post("/sign-in", data={"csrf_token": token, "api_key": world["admin"].key}, **https)
+    without_referer = client.post(
+        "/sign-in", data={"csrf_token": token, "api_key": world["admin"].key}, **https
+    )
     _problem(without_referer, 403)
     resp = client.post(
         "/sign-in",
@@ -183,7 +187,9 @@ def test_the_cookie_is_secure_over_tls(client, world, tree):
     assert resp.status_code == 303 and "; Secure" in _cookie_header(resp)
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:x"])
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:x"]
+)
 def test_signing_in_goes_nowhere_but_this_site(client, world, target):
     resp = _sign_in(client, world["admin"].key, next_=target)
     assert resp.status_code == 303 and resp.headers["Location"] == "/territory-models.html"
