@@ -57,6 +57,16 @@ def _free_port() -> int:
         return port
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _needs_a_browser() -> None:
+    """Skip (or fail, under CI) before any server is started."""
+    problem = _browser_problem()
+    if problem:
+        if REQUIRED:
+            pytest.fail(f"the browser tests are required here (CI / PRM_REQUIRE_BROWSER=1): {problem}")
+        pytest.skip(problem)
+
+
 @dataclass
 class Site:
     """The running server: its base URL and the demo users' API keys."""
@@ -116,11 +126,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    problem = _browser_problem()
-    if problem:
-        if REQUIRED:
-            pytest.fail(f"the browser tests are required here (CI / PRM_REQUIRE_BROWSER=1): {problem}")
-        pytest.skip(problem)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
