@@ -29,7 +29,7 @@ def test_the_stored_outline_renders_every_view_as_the_snapshot_does(seed):
         assert export.tree_json(stored, counts, view) == export.tree_json(snapshot, counts, view)
         page = {"model_id": 1, "model_name": "m", "model_status": "active", "model_version": 1, "view": view}
         assert export.to_html(stored, counts, **page) == export.to_html(snapshot, counts, **page)
-    for key in snapshot.keys():
+    for key in snapshot:
         assert stored.cam_for(key) == snapshot.cam_for(key)
         assert stored.territory(key) == snapshot.territory(key)
 
