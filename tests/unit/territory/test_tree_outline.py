@@ -22,7 +22,12 @@ def test_the_stored_outline_renders_every_view_as_the_snapshot_does(seed):
     assert stored.warnings == snapshot.warnings and snapshot.warnings  # loose_rate makes some
     counts = {k: i % 3 for i, k in enumerate(snapshot.keys())}
     some = snapshot.keys()[len(snapshot) // 3]
-    for view in (export.View(), export.View(depth=2), export.View(root=some), export.View(root=some, depth=1)):
+    for view in (
+        export.View(),
+        export.View(depth=2),
+        export.View(root=some),
+        export.View(root=some, depth=1),
+    ):
         assert export.to_text(stored, counts, view) == export.to_text(snapshot, counts, view)
         assert export.to_mermaid(stored, counts, view) == export.to_mermaid(snapshot, counts, view)
         assert export.to_dot(stored, counts, view) == export.to_dot(snapshot, counts, view)
