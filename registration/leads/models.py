@@ -1,4 +1,5 @@
 """Tables of lead registration: leads with their products, sales team, territory team and notes; the
+contacts and activities of a lead that carries more than one contact (a transfer kept as a lead); the
 registration-number counter; the idempotency keys of lead creation."""
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ class LeadProduct(Base):
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The line's own amount where one is known (a transfer kept as a lead carries its revenue lines'
+    # amounts); None: the primary product's line takes the deal size when the lead converts.
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(17, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
 
 
 class SalesTeamMember(Base):
@@ -135,6 +140,42 @@ class LeadNote(Base):
     author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class LeadContact(Base):
+    """One of a lead's contacts at the customer when it has several (a transfer kept as a lead); the
+    lead's own contact fields mirror the primary one. A lead registered through the API has none."""
+
+    __tablename__ = "lead_contacts"
+    __table_args__ = (Index("ix_lead_contacts_lead_id_id", "lead_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    role: Mapped[str | None] = mapped_column(String(100))
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class LeadActivity(Base):
+    """Something that happened on a lead before it converted (a call, a meeting... as a transfer kept as
+    a lead carries them); the opportunity takes them over."""
+
+    __tablename__ = "lead_activities"
+    __table_args__ = (Index("ix_lead_activities_lead_id_id", "lead_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(300))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class RegistrationCounter(Base):

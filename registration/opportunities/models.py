@@ -108,6 +108,8 @@ class OpportunityContact(Base):
     phone: Mapped[str | None] = mapped_column(String(40))
     role: Mapped[str | None] = mapped_column(String(100))  # e.g. "decision maker", "IT lead"
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The lead contact it was carried over from (a lead with several contacts), like a note's lead_note_id.
+    lead_contact_id: Mapped[int | None] = mapped_column(ForeignKey("lead_contacts.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -143,6 +145,8 @@ class OpportunityActivity(Base):
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The lead activity it was carried over from when the lead converted.
+    lead_activity_id: Mapped[int | None] = mapped_column(ForeignKey("lead_activities.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
