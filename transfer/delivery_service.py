@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -155,20 +156,31 @@ class PartnerCrmSender:
                     t.remote_type = _remote_type(body, c)
                     if t.opportunity_id is not None:
                         repository.remember(session, t, "opportunity", t.opportunity_id, t.remote_id)
+                if operation == "update":
+                    _follow_remote(session, t, c, body)
                 repository.remember_reply(session, t, body.get("correlations"))
                 action = "transferred" if operation == "create" else "update_sent"
                 t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
             else:
                 doc = from_partner(outbound_profile(c), body)
                 hints = repository.hints_of(body)
+                inbound_repository.converted(session, t)  # kept as a lead here that converted since
                 opp = (
                     session.get(Opportunity, t.opportunity_id, with_for_update=True)
                     if t.opportunity_id
                     else None
                 )
-                if opp is None:
+                lead = (
+                    session.get(Lead, t.lead_id, with_for_update=True) if opp is None and t.lead_id else None
+                )
+                if opp is not None:
+                    _, changes = inbound_repository.apply_document(session, t, opp, doc, now=now, hints=hints)
+                elif lead is not None:
+                    _, changes = inbound_repository.apply_lead_document(
+                        session, t, lead, doc, now=now, hints=hints
+                    )
+                else:
                     raise PartnerDataInvalid("the transfer has no opportunity to apply the answer to")
-                _, changes = inbound_repository.apply_document(session, t, opp, doc, now=now, hints=hints)
                 details["changes"] = changes
                 action = "update_received"
                 t.message = status_messages.received(c.name, t.remote_type, t.remote_id, changes)
@@ -302,6 +314,31 @@ def _remote_type(answer: dict[str, Any], c: PartnerCrmConnection) -> str:
     if isinstance(named, str) and named.strip():
         return named.strip()[:100]
     return outbound_profile(c).object_name[:100]
+
+
+def _follow_remote(
+    session: Session, t: OpportunityTransfer, c: PartnerCrmConnection, answer: dict[str, Any]
+) -> None:
+    """The partner's answer to an update names the record it keeps ours as: when that changed (the lead
+    it kept converted into an opportunity), the transfer says so from now on."""
+    named_type, named_id = answer.get("type"), answer.get("id")
+    if named_type not in (s.RemoteType.LEAD.value, s.RemoteType.OPPORTUNITY.value):
+        return
+    if not isinstance(named_id, str | int) or not str(named_id):
+        return
+    remote_id = str(named_id)[:200]
+    if (t.remote_type, t.remote_id) == (named_type, remote_id):
+        return
+    taken = session.scalar(
+        select(OpportunityTransfer.id).where(
+            OpportunityTransfer.connection_id == c.id,
+            OpportunityTransfer.remote_type == named_type,
+            OpportunityTransfer.remote_id == remote_id,
+            OpportunityTransfer.id != t.id,
+        )
+    )
+    if taken is None:
+        t.remote_type, t.remote_id = named_type, remote_id
 
 
 def _tell_transferred(

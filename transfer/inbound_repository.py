@@ -3,7 +3,8 @@ created, with the correlation keys of what the document named.
 
 Applying a partner's document changes only what a document may carry: the opportunity's name,
 description, stage, status (open/won/lost), amount, currency and close date, and its contacts, revenue lines,
-notes and activities. Owner, organization and the registration (its status, number, expiry) are never
+notes and activities. A transfer kept as a lead takes the same children, paired the same way (the lead's
+products are its revenue lines); a lead has no stage and no open/won/lost of its own. Owner, organization and the registration (its status, number, expiry) are never
 touched (RELIABILITY.md, "data from a partner"); `transfer.canonical` already refuses the owner and the
 registration number from a partner. Child records the partner left out are kept (no deletes by transfer).
 """
@@ -22,7 +23,7 @@ from common.errors import FieldProblem
 from common.ids import parse_id
 from directory.models import Customer, Product
 from registration.leads.lifecycle import LeadStatus, RegistrationStatus
-from registration.leads.models import Lead, LeadNote, LeadProduct
+from registration.leads.models import Lead, LeadActivity, LeadContact, LeadNote, LeadProduct
 from registration.opportunities.conversion_service import opportunity_number
 from registration.opportunities.models import (
     Opportunity,
@@ -33,7 +34,16 @@ from registration.opportunities.models import (
 )
 from transfer.errors import PartnerDataInvalid
 from transfer.models import OpportunityTransfer, PartnerCrmConnection
-from transfer.repository import CHILD_KINDS, Correlations, correlation_map, remember
+from transfer.repository import (
+    CHILD_KINDS,
+    Correlations,
+    all_correlations,
+    correlation_map,
+    lead_children,
+    on_lead,
+    plain_kind,
+    remember,
+)
 
 
 def _trim(value: Any, length: int) -> Any:
@@ -73,6 +83,138 @@ def _amount(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value).quantize(Decimal("0.01"))
 
 
+class _Children:
+    """The record a document's children go to: its children of one kind by id, and a new child of it."""
+
+    def own(self, kind: str) -> dict[int, Any]:
+        raise NotImplementedError
+
+    def add(self, kind: str, item: Mapping[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class _OpportunityChildren(_Children):
+    def __init__(self, opp: Opportunity, products: Mapping[str, int], now: datetime) -> None:
+        self.opp, self.products, self.now = opp, products, now
+
+    def own(self, kind: str) -> dict[int, Any]:
+        return {r.id: r for r in getattr(self.opp, kind)}
+
+    def add(self, kind: str, item: Mapping[str, Any]) -> Any:
+        row = _new_child(kind, item, self.products, self.now)
+        getattr(self.opp, kind).append(row)
+        return row
+
+
+class _LeadChildren(_Children):
+    """A lead's contacts, products (its revenue lines), notes and activities."""
+
+    def __init__(self, session: Session, lead: Lead, products: Mapping[str, int], now: datetime) -> None:
+        self.session, self.lead, self.products, self.now = session, lead, products, now
+
+    def own(self, kind: str) -> dict[int, Any]:
+        return {r.id: r for r in lead_children(self.session, self.lead.id, kind)}
+
+    def add(self, kind: str, item: Mapping[str, Any]) -> Any:
+        lead = self.lead
+        values = _child_values(kind, item, self.products, self.now)
+        row: Any
+        if kind == "revenue_lines":
+            # one row per product on a lead (as on an opportunity): a second line of it is that row
+            same = next((p for p in lead.products if p.product_id == values["product_id"]), None)
+            if same is not None:
+                _update_child(kind, same, item, self.products)
+                return same
+            row = LeadProduct(**values, is_primary=not any(p.is_primary for p in lead.products))
+            lead.products.append(row)
+            return row
+        if kind == "contacts":
+            contacts = lead_children(self.session, lead.id, "contacts")
+            row = LeadContact(lead_id=lead.id, **values, is_primary=not any(c.is_primary for c in contacts))
+        elif kind == "notes":
+            row = LeadNote(lead_id=lead.id, text=values["text"], created_at=values["written"])
+        else:
+            row = LeadActivity(lead_id=lead.id, **values)
+        self.session.add(row)
+        return row
+
+
+def _put_fields(
+    record: Any, doc: Mapping[str, Any], columns: Mapping[str, str], changes: dict[str, Any]
+) -> None:
+    """The document's top-level fields onto `record` ({document field: column}); what changed goes to
+    `changes` as {field: [before, after]}."""
+    converters: dict[str, Any] = {
+        "name": lambda v: _trim(v, 200),
+        "stage": lambda v: _trim(v, 100),
+        "amount": _amount,
+        "close_date": lambda v: date.fromisoformat(v) if v else None,
+    }
+    for field, column in columns.items():
+        if field not in doc or (field == "name" and not doc["name"]):
+            continue
+        value = converters.get(field, lambda v: v)(doc[field])
+        before = getattr(record, column)
+        if before != value:
+            changes[field] = [
+                str(before) if before is not None else None,
+                str(value) if value is not None else None,
+            ]
+            setattr(record, column, value)
+
+
+def _pair_children(
+    session: Session,
+    transfer: OpportunityTransfer,
+    doc: Mapping[str, Any],
+    target: _Children,
+    products: Mapping[str, int],
+    hints: Correlations | None,
+    changes: dict[str, Any],
+) -> Correlations:
+    """Each child the document carries paired with ours (updated) or new here (added), the pairs kept
+    as correlation keys; returns them ({kind: {their id: our id}}).
+
+    A child is ours already when a correlation key pairs its id with one of ours, or when `hints` (the
+    pairs the partner sent along, {kind: {their id: our id}}) names a child of the record that is not
+    paired yet; anything else is new here."""
+    correlations: Correlations = {}
+    for kind in CHILD_KINDS:
+        items = doc.get(kind)
+        if not items:
+            continue
+        known = correlation_map(session, transfer, kind)
+        paired = set(known.values())
+        offered = (hints or {}).get(kind, {})
+        own = target.own(kind)
+        pairs: dict[str, str] = {}
+        added = updated = 0
+        for item in items:
+            remote_id = item.get("id")
+            local = own.get(known[remote_id]) if remote_id in known else None
+            if local is None and remote_id and remote_id not in known:
+                # the partner already pairs its record with one of ours (its copy of ours, or ours of its)
+                hinted = parse_id(offered.get(remote_id, ""))
+                if hinted is not None and hinted in own and hinted not in paired:
+                    local = own[hinted]
+            if local is None:
+                local = target.add(kind, item)
+                added += 1
+            elif _update_child(kind, local, item, products):
+                updated += 1
+            session.flush()
+            own[local.id] = local
+            if remote_id:
+                remember(session, transfer, kind, local.id, remote_id)
+                known.setdefault(remote_id, local.id)
+                paired.add(local.id)
+                pairs[remote_id] = str(local.id)
+        correlations[kind] = pairs
+        if added or updated:
+            changes[kind] = {"added": added, "updated": updated}
+    return correlations
+
+
 def apply_document(
     session: Session,
     transfer: OpportunityTransfer,
@@ -83,35 +225,10 @@ def apply_document(
     hints: Correlations | None = None,
 ) -> tuple[Correlations, dict[str, Any]]:
     """Apply a partner's canonical document (their ids) to `opp`; returns the children's correlations
-    ({kind: {their id: our id}}) and what changed ({field: [before, after]}, child counts).
-
-    A child is ours already when a correlation key pairs its id with one of ours, or when `hints` (the
-    pairs the partner sent along, {kind: {their id: our id}}) names a child of `opp` that is not paired
-    yet; anything else is new here."""
+    ({kind: {their id: our id}}) and what changed ({field: [before, after]}, child counts)."""
     products = _products(session, doc)
     changes: dict[str, Any] = {}
-
-    def put(field: str, column: str, value: Any) -> None:
-        before = getattr(opp, column)
-        if before != value:
-            changes[field] = [
-                str(before) if before is not None else None,
-                str(value) if value is not None else None,
-            ]
-            setattr(opp, column, value)
-
-    if doc.get("name"):
-        put("name", "name", _trim(doc["name"], 200))
-    if "description" in doc:
-        put("description", "description", doc["description"])
-    if "stage" in doc:
-        put("stage", "stage", _trim(doc["stage"], 100))
-    if "amount" in doc:
-        put("amount", "amount", _amount(doc["amount"]))
-    if "currency" in doc:
-        put("currency", "currency", doc["currency"])
-    if "close_date" in doc:
-        put("close_date", "expected_close_date", _close_date(doc))
+    _put_fields(opp, doc, _OPPORTUNITY_COLUMNS, changes)
     status = doc.get("status")
     if status and status != opp.status:
         changes["status"] = [opp.status, status]
@@ -126,75 +243,112 @@ def apply_document(
                 details={"transfer_id": transfer.id},
             )
         )
-    correlations: Correlations = {}
-    for kind in CHILD_KINDS:
-        items = doc.get(kind)
-        if not items:
-            continue
-        known = correlation_map(session, transfer, kind)
-        paired = set(known.values())
-        offered = (hints or {}).get(kind, {})
-        own = {r.id: r for r in getattr(opp, kind)}
-        pairs: dict[str, str] = {}
-        added = updated = 0
-        for item in items:
-            remote_id = item.get("id")
-            local = own.get(known[remote_id]) if remote_id in known else None
-            if local is None and remote_id and remote_id not in known:
-                # the partner already pairs its record with one of ours (its copy of ours, or ours of its)
-                hinted = parse_id(offered.get(remote_id, ""))
-                if hinted is not None and hinted in own and hinted not in paired:
-                    local = own[hinted]
-            if local is None:
-                local = _new_child(kind, item, products, now)
-                getattr(opp, kind).append(local)
-                added += 1
-            elif _update_child(kind, local, item, products):
-                updated += 1
-            session.flush()
-            if remote_id:
-                remember(session, transfer, kind, local.id, remote_id)
-                known.setdefault(remote_id, local.id)
-                paired.add(local.id)
-                pairs[remote_id] = str(local.id)
-        correlations[kind] = pairs
-        if added or updated:
-            changes[kind] = {"added": added, "updated": updated}
+    target = _OpportunityChildren(opp, products, now)
+    correlations = _pair_children(session, transfer, doc, target, products, hints, changes)
     if changes:
         opp.updated_at = now
     session.flush()
     return correlations, changes
 
 
-def _new_child(kind: str, item: Mapping[str, Any], products: Mapping[str, int], now: datetime) -> Any:
+_OPPORTUNITY_COLUMNS = {
+    "name": "name",
+    "description": "description",
+    "stage": "stage",
+    "amount": "amount",
+    "currency": "currency",
+    "close_date": "expected_close_date",
+}
+#: What a lead holds of a document's own fields (it has no stage, and no open/won/lost of its own).
+_LEAD_COLUMNS = {
+    "name": "name",
+    "description": "description",
+    "amount": "deal_size",
+    "currency": "currency",
+    "close_date": "expected_close_date",
+}
+
+
+def apply_lead_document(
+    session: Session,
+    transfer: OpportunityTransfer,
+    lead: Lead,
+    doc: Mapping[str, Any],
+    *,
+    now: datetime,
+    hints: Correlations | None = None,
+) -> tuple[Correlations, dict[str, Any]]:
+    """Apply a partner's canonical document to a lead it is kept as: its fields, and its children
+    paired as an opportunity's are (contacts, revenue lines as the lead's products with their amounts,
+    notes, activities); the lead's own contact fields follow its primary contact. Returns what
+    `apply_document` returns."""
+    products = _products(session, doc)
+    changes: dict[str, Any] = {}
+    _put_fields(lead, doc, _LEAD_COLUMNS, changes)
+    target = _LeadChildren(session, lead, products, now)
+    correlations = _pair_children(session, transfer, doc, target, products, hints, changes)
+    if "contacts" in changes:
+        contacts = lead_children(session, lead.id, "contacts")
+        primary = next((c for c in contacts if c.is_primary), contacts[0] if contacts else None)
+        if primary is not None:
+            lead.contact_name, lead.contact_email, lead.contact_phone = (
+                primary.name,
+                primary.email,
+                primary.phone,
+            )
+    if changes:
+        lead.updated_at = now
+    session.flush()
+    return correlations, changes
+
+
+def _child_values(
+    kind: str, item: Mapping[str, Any], products: Mapping[str, int], now: datetime
+) -> dict[str, Any]:
+    """The columns of a new child record of `kind` from the partner's `item` (a note's time: ``written``)."""
     if kind == "contacts":
-        return OpportunityContact(
-            name=_trim(item.get("name"), 200),
-            email=_trim(item.get("email"), 254),
-            phone=_trim(item.get("phone"), 40),
-            role=_trim(item.get("role"), 100),
-        )
+        return {
+            "name": _trim(item.get("name"), 200),
+            "email": _trim(item.get("email"), 254),
+            "phone": _trim(item.get("phone"), 40),
+            "role": _trim(item.get("role"), 100),
+        }
     if kind == "revenue_lines":
         product = item.get("product")
         if not product:
             raise PartnerDataInvalid(
                 "a new revenue line needs its product", [FieldProblem("/revenue_lines", "product missing")]
             )
-        return OpportunityRevenueLine(
-            product_id=products[product], amount=_amount(item.get("amount")), currency=item.get("currency")
-        )
+        return {
+            "product_id": products[product],
+            "amount": _amount(item.get("amount")),
+            "currency": item.get("currency"),
+        }
     if kind == "notes":
         written = item.get("created_at")
-        return OpportunityNote(
-            text=item.get("text") or "", written_at=datetime.fromisoformat(written) if written else now
-        )
+        return {
+            "text": item.get("text") or "",
+            "written": datetime.fromisoformat(written) if written else now,
+        }
     details = {k: item[k] for k in ("due_date", "done") if item.get(k) is not None}
-    return OpportunityActivity(
-        kind=_trim(item.get("kind") or "activity", 40),
-        subject=_trim(item.get("subject") or "", 300),
-        occurred_at=now,
-        details=details or None,
-    )
+    return {
+        "kind": _trim(item.get("kind") or "activity", 40),
+        "subject": _trim(item.get("subject") or "", 300),
+        "occurred_at": now,
+        "details": details or None,
+    }
+
+
+def _new_child(kind: str, item: Mapping[str, Any], products: Mapping[str, int], now: datetime) -> Any:
+    values = _child_values(kind, item, products, now)
+    if kind == "notes":
+        return OpportunityNote(text=values["text"], written_at=values["written"])
+    table = {
+        "contacts": OpportunityContact,
+        "revenue_lines": OpportunityRevenueLine,
+        "activities": OpportunityActivity,
+    }[kind]
+    return table(**values)
 
 
 def _update_child(kind: str, record: Any, item: Mapping[str, Any], products: Mapping[str, int]) -> bool:
@@ -292,20 +446,16 @@ def create_lead(
     doc: Mapping[str, Any],
     *,
     now: datetime,
+    hints: Correlations | None = None,
 ) -> tuple[Lead, Correlations]:
-    """A new draft lead from a partner's document (lead mode): the first contact, the products, the
-    notes; activities have no place on a lead and are not kept."""
-    products = _products(session, doc)
-    contacts = doc.get("contacts") or []
-    first = contacts[0] if contacts else {}
+    """A new draft lead from a partner's document (lead mode), holding all of it: contacts (the primary
+    one also in the lead's contact fields), revenue lines as its products with their amounts, notes and
+    activities."""
     lead = Lead(
         organization_id=connection.organization_id,
         name=_trim(doc.get("name") or "Transferred lead", 200),
         description=doc.get("description"),
         customer_id=_customer_id(session, doc.get("customer")),
-        contact_name=_trim(first.get("name"), 200),
-        contact_email=_trim(first.get("email"), 254),
-        contact_phone=_trim(first.get("phone"), 40),
         deal_size=_amount(doc.get("amount")),
         currency=doc.get("currency"),
         expected_close_date=_close_date(doc),
@@ -316,21 +466,50 @@ def create_lead(
         created_at=now,
         updated_at=now,
     )
-    seen: set[int] = set()
-    for i, line in enumerate(doc.get("revenue_lines") or []):
-        product_id = products.get(line.get("product") or "")
-        if product_id is not None and product_id not in seen:
-            seen.add(product_id)
-            lead.products.append(LeadProduct(product_id=product_id, is_primary=i == 0))
     session.add(lead)
     session.flush()
     transfer.lead_id = lead.id
-    correlations: Correlations = {"notes": {}}
-    for note in doc.get("notes") or []:
-        row = LeadNote(lead_id=lead.id, text=note.get("text") or "", created_at=now)
-        session.add(row)
-        session.flush()
-        if note.get("id"):
-            remember(session, transfer, "notes", row.id, note["id"])
-            correlations["notes"][note["id"]] = str(row.id)
+    correlations, _ = apply_lead_document(session, transfer, lead, doc, now=now, hints=hints)
     return lead, correlations
+
+
+def follow_conversion(session: Session, transfer: OpportunityTransfer, opp: Opportunity) -> None:
+    """The lead a transfer was kept as converted into `opp`: the transfer goes on with the opportunity,
+    and each child key pairs the partner's record with the opportunity's record that the lead's one was
+    carried over as (a lead child that was not carried over loses its key)."""
+    transfer.opportunity_id = opp.id
+    carried: dict[str, dict[int, int]] = {
+        "contacts": {c.lead_contact_id: c.id for c in opp.contacts if c.lead_contact_id is not None},
+        "notes": {n.lead_note_id: n.id for n in opp.notes if n.lead_note_id is not None},
+        "activities": {a.lead_activity_id: a.id for a in opp.activities if a.lead_activity_id is not None},
+    }
+    if transfer.lead_id is not None:
+        lines = {r.product_id: r.id for r in opp.revenue_lines}
+        carried["revenue_lines"] = {
+            p.id: lines[p.product_id]
+            for p in lead_children(session, transfer.lead_id, "revenue_lines")
+            if p.product_id in lines
+        }
+    for key in all_correlations(session, transfer):
+        kind = plain_kind(key.kind)
+        if key.kind == kind:
+            continue  # not a lead child's key
+        now_id = carried.get(kind, {}).get(key.local_id)
+        if now_id is None:
+            session.delete(key)
+        else:
+            key.kind, key.local_id = kind, now_id
+    session.flush()
+    if transfer.remote_id is not None:
+        remember(session, transfer, "opportunity", opp.id, transfer.remote_id)
+
+
+def converted(session: Session, transfer: OpportunityTransfer) -> Opportunity | None:
+    """The opportunity the lead a transfer was kept as converted into, followed (None: still a lead,
+    or the transfer is on an opportunity already)."""
+    if not on_lead(transfer):
+        return None
+    opp = session.scalar(select(Opportunity).where(Opportunity.lead_id == transfer.lead_id))
+    if opp is not None:
+        follow_conversion(session, transfer, opp)
+    return opp

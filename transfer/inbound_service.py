@@ -122,11 +122,7 @@ def _local_type(t: OpportunityTransfer) -> str:
 
 
 def _all_pairs(session: Session, t: OpportunityTransfer) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for k in repository.all_correlations(session, t):
-        if k.kind in repository.CHILD_KINDS:
-            out.setdefault(k.kind, {})[k.remote_id] = str(k.local_id)
-    return out
+    return repository.replied_pairs(session, t)
 
 
 def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str], body: bytes) -> Reply:
@@ -163,7 +159,9 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
                 session.add(t)
                 session.flush()
                 if c.inbound_creates == s.InboundCreates.LEAD:
-                    lead, correlations = inbound_repository.create_lead(session, c, t, doc, now=now)
+                    lead, correlations = inbound_repository.create_lead(
+                        session, c, t, doc, now=now, hints=hints
+                    )
                     repository.remember(session, t, "lead", lead.id, doc["id"])
                     local = str(lead.id)
                 else:
@@ -188,17 +186,24 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
 
 
 def update(db: Database, settings: Settings, key: str, headers: Mapping[str, str], body: bytes) -> Reply:
-    """A partner sends changes to an opportunity transferred before (in either direction)."""
+    """A partner sends changes to an opportunity transferred before (in either direction), to the
+    opportunity or the lead we keep it as (the opportunity a lead converted into, once it did)."""
     now = utcnow()
     with db.transaction() as session:
         c = _verified(session, settings, key, headers, body, now)
         doc, hints = _document(c, body)
         t = _by_remote(session, c, doc["id"])
-        if t is None or t.opportunity_id is None:
+        if t is None:
             raise NotFound(f"no opportunity was transferred with id {doc['id']}")
-        opp = session.get(Opportunity, t.opportunity_id, with_for_update=True)
-        assert opp is not None
-        _, changes = inbound_repository.apply_document(session, t, opp, doc, now=now, hints=hints)
+        inbound_repository.converted(session, t)  # a lead converted since: the update goes to its opportunity
+        if t.opportunity_id is not None:
+            opp = session.get(Opportunity, t.opportunity_id, with_for_update=True)
+            assert opp is not None
+            _, changes = inbound_repository.apply_document(session, t, opp, doc, now=now, hints=hints)
+        else:
+            lead = session.get(Lead, t.lead_id, with_for_update=True)
+            assert lead is not None
+            _, changes = inbound_repository.apply_lead_document(session, t, lead, doc, now=now, hints=hints)
         t.last_operation, t.last_synced_at, t.updated_at = "update", now, now
         t.status = s.TransferState.SUCCESSFUL.value
         t.message = status_messages.received(c.name, t.remote_type, t.remote_id, changes, inbound=True)
@@ -206,7 +211,9 @@ def update(db: Database, settings: Settings, key: str, headers: Mapping[str, str
             session, None, t, "update_received", now=now, details={"changes": changes, "inbound": True}
         )
         # every pair we know, not only this document's: the sender learns what it may have missed
-        return Reply(200, {"id": str(opp.id), "type": _local_type(t), "correlations": _all_pairs(session, t)})
+        return Reply(
+            200, {"id": _local_id(t), "type": _local_type(t), "correlations": _all_pairs(session, t)}
+        )
 
 
 def query(
@@ -220,6 +227,7 @@ def query(
         t = _by_remote(session, c, remote_id)
         if t is None:
             raise NotFound(f"no opportunity was transferred with id {remote_id}")
+        inbound_repository.converted(session, t)
         if t.opportunity_id is not None:
             opp = session.get(Opportunity, t.opportunity_id)
             assert opp is not None

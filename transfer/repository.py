@@ -18,7 +18,7 @@ from common.errors import FieldProblem
 from common.ids import parse_id
 from common.principal import Principal
 from directory.models import Customer, Product, User
-from registration.leads.models import Lead, LeadNote
+from registration.leads.models import Lead, LeadActivity, LeadContact, LeadNote, LeadProduct
 from registration.opportunities.models import Opportunity
 from transfer.canonical import MAX_CHILDREN
 from transfer.errors import PartnerDataInvalid
@@ -27,16 +27,40 @@ from transfer.profile import CORRELATIONS_KEY
 
 CHILD_KINDS = ("contacts", "revenue_lines", "notes", "activities")
 Correlations = dict[str, dict[str, str]]  # kind -> {sender's id: receiver's id}
+#: Where a transfer is kept as a lead here, its children's keys are stored under these kinds: a lead's
+#: contact and an opportunity's contact are two id spaces (their ids may be equal), as the partner's lead
+#: and opportunity are. Documents and answers always say the plain kind.
+LEAD_PREFIX = "lead_"
 
 
 # --- correlation keys ---------------------------------------------------------------------------------
+
+
+def on_lead(transfer: OpportunityTransfer) -> bool:
+    """Whether the transfer's record here is a lead (kept as one, and not converted since)."""
+    return transfer.opportunity_id is None and transfer.lead_id is not None
+
+
+def stored_kind(transfer: OpportunityTransfer, kind: str) -> str:
+    """The kind a child key of `transfer` is stored under (`kind`: the plain kind of documents)."""
+    return LEAD_PREFIX + kind if kind in CHILD_KINDS and on_lead(transfer) else kind
+
+
+def plain_kind(stored: str) -> str:
+    """The kind as documents say it, for a stored kind (``lead_contacts`` -> ``contacts``).
+
+    >>> plain_kind("lead_notes"), plain_kind("notes"), plain_kind("lead")
+    ('notes', 'notes', 'lead')
+    """
+    bare = stored.removeprefix(LEAD_PREFIX)
+    return bare if bare in CHILD_KINDS else stored
 
 
 def correlation_map(session: Session, transfer: OpportunityTransfer, kind: str) -> dict[str, int]:
     """The partner's id -> our id of one record kind of a transfer."""
     rows = session.execute(
         select(CorrelationKey.remote_id, CorrelationKey.local_id).where(
-            CorrelationKey.transfer_id == transfer.id, CorrelationKey.kind == kind
+            CorrelationKey.transfer_id == transfer.id, CorrelationKey.kind == stored_kind(transfer, kind)
         )
     )
     return {remote: local for remote, local in rows}
@@ -46,6 +70,7 @@ def remember(
     session: Session, transfer: OpportunityTransfer, kind: str, local_id: int, remote_id: str
 ) -> None:
     """Record our id <-> their id once (the same pair again changes nothing)."""
+    kind = stored_kind(transfer, kind)
     existing = session.scalar(
         select(CorrelationKey).where(
             CorrelationKey.connection_id == transfer.connection_id,
@@ -92,8 +117,19 @@ def pairs_of(session: Session, transfer: OpportunityTransfer) -> Correlations:
     """
     out: Correlations = {}
     for k in all_correlations(session, transfer):
-        if k.kind in CHILD_KINDS:
-            out.setdefault(k.kind, {})[str(k.local_id)] = k.remote_id
+        kind = plain_kind(k.kind)
+        if kind in CHILD_KINDS:
+            out.setdefault(kind, {})[str(k.local_id)] = k.remote_id
+    return out
+
+
+def replied_pairs(session: Session, transfer: OpportunityTransfer) -> Correlations:
+    """Every child pair of a transfer as we answer a partner: {kind: {their id: our id}}."""
+    out: Correlations = {}
+    for k in all_correlations(session, transfer):
+        kind = plain_kind(k.kind)
+        if kind in CHILD_KINDS:
+            out.setdefault(kind, {})[k.remote_id] = str(k.local_id)
     return out
 
 
@@ -133,11 +169,28 @@ def hints_of(payload: Any) -> Correlations:
 
 
 def child_ids(session: Session, transfer: OpportunityTransfer, kind: str) -> set[int]:
-    """Our ids of the transfer's child records of one kind."""
+    """Our ids of the transfer's child records of one kind (of its opportunity, or of its lead)."""
+    if on_lead(transfer):
+        assert transfer.lead_id is not None
+        return {r.id for r in lead_children(session, transfer.lead_id, kind)}
     if transfer.opportunity_id is None:
         return set()
     opp = session.get(Opportunity, transfer.opportunity_id)
     return {r.id for r in getattr(opp, kind)} if opp is not None else set()
+
+
+_LEAD_CHILD_TABLES: dict[str, Any] = {
+    "contacts": LeadContact,
+    "revenue_lines": LeadProduct,
+    "notes": LeadNote,
+    "activities": LeadActivity,
+}
+
+
+def lead_children(session: Session, lead_id: int, kind: str) -> list[Any]:
+    """A lead's child records of one kind, oldest first (revenue lines: its products)."""
+    table = _LEAD_CHILD_TABLES[kind]
+    return list(session.scalars(select(table).where(table.lead_id == lead_id).order_by(table.id)))
 
 
 def all_correlations(session: Session, transfer: OpportunityTransfer) -> list[CorrelationKey]:
@@ -218,17 +271,21 @@ def opportunity_document(session: Session, opp: Opportunity) -> dict[str, Any]:
 
 
 def lead_document(session: Session, lead: Lead) -> dict[str, Any]:
-    """The canonical document of a lead an inbound transfer created (lead mode)."""
+    """The canonical document of a lead an inbound transfer created (lead mode), its children with our
+    ids: contacts, revenue lines (its products, with their amounts), notes and activities."""
     customer = session.get(Customer, lead.customer_id) if lead.customer_id else None
+    lines = lead_children(session, lead.id, "revenue_lines")
     products = {
         p.id: p.key
-        for p in session.scalars(
-            select(Product).where(Product.id.in_([lp.product_id for lp in lead.products]))
-        )
+        for p in session.scalars(select(Product).where(Product.id.in_([lp.product_id for lp in lines])))
     }
-    notes = session.scalars(select(LeadNote).where(LeadNote.lead_id == lead.id).order_by(LeadNote.id))
-    contact = (
-        [
+    contacts = [
+        {"id": str(c.id), "name": c.name, "email": c.email, "phone": c.phone, "role": c.role}
+        for c in lead_children(session, lead.id, "contacts")
+    ]
+    if not contacts and (lead.contact_name or lead.contact_email):
+        # a lead kept before leads had contacts of their own: its one contact, under an id of the lead's
+        contacts = [
             {
                 "id": f"lead-{lead.id}",
                 "name": lead.contact_name,
@@ -236,9 +293,6 @@ def lead_document(session: Session, lead: Lead) -> dict[str, Any]:
                 "phone": lead.contact_phone,
             }
         ]
-        if lead.contact_name or lead.contact_email
-        else []
-    )
     return {
         "id": str(lead.id),
         "name": lead.name,
@@ -248,12 +302,35 @@ def lead_document(session: Session, lead: Lead) -> dict[str, Any]:
         "currency": lead.currency,
         "close_date": lead.expected_close_date.isoformat() if lead.expected_close_date else None,
         "description": lead.description,
-        "contacts": contact,
+        "contacts": contacts,
         "revenue_lines": [
-            {"id": str(lp.id), "product": products.get(lp.product_id), "currency": lead.currency}
-            for lp in lead.products
+            {
+                "id": str(lp.id),
+                "product": products.get(lp.product_id),
+                "amount": _money(lp.amount),
+                "currency": lp.currency or lead.currency,
+            }
+            for lp in lines
         ],
-        "notes": [{"id": str(n.id), "text": n.text, "created_at": n.created_at.isoformat()} for n in notes],
+        "notes": [
+            {
+                "id": str(n.id),
+                "text": n.text,
+                "author": _user_key(session, n.author_user_id),
+                "created_at": n.created_at.isoformat(),
+            }
+            for n in lead_children(session, lead.id, "notes")
+        ],
+        "activities": [
+            {
+                "id": str(a.id),
+                "kind": a.kind[:40],
+                "subject": a.subject,
+                "due_date": (a.details or {}).get("due_date"),
+                "done": (a.details or {}).get("done"),
+            }
+            for a in lead_children(session, lead.id, "activities")
+        ],
     }
 
 

@@ -26,7 +26,7 @@ from registration.leads.models import Lead
 from registration.opportunities.conversion_service import decision_policy
 from registration.opportunities.models import Opportunity
 from registration.opportunities.service import visible_opportunity
-from transfer import repository, status_messages
+from transfer import inbound_repository, repository, status_messages
 from transfer import schemas as s
 from transfer.connection_service import outbound_profile
 from transfer.mapping import to_partner
@@ -307,7 +307,17 @@ def on_opportunity_created(
 ) -> list[int]:
     """Queue the transfers an approval triggers (in the approval's transaction): to the opportunity's
     partner when its connection says "transfer on approval" or the decision's policy says ``transfer:
-    on_approval``. Returns the transfer ids queued."""
+    on_approval``. Returns the transfer ids queued.
+
+    A partner's transfer kept as the lead that converted goes on with the opportunity first (updates and
+    queries reach it, its children keep their pairs), so the opportunity is not sent back as new."""
+    for kept in session.scalars(
+        select(OpportunityTransfer)
+        .where(OpportunityTransfer.lead_id == opp.lead_id, OpportunityTransfer.opportunity_id.is_(None))
+        .order_by(OpportunityTransfer.id)
+        .with_for_update()
+    ):
+        inbound_repository.follow_conversion(session, kept, opp)
     if opp.organization_id is None:
         return []
     c = session.scalar(

@@ -17,6 +17,9 @@ down_revision = '0016'
 branch_labels = None
 depends_on = None
 
+_CHILD_KINDS = ('contacts', 'revenue_lines', 'notes', 'activities')
+_ON_LEADS = "SELECT id FROM opportunity_transfers WHERE opportunity_id IS NULL AND lead_id IS NOT NULL"
+
 
 def upgrade() -> None:
     op.create_table('lead_activities',
@@ -64,9 +67,20 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('lead_contact_id', sa.Integer(), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_opportunity_contacts_lead_contact_id_lead_contacts'), 'lead_contacts', ['lead_contact_id'], ['id'])
 
+    # the child keys of a transfer kept as a lead name the lead's records: their own kinds (lead_notes...),
+    # apart from the ids of opportunities' children
+    op.execute(
+        "UPDATE transfer_correlation_keys SET kind = 'lead_' || kind "
+        f"WHERE kind IN {_CHILD_KINDS} AND transfer_id IN ({_ON_LEADS})"
+    )
+
 
 
 def downgrade() -> None:
+    op.execute(
+        "UPDATE transfer_correlation_keys SET kind = substr(kind, 6) "
+        f"WHERE kind IN {tuple('lead_' + k for k in ('contacts', 'revenue_lines', 'notes', 'activities'))}"
+    )
     with op.batch_alter_table('opportunity_contacts', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_opportunity_contacts_lead_contact_id_lead_contacts'), type_='foreignkey')
         batch_op.drop_column('lead_contact_id')

@@ -27,7 +27,14 @@ from registration.acceptance.team_service import ensure_accepted, is_offered, of
 from registration.leads import schemas as s
 from registration.leads.errors import ReadOnly
 from registration.leads.lifecycle import LeadStatus, RegistrationStatus, editable
-from registration.leads.models import IdempotencyKey, Lead, LeadNote, LeadProduct, SalesTeamMember
+from registration.leads.models import (
+    IdempotencyKey,
+    Lead,
+    LeadContact,
+    LeadNote,
+    LeadProduct,
+    SalesTeamMember,
+)
 from registration.opportunities.models import Opportunity
 
 LEAD_OWNER = "lead_owner"
@@ -232,6 +239,21 @@ def _set_products(session: Session, lead: Lead, products: Sequence[s.LeadProduct
     session.flush()
 
 
+def _sync_primary_contact(session: Session, lead: Lead, values: dict[str, Any]) -> None:
+    """A lead with contacts of its own (a transfer kept as a lead) keeps its primary one equal to the
+    lead's contact fields, which the edit just changed."""
+    columns = {"contact_name": "name", "contact_email": "email", "contact_phone": "phone"}
+    if not columns.keys() & values.keys():
+        return
+    primary = session.scalar(
+        select(LeadContact).where(LeadContact.lead_id == lead.id, LeadContact.is_primary.is_(True))
+    )
+    if primary is not None:
+        for field, column in columns.items():
+            if field in values:
+                setattr(primary, column, values[field])
+
+
 # --- create (idempotent) ------------------------------------------------------------------------------
 
 
@@ -378,6 +400,7 @@ def update_lead(
             lead.organization_id = values["primary_partner_id"]
         for name, value in values.items():
             setattr(lead, name, value)
+        _sync_primary_contact(session, lead, values)
         if data.products is not None:
             _set_products(session, lead, data.products)
         lead.updated_at = utcnow()  # a new version even when only the products changed

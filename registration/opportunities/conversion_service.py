@@ -1,5 +1,6 @@
 """Converting an approved registration into its opportunity over the database: customer, revenue lines,
-contact, notes and activities carried over, owner and sales team; the opportunity's number; the hook an
+contacts, notes and activities carried over (each carried-over contact, note and activity names the lead's
+record it came from), owner and sales team; the opportunity's number; the hook an
 approval calls once the opportunity exists."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from common.principal import Principal
 from directory.models import User
 from registration.approval.approval import PROVIDE_INFORMATION
 from registration.approval.models import LeadTask
-from registration.leads.models import Lead, LeadNote
+from registration.leads.models import Lead, LeadActivity, LeadContact, LeadNote
 from registration.opportunities.models import (
     Opportunity,
     OpportunityActivity,
@@ -116,10 +117,28 @@ def convert_lead(
             product_id=line.product_id, is_primary=line.primary, amount=line.amount, currency=line.currency
         )
         for line in revenue_lines(
-            [(p.product_id, p.is_primary) for p in lead.products], lead.deal_size, lead.currency
+            [(p.product_id, p.is_primary) for p in lead.products],
+            lead.deal_size,
+            lead.currency,
+            {p.product_id: (p.amount, p.currency) for p in lead.products},
         )
     ]
-    if lead.contact_name or lead.contact_email or lead.contact_phone:
+    contacts = list(
+        session.scalars(select(LeadContact).where(LeadContact.lead_id == lead.id).order_by(LeadContact.id))
+    )
+    if contacts:  # a lead with contacts of its own (kept from a transfer): every one goes over
+        opp.contacts = [
+            OpportunityContact(
+                name=c.name,
+                email=c.email,
+                phone=c.phone,
+                role=c.role,
+                is_primary=c.is_primary,
+                lead_contact_id=c.id,
+            )
+            for c in contacts
+        ]
+    elif lead.contact_name or lead.contact_email or lead.contact_phone:
         opp.contacts = [
             OpportunityContact(
                 name=lead.contact_name, email=lead.contact_email, phone=lead.contact_phone, is_primary=True
@@ -138,6 +157,19 @@ def convert_lead(
         .order_by(LeadTask.id)
     )
     activities = [
+        OpportunityActivity(
+            kind=a.kind,
+            subject=a.subject,
+            actor_user_id=a.actor_user_id,
+            occurred_at=a.occurred_at,
+            details=a.details,
+            lead_activity_id=a.id,
+        )
+        for a in session.scalars(
+            select(LeadActivity).where(LeadActivity.lead_id == lead.id).order_by(LeadActivity.id)
+        )
+    ]
+    activities += [
         OpportunityActivity(
             kind="information_requested",
             subject=f"Information requested: {t.question[:250]}",

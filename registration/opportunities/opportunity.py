@@ -61,11 +61,30 @@ class RevenueLine:
 
 
 def revenue_lines(
-    products: Sequence[tuple[int, bool]], deal_size: Decimal | None, currency: str | None
+    products: Sequence[tuple[int, bool]],
+    deal_size: Decimal | None,
+    currency: str | None,
+    prices: Mapping[int, tuple[Decimal | None, str | None]] | None = None,
 ) -> list[RevenueLine]:
     """One line per lead product, the primary first; the primary's amount is the deal size (the others
-    are left for the seller to price)."""
+    are left for the seller to price). A lead that priced its lines itself (`prices`: product id ->
+    amount, currency; a transfer kept as a lead carries them) keeps each line's own price instead.
+
+    >>> revenue_lines([(3, True), (5, False)], Decimal("900"), "EUR", {3: (Decimal("600"), None), 5: (Decimal("300"), "USD")})
+    [RevenueLine(product_id=3, primary=True, amount=Decimal('600'), currency='EUR'), RevenueLine(product_id=5, primary=False, amount=Decimal('300'), currency='USD')]
+    """
     ordered = sorted(products, key=lambda p: (not p[1], p[0]))
+    priced = {pid: price for pid, price in (prices or {}).items() if price[0] is not None}
+    if priced:
+        return [
+            RevenueLine(
+                pid,
+                primary,
+                priced.get(pid, (None, None))[0],
+                priced.get(pid, (None, None))[1] or currency,
+            )
+            for pid, primary in ordered
+        ]
     return [RevenueLine(pid, primary, deal_size if primary else None, currency) for pid, primary in ordered]
 
 
