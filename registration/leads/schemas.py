@@ -125,6 +125,32 @@ class LeadListQuery(QueryModel, Input):
 class LeadProductOut(Output):
     product_id: int
     primary: bool
+    amount: Money | None = Field(None, description="the line's own price, where the lead has one")
+    currency: str | None = None
+
+
+class LeadContactOut(Output):
+    """One of the lead's own contacts (a transfer kept as a lead carries several; the primary one is
+    also the lead's contact fields)."""
+
+    id: int
+    name: str | None
+    email: str | None
+    phone: str | None
+    role: str | None
+    primary: bool
+
+
+class LeadActivityOut(Output):
+    """Something done or planned on the lead (a transfer kept as a lead carries them); the opportunity
+    takes them over."""
+
+    id: int
+    kind: str
+    subject: str
+    occurred_at: datetime
+    due_date: date | None = None
+    done: bool | None = None
 
 
 class SalesTeamMemberOut(Output):
@@ -155,6 +181,10 @@ class LeadOut(BaseModel):
     currency: str | None
     expected_close_date: date | None
     products: list[LeadProductOut]
+    contacts: list[LeadContactOut] = Field(
+        default_factory=list, description="the lead's own contacts, where it has several (else: contact_*)"
+    )
+    activities: list[LeadActivityOut] = Field(default_factory=list)
     sales_channel: str
     accepted: bool
     owner_user_id: int | None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,6 +30,7 @@ from registration.leads.lifecycle import LeadStatus, RegistrationStatus, editabl
 from registration.leads.models import (
     IdempotencyKey,
     Lead,
+    LeadActivity,
     LeadContact,
     LeadNote,
     LeadProduct,
@@ -69,8 +70,17 @@ def visible_lead(session: Session, principal: Principal, lead_id: int, *, for_up
     return lead
 
 
-def _references(session: Session, leads: Sequence[Lead]) -> tuple[dict[int, str], dict[int, int]]:
-    """The program keys and opportunity ids of several leads, in two statements (not two per lead)."""
+class _References(NamedTuple):
+    """What the leads of a page refer to, read in a few statements (not a few per lead)."""
+
+    programs: dict[int, str]  # program id -> key
+    opportunities: dict[int, int]  # lead id -> the opportunity it converted into
+    contacts: dict[int, list[LeadContact]]  # lead id -> its own contacts (a transfer kept as a lead)
+    activities: dict[int, list[LeadActivity]]  # lead id -> its activities
+
+
+def _references(session: Session, leads: Sequence[Lead]) -> _References:
+    """The program keys, opportunity ids, contacts and activities of several leads."""
     program_ids = {lead.program_id for lead in leads if lead.program_id}
     programs: dict[int, str] = (
         dict(
@@ -91,14 +101,24 @@ def _references(session: Session, leads: Sequence[Lead]) -> tuple[dict[int, str]
         if converted
         else {}
     )
-    return programs, opportunities
+    ids = [lead.id for lead in leads]
+    contacts: dict[int, list[LeadContact]] = {}
+    for c in session.scalars(
+        select(LeadContact).where(LeadContact.lead_id.in_(ids)).order_by(LeadContact.id)
+    ):
+        contacts.setdefault(c.lead_id, []).append(c)
+    activities: dict[int, list[LeadActivity]] = {}
+    for a in session.scalars(
+        select(LeadActivity).where(LeadActivity.lead_id.in_(ids)).order_by(LeadActivity.id)
+    ):
+        activities.setdefault(a.lead_id, []).append(a)
+    return _References(programs, opportunities, contacts, activities)
 
 
-def lead_out(
-    session: Session, lead: Lead, references: tuple[dict[int, str], dict[int, int]] | None = None
-) -> s.LeadOut:
+def lead_out(session: Session, lead: Lead, references: _References | None = None) -> s.LeadOut:
     """The lead as the API shows it (``references``: `_references` of a page the lead is on)."""
-    programs, opportunities = references if references is not None else _references(session, [lead])
+    refs = references if references is not None else _references(session, [lead])
+    programs, opportunities = refs.programs, refs.opportunities
     return s.LeadOut(
         id=lead.id,
         organization_id=lead.organization_id,
@@ -115,7 +135,29 @@ def lead_out(
         deal_size=lead.deal_size,
         currency=lead.currency,
         expected_close_date=lead.expected_close_date,
-        products=[s.LeadProductOut(product_id=p.product_id, primary=p.is_primary) for p in lead.products],
+        products=[
+            s.LeadProductOut(
+                product_id=p.product_id, primary=p.is_primary, amount=p.amount, currency=p.currency
+            )
+            for p in lead.products
+        ],
+        contacts=[
+            s.LeadContactOut(
+                id=c.id, name=c.name, email=c.email, phone=c.phone, role=c.role, primary=c.is_primary
+            )
+            for c in refs.contacts.get(lead.id, [])
+        ],
+        activities=[
+            s.LeadActivityOut(
+                id=a.id,
+                kind=a.kind,
+                subject=a.subject,
+                occurred_at=a.occurred_at,
+                due_date=(a.details or {}).get("due_date"),
+                done=(a.details or {}).get("done"),
+            )
+            for a in refs.activities.get(lead.id, [])
+        ],
         sales_channel=lead.sales_channel,
         accepted=lead.accepted,
         owner_user_id=lead.owner_user_id,
