@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -102,7 +101,7 @@ class PartnerCrmSender:
             secret, _ = secrets_of(self.settings, c)
             client = self.client_factory(c, secret)
             # the child pairs we know now (not when the message was queued) go along with a create or update
-            pairs = {CORRELATIONS_KEY: repository.pairs_of(session, t)}
+            pairs = {CORRELATIONS_KEY: {**repository.pairs_of(session, t), **repository.record_pair(t)}}
             connection_id = c.id
             session.expunge(c)
         msg_id = f"{item.dedupe_key}:a{item.attempts}"[-256:]
@@ -156,14 +155,19 @@ class PartnerCrmSender:
                     t.remote_type = _remote_type(body, c)
                     if t.opportunity_id is not None:
                         repository.remember(session, t, "opportunity", t.opportunity_id, t.remote_id)
-                if operation == "update":
-                    _follow_remote(session, t, c, body)
+                if operation == "update" and _follow_remote(session, t, c, body):
+                    repository.adopt_pairs(session, t, body.get("correlations"))  # every pair it keeps
                 repository.remember_reply(session, t, body.get("correlations"))
                 action = "transferred" if operation == "create" else "update_sent"
                 t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
             else:
                 doc = from_partner(outbound_profile(c), body)
                 hints = repository.hints_of(body)
+                if t.remote_type == s.RemoteType.LEAD.value and doc.get("id") not in (None, t.remote_id):
+                    # the partner's lead answers under another id: it became the partner's opportunity
+                    renamed = {"type": s.RemoteType.OPPORTUNITY.value, "id": doc["id"]}
+                    if _follow_remote(session, t, c, renamed):
+                        repository.adopt_pairs(session, t, repository.mirrored(hints))
                 inbound_repository.converted(session, t)  # kept as a lead here that converted since
                 opp = (
                     session.get(Opportunity, t.opportunity_id, with_for_update=True)
@@ -318,27 +322,18 @@ def _remote_type(answer: dict[str, Any], c: PartnerCrmConnection) -> str:
 
 def _follow_remote(
     session: Session, t: OpportunityTransfer, c: PartnerCrmConnection, answer: dict[str, Any]
-) -> None:
-    """The partner's answer to an update names the record it keeps ours as: when that changed (the lead
-    it kept converted into an opportunity), the transfer says so from now on."""
+) -> bool:
+    """The partner's answer names the record it keeps ours as: when that changed (the lead it kept
+    converted into an opportunity), the transfer says so from now on. Returns whether it changed."""
     named_type, named_id = answer.get("type"), answer.get("id")
     if named_type not in (s.RemoteType.LEAD.value, s.RemoteType.OPPORTUNITY.value):
-        return
+        return False
     if not isinstance(named_id, str | int) or not str(named_id):
-        return
+        return False
     remote_id = str(named_id)[:200]
     if (t.remote_type, t.remote_id) == (named_type, remote_id):
-        return
-    taken = session.scalar(
-        select(OpportunityTransfer.id).where(
-            OpportunityTransfer.connection_id == c.id,
-            OpportunityTransfer.remote_type == named_type,
-            OpportunityTransfer.remote_id == remote_id,
-            OpportunityTransfer.id != t.id,
-        )
-    )
-    if taken is None:
-        t.remote_type, t.remote_id = named_type, remote_id
+        return False
+    return repository.rename_remote(session, t, named_type, remote_id)
 
 
 def _tell_transferred(

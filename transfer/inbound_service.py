@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from common.clock import utcnow
 from common.database import Database
 from common.errors import FieldProblem, NotFound, ValidationFailed
+from common.ids import parse_id
 from common.settings import Settings
 from registration.leads.models import Lead
 from registration.opportunities.models import Opportunity
@@ -112,6 +113,28 @@ def _by_remote(session: Session, c: PartnerCrmConnection, remote_id: str) -> Opp
     )
 
 
+def _renamed(
+    session: Session, c: PartnerCrmConnection, remote_id: str, hints: repository.Correlations
+) -> OpportunityTransfer | None:
+    """The transfer the partner kept as a lead, when the document says (its record pair) that the lead
+    became the partner's opportunity `remote_id`: from now on the transfer names that opportunity."""
+    ours = parse_id(hints.get(repository.RECORD_KIND, {}).get(remote_id, ""))
+    if ours is None:
+        return None
+    t = session.scalar(
+        select(OpportunityTransfer)
+        .where(
+            OpportunityTransfer.connection_id == c.id,
+            OpportunityTransfer.opportunity_id == ours,
+            OpportunityTransfer.remote_type == s.RemoteType.LEAD.value,
+        )
+        .with_for_update()
+    )
+    if t is None or not repository.rename_remote(session, t, s.RemoteType.OPPORTUNITY.value, remote_id[:200]):
+        return None
+    return t
+
+
 def _local_id(t: OpportunityTransfer) -> str:
     return str(t.opportunity_id if t.opportunity_id is not None else t.lead_id)
 
@@ -193,6 +216,10 @@ def update(db: Database, settings: Settings, key: str, headers: Mapping[str, str
         c = _verified(session, settings, key, headers, body, now)
         doc, hints = _document(c, body)
         t = _by_remote(session, c, doc["id"])
+        if t is None:
+            t = _renamed(session, c, doc["id"], hints)
+            if t is not None:  # and so did its children: their ids as the partner numbers them now
+                repository.adopt_pairs(session, t, repository.mirrored(hints))
         if t is None:
             raise NotFound(f"no opportunity was transferred with id {doc['id']}")
         inbound_repository.converted(session, t)  # a lead converted since: the update goes to its opportunity

@@ -31,6 +31,9 @@ Correlations = dict[str, dict[str, str]]  # kind -> {sender's id: receiver's id}
 #: contact and an opportunity's contact are two id spaces (their ids may be equal), as the partner's lead
 #: and opportunity are. Documents and answers always say the plain kind.
 LEAD_PREFIX = "lead_"
+#: The pair of the record itself a document carries beside its children's ({their id: our id}): how a
+#: partner whose lead (kept from our transfer) became an opportunity names it to us under its new id.
+RECORD_KIND = "record"
 
 
 # --- correlation keys ---------------------------------------------------------------------------------
@@ -108,6 +111,14 @@ def remember_reply(session: Session, transfer: OpportunityTransfer, correlations
                 remember(session, transfer, kind, local_id, str(theirs)[:200])
 
 
+def record_pair(transfer: OpportunityTransfer) -> Correlations:
+    """The record's own pair as a document carries it ({"record": {our id: theirs}}): only for a
+    transfer kept as a lead here that converted since, whose new id the partner may not know yet."""
+    if transfer.lead_id is None or transfer.opportunity_id is None or transfer.remote_id is None:
+        return {}
+    return {RECORD_KIND: {str(transfer.opportunity_id): transfer.remote_id}}
+
+
 def pairs_of(session: Session, transfer: OpportunityTransfer) -> Correlations:
     """Every child pair of a transfer as we send it along: {kind: {our id: their id}}.
 
@@ -133,6 +144,97 @@ def replied_pairs(session: Session, transfer: OpportunityTransfer) -> Correlatio
     return out
 
 
+def adopt_pairs(session: Session, transfer: OpportunityTransfer, pairs: Any) -> None:
+    """Follow the partner's renumbering of its children: the record the partner kept our transfer as got
+    a new id (the lead it was kept as converted into an opportunity: the same contacts, notes... under
+    new ids), and `pairs` is every child pair the partner keeps now ({kind: {our id: their id}}: what a
+    document or an update's answer carries). Each of our keys takes the partner's new id for its child;
+    a key whose child the partner no longer pairs is left as it is."""
+    if not isinstance(pairs, Mapping):
+        return
+    for kind, theirs_of in pairs.items():
+        if kind not in CHILD_KINDS or not isinstance(theirs_of, Mapping):
+            continue
+        stored = stored_kind(transfer, kind)
+        keys = list(
+            session.scalars(
+                select(CorrelationKey).where(
+                    CorrelationKey.transfer_id == transfer.id, CorrelationKey.kind == stored
+                )
+            )
+        )
+        moves: dict[int, str] = {}  # key id -> the partner's new id
+        for key in keys:
+            now_theirs = theirs_of.get(str(key.local_id))
+            if isinstance(now_theirs, str | int) and str(now_theirs) not in ("", key.remote_id):
+                moves[key.id] = str(now_theirs)[:200]
+        if not moves:
+            continue
+        moving = [k for k in keys if k.id in moves]
+        staying = set(
+            session.scalars(
+                select(CorrelationKey.remote_id).where(
+                    CorrelationKey.connection_id == transfer.connection_id,
+                    CorrelationKey.kind == stored,
+                    CorrelationKey.remote_id.in_(set(moves.values())),
+                    CorrelationKey.id.not_in(list(moves)),
+                )
+            )
+        )
+        targets = list(moves.values())
+        moving = [k for k in moving if moves[k.id] not in staying and targets.count(moves[k.id]) == 1]
+        # in two steps, so that ids shifting along (1 -> 2, 2 -> 3) never meet in the unique index
+        for key in moving:
+            key.remote_id = f"renumbering:{key.id}"
+        session.flush()
+        for key in moving:
+            key.remote_id = moves[key.id]
+        session.flush()
+
+
+def rename_remote(session: Session, transfer: OpportunityTransfer, remote_type: str, remote_id: str) -> bool:
+    """The partner keeps the transfer's record under another type and id now (its lead converted into
+    its opportunity): the transfer and the record's key say so, unless another transfer of the connection
+    names that record already. Returns whether it was renamed."""
+    taken = session.scalar(
+        select(OpportunityTransfer.id).where(
+            OpportunityTransfer.connection_id == transfer.connection_id,
+            OpportunityTransfer.remote_type == remote_type,
+            OpportunityTransfer.remote_id == remote_id,
+            OpportunityTransfer.id != transfer.id,
+        )
+    )
+    if taken is not None:
+        return False
+    transfer.remote_type, transfer.remote_id = remote_type, remote_id
+    key = session.scalar(
+        select(CorrelationKey).where(
+            CorrelationKey.transfer_id == transfer.id, CorrelationKey.kind == "opportunity"
+        )
+    )
+    if key is not None and key.remote_id != remote_id:
+        clash = session.scalar(
+            select(CorrelationKey.id).where(
+                CorrelationKey.connection_id == transfer.connection_id,
+                CorrelationKey.kind == "opportunity",
+                CorrelationKey.remote_id == remote_id,
+            )
+        )
+        if clash is None:
+            key.remote_id = remote_id
+    session.flush()
+    return True
+
+
+def mirrored(hints: Correlations) -> Correlations:
+    """A document's child pairs ({kind: {their id: our id}}) the way round `adopt_pairs` takes them."""
+    return {
+        kind: {ours: theirs for theirs, ours in pairs.items()}
+        for kind, pairs in hints.items()
+        if kind in CHILD_KINDS
+    }
+
+
 def hints_of(payload: Any) -> Correlations:
     """The pairs a partner's document carries (``correlations``: {kind: {their id: our id}}), checked;
     `PartnerDataInvalid` lists what does not fit."""
@@ -148,8 +250,9 @@ def hints_of(payload: Any) -> Correlations:
         )
     for kind, pairs in raw.items():
         where = f"/{CORRELATIONS_KEY}/{kind}"
-        if kind not in CHILD_KINDS:
-            problems.append(FieldProblem(where, f"unknown kind; expected one of: {', '.join(CHILD_KINDS)}"))
+        if kind not in (*CHILD_KINDS, RECORD_KIND):
+            expected = ", ".join((*CHILD_KINDS, RECORD_KIND))
+            problems.append(FieldProblem(where, f"unknown kind; expected one of: {expected}"))
         elif not isinstance(pairs, Mapping) or len(pairs) > MAX_CHILDREN:
             problems.append(FieldProblem(where, f"expected an object of at most {MAX_CHILDREN} id pairs"))
         else:
