@@ -9,14 +9,14 @@ import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import JSON, Boolean, Select, String, cast, literal, null, or_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from common import audit
 from common.clock import utcnow
 from common.concurrency import check_if_match
-from common.database import Database
+from common.database import Database, UtcDateTime
 from common.errors import FieldProblem, Forbidden, NotFound, ValidationFailed
 from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal
@@ -75,8 +75,8 @@ class _References(NamedTuple):
 
     programs: dict[int, str]  # program id -> key
     opportunities: dict[int, int]  # lead id -> the opportunity it converted into
-    contacts: dict[int, list[LeadContact]]  # lead id -> its own contacts (a transfer kept as a lead)
-    activities: dict[int, list[LeadActivity]]  # lead id -> its activities
+    contacts: dict[int, list[s.LeadContactOut]]  # lead id -> its own contacts (a transfer kept as a lead)
+    activities: dict[int, list[s.LeadActivityOut]]  # lead id -> its activities
 
 
 def _references(session: Session, leads: Sequence[Lead]) -> _References:
@@ -101,18 +101,61 @@ def _references(session: Session, leads: Sequence[Lead]) -> _References:
         if converted
         else {}
     )
-    ids = [lead.id for lead in leads]
-    contacts: dict[int, list[LeadContact]] = {}
-    for c in session.scalars(
-        select(LeadContact).where(LeadContact.lead_id.in_(ids)).order_by(LeadContact.id)
-    ):
-        contacts.setdefault(c.lead_id, []).append(c)
-    activities: dict[int, list[LeadActivity]] = {}
-    for a in session.scalars(
-        select(LeadActivity).where(LeadActivity.lead_id.in_(ids)).order_by(LeadActivity.id)
-    ):
-        activities.setdefault(a.lead_id, []).append(a)
+    contacts, activities = _own_children(session, [lead.id for lead in leads])
     return _References(programs, opportunities, contacts, activities)
+
+
+def _own_children(
+    session: Session, lead_ids: Sequence[int]
+) -> tuple[dict[int, list[s.LeadContactOut]], dict[int, list[s.LeadActivityOut]]]:
+    """The contacts and activities of several leads, in one statement (a page costs one more, not two)."""
+    activities = select(
+        literal("activity").label("what"),
+        LeadActivity.lead_id,
+        LeadActivity.id,
+        LeadActivity.kind.label("a"),
+        LeadActivity.subject.label("b"),
+        cast(null(), String).label("c"),
+        cast(null(), String).label("d"),
+        cast(null(), Boolean).label("is_primary"),
+        LeadActivity.occurred_at,
+        LeadActivity.details,
+    ).where(LeadActivity.lead_id.in_(lead_ids))
+    contacts = select(
+        literal("contact"),
+        LeadContact.lead_id,
+        LeadContact.id,
+        LeadContact.name,
+        LeadContact.email,
+        LeadContact.phone,
+        LeadContact.role,
+        LeadContact.is_primary,
+        cast(null(), UtcDateTime()),
+        cast(null(), JSON),
+    ).where(LeadContact.lead_id.in_(lead_ids))
+    both = union_all(activities, contacts).subquery()
+    by_contact: dict[int, list[s.LeadContactOut]] = {}
+    by_activity: dict[int, list[s.LeadActivityOut]] = {}
+    for row in session.execute(select(both).order_by(both.c.what, both.c.id)):
+        if row.what == "contact":
+            by_contact.setdefault(row.lead_id, []).append(
+                s.LeadContactOut(
+                    id=row.id, name=row.a, email=row.b, phone=row.c, role=row.d, primary=bool(row.is_primary)
+                )
+            )
+        else:
+            details = row.details or {}
+            by_activity.setdefault(row.lead_id, []).append(
+                s.LeadActivityOut(
+                    id=row.id,
+                    kind=row.a,
+                    subject=row.b,
+                    occurred_at=row.occurred_at,
+                    due_date=details.get("due_date"),
+                    done=details.get("done"),
+                )
+            )
+    return by_contact, by_activity
 
 
 def lead_out(session: Session, lead: Lead, references: _References | None = None) -> s.LeadOut:
@@ -141,23 +184,8 @@ def lead_out(session: Session, lead: Lead, references: _References | None = None
             )
             for p in lead.products
         ],
-        contacts=[
-            s.LeadContactOut(
-                id=c.id, name=c.name, email=c.email, phone=c.phone, role=c.role, primary=c.is_primary
-            )
-            for c in refs.contacts.get(lead.id, [])
-        ],
-        activities=[
-            s.LeadActivityOut(
-                id=a.id,
-                kind=a.kind,
-                subject=a.subject,
-                occurred_at=a.occurred_at,
-                due_date=(a.details or {}).get("due_date"),
-                done=(a.details or {}).get("done"),
-            )
-            for a in refs.activities.get(lead.id, [])
-        ],
+        contacts=refs.contacts.get(lead.id, []),
+        activities=refs.activities.get(lead.id, []),
         sales_channel=lead.sales_channel,
         accepted=lead.accepted,
         owner_user_id=lead.owner_user_id,
