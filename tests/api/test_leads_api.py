@@ -28,8 +28,8 @@ def test_a_partner_user_creates_an_accepted_lead_it_owns(client, demo):
     assert lead["partner_type"] == "reseller"  # taken from the partner organization
     assert lead["registration_number"] is None and lead["expires_at"] is None
     assert lead["products"] == [
-        {"product_id": demo.ids["fw-1"], "primary": True},
-        {"product_id": demo.ids["id-cloud"], "primary": False},
+        {"product_id": demo.ids["fw-1"], "primary": True, "amount": None, "currency": None},
+        {"product_id": demo.ids["id-cloud"], "primary": False, "amount": None, "currency": None},
     ]
     assert lead["sales_team"] == [
         {"user_id": demo.ids["northwind-user"], "role": "lead_owner", "source": "creator"}
@@ -111,7 +111,9 @@ def test_an_update_needs_the_current_etag_and_returns_a_new_one(client, demo):
     )
     assert changed.status_code == 200, changed.get_json()
     assert changed.headers["ETag"] != etag
-    assert changed.get_json()["products"] == [{"product_id": demo.ids["fw-5"], "primary": True}]
+    assert changed.get_json()["products"] == [
+        {"product_id": demo.ids["fw-5"], "primary": True, "amount": None, "currency": None}
+    ]
     stale = client.patch(f"/v1/leads/{lead_id}", json={"name": "Stale"}, headers={**h, "If-Match": etag})
     assert stale.status_code == 412
     # swapping the primary product keeps one primary
@@ -127,7 +129,7 @@ def test_an_update_needs_the_current_etag_and_returns_a_new_one(client, demo):
     )
     assert swapped.status_code == 200, swapped.get_json()
     assert [p for p in swapped.get_json()["products"] if p["primary"]] == [
-        {"product_id": demo.ids["fw-1"], "primary": True}
+        {"product_id": demo.ids["fw-1"], "primary": True, "amount": None, "currency": None}
     ]
     assert client.get(f"/v1/leads/{lead_id}", headers=h).get_json()["name"] == "Second"
 
