@@ -71,10 +71,11 @@ def _lead_rows(partner: Instance, lead_id: int) -> dict[str, int]:
     db = partner.db()
     try:
         with db.transaction() as session:
+            tables: tuple[Any, ...] = (LeadContact, LeadProduct, LeadNote, LeadActivity)
             return {
                 kind: session.scalar(select(func.count()).select_from(table).where(table.lead_id == lead_id))
                 or 0
-                for kind, table in zip(KINDS, (LeadContact, LeadProduct, LeadNote, LeadActivity), strict=True)
+                for kind, table in zip(KINDS, tables, strict=True)
             }
     finally:
         db.dispose()

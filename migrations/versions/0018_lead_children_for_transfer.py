@@ -1,8 +1,8 @@
 """leads hold what a transfer kept as a lead carries: several contacts, activities, revenue amounts;
 an opportunity's contacts and activities name the lead ones they were carried over from
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-03 09:11:43.023803
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0017'
-down_revision = '0016'
+revision = '0018'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
