@@ -147,6 +147,46 @@ def enqueue(
     return session.execute(stmt).scalar()
 
 
+def enqueue_many(
+    session: Session,
+    channel: str,
+    topic: str,
+    messages: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Add ``(key, payload)`` messages of one topic in the caller's transaction, in a few statements
+    whatever their number (as ``enqueue`` each: a key already queued is left alone); how many were
+    added."""
+    if not messages:
+        return 0
+    if any(not key or len(key) > MAX_KEY_LENGTH for key, _ in messages):
+        raise ValueError(f"an outbox key has 1 to {MAX_KEY_LENGTH} characters")
+    now = now or utcnow()
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(OutboxMessage)
+        .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
+        .returning(OutboxMessage.id)
+    )
+    rows = [
+        {
+            "channel": channel,
+            "topic": topic,
+            "dedupe_key": key,
+            "ordering_key": None,
+            "payload": payload,
+            "status": OutboxStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for key, payload in messages
+    ]
+    return len(session.execute(stmt, rows).scalars().all())
+
+
 # --- claiming and settling ----------------------------------------------------------------------------
 
 

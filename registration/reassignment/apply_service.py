@@ -1,28 +1,52 @@
-"""Applying a reassignment plan, one chunk of items per transaction, set-based where it can be.
+"""Applying a reassignment plan, one chunk of items per transaction, set-based.
 
-Per chunk: one ``UPDATE leads ... WHERE`` the lead's version is still the planned one and nothing holds
-it since the plan (a lock on the lead or its opportunity, a frozen territory; ``RETURNING`` the ids it
-moved; the others are skipped with why: the lock's or the freeze's reason, or "changed since plan"), then the chunk's territory and
-sales teams are replaced and its history rows written with a statement each. Only registrations in
-flight (a round re-routed to new approvers, an opportunity changing owner) are touched row by row.
-Each item's ``result`` is set once (``WHERE result IS NULL``) and the chunk row is locked and marked
-done in the same transaction, so a chunk run twice, or resumed after a kill, changes nothing twice.
+Per chunk, a few statements whatever its size, the plan's data never leaving the database: one
+``UPDATE leads ... FROM`` the chunk's items bumps the version of every lead still at its planned
+version and not held since the plan (a lock on the lead or its opportunity, a frozen territory; read
+first, they are few), ``RETURNING`` the ids it moved; the items are marked applied, or skipped with why
+(the lock's or the freeze's reason, else "changed since plan"); then the moved leads' territory and
+sales teams are replaced, their decisions and history rows written with an ``INSERT ... SELECT`` each,
+reading the items' JSON in SQL. Only registrations in flight (a round re-routed to new approvers, an
+opportunity changing owner) are touched row by row. Each item's ``result`` is set once (``WHERE result
+IS NULL``) and the chunk row is locked and marked done in the same transaction, so a chunk run twice,
+or resumed after a kill, changes nothing twice.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Integer,
+    Table,
+    and_,
+    any_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    true,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import Function
 
 from common import audit, outbox
 from common.audit import AuditEvent
 from common.batch import Chunk, database_for
 from common.clock import utcnow
+from common.database import UtcDateTime
 from common.mail import CHANNEL
 from directory.models import User
 from registration.approval.approval import RoundStatus, StepStatus
@@ -39,6 +63,7 @@ from registration.reassignment.models import (
     ReassignmentItem,
     ReassignmentRun,
 )
+from registration.reassignment.plan_service import insert_for
 from registration.reassignment.planning import (
     CHANGED_SINCE_PLAN,
     FROZEN_SINCE_PLAN,
@@ -52,8 +77,10 @@ from rules.models import StoredDecision
 APPLY_TASK = "registration.reassignment.apply_service:apply_chunk"
 PHASE = "apply"
 LEADS = cast(Table, Lead.__table__)
+ITEMS = cast(Table, ReassignmentItem.__table__)
 #: Status of a round (and its open steps) closed because its registration was re-routed.
 REASSIGNED = "reassigned"
+Item = ReassignmentItem
 
 
 def _locked_chunk(session: Session, chunk: Chunk) -> ReassignmentChunk | None:
@@ -68,142 +95,319 @@ def _locked_chunk(session: Session, chunk: Chunk) -> ReassignmentChunk | None:
     )
 
 
-def _move_leads(session: Session, chunk: Chunk, now: datetime, held: set[int]) -> set[int]:
-    """Bump the version of every planned lead still at its planned version and not held (locked, its
-    opportunity locked, or frozen); their ids."""
-    item = ReassignmentItem
-    planned = exists().where(
-        item.run_id == chunk.run_id,
-        item.id >= chunk.first_id,
-        item.id <= chunk.last_id,
-        item.outcome == ItemOutcome.MOVE.value,
-        item.result.is_(None),
-        item.lead_id == Lead.id,
-        item.lead_version == Lead.version,
+# --- what SQL differs between the two databases ----------------------------------------------------------
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _among(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """``column`` is one of ``ids``, as one bound value whatever their number (SQLite caps a statement's
+    parameters)."""
+    if _postgres(session):
+        return cast(ColumnElement[bool], column == any_(literal(list(ids), ARRAY(Integer))))
+    values = func.json_each(json.dumps(list(ids))).table_valued("value")
+    return cast(ColumnElement[bool], column.in_(select(values.c.value)))
+
+
+def _present(session: Session, column: Any) -> ColumnElement[bool]:
+    """A JSON column holds a value (neither SQL ``NULL`` nor JSON ``null``)."""
+    if _postgres(session):
+        return and_(column.is_not(None), func.json_typeof(column) != "null")
+    return func.coalesce(func.json_type(column), "null") != "null"
+
+
+def _json_object(session: Session, *pairs: Any) -> Function[Any]:
+    """A JSON object built in SQL from (key, value) pairs (``values`` JSON columns kept as JSON)."""
+    if _postgres(session):
+        return func.json_build_object(*pairs)
+    return func.json_object(
+        *(func.json(v) if isinstance(getattr(v, "type", None), JSON) else v for v in pairs)
     )
-    locked = exists().where(AssignmentLock.subject_type == "lead", AssignmentLock.subject_id == Lead.id)
-    stmt = update(LEADS).where(planned, ~locked)
-    if held:
-        stmt = stmt.where(Lead.id.not_in(sorted(held)))
-    stmt = stmt.values(version=Lead.version + 1, updated_at=now).returning(Lead.id)
-    return set(session.scalars(stmt))
 
 
-def _held(
-    session: Session, items: list[ReassignmentItem], frozen: Mapping[str, tuple[str, str]]
-) -> dict[int, str]:
+def _elements(session: Session, column: Any, key: str, *, text: bool = False) -> Any:
+    """The elements of the array ``column[key]`` as a table (``value``, and ``ordinal`` or ``key`` for
+    their order), to join on true; ``text``: the elements are strings, read as SQL text."""
+    if _postgres(session):
+        function = func.json_array_elements_text if text else func.json_array_elements
+        return (
+            function(column[key])
+            .table_valued("value", with_ordinality="ordinal")
+            .render_derived(with_types=False)
+        )
+    return func.json_each(column, f"$.{key}").table_valued("value", "key")
+
+
+def _ordinal(elements: Any) -> Any:
+    return elements.c.ordinal if "ordinal" in elements.c else elements.c.key
+
+
+# --- the chunk's statements -----------------------------------------------------------------------------
+
+
+def _pending(chunk: Chunk) -> list[ColumnElement[bool]]:
+    """The chunk's planned moves the apply has not settled yet."""
+    return [
+        Item.run_id == chunk.run_id,
+        Item.id >= chunk.first_id,
+        Item.id <= chunk.last_id,
+        Item.outcome == ItemOutcome.MOVE.value,
+        Item.result.is_(None),
+    ]
+
+
+def _applied(chunk: Chunk) -> list[ColumnElement[bool]]:
+    """The chunk's items this transaction applied (a chunk is settled in one transaction)."""
+    return [
+        Item.run_id == chunk.run_id,
+        Item.id >= chunk.first_id,
+        Item.id <= chunk.last_id,
+        Item.result == ItemResult.APPLIED.value,
+    ]
+
+
+def _held(session: Session, chunk: Chunk, frozen: Mapping[str, tuple[str, str]]) -> dict[int, str]:
     """The planned leads the apply must leave alone though the plan moves them, with why: locked (the
     lead, or its opportunity) or in a frozen territory (now, or the one it would move into), since the
     plan was made."""
-    ids = [i.lead_id for i in items]
     held: dict[int, str] = {}
-    if not ids:
-        return held
     for lead_id, reason in session.execute(
-        select(AssignmentLock.subject_id, AssignmentLock.reason).where(
-            AssignmentLock.subject_type == "lead", AssignmentLock.subject_id.in_(ids)
+        select(Item.lead_id, AssignmentLock.reason)
+        .join(
+            AssignmentLock,
+            and_(AssignmentLock.subject_type == "lead", AssignmentLock.subject_id == Item.lead_id),
         )
+        .where(*_pending(chunk))
     ):
         held[lead_id] = f"{LOCKED_SINCE_PLAN}: {reason}"
     for lead_id, reason in session.execute(
-        select(Opportunity.lead_id, AssignmentLock.reason)
+        select(Item.lead_id, AssignmentLock.reason)
+        .join(Opportunity, Opportunity.lead_id == Item.lead_id)
         .join(
             AssignmentLock,
             and_(AssignmentLock.subject_type == "opportunity", AssignmentLock.subject_id == Opportunity.id),
         )
-        .where(Opportunity.lead_id.in_(ids))
+        .where(*_pending(chunk))
     ):
         held.setdefault(lead_id, f"{LOCKED_SINCE_PLAN}: opportunity: {reason}")
-    if frozen:
-        for i in items:
+    if frozen:  # only then the items' territories are read here
+        for lead_id, before, after in session.execute(
+            select(Item.lead_id, Item.before, Item.after).where(*_pending(chunk)).order_by(Item.id)
+        ):
             hit = frozen_hit(
-                frozen, (*i.before.get("lowest_territories", ()), *i.after.get("lowest_territories", ()))
+                frozen, (*before.get("lowest_territories", ()), *after.get("lowest_territories", ()))
             )
             if hit is not None:
-                held.setdefault(i.lead_id, f"{FROZEN_SINCE_PLAN}: {hit}")
+                held.setdefault(lead_id, f"{FROZEN_SINCE_PLAN}: {hit}")
     return held
+
+
+def _movable(session: Session, chunk: Chunk, held: Sequence[int]) -> list[int]:
+    """The planned leads still at their planned version and not held (locked, their opportunity
+    locked, or frozen), locked for update (SQLite: the transaction is a writer already); their ids."""
+    locked = exists().where(AssignmentLock.subject_type == "lead", AssignmentLock.subject_id == Lead.id)
+    stmt = (
+        select(Lead.id)
+        .join(Item, and_(Item.lead_id == Lead.id, Item.lead_version == Lead.version))
+        .where(*_pending(chunk), ~locked)
+        .order_by(Lead.id)
+        .with_for_update(of=Lead)
+    )
+    if held:
+        stmt = stmt.where(~_among(session, Lead.id, held))
+    return list(session.scalars(stmt))
+
+
+def _pairs(session: Session, pairs: Sequence[tuple[int, int]]) -> Any:
+    """(lead_id, decision_id) pairs as a table to join, one bound value whatever their number."""
+    if _postgres(session):
+        return (
+            func.unnest(
+                literal([p[0] for p in pairs], ARRAY(Integer)), literal([p[1] for p in pairs], ARRAY(Integer))
+            )
+            .table_valued("lead_id", "decision_id")
+            .render_derived(with_types=False)
+        )
+    values = func.json_each(json.dumps([list(p) for p in pairs])).table_valued("value")
+    return select(
+        func.json_extract(values.c.value, "$[0]").label("lead_id"),
+        func.json_extract(values.c.value, "$[1]").label("decision_id"),
+    ).subquery()
+
+
+def _store_decisions(session: Session, chunk: Chunk, movable: Sequence[int], now: datetime) -> None:
+    """Each movable lead's decision, on its item: a new one when the plan re-decided it, the earlier
+    one on a revert; the items are marked applied."""
+    pending = [*_pending(chunk), _among(session, Item.lead_id, movable)]
+    new = session.execute(
+        insert(StoredDecision)
+        .from_select(
+            [
+                "created_at",
+                "subject_type",
+                "subject_id",
+                "organization_id",
+                "territory_model_id",
+                "facts",
+                "result",
+                "trace",
+            ],
+            select(
+                literal(now, UtcDateTime()),
+                literal("lead"),
+                Item.lead_id,
+                Lead.organization_id,
+                Item.after["territory_model_id"].as_integer(),
+                Item.facts,
+                Item.result_json,
+                _json_object(
+                    session, "reassignment_run_id", Item.run_id, "facts", Item.facts, "reason", Item.reason
+                ),
+            )
+            .join(Lead, Lead.id == Item.lead_id)
+            .where(*pending, _present(session, Item.result_json))
+            .order_by(Item.id),
+        )
+        .returning(StoredDecision.subject_id, StoredDecision.id)
+    )
+    pairs = [(lead, decision) for lead, decision in new if lead is not None]
+    applied = {"result": ItemResult.APPLIED.value, "applied_at": now}
+    if pairs:
+        table = _pairs(session, pairs)
+        session.execute(
+            update(ITEMS)
+            .where(*pending, Item.lead_id == table.c.lead_id)
+            .values(decision_id=table.c.decision_id, **applied)
+        )
+    if len(pairs) < len(movable):  # a revert's items: the earlier decision
+        session.execute(
+            update(ITEMS)
+            .where(*pending)
+            .values(decision_id=Item.after["decision_id"].as_integer(), **applied)
+        )
+
+
+def _move_leads(session: Session, chunk: Chunk, now: datetime) -> None:
+    """Bump the applied leads' version and give them their item's decision."""
+    session.execute(
+        update(LEADS)
+        .where(LEADS.c.id == Item.lead_id, LEADS.c.version == Item.lead_version, *_applied(chunk))
+        .values(
+            version=LEADS.c.version + 1,
+            updated_at=now,
+            decision_id=func.coalesce(Item.decision_id, LEADS.c.decision_id),
+        )
+    )
+
+
+def _skip_the_rest(session: Session, chunk: Chunk, held: Mapping[int, str]) -> int:
+    """Mark the chunk's items left pending skipped, with why; how many."""
+    skipped = 0
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for lead_id, reason in held.items():
+        by_reason[reason].append(lead_id)
+    for reason, ids in sorted(by_reason.items()):
+        result = session.execute(
+            update(ITEMS)
+            .where(*_pending(chunk), _among(session, Item.lead_id, ids))
+            .values(result=ItemResult.SKIPPED.value, result_reason=reason)
+        )
+        skipped += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    rest = session.execute(
+        update(ITEMS)
+        .where(*_pending(chunk))
+        .values(result=ItemResult.SKIPPED.value, result_reason=CHANGED_SINCE_PLAN)
+    )
+    skipped += int(rest.rowcount or 0)  # type: ignore[attr-defined]
+    return skipped
+
+
+def _replace_teams(session: Session, chunk: Chunk) -> None:
+    """The moved leads' territory teams and rule-assigned sales team members, as planned (in the plan's
+    order, each once: a row the lead has already is left alone)."""
+    moved = select(Item.lead_id).where(*_applied(chunk))
+    session.execute(delete(LeadTerritory).where(LeadTerritory.lead_id.in_(moved)))
+    team = _elements(session, Item.after, "territory_team", text=True)
+    session.execute(
+        insert_for(session)(LeadTerritory)
+        .from_select(
+            ["lead_id", "territory_key", "territory_model_id"],
+            select(Item.lead_id, team.c.value, Item.after["territory_model_id"].as_integer())
+            .join(team, true())
+            .where(*_applied(chunk))
+            .order_by(Item.lead_id, _ordinal(team)),
+        )
+        .on_conflict_do_nothing(index_elements=["lead_id", "territory_model_id", "territory_key"])
+    )
+    session.execute(
+        delete(SalesTeamMember).where(
+            SalesTeamMember.lead_id.in_(moved), SalesTeamMember.source == "assignment"
+        )
+    )
+    resources = _elements(session, Item.after, "resources")
+    resource = type_coerce(resources.c.value, JSON)
+    session.execute(
+        insert_for(session)(SalesTeamMember)
+        .from_select(
+            ["lead_id", "user_id", "role", "source"],
+            select(Item.lead_id, User.id, resource["role"].as_string(), literal("assignment"))
+            .select_from(Item)
+            .join(resources, true())
+            .where(*_applied(chunk), User.key == resource["user"].as_string())
+            .order_by(Item.lead_id, _ordinal(resources)),
+        )
+        .on_conflict_do_nothing(index_elements=["lead_id", "user_id", "role"])
+    )
+
+
+def _write_history(session: Session, run: ReassignmentRun, chunk: Chunk, now: datetime) -> None:
+    """One "reassigned" history row per moved lead, naming the run, with the plan's before and after."""
+    session.execute(
+        insert(AuditEvent).from_select(
+            [
+                "occurred_at",
+                "actor_user_id",
+                "actor_organization_id",
+                "entity_type",
+                "entity_id",
+                "action",
+                "before",
+                "after",
+                "reason",
+                "details",
+            ],
+            select(
+                literal(now, UtcDateTime()),
+                literal(run.created_by, Integer()),
+                null(),
+                literal("lead"),
+                Item.lead_id,
+                literal("reassigned"),
+                Item.before,
+                Item.after,
+                Item.reason,
+                _json_object(
+                    session,
+                    "reassignment_run_id",
+                    Item.run_id,
+                    "action",
+                    Item.action,
+                    "decision_id",
+                    Item.decision_id,
+                ),
+            )
+            .where(*_applied(chunk))
+            .order_by(Item.id),
+        )
+    )
 
 
 def _user_ids(session: Session, keys: set[str]) -> dict[str, int]:
     if not keys:
         return {}
     return dict(session.execute(select(User.key, User.id).where(User.key.in_(sorted(keys)))).all())
-
-
-def _replace_teams(session: Session, items: list[ReassignmentItem]) -> None:
-    """The moved leads' territory teams and rule-assigned sales team members, as planned."""
-    ids = [i.lead_id for i in items]
-    session.execute(delete(LeadTerritory).where(LeadTerritory.lead_id.in_(ids)))
-    territory_rows = [
-        {"lead_id": i.lead_id, "territory_key": key, "territory_model_id": i.after.get("territory_model_id")}
-        for i in items
-        for key in dict.fromkeys(i.after.get("territory_team", ()))
-    ]
-    if territory_rows:
-        session.execute(insert(LeadTerritory), territory_rows)
-    session.execute(
-        delete(SalesTeamMember).where(
-            SalesTeamMember.lead_id.in_(ids), SalesTeamMember.source == "assignment"
-        )
-    )
-    users = _user_ids(session, {r["user"] for i in items for r in i.after.get("resources", ())})
-    present: set[tuple[int, int | None, str]] = set(
-        session.execute(
-            select(SalesTeamMember.lead_id, SalesTeamMember.user_id, SalesTeamMember.role).where(
-                SalesTeamMember.lead_id.in_(ids)
-            )
-        )
-    )
-    member_rows = []
-    for i in items:
-        for r in i.after.get("resources", ()):
-            key = (i.lead_id, users.get(r["user"]), r["role"])
-            if key[1] is None or key in present:
-                continue
-            present.add(key)
-            member_rows.append(
-                {"lead_id": i.lead_id, "user_id": key[1], "role": r["role"], "source": "assignment"}
-            )
-    if member_rows:
-        session.execute(insert(SalesTeamMember), member_rows)
-
-
-def _store_decisions(
-    session: Session, run: ReassignmentRun, items: list[ReassignmentItem], now: datetime
-) -> None:
-    """Each moved lead's decision: a new one when the plan re-decided it, the earlier one on a revert."""
-    organization = dict(
-        session.execute(
-            select(Lead.id, Lead.organization_id).where(Lead.id.in_([i.lead_id for i in items]))
-        ).all()
-    )
-    fresh = [i for i in items if i.result_json is not None]
-    rows = [
-        StoredDecision(
-            created_at=now,
-            subject_type="lead",
-            subject_id=i.lead_id,
-            organization_id=organization.get(i.lead_id),
-            territory_model_id=i.after.get("territory_model_id"),
-            facts=i.facts or {},
-            result=i.result_json or {},
-            trace={"reassignment_run_id": run.id, "facts": i.facts or {}, "reason": i.reason},
-        )
-        for i in fresh
-    ]
-    session.add_all(rows)
-    session.flush()
-    for item, row in zip(fresh, rows, strict=True):
-        item.decision_id = row.id
-    for item in items:
-        if item.result_json is None:
-            item.decision_id = item.after.get("decision_id")
-    pairs = [{"lead": i.lead_id, "decision": i.decision_id} for i in items if i.decision_id is not None]
-    if pairs:
-        session.execute(
-            update(LEADS).where(LEADS.c.id == bindparam("lead")).values(decision_id=bindparam("decision")),
-            pairs,
-        )
 
 
 def _reroute(session: Session, run: ReassignmentRun, lead_id: int, now: datetime) -> None:
@@ -233,13 +437,13 @@ def _reroute(session: Session, run: ReassignmentRun, lead_id: int, now: datetime
     )
 
 
-def _move_owner(session: Session, item: ReassignmentItem, now: datetime) -> None:
-    opp = session.scalar(select(Opportunity).where(Opportunity.lead_id == item.lead_id))
+def _move_owner(session: Session, run_id: int, lead_id: int, after: Mapping[str, Any], now: datetime) -> None:
+    opp = session.scalar(select(Opportunity).where(Opportunity.lead_id == lead_id))
     if opp is None:
         return
-    owner_id = item.after.get("opportunity_owner_id")
-    if owner_id is None and item.after.get("cam"):
-        owner_id = _user_ids(session, {item.after["cam"]}).get(item.after["cam"])
+    owner_id = after.get("opportunity_owner_id")
+    if owner_id is None and after.get("cam"):
+        owner_id = _user_ids(session, {after["cam"]}).get(after["cam"])
     if owner_id is None or owner_id == opp.owner_user_id:
         return
     previous = opp.owner_user_id
@@ -257,7 +461,7 @@ def _move_owner(session: Session, item: ReassignmentItem, now: datetime) -> None
         "reassigned",
         before={"owner_user_id": previous},
         after={"owner_user_id": owner_id},
-        details={"reassignment_run_id": item.run_id},
+        details={"reassignment_run_id": run_id},
         now=now,
     )
 
@@ -281,61 +485,27 @@ def apply_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
         )
         if row is None or row.done_at is not None or run is None or run.cancel_requested:
             return {}
-        items = list(
-            session.scalars(
-                select(ReassignmentItem)
-                .where(
-                    ReassignmentItem.run_id == chunk.run_id,
-                    ReassignmentItem.id >= chunk.first_id,
-                    ReassignmentItem.id <= chunk.last_id,
-                    ReassignmentItem.outcome == ItemOutcome.MOVE.value,
-                    ReassignmentItem.result.is_(None),
-                )
-                .order_by(ReassignmentItem.id)
-            )
-        )
-        held = _held(session, items, frozen)
-        moved = _move_leads(session, chunk, now, set(held))
-        done = [i for i in items if i.lead_id in moved]
-        skipped = [i for i in items if i.lead_id not in moved]
-        for i in skipped:
-            i.result = ItemResult.SKIPPED.value
-            i.result_reason = held.get(i.lead_id, CHANGED_SINCE_PLAN)
-        if done:
-            _replace_teams(session, done)
-            _store_decisions(session, run, done, now)
-            for i in done:
-                i.result, i.applied_at = ItemResult.APPLIED.value, now
-            session.flush()
-            for i in done:
-                if i.action == Action.REROUTE:
-                    _reroute(session, run, i.lead_id, now)
-                elif i.action == Action.MOVE_OWNER:
-                    _move_owner(session, i, now)
-            session.execute(
-                insert(AuditEvent),
-                [
-                    {
-                        "occurred_at": now,
-                        "actor_user_id": run.created_by,
-                        "actor_organization_id": None,
-                        "entity_type": "lead",
-                        "entity_id": i.lead_id,
-                        "action": "reassigned",
-                        "before": i.before,
-                        "after": i.after,
-                        "reason": i.reason,
-                        "details": {
-                            "reassignment_run_id": run.id,
-                            "action": i.action,
-                            "decision_id": i.decision_id,
-                        },
-                    }
-                    for i in done
-                ],
-            )
+        held = _held(session, chunk, frozen)
+        movable = _movable(session, chunk, sorted(held))
+        if movable:
+            _store_decisions(session, chunk, movable, now)
+            _move_leads(session, chunk, now)
+        skipped = _skip_the_rest(session, chunk, held)
+        if movable:
+            _replace_teams(session, chunk)
+            in_flight = session.execute(
+                select(Item.lead_id, Item.action, Item.after)
+                .where(*_applied(chunk), Item.action.in_([Action.REROUTE.value, Action.MOVE_OWNER.value]))
+                .order_by(Item.id)
+            ).all()
+            for lead_id, action, after in in_flight:
+                if action == Action.REROUTE:
+                    _reroute(session, run, lead_id, now)
+                else:
+                    _move_owner(session, chunk.run_id, lead_id, after, now)
+            _write_history(session, run, chunk, now)
         row.done_at = now
-    return {"applied": len(done), "skipped": len(skipped)}
+    return {"applied": len(movable), "skipped": skipped}
 
 
 # --- the digest -----------------------------------------------------------------------------------------
@@ -361,7 +531,7 @@ def queue_digests(session: Session, run: ReassignmentRun, now: datetime) -> int:
     if not people:
         return 0
     users = session.scalars(select(User).where(User.key.in_(sorted(people)), User.active.is_(True))).all()
-    queued = 0
+    messages = []
     for user in users:
         won, lost = gains.get(user.key, []), losses.get(user.key, [])
         lines = [f"Reassignment run {run.id} changed which leads are yours."]
@@ -379,10 +549,8 @@ def queue_digests(session: Session, run: ReassignmentRun, now: datetime) -> int:
             "gained": len(won),
             "lost": len(lost),
         }
-        key = f"reassignment:{run.id}:user:{user.id}"
-        if outbox.enqueue(session, CHANNEL, "reassignment.digest", key, payload, now=now) is not None:
-            queued += 1
-    return queued
+        messages.append((f"reassignment:{run.id}:user:{user.id}", payload))
+    return outbox.enqueue_many(session, CHANNEL, "reassignment.digest", messages, now=now)
 
 
 def result_counts(session: Session, run_id: int) -> Counter[str]:

@@ -72,6 +72,22 @@ def test_the_same_key_twice_keeps_one_message_per_channel(database):
     assert _message(database, first).payload == {"n": 1}
 
 
+def test_many_messages_at_once_keep_one_per_key_and_count_only_the_new(database):
+    with database.transaction() as session:
+        ob.enqueue(session, CHANNEL, "t", "k1", {"n": 1})
+    many = [(f"k{i}", {"n": i * 10}) for i in range(1, 1501)]  # past SQLite's parameter cap in one go
+    with database.transaction() as session:
+        assert ob.enqueue_many(session, CHANNEL, "t", many) == 1499
+        assert ob.enqueue_many(session, CHANNEL, "t", many[:3]) == 0
+    with database.transaction() as session:
+        rows = dict(session.execute(select(OutboxMessage.dedupe_key, OutboxMessage.payload)).all())
+    assert len(rows) == 1500
+    assert (rows["k1"], rows["k2"], rows["k1500"]) == ({"n": 1}, {"n": 20}, {"n": 15000})
+    with pytest.raises(ValueError, match="outbox key"):
+        with database.transaction() as session:
+            ob.enqueue_many(session, CHANNEL, "t", [("", {})])
+
+
 def test_deliver_sends_each_due_message_once_and_marks_it_sent(database):
     ids = _enqueue(database, 5)
     later = utcnow() + timedelta(hours=1)
