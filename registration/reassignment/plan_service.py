@@ -4,12 +4,14 @@ one item per lead that would move or be kept."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, func, or_, select, true
+import orjson
+from sqlalchemy import ColumnElement, Text, and_, cast, exists, false, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -239,6 +241,15 @@ def run_conditions(session: Session, run: ReassignmentRun, pair: Pair) -> list[C
     return conditions
 
 
+def _loads(text: str) -> Any:
+    """A stored JSON document (the decisions' facts and results: the bulk of what a plan reads), parsed
+    with orjson; what orjson refuses (an integer past 64 bits...) the standard parser reads."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 @dataclass(frozen=True)
 class _Row:
     lead_id: int
@@ -250,36 +261,32 @@ class _Row:
     result: dict[str, Any]
 
 
-def _states(session: Session, leads: list[_Row]) -> tuple[dict[int, LeadState], dict[int, int | None]]:
-    """Each lead's state for the verdict, and the owner of each lead's opportunity (by lead id)."""
-    ids = [lead.lead_id for lead in leads]
+def _states(
+    session: Session, chunk: Chunk, leads: list[_Row]
+) -> tuple[dict[int, LeadState], dict[int, int | None]]:
+    """Each lead's state for the verdict, and the owner of each lead's opportunity (by lead id); read
+    by the chunk's id range (a few rows beyond its scope do no harm), not by a list of its ids."""
+    in_range = (chunk.first_id, chunk.last_id)
     locks = dict(
         session.execute(
             select(AssignmentLock.subject_id, AssignmentLock.reason).where(
-                AssignmentLock.subject_type == "lead", AssignmentLock.subject_id.in_(ids)
+                AssignmentLock.subject_type == "lead", AssignmentLock.subject_id.between(*in_range)
             )
         ).all()
     )
     opportunities = {
-        lead_id: (opp_id, status, owner)
-        for opp_id, lead_id, status, owner in session.execute(
-            select(Opportunity.id, Opportunity.lead_id, Opportunity.status, Opportunity.owner_user_id).where(
-                Opportunity.lead_id.in_(ids)
+        lead_id: (status, owner, lock)
+        for lead_id, status, owner, lock in session.execute(
+            select(Opportunity.lead_id, Opportunity.status, Opportunity.owner_user_id, AssignmentLock.reason)
+            .outerjoin(
+                AssignmentLock,
+                and_(
+                    AssignmentLock.subject_type == "opportunity", AssignmentLock.subject_id == Opportunity.id
+                ),
             )
+            .where(Opportunity.lead_id.between(*in_range))
         )
     }
-    opp_ids = [o[0] for o in opportunities.values()]
-    opp_locks = (
-        dict(
-            session.execute(
-                select(AssignmentLock.subject_id, AssignmentLock.reason).where(
-                    AssignmentLock.subject_type == "opportunity", AssignmentLock.subject_id.in_(opp_ids)
-                )
-            ).all()
-        )
-        if opp_ids
-        else {}
-    )
     out = {}
     for lead in leads:
         opp = opportunities.get(lead.lead_id)
@@ -288,10 +295,10 @@ def _states(session: Session, leads: list[_Row]) -> tuple[dict[int, LeadState], 
             lead.version,
             lead.status,
             lock_reason=locks.get(lead.lead_id),
-            opportunity_status=opp[1] if opp else None,
-            opportunity_lock_reason=opp_locks.get(opp[0]) if opp else None,
+            opportunity_status=opp[0] if opp else None,
+            opportunity_lock_reason=opp[2] if opp else None,
         )
-    return out, {lead_id: opp[2] for lead_id, opp in opportunities.items()}
+    return out, {lead_id: opp[1] for lead_id, opp in opportunities.items()}
 
 
 def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
@@ -317,23 +324,23 @@ def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
         assert run is not None
         conditions = run_conditions(session, run, pair)
         rows = [
-            _Row(*r)
-            for r in session.execute(
+            _Row(lead_id, version, status, decision_id, model_id, _loads(facts), _loads(result))
+            for lead_id, version, status, decision_id, model_id, facts, result in session.execute(
                 select(
                     Lead.id,
                     Lead.version,
                     Lead.status,
                     StoredDecision.id,
                     StoredDecision.territory_model_id,
-                    StoredDecision.facts,
-                    StoredDecision.result,
+                    cast(StoredDecision.facts, Text),
+                    cast(StoredDecision.result, Text),
                 )
                 .join(StoredDecision, StoredDecision.id == Lead.decision_id)
                 .where(Lead.id >= chunk.first_id, Lead.id <= chunk.last_id, *conditions)
                 .order_by(Lead.id)
             )
         ]
-        states, owners = _states(session, rows) if rows else ({}, {})
+        states, owners = _states(session, chunk, rows) if rows else ({}, {})
     items: list[dict[str, Any]] = []
     for lead in rows:
         before = Assignment.from_result(lead.result)
