@@ -348,15 +348,29 @@ def _replace_teams(session: Session, chunk: Chunk) -> None:
     )
     resources = _elements(session, Item.after, "resources")
     resource = type_coerce(resources.c.value, JSON)
+    # the user by a lookup per resource (its unique key), whatever the planner believes of the items
+    members = (
+        select(
+            Item.lead_id,
+            select(User.id)
+            .where(User.key == resource["user"].as_string())
+            .scalar_subquery()
+            .label("user_id"),
+            resource["role"].as_string().label("role"),
+            _ordinal(resources).label("ordinal"),
+        )
+        .select_from(Item)
+        .join(resources, true())
+        .where(*_applied(chunk))
+        .subquery()
+    )
     session.execute(
         insert_for(session)(SalesTeamMember)
         .from_select(
             ["lead_id", "user_id", "role", "source"],
-            select(Item.lead_id, User.id, resource["role"].as_string(), literal("assignment"))
-            .select_from(Item)
-            .join(resources, true())
-            .where(*_applied(chunk), User.key == resource["user"].as_string())
-            .order_by(Item.lead_id, _ordinal(resources)),
+            select(members.c.lead_id, members.c.user_id, members.c.role, literal("assignment"))
+            .where(members.c.user_id.is_not(None))
+            .order_by(members.c.lead_id, members.c.ordinal),
         )
         .on_conflict_do_nothing(index_elements=["lead_id", "user_id", "role"])
     )
