@@ -16,10 +16,13 @@ from pydantic import GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+#: White space as the server reads it (Unicode White_Space: what pydantic strips and what ``\s`` means in
+#: its patterns), spelled out for a character class: ``\s`` means something else to ECMA-262, which JSON
+#: Schema patterns use (U+FEFF in, U+0085 out), so a pattern with ``\s`` told clients that text the server
+#: refuses was valid. Every pattern about white space uses this.
+WHITE_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 #: Text with something other than white space in it (JSON Schema patterns search, they do not anchor).
-#: U+0085 is white space to the server (it strips Unicode White_Space) but not to ECMA-262 ``\s``, which
-#: JSON Schema patterns use: it is excluded by name so both read the pattern alike.
-NOT_BLANK = r"[^\s\u0085]"
+NOT_BLANK = rf"[^{WHITE_SPACE}]"
 #: The media type a field declares when it carries a YAML document (rules files, mapping profiles).
 YAML_MEDIA_TYPE = "application/yaml"
 

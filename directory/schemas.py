@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from common.fields import NON_BLANK
+from common.fields import NON_BLANK, WHITE_SPACE
 from common.ids import Id
 from common.principal import Role
 from common.query import QueryModel
@@ -64,7 +64,9 @@ Domain = Annotated[
         pattern=r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$",
     ),
 ]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,189}$", max_length=254)]
+Email = Annotated[
+    str, StringConstraints(pattern=rf"^[^@{WHITE_SPACE}]{{1,64}}@[^@{WHITE_SPACE}]{{1,189}}$", max_length=254)
+]
 
 
 class Input(BaseModel):

@@ -13,14 +13,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
-from common.fields import NON_BLANK
+from common.fields import NON_BLANK, WHITE_SPACE
 from common.ids import Id
 from territory.models import ModelStatus
 from territory.team import TeamRole
 
 TerritoryKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 #: No white space; U+0085 named because ECMA-262 ``\s`` (JSON Schema's) leaves it out, unlike ours.
-MemberKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s\u0085]+$")]
+MemberKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=rf"^[^{WHITE_SPACE}]+$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NON_BLANK]
 #: A dimension's name: a built-in one (customer, program, product, geography, partner) or one declared
 #: on the model.
