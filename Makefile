@@ -29,6 +29,7 @@ run: install
 	@echo "  API docs (Swagger UI): http://$(HOST):$(PORT)/docs/"
 	@echo "  OpenAPI document:      http://$(HOST):$(PORT)/docs/openapi.json"
 	@echo "  Demo API keys:         var/demo-keys.txt (one per demo user)"
+	@echo "  Territory pages:       http://$(HOST):$(PORT)/sign-in (paste the admin's key)"
 	@echo
 	PRM_LOG_FORMAT=text $(BIN)/prm serve --bind $(HOST):$(PORT)
 
