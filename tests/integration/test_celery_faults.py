@@ -131,23 +131,29 @@ def test_two_workers_one_killed_mid_apply_move_every_planned_lead_exactly_once(
         workers[0] = Worker("a", redis_url, celery_queue, tmp_path / "a-restarted.log")
         workers[0].wait_ready()
         wait_status(db, run_id, "applied", timeout=180)
+        # the chunk the killed worker held is delivered again once its visibility timeout runs out and
+        # finished by a live worker; the run may be applied before that (worker a can die after its
+        # chunk committed and before it acknowledged), so wait for the redelivery too
+        held = _held(tmp_path / "a.log")
+        assert held, "the killed worker held no chunk"
+        _wait_for(lambda: held <= _finished(tmp_path), timeout=120)
     finally:
         for w in workers:
             w.stop()
 
     assert history_counts(db, run_id) == [(lead, 1) for lead in leads]
     assert outcome(db, run_id) == expected
-    # the chunk the killed worker held was delivered again, and finished by a live worker
-    held = _held(tmp_path / "a.log")
-    assert held, "the killed worker held no chunk"
-    finished = _tasks(tmp_path / "b.log", "succeeded") | _tasks(tmp_path / "a-restarted.log", "succeeded")
-    assert held <= finished
     assert _tasks(tmp_path / "b.log", "succeeded"), "both workers ran chunks"
 
 
 def _tasks(log: Path, what: str) -> set[str]:
     """Ids of the chunk tasks a worker's log says were ``received`` or ``succeeded``."""
     return set(re.findall(rf"Task prm\.batch\.chunk\[([0-9a-f-]+)\] {what}", log.read_text()))
+
+
+def _finished(folder: Path) -> set[str]:
+    """The chunk tasks the live workers (b, and a once restarted) finished, by their logs."""
+    return _tasks(folder / "b.log", "succeeded") | _tasks(folder / "a-restarted.log", "succeeded")
 
 
 def _held(log: Path) -> set[str]:
