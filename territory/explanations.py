@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from territory.dimensions import MemberHierarchy
 from territory.matches import Facts, MatchResult
@@ -76,8 +76,9 @@ class Candidates(NamedTuple):
     omitted_reasons: dict[str, int]
 
 
-class Explaining:
-    """Explanations over a snapshot's indexes; a mixin of ``TerritorySnapshot``, which builds them."""
+class Explaining(Protocol):
+    """Explanations over a snapshot's indexes; ``TerritorySnapshot`` builds them and the three methods
+    declared without a body, and inherits the rest."""
 
     _model_version: str
     _dims: tuple[str, ...]
@@ -91,14 +92,11 @@ class Explaining:
     _vouched: tuple[int, ...]
     _near_dims: tuple[tuple[int, ...], ...]
 
-    def _lead_ancestors(self, facts: Facts) -> list[frozenset[str] | None]:
-        raise NotImplementedError
+    def _lead_ancestors(self, facts: Facts) -> list[frozenset[str] | None]: ...
 
-    def match(self, facts: Facts) -> MatchResult:
-        raise NotImplementedError
+    def match(self, facts: Facts) -> MatchResult: ...
 
-    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
-        raise NotImplementedError
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T: ...
 
     def explain(self, facts: Facts, key: str) -> Explanation:
         """Say precisely why territory ``key`` did or did not get the lead (first failing dimension)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -83,17 +83,15 @@ def _amount(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value).quantize(Decimal("0.01"))
 
 
-class _Children:
+class _Children(Protocol):
     """The record a document's children go to: its children of one kind by id, and a new child of it."""
 
-    def own(self, kind: str) -> dict[int, Any]:
-        raise NotImplementedError
+    def own(self, kind: str) -> dict[int, Any]: ...
 
-    def add(self, kind: str, item: Mapping[str, Any]) -> Any:
-        raise NotImplementedError
+    def add(self, kind: str, item: Mapping[str, Any]) -> Any: ...
 
 
-class _OpportunityChildren(_Children):
+class _OpportunityChildren:
     def __init__(self, opp: Opportunity, products: Mapping[str, int], now: datetime) -> None:
         self.opp, self.products, self.now = opp, products, now
 
@@ -106,7 +104,7 @@ class _OpportunityChildren(_Children):
         return row
 
 
-class _LeadChildren(_Children):
+class _LeadChildren:
     """A lead's contacts, products (its revenue lines), notes and activities."""
 
     def __init__(self, session: Session, lead: Lead, products: Mapping[str, int], now: datetime) -> None:
