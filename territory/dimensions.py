@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 
@@ -32,8 +33,15 @@ def ordered(names: Iterable[str]) -> tuple[str, ...]:
     >>> ordered(["industry", "geography", "customer"])
     ('customer', 'geography', 'industry')
     """
-    given = {str(n) for n in names}
-    return tuple(n for n in BUILT_IN if n in given) + tuple(sorted(given - set(BUILT_IN)))
+    return _ordered(frozenset(map(str, names)))
+
+
+_BUILT_IN_SET = frozenset(BUILT_IN)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ordered(given: frozenset[str]) -> tuple[str, ...]:
+    return tuple(n for n in BUILT_IN if n in given) + tuple(sorted(given - _BUILT_IN_SET))
 
 
 class MemberHierarchy:

@@ -247,9 +247,48 @@ def def_of(t: Territory) -> TerritoryDef:
 
 
 def load_defs(session: Session, model_id: int) -> list[TerritoryDef]:
-    """Every territory of a model as definitions, ordered by key."""
-    rows = session.scalars(select(Territory).where(Territory.model_id == model_id).order_by(Territory.key))
-    return [def_of(t) for t in rows]
+    """Every territory of a model as definitions, ordered by key: three plain queries read as rows (the
+    same definitions ``def_of`` gives of the loaded objects, at a fraction of the cost over 10,000
+    territories and their 100,000 coverage rows)."""
+    in_model = select(Territory.id).where(Territory.model_id == model_id)
+    include: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    exclude: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for territory_id, dimension, member, mode in session.execute(
+        select(
+            TerritoryCoverage.territory_id,
+            TerritoryCoverage.dimension,
+            TerritoryCoverage.member,
+            TerritoryCoverage.mode,
+        )
+        .where(TerritoryCoverage.territory_id.in_(in_model))
+        .order_by(TerritoryCoverage.id)
+    ):
+        (include if mode == CoverageMode.INCLUDE else exclude)[territory_id][dimension].add(member)
+    teams: dict[int, list[TeamMember]] = defaultdict(list)
+    for territory_id, user_key, role in session.execute(
+        select(TerritoryMember.territory_id, TerritoryMember.user_key, TerritoryMember.role)
+        .where(TerritoryMember.territory_id.in_(in_model))
+        .order_by(TerritoryMember.id)
+    ):
+        teams[territory_id].append(TeamMember(user_key, role))
+    out = []
+    for territory_id, key, parent_key, name, type_, partner_key in session.execute(
+        select(
+            Territory.id,
+            Territory.key,
+            Territory.parent_key,
+            Territory.name,
+            Territory.type,
+            Territory.partner_key,
+        )
+        .where(Territory.model_id == model_id)
+        .order_by(Territory.key)
+    ):
+        inc, exc = include.get(territory_id, {}), exclude.get(territory_id, {})
+        coverage = {d: Coverage.of(inc.get(d, ()), exc.get(d, ())) for d in ordered([*inc, *exc])}
+        team = tuple(teams.get(territory_id, ()))
+        out.append(TerritoryDef(key, parent_key, name, type_, team, partner_key, coverage))
+    return out
 
 
 def territory_rows(session: Session, model_id: int) -> dict[str, Territory]:
