@@ -19,6 +19,9 @@ is built around those findings:
 - ``first``/``priority`` assert an event (one rule fires; the order is encoded in ``pri``); ``collect``
   asserts a fact, completes every due action, and retracts the fact in the same evaluation, so every
   matching rule fires once and nothing stays behind;
+- facts a ruleset cannot tell apart (``FactClasses``: a number by where it falls among the constants it
+  is compared with, a text by which constant it equals, if any) are evaluated once: the rules that fired
+  are remembered per class (a batch re-deciding a million leads asks the same question many times);
 - a new ruleset version is smoke-evaluated in a subprocess with a timeout (``verify_in_subprocess``).
 """
 
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring as quote
@@ -126,6 +130,102 @@ def fact_names(shards: Iterable[Shard]) -> frozenset[str]:
     return frozenset(names)
 
 
+class FactClasses:
+    """The classes of facts a ruleset cannot tell apart, so one evaluation answers for a whole class.
+
+    Every condition compares a fact with constants (``eq``, ``ne``, ``lt``... ``in``, ``not_in``,
+    ``exists``). A number is told apart from others only by where it falls among the numbers its fact
+    is compared with (below, equal to, or between two of them); a text only by which of its fact's
+    constants it equals, if any; a missing fact by its absence. The class of a lead's facts is that,
+    fact by fact; facts compared in any other way (text with ``lt``, a fact compared with numbers and
+    texts alike, a value of an unexpected type) keep their value in the class.
+
+    >>> c = FactClasses.of(ast.make_ruleset(ast.Kind.POLICY, ast.HitPolicy.FIRST, (ast.Rule("big", 0,
+    ...     ast.Compare("deal_size", ast.Op.GTE, 100000), ast.PolicyActions(expiry_days=30)),)))
+    >>> c.key({"deal_size": 150000}) == c.key({"deal_size": 900000}) != c.key({"deal_size": 99999})
+    True
+    """
+
+    def __init__(
+        self,
+        names: Iterable[str],
+        numbers: Mapping[str, Iterable[float]],
+        texts: Mapping[str, Iterable[str]],
+        raw: Iterable[str] = (),
+    ) -> None:
+        self.names = tuple(sorted(names))
+        self.numbers = {name: tuple(sorted(set(values))) for name, values in numbers.items()}
+        self.texts = {name: frozenset(values) for name, values in texts.items()}
+        #: facts compared in ways the classes do not cover: their values are their classes
+        self.raw = frozenset(raw)
+
+    @classmethod
+    def of(cls, ruleset: ast.Ruleset) -> FactClasses:
+        names: set[str] = set()
+        numbers: dict[str, list[float]] = {}
+        texts: dict[str, set[str]] = {}
+        raw: set[str] = set()
+
+        def walk(node: ast.Condition) -> None:
+            if isinstance(node, ast.Compare):
+                names.add(node.fact)
+                if node.op is ast.Op.EXISTS:
+                    return
+                for value in node.value if isinstance(node.value, tuple) else (node.value,):
+                    if isinstance(value, bool) or not isinstance(value, int | float | str):
+                        raw.add(node.fact)
+                    elif isinstance(value, str):
+                        texts.setdefault(node.fact, set()).add(value)
+                        if node.op in ast.NUMBER_OPS:
+                            raw.add(node.fact)
+                    else:
+                        numbers.setdefault(node.fact, []).append(value)
+            elif isinstance(node, ast.AllOf | ast.AnyOf):
+                for item in node.items:
+                    walk(item)
+            elif isinstance(node, ast.Not):
+                walk(node.item)
+
+        for rule in ruleset.rules:
+            walk(rule.condition)
+        raw |= set(numbers) & set(texts)
+        return cls(
+            names,
+            {k: v for k, v in numbers.items() if k not in raw},
+            {k: v for k, v in texts.items() if k not in raw},
+            raw,
+        )
+
+    def key(self, facts: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The class of ``facts`` (normalized: text or numbers)."""
+        out: list[Any] = []
+        for name in self.names:
+            value = facts.get(name, _MISSING)
+            if value is _MISSING:
+                out.append(_MISSING)
+                continue
+            kind = type(value)
+            texts = self.texts.get(name)
+            if texts is not None and kind is str:
+                out.append(value if value in texts else _OTHER)
+                continue
+            numbers = self.numbers.get(name)
+            if numbers is not None and (kind is int or kind is float):
+                at = bisect_left(numbers, value)
+                out.append((at, at < len(numbers) and numbers[at] == value))
+                continue
+            if texts is None and numbers is None and name not in self.raw:  # only ``exists`` reads it
+                out.append(_OTHER)
+                continue
+            out.append((_RAW, kind.__name__, value))
+        return tuple(out)
+
+
+_MISSING, _OTHER, _RAW = object(), object(), object()  # no fact value is any of them
+#: Classes remembered per ruleset (a dict of fired rules; forgotten past this many).
+CLASSES_KEPT = 65_536
+
+
 _TAIL = f'"{MARK}":1,"sid":"{SESSION}"}}'
 
 
@@ -145,6 +245,17 @@ def _message(facts: Mapping[str, Any], names: frozenset[str]) -> str:
 # -- the runtime ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """A ruleset loaded into the runtime."""
+
+    shards: list[Shard]
+    names: frozenset[str]
+    classes: FactClasses | None
+    #: the rules that fired, per class of facts (``FactClasses.key``)
+    fired: dict[tuple[Any, ...], tuple[str, ...]]
+
+
 class _Runtime:
     """The durable rulesets loaded in this process, driven through durable's C core.
 
@@ -158,10 +269,11 @@ class _Runtime:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.handles: dict[str, int] = {}
-        self.loaded: dict[str, tuple[list[Shard], frozenset[str]]] = {}
+        self.loaded: dict[str, _Loaded] = {}
 
-    def load(self, ruleset: ast.Ruleset) -> tuple[list[Shard], frozenset[str]]:
-        """The ruleset's durable shards (created on first use) and the facts their conditions read."""
+    def load(self, ruleset: ast.Ruleset) -> _Loaded:
+        """The ruleset's durable shards (created on first use), the facts their conditions read, and the
+        rules that fired per class of facts seen (none when the ruleset has no content-hash version)."""
         key = f"{ruleset.kind.value}:{ruleset.version}"
         loaded = self.loaded.get(key)
         if loaded is None:
@@ -174,7 +286,11 @@ class _Runtime:
                 except durable_rules_engine.error as exc:
                     raise EngineFailure(f"durable_rules refused {shard.name}: {exc}") from exc
                 self.handles[shard.name] = handle
-            loaded = self.loaded[key] = (shards, fact_names(shards))
+            names = fact_names(shards)
+            classes = FactClasses.of(ruleset) if ruleset.version else None
+            if classes is not None and not names <= set(classes.names):
+                classes = None  # (the compiled conditions read what the rules do: never expected)
+            loaded = self.loaded[key] = _Loaded(shards, names, classes, {})
         return loaded
 
     def close(self) -> None:
@@ -213,7 +329,20 @@ class _Runtime:
         return fired
 
     def fired(self, ruleset: ast.Ruleset, facts: Mapping[str, Any]) -> tuple[str, ...]:
-        shards, names = self.load(ruleset)
+        loaded = self.load(ruleset)
+        if loaded.classes is None:
+            return self._fired(ruleset, loaded, facts)
+        key = loaded.classes.key(facts)
+        known = loaded.fired.get(key)
+        if known is None:
+            known = self._fired(ruleset, loaded, facts)
+            if len(loaded.fired) >= CLASSES_KEPT:
+                loaded.fired.clear()
+            loaded.fired[key] = known
+        return known
+
+    def _fired(self, ruleset: ast.Ruleset, loaded: _Loaded, facts: Mapping[str, Any]) -> tuple[str, ...]:
+        shards, names = loaded.shards, loaded.names
         collect = ruleset.hit_policy is ast.HitPolicy.COLLECT
         text = _message(facts, names)
         matched: set[str] = set()

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from rules import ast, reference
 from rules.compiler import complexity_problem
-from rules.engine import DurableEvaluator, shard_definitions
+from rules.engine import DurableEvaluator, FactClasses, shard_definitions
+from rules.vocabulary import normalize_facts
 from tests.unit.rules.strategies import comparisons, lead_facts, rulesets
 
 durable = DurableEvaluator()
@@ -55,3 +56,29 @@ def test_rulesets_split_into_shards_agree_with_reference(ruleset, many_facts):
     assert len(shard_definitions(ruleset)) >= 1
     for facts in many_facts:
         assert_same(ruleset, facts)
+
+
+@SETTINGS
+@given(rulesets(), st.lists(lead_facts(), min_size=2, max_size=12))
+def test_facts_of_one_class_fire_the_same_rules(ruleset, many_facts):
+    """The durable evaluator answers once per class of facts (``FactClasses``): any two facts of one
+    class must fire the same rules by the reference evaluator, which knows nothing of classes."""
+    classes = FactClasses.of(ruleset)
+    fired: dict[tuple[object, ...], tuple[str, ...]] = {}
+    for facts in many_facts:
+        normalized = normalize_facts(facts)
+        want = reference.evaluate(ruleset, normalized, trace=False).fired
+        assert fired.setdefault(classes.key(normalized), want) == want
+
+
+def test_numbers_are_classed_by_the_constants_they_fall_between():
+    rule = ast.Rule("mid", 0, ast.Compare("deal_size", ast.Op.GT, 1000), ast.PolicyActions(expiry_days=9))
+    other = ast.Rule("eq", 0, ast.Compare("deal_size", ast.Op.EQ, 5000), ast.PolicyActions(expiry_days=8))
+    ruleset = ast.make_ruleset(ast.Kind.POLICY, ast.HitPolicy.COLLECT, (rule, other))
+    key = FactClasses.of(ruleset).key
+    assert key({"deal_size": 1001}) == key({"deal_size": 4999}) != key({"deal_size": 5000})
+    assert key({"deal_size": 1000}) != key({"deal_size": 1000.5}) != key({})
+    for facts in ({"deal_size": 1001}, {"deal_size": 4999}, {"deal_size": 5000}, {"deal_size": 1000}, {}):
+        assert durable.evaluate(ruleset, facts, trace=False) == reference.evaluate(
+            ruleset, facts, trace=False
+        )
