@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import NamedTuple, Protocol, TypeVar
@@ -76,6 +76,61 @@ class Candidates(NamedTuple):
     omitted_reasons: dict[str, int]
 
 
+class NearMissIndex(NamedTuple):
+    """A territory's children indexed for ranking them as near misses once it matched (``_near_misses``).
+
+    Built once per snapshot for every territory with children (``near_miss_index``). Each child is checked
+    on the dimensions its parent does not vouch for (``Explaining._unvouched``): ``lookups`` finds, per
+    dimension, the children that include or exclude a member of the lead's ancestors-or-self; ``always``
+    holds the children restricting some dimension by exclusions only (they meet most leads there);
+    ``ranked`` holds the others in the order they rank when they fail every check (most dimensions met,
+    fewest failed, depth-first), and ``first_dims`` counts them by their first dimension checked.
+    """
+
+    lookups: tuple[tuple[int, dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]], ...]
+    always: frozenset[int]
+    ranked: tuple[int, ...]
+    first_dims: tuple[tuple[int, int], ...]
+
+
+def near_miss_index(
+    children: Sequence[int],
+    checks: Sequence[tuple[tuple[int, frozenset[str], frozenset[str]], ...]],
+    vouched: Sequence[int],
+) -> NearMissIndex:
+    """Index ``children`` by the members their ``checks`` (dimension, includes, excludes) name.
+
+    A child without checks matches whenever its parent does: it is never a near miss and is left out.
+    """
+    includes: dict[int, dict[str, list[int]]] = {}
+    excludes: dict[int, dict[str, list[int]]] = {}
+    always: set[int] = set()
+    ranked: list[int] = []
+    first: dict[int, int] = {}
+    for c in children:
+        if not checks[c]:
+            continue
+        if any(not inc for _, inc, _ in checks[c]):
+            always.add(c)
+            continue
+        ranked.append(c)
+        first[checks[c][0][0]] = first.get(checks[c][0][0], 0) + 1
+        for di, inc, exc in checks[c]:
+            for m in inc:
+                includes.setdefault(di, {}).setdefault(m, []).append(c)
+            for m in exc:
+                excludes.setdefault(di, {}).setdefault(m, []).append(c)
+    ranked.sort(key=lambda c: (-vouched[c], len(checks[c]), c))
+
+    def frozen(table: dict[str, list[int]] | None) -> dict[str, tuple[int, ...]]:
+        return {m: tuple(ts) for m, ts in (table or {}).items()}
+
+    lookups = tuple(
+        (di, frozen(includes.get(di)), frozen(excludes.get(di))) for di in sorted({*includes, *excludes})
+    )
+    return NearMissIndex(lookups, frozenset(always), tuple(ranked), tuple(sorted(first.items())))
+
+
 class Explaining(Protocol):
     """Explanations over a snapshot's indexes; ``TerritorySnapshot`` builds them and the three methods
     declared without a body, and inherits the rest."""
@@ -90,7 +145,7 @@ class Explaining(Protocol):
     _restrictions: tuple[tuple[tuple[int, frozenset[str], frozenset[str]], ...], ...]
     _unvouched: tuple[tuple[tuple[int, frozenset[str], frozenset[str]], ...], ...]
     _vouched: tuple[int, ...]
-    _near_dims: tuple[tuple[int, ...], ...]
+    _near: tuple[NearMissIndex | None, ...]
 
     def _lead_ancestors(self, facts: Facts) -> list[frozenset[str] | None]: ...
 
@@ -125,7 +180,8 @@ class Explaining(Protocol):
         A near miss is a child of a matching territory that did not match (the root when nothing
         matched). Near misses rank by how many of the dimensions they restrict the lead meets (more
         first), then by how few they fail, then depth-first; ``closest=None`` explains them all. Only
-        the explained ones cost an ``Explanation``, so a root with hundreds of children stays cheap.
+        the explained ones cost an ``Explanation``, and only the children the lead's members reach through
+        an index are scored one by one, so a root with hundreds of children stays cheap.
 
         >>> from territory.dimensions import Dimension
         >>> from territory.snapshot import TerritorySnapshot
@@ -142,26 +198,24 @@ class Explaining(Protocol):
         fa = self._lead_ancestors(facts)
         matched = [self._id[k] for k in result.matched]
         ids = set(matched)
-        children = self._children
-        # Near misses are children of a match that did not match (the root when nothing did). Given that
-        # their parent matched, they are scored on the dimensions their parent does not vouch for only, so
-        # the scores of one parent's children depend on the lead's members of those dimensions alone and
-        # are remembered per (parent, members): a root with hundreds of children is scored once per value.
+        # Near misses are children of a match that did not match (the root when nothing did), each group
+        # ranked closest first; the groups are merged lazily, so only the shown ones are ever ranked apart
+        # from the rest (see ``_near_misses``).
+        groups: list[tuple[Iterable[_Score], int, dict[str, int]]] = []
         if matched:
-            groups = [self._scored_children(p, facts, fa) for p in matched if children[p]]
+            groups = [self._near_misses(p, fa) for p in matched if self._near[p] is not None]
         else:
-            groups = [self._scored((0,), fa, self._restrictions, under_match=False)]
-        total = sum(len(g[0]) for g in groups)
+            scored, counts = self._scored((0,), fa, self._restrictions, under_match=False)
+            groups = [(scored, len(scored), counts)]
+        total = sum(g[1] for g in groups)
         reasons: dict[str, int] = {}
-        for _, counts in groups:
+        for _, _, counts in groups:
             for reason, n in counts.items():
                 reasons[reason] = reasons.get(reason, 0) + n
-        if closest is None or total <= closest:
-            shown = [x for g in groups for x in g[0]]
-        else:
-            shown = list(itertools.islice(heapq.merge(*(g[0] for g in groups)), closest))
-            for *_, failed in shown:
-                reasons[str(failed[0][1])] -= 1
+        ranked = heapq.merge(*(g[0] for g in groups))
+        shown = list(ranked if closest is None else itertools.islice(ranked, closest))
+        for *_, failed in shown:
+            reasons[str(failed[0][1])] -= 1
         reasons = {k: n for k, n in sorted(reasons.items()) if n}
         rest_count = total - len(shown)
         losers = {t: (-minus_met, failed) for minus_met, _, t, failed in shown}
@@ -175,15 +229,55 @@ class Explaining(Protocol):
             explained.append(e)
         return Candidates(tuple(explained), rest_count, reasons if rest_count else {})
 
-    def _scored_children(
-        self, p: int, facts: Facts, fa: list[frozenset[str] | None]
-    ) -> tuple[list[_Score], dict[str, int]]:
-        """The children of matched ``p`` that did not match, scored and ranked, and their reasons counted."""
-        dims = self._near_dims[p]
-        key = ("near misses", p, tuple(facts.get(self._dims[di]) for di in dims))  # type: ignore[call-overload]
-        return self.derived(
-            key, lambda: self._scored(self._children[p], fa, self._unvouched, under_match=True)
-        )
+    def _near_misses(
+        self, p: int, fa: list[frozenset[str] | None]
+    ) -> tuple[Iterator[_Score], int, dict[str, int]]:
+        """The children of matched ``p`` that did not match: ranked closest first (lazily), how many
+        there are, and how many fail for each reason (of their first failing dimension).
+
+        Only the children the lead's members reach through ``p``'s ``NearMissIndex`` (those meeting or
+        excluding the lead on some dimension, and those restricting a dimension by exclusions only) are
+        scored one by one. Every other child fails each of its checks, on a dimension the lead lacks
+        (``fact_missing``) or does not meet (``dimension_not_covered``): its rank is known in advance,
+        so those are taken in their precomputed order, and only as far as the merge asks.
+        """
+        index = self._near[p]
+        assert index is not None  # the caller asks for territories with children only
+        reached = set(index.always)
+        for di, includes, excludes in index.lookups:
+            a = fa[di]
+            if a is None:
+                continue
+            for m in a:
+                found = includes.get(m)
+                if found is not None:
+                    reached.update(found)
+                found = excludes.get(m)
+                if found is not None:
+                    reached.update(found)
+        checks = self._unvouched
+        scored, reasons = self._scored(sorted(reached), fa, checks, under_match=True)
+        missing, not_covered = str(Reason.FACT_MISSING), str(Reason.DIMENSION_NOT_COVERED)
+        first = dict(index.first_dims)
+        for t in reached:
+            if checks[t] and t not in index.always:
+                first[checks[t][0][0]] -= 1
+        rest = 0
+        for di, n in first.items():
+            if n:
+                reason = missing if fa[di] is None else not_covered
+                reasons[reason] = reasons.get(reason, 0) + n
+                rest += n
+        vouched = self._vouched
+        missing_r, not_covered_r = Reason.FACT_MISSING, Reason.DIMENSION_NOT_COVERED
+
+        def unreached() -> Iterator[_Score]:
+            for t in index.ranked:
+                if t not in reached:
+                    fails = [(di, missing_r if fa[di] is None else not_covered_r) for di, _, _ in checks[t]]
+                    yield (-vouched[t], len(fails), t, fails)
+
+        return heapq.merge(scored, unreached()), len(scored) + rest, reasons
 
     def _scored(
         self,

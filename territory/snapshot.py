@@ -30,7 +30,14 @@ import networkx as nx
 
 from territory.dimensions import BUILT_IN, Dimension, MemberHierarchy, ordered
 from territory.errors import UnknownTerritory, did_you_mean, hint
-from territory.explanations import Candidates, Explaining, Explanation, Reason
+from territory.explanations import (
+    Candidates,
+    Explaining,
+    Explanation,
+    NearMissIndex,
+    Reason,
+    near_miss_index,
+)
 from territory.matches import Facts, MatchResult
 from territory.tree import CHANNEL_ACCOUNT_MANAGER, TeamMember, TerritoryDef, check_tree
 from territory.tree import TreeWarning as TreeWarning
@@ -180,14 +187,13 @@ class TerritorySnapshot(Explaining):
             for t, (ds, p) in enumerate(zip(restricted, self._parent, strict=True))
         ]
         self._vouched = tuple(len(v) for v in vouched)
-        # Per territory: the dimensions its children are checked on once it matched (see `candidates`).
         self._unvouched: tuple[tuple[tuple[int, frozenset[str], frozenset[str]], ...], ...] = tuple(
             tuple((di, inc[di][t], exc[di][t]) for di in ds if di not in v)
             for t, (ds, v) in enumerate(zip(restricted, vouched, strict=True))
         )
-        self._near_dims = tuple(
-            tuple(sorted({di for c in self._children[t] for di, _, _ in self._unvouched[c]}))
-            for t in range(n)
+        # Per territory with children: its children indexed for ranking them as near misses.
+        self._near: tuple[NearMissIndex | None, ...] = tuple(
+            near_miss_index(kids, self._unvouched, self._vouched) if kids else None for kids in self._children
         )
         self._build_inverted_indexes()
         self._build_cams()
