@@ -28,6 +28,9 @@ class ReassignmentRun(Base):
     scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     reverts_run_id: Mapped[int | None] = mapped_column(ForeignKey("reassignment_runs.id"))
     incremental: Mapped[bool] = mapped_column(Boolean, default=False)
+    # An incremental plan's leads: per dimension, the members whose leads fall in the changed coverage
+    # (worked out once, when the run is created, so the chunks need not hold both models).
+    incremental_members: Mapped[dict[str, list[str]] | None] = mapped_column(JSON)
     chunk_size: Mapped[int] = mapped_column(Integer)
     content_hash: Mapped[str | None] = mapped_column(String(64))
     # Counts: leads that exist, leads evaluated, and what the plan and the apply found.

@@ -5,7 +5,7 @@ one item per lead that would move or be kept."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -102,29 +102,25 @@ def _member_condition(dimension: str, members: set[str]) -> ColumnElement[bool]:
 
 def changed_members(base: TerritorySnapshot, target: TerritorySnapshot) -> dict[str, set[str]] | None:
     """Per dimension, the members a lead must carry to fall in the coverage that changed between the two
-    models; ``None``: every lead may. Worked out once per pair of snapshots in a process (every chunk
-    of a run asks; over 10,000 territories it costs more than a chunk's own query)."""
-
-    def compute() -> dict[str, set[str]] | None:
-        if base.dimensions != target.dimensions or any(
-            base.hierarchy(d).parents() != target.hierarchy(d).parents() for d in base.dimensions
-        ):  # members moved (a country to another region...): territories left alike may match otherwise
-            return None
-        return candidate_members((base, target), changed_territories(base, target))
-
-    # keyed by the base snapshot itself (kept in the value, so its id cannot be reused meanwhile)
-    held, members = target.derived(("changed members since", id(base)), lambda: (base, compute()))
-    return members if held is base else compute()
-
-
-def incremental_condition(
-    base: TerritorySnapshot, target: TerritorySnapshot, base_model_id: int
-) -> ColumnElement[bool] | None:
-    """Leads an incremental plan must evaluate: those whose facts fall in the coverage that changed
-    between the two models, and those last decided with another model; ``None``: every lead."""
-    members = changed_members(base, target)
-    if members is None:
+    models; ``None``: every lead may (members moved, a country to another region...: territories left
+    alike may match otherwise)."""
+    if base.dimensions != target.dimensions or any(
+        base.hierarchy(d).parents() != target.hierarchy(d).parents() for d in base.dimensions
+    ):
         return None
+    return candidate_members((base, target), changed_territories(base, target))
+
+
+def incremental_members(base: TerritorySnapshot, target: TerritorySnapshot) -> dict[str, list[str]] | None:
+    """What a run stores of ``changed_members`` (JSON: sorted lists)."""
+    members = changed_members(base, target)
+    return None if members is None else {d: sorted(m) for d, m in members.items()}
+
+
+def incremental_condition(members: Mapping[str, Iterable[str]], base_model_id: int) -> ColumnElement[bool]:
+    """Leads an incremental plan must evaluate: those whose facts fall in the coverage that changed
+    between the two models (``members``, see ``changed_members``), and those last decided with another
+    model."""
     other_model = exists(
         select(StoredDecision.id)
         .where(
@@ -136,7 +132,7 @@ def incremental_condition(
         )
         .correlate_except(StoredDecision)
     )
-    by_members = [_member_condition(d, m) for d, m in members.items() if m]
+    by_members = [_member_condition(d, set(m)) for d, m in members.items() if m]
     return or_(other_model, *by_members) if by_members else or_(other_model, false())
 
 
@@ -234,23 +230,11 @@ def context_for(db: Database, url: str, run: ReassignmentRun) -> PlanContext:
     return context
 
 
-Pair = tuple[TerritorySnapshot, TerritorySnapshot] | None
-
-
-def model_pair(db: Database, run: ReassignmentRun) -> Pair:
-    """The (active, target) snapshots of an incremental run (load them outside any transaction)."""
-    if run.incremental and run.base_model_id and run.territory_model_id:
-        return snapshot_for(db, run.base_model_id), snapshot_for(db, run.territory_model_id)
-    return None
-
-
-def run_conditions(session: Session, run: ReassignmentRun, pair: Pair) -> list[ColumnElement[bool]]:
+def run_conditions(session: Session, run: ReassignmentRun) -> list[ColumnElement[bool]]:
     """The scope of ``run``, narrowed to the changed coverage when the run is incremental."""
     conditions = scope_conditions(session, run.scope)
-    if pair is not None and run.base_model_id is not None:
-        condition = incremental_condition(pair[0], pair[1], run.base_model_id)
-        if condition is not None:
-            conditions.append(condition)
+    if run.incremental and run.incremental_members is not None and run.base_model_id is not None:
+        conditions.append(incremental_condition(run.incremental_members, run.base_model_id))
     return conditions
 
 
@@ -321,7 +305,6 @@ def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
         run = session.get(ReassignmentRun, chunk.run_id)
         assert run is not None
     context = context_for(db, database_url, run)
-    pair = model_pair(db, run)
     evaluator = get_evaluator()
     with db.transaction() as session:  # read, then decide outside any transaction
         done = session.scalar(
@@ -335,7 +318,7 @@ def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
             return {}
         run = session.get(ReassignmentRun, chunk.run_id)
         assert run is not None
-        conditions = run_conditions(session, run, pair)
+        conditions = run_conditions(session, run)
         rows = [
             _Row(lead_id, version, status, decision_id, model_id, _loads(facts), _loads(result))
             for lead_id, version, status, decision_id, model_id, facts, result in session.execute(

@@ -109,7 +109,6 @@ def finish_plan(db: Database, run_id: int, *, only_if_complete: bool = False) ->
             only_if_complete and _pending_count(session, run_id, plan_service.PHASE)
         ):
             return  # (checked again under the run's lock below)
-    pair = plan_service.model_pair(db, loaded)
     with db.transaction() as session:
         run = load_run(session, run_id, lock=True)
         if run.status != RunStatus.PLANNING or (
@@ -158,7 +157,7 @@ def finish_plan(db: Database, run_id: int, *, only_if_complete: bool = False) ->
             run.total_leads = plan_service.count_leads(
                 session, plan_service.scope_conditions(session, run.scope)
             )
-            run.evaluated = plan_service.count_leads(session, plan_service.run_conditions(session, run, pair))
+            run.evaluated = plan_service.count_leads(session, plan_service.run_conditions(session, run))
         else:
             run.total_leads = run.evaluated = run.moved + run.kept
         run.content_hash = digest.hexdigest()

@@ -170,18 +170,14 @@ def create_run(
     if model_id is not None:
         snapshot_for(db, model_id)  # 409 with the problems when the model is not a valid tree
     rulesets = plan_service.rulesets_for(db, list(data.ruleset_ids))
-    incremental = False
+    members = None
     if not data.full and not data.ruleset_ids and active is not None and model_id not in (None, active):
         assert model_id is not None
         base, target = snapshot_for(db, active), snapshot_for(db, model_id)
-        changed = changed_territories(base, target)
-        incremental = not plan_service.rules_name_territories(rulesets, changed)
+        if not plan_service.rules_name_territories(rulesets, changed_territories(base, target)):
+            # None: members moved between parents, every lead may match otherwise (a full plan)
+            members = plan_service.incremental_members(base, target)
     scope = data.where.model_dump(mode="json", exclude_none=True)
-    pair = (
-        (snapshot_for(db, active), snapshot_for(db, model_id))
-        if incremental and active is not None and model_id is not None
-        else None
-    )
     with db.transaction() as session:
         run = ReassignmentRun(
             kind=RunKind.PLAN.value,
@@ -190,13 +186,14 @@ def create_run(
             base_model_id=active,
             ruleset_ids=list(data.ruleset_ids),
             scope=scope,
-            incremental=incremental,
+            incremental=members is not None,
+            incremental_members=members,
             chunk_size=data.chunk_size or default_chunk_size(),
             created_by=principal.user_id if principal else None,
         )
         session.add(run)
         session.flush()
-        plan_service.create_chunks(session, run, plan_service.run_conditions(session, run, pair))
+        plan_service.create_chunks(session, run, plan_service.run_conditions(session, run))
         audit.record(
             session,
             principal,
