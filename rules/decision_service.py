@@ -3,11 +3,12 @@ draft) configuration, store decisions, answer "why not territory X / user Y", pr
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import CompoundSelect, func, select, union_all
 from sqlalchemy.orm import Session
 
 from common import audit
@@ -28,15 +29,18 @@ from rules.decision import (
 from rules.errors import FactsInvalid
 from rules.evaluator import get_evaluator
 from rules.models import StoredDecision
-from rules.service import active_rulesets, active_rulesets_in
+from rules.service import active_rulesets, active_rulesets_in, rulesets_of_versions
 from territory.dimensions import Dimension, MemberHierarchy
 from territory.geography import WORLD, region_of
 from territory.repository import (
+    STATE_TAGS_FREE,
+    SnapshotState,
     active_snapshot,
-    active_snapshot_in,
+    active_snapshot_at,
     model_id_of,
+    snapshot_at,
     snapshot_for,
-    snapshot_in,
+    state_selects,
 )
 from territory.snapshot import TerritorySnapshot
 
@@ -91,43 +95,62 @@ def enrich_facts(
     snapshot's geography knows; the region is the one above it there.
     The product's group comes from the snapshot's product hierarchy (the same catalog) when it
     knows the product, saving a walk up the catalog row by row.
+
+    With a snapshot, what was read about a customer, product or partner is remembered on it: a snapshot
+    is held for one reference-data fingerprint (``territory.repository``), which any change to those
+    records moves, so a snapshot read as current holds current reference data too.
     """
     out: dict[str, Any] = {k: v for k, v in facts.items() if v is not None}
     geography = snapshot.hierarchy(Dimension.GEOGRAPHY) if snapshot is not None else None
+
+    def read(key: tuple[str, str], compute: Callable[[], Any]) -> Any:
+        return snapshot.derived(("reference facts", *key), compute) if snapshot is not None else compute()
+
     customer_key = out.get("customer")
     if isinstance(customer_key, str):
-        customer = session.scalar(select(Customer).where(Customer.key == customer_key))
-        if customer is not None:
-            where = customer_geography(customer, geography)
-            derived = {
-                "customer_country": customer.country,
-                "customer_subdivision": customer.subdivision,
-                "customer_postal_code": customer.postal_code,
-                "customer_industry": customer.industry,
-                "customer_size": customer.size,
-                "geography": where,
-                "region": region_in(geography, where),
-            }
-            for name, value in derived.items():
-                if value is not None:
-                    out.setdefault(name, str(value))
+        found = read(("customer", customer_key), lambda: _customer_facts(session, customer_key, geography))
+        for name, value in found:
+            out.setdefault(name, value)
     product_key = out.get("product")
     products = snapshot.hierarchy(Dimension.PRODUCT) if snapshot is not None else None
     if isinstance(product_key, str):
         if products is not None and product_key in products:
             group: str | None = products.ancestors_or_self(product_key)[-1]
         else:
-            group = _product_group(session, product_key)
+            group = read(("product group", product_key), lambda: _product_group(session, product_key))
         if group is not None:
             out.setdefault("product_group", group)
     partner_key = out.get("partner")
     if isinstance(partner_key, str):
-        partner_type = session.scalar(
-            select(Organization.partner_type).where(Organization.key == partner_key)
-        )
+        partner_type = read(("partner type", partner_key), lambda: _partner_type(session, partner_key))
         if partner_type is not None:
-            out.setdefault("partner_type", str(partner_type))
+            out.setdefault("partner_type", partner_type)
     return out
+
+
+def _customer_facts(
+    session: Session, key: str, geography: MemberHierarchy | None
+) -> tuple[tuple[str, str], ...]:
+    """The facts a customer record gives a lead (none for an unknown customer)."""
+    customer = session.scalar(select(Customer).where(Customer.key == key))
+    if customer is None:
+        return ()
+    where = customer_geography(customer, geography)
+    derived = {
+        "customer_country": customer.country,
+        "customer_subdivision": customer.subdivision,
+        "customer_postal_code": customer.postal_code,
+        "customer_industry": customer.industry,
+        "customer_size": customer.size,
+        "geography": where,
+        "region": region_in(geography, where),
+    }
+    return tuple((name, str(value)) for name, value in derived.items() if value is not None)
+
+
+def _partner_type(session: Session, key: str) -> str | None:
+    partner_type = session.scalar(select(Organization.partner_type).where(Organization.key == key))
+    return str(partner_type) if partner_type is not None else None
 
 
 def _validated(facts: Mapping[str, Any]) -> LeadFacts:
@@ -148,7 +171,13 @@ def _rulesets_with(db: Database, ruleset_ids: Sequence[int]) -> dict[ast.Kind, a
 
 
 def _rulesets_in(session: Session, url: str, ruleset_ids: Sequence[int]) -> dict[ast.Kind, ast.Ruleset]:
-    rulesets = dict(active_rulesets_in(session, url))
+    return _with_drafts(session, active_rulesets_in(session, url), ruleset_ids)
+
+
+def _with_drafts(
+    session: Session, active: Mapping[ast.Kind, ast.Ruleset], ruleset_ids: Sequence[int]
+) -> dict[ast.Kind, ast.Ruleset]:
+    rulesets = dict(active)
     for i, ruleset_id in enumerate(ruleset_ids):
         row = repository.get(session, ruleset_id)
         if row is None:
@@ -175,6 +204,33 @@ def decide_facts(
     return dict(checked.given), decide(checked, snapshot, rulesets, evaluator, territory_team=territory_team)
 
 
+#: The tag of the active rulesets' rows in ``_state_statement`` (the territory's come first).
+_RULESETS_TAG = STATE_TAGS_FREE
+
+
+@functools.cache
+def _state_statement() -> CompoundSelect[Any]:
+    """Built once: the reference fingerprint, the active territory model and the active rulesets' versions,
+    everything that tells whether what this process holds is current, in one statement."""
+    return union_all(*state_selects(), repository.active_versions_select(_RULESETS_TAG))
+
+
+def current_configuration(
+    session: Session, url: str, model_id: int | None = None
+) -> tuple[TerritorySnapshot | None, dict[ast.Kind, ast.Ruleset]]:
+    """The territory snapshot (the active model's, or model ``model_id``'s) and the active rulesets, as
+    the database has them now, checked with one statement; snapshots and compiled rulesets this process
+    holds are used as they are (``url``: the database's, ``Database.url``).
+
+    Each call asks the database, so an activation or a change of reference data made by any process is
+    seen by the next call.
+    """
+    rows = session.execute(_state_statement()).all()
+    state = SnapshotState.of(rows)
+    snapshot = snapshot_at(session, model_id, state) if model_id else active_snapshot_at(session, state)
+    return snapshot, rulesets_of_versions(session, url, repository.versions_of(rows, _RULESETS_TAG))
+
+
 def what_if(
     db: Database, principal: Principal, data: s.WhatIfRequest, detail: s.Detail = s.Detail.SUMMARY
 ) -> s.DecisionOut:
@@ -183,9 +239,8 @@ def what_if(
     Everything read comes from one transaction (the model, the rulesets, the reference data).
     """
     with db.transaction() as session:
-        model_id = data.territory_model_id
-        snapshot = snapshot_in(session, model_id) if model_id else active_snapshot_in(session)
-        rulesets = _rulesets_in(session, db.url, data.ruleset_ids)
+        snapshot, active = current_configuration(session, db.url, data.territory_model_id)
+        rulesets = _with_drafts(session, active, data.ruleset_ids)
         checked = _validated(enrich_facts(session, data.facts, snapshot))
     result = decide(checked, snapshot, rulesets, get_evaluator())
     return s.DecisionOut(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import literal, null, select
 from sqlalchemy.orm import Session
 
 from common.principal import Role
@@ -11,6 +14,7 @@ from directory.models import Customer, Organization, PartnerProgram, Product, Us
 from rules.checks import RuleContext
 from rules.models import RulesetStatus, StoredRuleset
 from territory.models import ModelStatus, Territory, TerritoryDimension, TerritoryModel
+from territory.repository import StateSelect
 
 #: Lead fact -> the table whose keys are its known members.
 _MEMBER_TABLES: dict[str, type[Customer] | type[Product] | type[PartnerProgram]] = {
@@ -78,6 +82,25 @@ def active(session: Session, kind: str, *, for_update: bool = False) -> StoredRu
     if for_update:
         stmt = stmt.with_for_update()
     return session.scalars(stmt).one_or_none()
+
+
+def active_versions_select(tag: int) -> StateSelect:
+    """``active_versions`` as rows of the freshness statement (``territory.repository.state_selects``):
+    ``(tag, id, NULL, NULL, "kind version_hash")``; ``versions_of`` reads them back."""
+    label = StoredRuleset.kind + " " + StoredRuleset.version_hash
+    return select(literal(tag), StoredRuleset.id, null(), null(), label).where(
+        StoredRuleset.status == RulesetStatus.ACTIVE
+    )
+
+
+def versions_of(rows: Iterable[Sequence[Any]], tag: int) -> list[tuple[str, str, int]]:
+    """(kind, version_hash, id) of the rows of ``active_versions_select(tag)`` among ``rows``."""
+    out = []
+    for row in rows:
+        if row[0] == tag:
+            kind, version_hash = str(row[4]).split(" ", 1)
+            out.append((kind, version_hash, int(row[1])))
+    return out
 
 
 def active_versions(session: Session) -> list[tuple[str, str, int]]:

@@ -377,7 +377,15 @@ def active_rulesets(db: Database) -> dict[ast.Kind, ast.Ruleset]:
 
 def active_rulesets_in(session: Session, url: str) -> dict[ast.Kind, ast.Ruleset]:
     """``active_rulesets`` inside the caller's transaction (``url``: the database's, ``Database.url``)."""
-    versions = repository.active_versions(session)
+    return rulesets_of_versions(session, url, repository.active_versions(session))
+
+
+def rulesets_of_versions(
+    session: Session, url: str, versions: Sequence[tuple[str, str, int]]
+) -> dict[ast.Kind, ast.Ruleset]:
+    """The rulesets ``versions`` (kind, version hash, id) names as active, read in this transaction
+    (``repository.active_versions`` or a statement of the caller's); only versions this process has not
+    compiled yet are read."""
     missing = [(kind, h, id_) for kind, h, id_ in versions if (kind, h) not in _AST_CACHE]
     loaded = {(kind, h): ast.ruleset_from_json(_row(session, id_).ast) for kind, h, id_ in missing}
     with _CACHE_LOCK:

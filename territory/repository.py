@@ -15,10 +15,11 @@ import threading
 import zlib
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import CompoundSelect, column, func, literal, select, table, union_all
+from sqlalchemy import CompoundSelect, Select, column, func, literal, null, select, table, union_all
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, object_session
 
 from common.clock import utcnow
@@ -46,6 +47,9 @@ from territory.snapshot import TerritorySnapshot
 from territory.tree import Coverage, TeamMember, TerritoryDef
 
 Dimensions = dict[str, MemberHierarchy]
+#: A row of the statement that tells whether held snapshots are current (``state_selects``):
+#: (tag, number, number, time, text).
+StateSelect = Select[int, Any, Any, Any, Any]
 V = TypeVar("V")
 
 _CACHE_SIZE = 16
@@ -74,9 +78,13 @@ class _LruCache:
         return value
 
     def get(self, key: Hashable) -> Any:
-        """The value held under ``key`` (``None`` when there is none); builds nothing."""
+        """The value held under ``key`` (``None`` when there is none), now the most recently used;
+        builds nothing."""
         with self._lock:
-            return self._items.get(key)
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
 
     def clear(self) -> None:
         with self._lock:
@@ -103,9 +111,12 @@ def reference_fingerprint(session: Session) -> tuple[Any, ...]:
     one of them (records are deactivated, never deleted).
     """
     stmt = _fingerprint_statement()  # one statement (one round trip) for the four tables
-    rows = sorted(session.execute(stmt).all(), key=lambda r: int(r[0]))
+    return _fingerprint_of(session.execute(stmt).all())
+
+
+def _fingerprint_of(rows: Iterable[Sequence[Any]]) -> tuple[Any, ...]:
     parts: list[Any] = []
-    for row in rows:
+    for row in sorted(rows, key=lambda r: int(r[0])):
         parts.extend((row[1], row[2], row[3].isoformat() if row[3] else None))
     return tuple(parts)
 
@@ -114,18 +125,91 @@ def reference_fingerprint(session: Session) -> tuple[Any, ...]:
 def _fingerprint_statement() -> CompoundSelect[Any]:
     """Built once: every decision asks for the fingerprint, and building a statement costs more than
     SQLite running it."""
+    return union_all(*_fingerprint_selects())
+
+
+def _fingerprint_selects() -> tuple[StateSelect, ...]:
     tables: tuple[type[Customer] | type[Product] | type[PartnerProgram] | type[Organization], ...] = (
         Customer,
         Product,
         PartnerProgram,
         Organization,
     )
-    return union_all(
-        *(
-            select(literal(i).label("i"), func.count(m.id), func.max(m.id), func.max(m.updated_at))
-            for i, m in enumerate(tables)
-        )
-    )
+    selects: list[StateSelect] = [
+        select(literal(i).label("i"), func.count(m.id), func.max(m.id), func.max(m.updated_at), null())
+        for i, m in enumerate(tables)
+    ]
+    return tuple(selects)
+
+
+# --- what makes a held snapshot current, read in one statement -----------------------------------------
+
+#: The tag of the active model's row among ``state_selects``' (the reference tables' rows are 0 to 3).
+_ACTIVE_MODEL_TAG = 4
+#: The first tag left for the layers above, whose own rows ride in the same statement.
+STATE_TAGS_FREE = 5
+
+
+def state_selects() -> tuple[StateSelect, ...]:
+    """What decides whether a held snapshot is current: the reference fingerprint and the active model.
+
+    As rows of one shape, ``(tag, number, number, time, text)``, for a caller to run in one statement
+    (``union_all``) with rows of its own (tags from ``STATE_TAGS_FREE``); ``SnapshotState.of`` reads
+    the answer. One round trip per request, however many things it checks.
+    """
+    active = select(
+        literal(_ACTIVE_MODEL_TAG), TerritoryModel.id, TerritoryModel.version, null(), null()
+    ).where(TerritoryModel.status == ModelStatus.ACTIVE)
+    return (*_fingerprint_selects(), active)
+
+
+class SnapshotState(NamedTuple):
+    """The reference fingerprint and the active model's (id, version), as ``state_selects`` read them."""
+
+    fingerprint: tuple[Any, ...]
+    active_model: tuple[int, int] | None
+
+    @classmethod
+    def of(cls, rows: Sequence[Sequence[Any]]) -> SnapshotState:
+        """Read the rows of ``state_selects`` (rows with other tags are left for their callers)."""
+        active = next(((int(r[1]), int(r[2])) for r in rows if r[0] == _ACTIVE_MODEL_TAG), None)
+        return cls(_fingerprint_of(r for r in rows if r[0] < _ACTIVE_MODEL_TAG), active)
+
+
+def active_snapshot_at(session: Session, state: SnapshotState) -> TerritorySnapshot | None:
+    """The active model's snapshot as ``state`` (read in this transaction) describes it, or ``None``.
+
+    A snapshot this process holds for that model version and reference data costs no statement;
+    otherwise the model is read and its snapshot built.
+    """
+    if state.active_model is None:
+        return None
+    model_id, version = state.active_model
+    held: TerritorySnapshot | None = _snapshots.get((_url_key(session), model_id, version, state.fingerprint))
+    if held is not None:
+        return held
+    model = session.get(TerritoryModel, model_id)
+    if model is None or model.status != ModelStatus.ACTIVE:  # changed since: read it again
+        return active_snapshot_in(session)
+    return _checked_snapshot(session, model, state.fingerprint)
+
+
+def snapshot_at(session: Session, model_id: int, state: SnapshotState) -> TerritorySnapshot:
+    """``snapshot_in`` under the reference data ``state`` read in this transaction."""
+    model = session.get(TerritoryModel, model_id)
+    if model is None:
+        raise NotFound(f"territory model {model_id} not found")
+    return _checked_snapshot(session, model, state.fingerprint)
+
+
+@functools.lru_cache(maxsize=64)
+def _rendered(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _url_key(session: Session) -> str:
+    """The database's URL (without its password) as the caches' keys name it."""
+    return _rendered(session.get_bind().engine.url)
 
 
 def _keyed_parents(session: Session, model: type[Customer] | type[Product]) -> dict[str, str | None]:
@@ -144,7 +228,7 @@ def load_dimensions(
     countries moved to another region, postal-code areas...), cached per model version as well.
     """
     fp = fingerprint if fingerprint is not None else reference_fingerprint(session)
-    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+    url = _url_key(session)
 
     def build() -> Dimensions:
         programs = session.scalars(select(PartnerProgram.key)).all()
@@ -408,10 +492,15 @@ def tree_problems(exc: TreeInvalid) -> list[FieldProblem]:
     ]
 
 
-def build_snapshot(session: Session, model: TerritoryModel) -> TerritorySnapshot:
-    """The (cached) snapshot of a model's current version; raises ``TreeInvalid``."""
-    fp = reference_fingerprint(session)
-    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+def build_snapshot(
+    session: Session, model: TerritoryModel, fingerprint: tuple[Any, ...] | None = None
+) -> TerritorySnapshot:
+    """The (cached) snapshot of a model's current version; raises ``TreeInvalid``.
+
+    ``fingerprint``: the reference data's, when the caller read it in this transaction already.
+    """
+    fp = fingerprint if fingerprint is not None else reference_fingerprint(session)
+    url = _url_key(session)
 
     def build() -> TerritorySnapshot:
         dims = load_dimensions(session, fp, model)
@@ -425,9 +514,11 @@ def build_snapshot(session: Session, model: TerritoryModel) -> TerritorySnapshot
     return _snapshots.get_or_build((url, model.id, model.version, fp), build)
 
 
-def _checked_snapshot(session: Session, model: TerritoryModel) -> TerritorySnapshot:
+def _checked_snapshot(
+    session: Session, model: TerritoryModel, fingerprint: tuple[Any, ...] | None = None
+) -> TerritorySnapshot:
     try:
-        return build_snapshot(session, model)
+        return build_snapshot(session, model, fingerprint)
     except TreeInvalid as exc:
         raise Conflict(
             f"territory model {model.id} is not a valid tree",
@@ -483,7 +574,7 @@ def tree_for_view(session: Session, model: TerritoryModel) -> TreeShape:
     data, else a snapshot built now, whose outline is then stored for the next process that asks
     (``prm territories tree`` runs in a new process every time)."""
     fp = reference_fingerprint(session)
-    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+    url = _url_key(session)
     held: TerritorySnapshot | None = _snapshots.get((url, model.id, model.version, fp))
     if held is not None:
         return held
