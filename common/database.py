@@ -77,7 +77,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No JIT: our queries are short, and where PostgreSQL guesses one costly (a batch's scan of a million
+    # leads) compiling it took longer than running it (1.3 s of a 2.4 s query, measured).
+    connect_args = {"options": "-c jit=off", **kwargs.pop("connect_args", {})}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 class Database:

@@ -56,7 +56,8 @@ class StoredDecision(Base):
     subject_type: Mapped[str] = mapped_column(String(40))
     subject_id: Mapped[int | None] = mapped_column(Integer, index=True)
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
-    territory_model_id: Mapped[int | None] = mapped_column(ForeignKey("territory_models.id"))
+    # indexed: an incremental reassignment plan looks for the leads decided with another model
+    territory_model_id: Mapped[int | None] = mapped_column(ForeignKey("territory_models.id"), index=True)
     facts: Mapped[dict[str, Any]] = mapped_column(JSON)
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     trace: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -121,16 +121,14 @@ def incremental_condition(members: Mapping[str, Iterable[str]], base_model_id: i
     """Leads an incremental plan must evaluate: those whose facts fall in the coverage that changed
     between the two models (``members``, see ``changed_members``), and those last decided with another
     model."""
-    other_model = exists(
-        select(StoredDecision.id)
-        .where(
-            StoredDecision.id == Lead.decision_id,
-            or_(
+    other_model = Lead.decision_id.in_(
+        select(StoredDecision.id).where(
+            or_(  # (< and > rather than !=: ranges of the index)
                 StoredDecision.territory_model_id.is_(None),
-                StoredDecision.territory_model_id != base_model_id,
-            ),
+                StoredDecision.territory_model_id < base_model_id,
+                StoredDecision.territory_model_id > base_model_id,
+            )
         )
-        .correlate_except(StoredDecision)
     )
     by_members = [_member_condition(d, set(m)) for d, m in members.items() if m]
     return or_(other_model, *by_members) if by_members else or_(other_model, false())
@@ -165,9 +163,12 @@ def count_leads(session: Session, conditions: list[ColumnElement[bool]]) -> int:
 
 
 def create_chunks(session: Session, run: ReassignmentRun, conditions: list[ColumnElement[bool]]) -> int:
-    """Cut the leads ``conditions`` select into chunks of ``run.chunk_size`` ids; returns how many."""
-    number, first, count, last = 0, None, 0, 0
+    """Cut the leads ``conditions`` select into chunks of ``run.chunk_size`` ids; returns how many
+    leads (the count an incremental plan reports as evaluated: counting them again at the end would
+    scan every lead once more)."""
+    number, first, count, last, leads = 0, None, 0, 0, 0
     for lead_id in lead_ids(session, conditions, max(run.chunk_size, 1000)):
+        leads += 1
         if first is None:
             first = lead_id
         count, last = count + 1, lead_id
@@ -182,7 +183,7 @@ def create_chunks(session: Session, run: ReassignmentRun, conditions: list[Colum
         session.add(
             ReassignmentChunk(run_id=run.id, phase=PHASE, number=number, first_id=first, last_id=last)
         )
-    return number
+    return leads
 
 
 # --- the chunk task -------------------------------------------------------------------------------------
@@ -258,6 +259,27 @@ class _Row:
     result: dict[str, Any]
 
 
+def _rows(session: Session, where: list[ColumnElement[bool]]) -> list[_Row]:
+    """The leads ``where`` selects, with their decisions, in id order."""
+    return [
+        _Row(lead_id, version, status, decision_id, model_id, _loads(facts), _loads(result))
+        for lead_id, version, status, decision_id, model_id, facts, result in session.execute(
+            select(
+                Lead.id,
+                Lead.version,
+                Lead.status,
+                StoredDecision.id,
+                StoredDecision.territory_model_id,
+                cast(StoredDecision.facts, Text),
+                cast(StoredDecision.result, Text),
+            )
+            .join(StoredDecision, StoredDecision.id == Lead.decision_id)
+            .where(*where)
+            .order_by(Lead.id)
+        )
+    ]
+
+
 def _states(
     session: Session, chunk: Chunk, leads: list[_Row]
 ) -> tuple[dict[int, LeadState], dict[int, int | None]]:
@@ -318,24 +340,19 @@ def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
             return {}
         run = session.get(ReassignmentRun, chunk.run_id)
         assert run is not None
-        conditions = run_conditions(session, run)
-        rows = [
-            _Row(lead_id, version, status, decision_id, model_id, _loads(facts), _loads(result))
-            for lead_id, version, status, decision_id, model_id, facts, result in session.execute(
-                select(
-                    Lead.id,
-                    Lead.version,
-                    Lead.status,
-                    StoredDecision.id,
-                    StoredDecision.territory_model_id,
-                    cast(StoredDecision.facts, Text),
-                    cast(StoredDecision.result, Text),
-                )
-                .join(StoredDecision, StoredDecision.id == Lead.decision_id)
-                .where(Lead.id >= chunk.first_id, Lead.id <= chunk.last_id, *conditions)
-                .order_by(Lead.id)
-            )
+        in_chunk: list[ColumnElement[bool]] = [
+            Lead.id >= chunk.first_id,
+            Lead.id <= chunk.last_id,
+            *run_conditions(session, run),
         ]
+        if run.incremental:  # the few leads of a wide id range first, then their decisions by id
+            ids = list(session.scalars(select(Lead.id).where(*in_chunk).order_by(Lead.id)))
+            slices: list[list[ColumnElement[bool]]] = [
+                [Lead.id.in_(ids[i : i + 1000])] for i in range(0, len(ids), 1000)
+            ]
+        else:
+            slices = [in_chunk]
+        rows = [row for where in slices for row in _rows(session, where)]
         states, owners = _states(session, chunk, rows) if rows else ({}, {})
     items: list[dict[str, Any]] = []
     for lead in rows:

@@ -17,11 +17,12 @@ or its opportunity closed), or the transition policy says so (``reassignment: {p
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 
 class RunKind(StrEnum):
@@ -213,7 +214,7 @@ def verdict(
 
 def item_digest(item: Mapping[str, Any]) -> bytes:
     """The canonical bytes of one plan item (for the plan's content hash)."""
-    return json.dumps(item, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return orjson.dumps(item, option=orjson.OPT_SORT_KEYS, default=str)
 
 
 class PlanHash:

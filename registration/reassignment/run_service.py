@@ -15,7 +15,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+import orjson
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from common import audit
@@ -126,38 +127,44 @@ def finish_plan(db: Database, run_id: int, *, only_if_complete: bool = False) ->
         )
         last, counts = 0, Counter[str]()
         while True:
-            page = list(
-                session.scalars(
-                    select(ReassignmentItem)
-                    .where(ReassignmentItem.run_id == run_id, ReassignmentItem.lead_id > last)
-                    .order_by(ReassignmentItem.lead_id)
-                    .limit(1000)
+            page = session.execute(  # rows, not objects: a plan may hold a million items
+                select(
+                    ReassignmentItem.lead_id,
+                    ReassignmentItem.lead_version,
+                    ReassignmentItem.outcome,
+                    ReassignmentItem.reason,
+                    ReassignmentItem.action,
+                    cast(ReassignmentItem.before, Text),
+                    cast(ReassignmentItem.after, Text),
                 )
-            )
-            for item in page:
-                counts[item.outcome] += 1
+                .where(ReassignmentItem.run_id == run_id, ReassignmentItem.lead_id > last)
+                .order_by(ReassignmentItem.lead_id)
+                .limit(1000)
+            ).all()
+            for lead_id, version, outcome, reason, action, before, after in page:
+                counts[outcome] += 1
                 digest.add(
                     {
-                        "lead_id": item.lead_id,
-                        "lead_version": item.lead_version,
-                        "outcome": item.outcome,
-                        "reason": item.reason,
-                        "action": item.action,
-                        "before": item.before,
-                        "after": item.after,
+                        "lead_id": lead_id,
+                        "lead_version": version,
+                        "outcome": outcome,
+                        "reason": reason,
+                        "action": action,
+                        "before": orjson.loads(before),
+                        "after": orjson.loads(after),
                     }
                 )
-            session.expunge_all()
             if len(page) < 1000:
                 break
-            last = page[-1].lead_id
+            last = page[-1][0]
         run = load_run(session, run_id, lock=True)
         run.moved, run.kept = counts[ItemOutcome.MOVE.value], counts[ItemOutcome.KEEP.value]
         if run.kind == RunKind.PLAN:
             run.total_leads = plan_service.count_leads(
                 session, plan_service.scope_conditions(session, run.scope)
             )
-            run.evaluated = plan_service.count_leads(session, plan_service.run_conditions(session, run))
+            if not run.incremental:  # (an incremental plan counted its leads when it cut its chunks)
+                run.evaluated = run.total_leads
         else:
             run.total_leads = run.evaluated = run.moved + run.kept
         run.content_hash = digest.hexdigest()

@@ -193,7 +193,7 @@ def create_run(
         )
         session.add(run)
         session.flush()
-        plan_service.create_chunks(session, run, plan_service.run_conditions(session, run))
+        run.evaluated = plan_service.create_chunks(session, run, plan_service.run_conditions(session, run))
         audit.record(
             session,
             principal,
