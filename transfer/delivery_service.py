@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -150,14 +151,16 @@ class PartnerCrmSender:
             }
             if operation in ("create", "update"):
                 remote_id = body.get("id")
+                pairs: list[tuple[str, int, str]] = []
                 if operation == "create" and isinstance(remote_id, str | int) and str(remote_id):
                     t.remote_id = str(remote_id)[:200]
                     t.remote_type = _remote_type(body, c)
                     if t.opportunity_id is not None:
-                        repository.remember(session, t, "opportunity", t.opportunity_id, t.remote_id)
+                        pairs.append(("opportunity", t.opportunity_id, t.remote_id))
                 if operation == "update" and _follow_remote(session, t, c, body):
                     repository.adopt_pairs(session, t, body.get("correlations"))  # every pair it keeps
-                repository.remember_reply(session, t, body.get("correlations"))
+                pairs += repository.reply_pairs(session, t, body.get("correlations"))
+                repository.remember_many(session, t, pairs)
                 action = "transferred" if operation == "create" else "update_sent"
                 t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
             else:
@@ -207,9 +210,13 @@ class PartnerCrmSender:
         """The opportunity changed while its create was on the way (its version moved past the one
         sent) and updates go out automatically: the change follows as an update now."""
         sent = item.payload.get("version")
-        opp = session.get(Opportunity, t.opportunity_id) if t.opportunity_id is not None else None
-        if opp is None or not isinstance(sent, int) or opp.version <= sent:
+        if t.opportunity_id is None or not isinstance(sent, int):
             return
+        version = session.scalar(select(Opportunity.version).where(Opportunity.id == t.opportunity_id))
+        if version is None or version <= sent:
+            return  # unchanged in transit (the usual case): the opportunity and its children stay unread
+        opp = session.get(Opportunity, t.opportunity_id)
+        assert opp is not None
         if transfer_service.updates_automatic(session, c, opp):
             created = t.message
             transfer_service.queue_update(session, None, opp, c, t, now=now, automatic="changed_in_transit")
@@ -341,8 +348,12 @@ def _tell_transferred(
 ) -> None:
     """The partner's CRM took the opportunity: its registration's people are told (the policy's
     ``transferred`` event), once per transfer."""
-    opp = session.get(Opportunity, t.opportunity_id) if t.opportunity_id is not None else None
-    lead = session.get(Lead, opp.lead_id) if opp is not None else None
+    lead_id = (
+        session.scalar(select(Opportunity.lead_id).where(Opportunity.id == t.opportunity_id))
+        if t.opportunity_id is not None
+        else None
+    )
+    lead = session.get(Lead, lead_id) if lead_id is not None else None
     if lead is None:
         return
     partner = session.get(Organization, c.organization_id)

@@ -38,11 +38,12 @@ from transfer.repository import (
     CHILD_KINDS,
     Correlations,
     all_correlations,
-    correlation_map,
     lead_children,
     on_lead,
     plain_kind,
     remember,
+    remember_many,
+    stored_kind,
 )
 
 
@@ -84,7 +85,12 @@ def _amount(value: Any) -> Decimal | None:
 
 
 class _Children(Protocol):
-    """The record a document's children go to: its children of one kind by id, and a new child of it."""
+    """The record a document's children go to: its children of one kind by id, and a new child of it;
+    the kind of its own key and its id."""
+
+    kind: str
+
+    def record_id(self) -> int: ...
 
     def own(self, kind: str) -> dict[int, Any]: ...
 
@@ -92,8 +98,13 @@ class _Children(Protocol):
 
 
 class _OpportunityChildren:
+    kind = "opportunity"
+
     def __init__(self, opp: Opportunity, products: Mapping[str, int], now: datetime) -> None:
         self.opp, self.products, self.now = opp, products, now
+
+    def record_id(self) -> int:
+        return self.opp.id
 
     def own(self, kind: str) -> dict[int, Any]:
         return {r.id: r for r in getattr(self.opp, kind)}
@@ -107,8 +118,13 @@ class _OpportunityChildren:
 class _LeadChildren:
     """A lead's contacts, products (its revenue lines), notes and activities."""
 
+    kind = "lead"
+
     def __init__(self, session: Session, lead: Lead, products: Mapping[str, int], now: datetime) -> None:
         self.session, self.lead, self.products, self.now = session, lead, products, now
+
+    def record_id(self) -> int:
+        return self.lead.id
 
     def own(self, kind: str) -> dict[int, Any]:
         return {r.id: r for r in lead_children(self.session, self.lead.id, kind)}
@@ -169,27 +185,32 @@ def _pair_children(
     products: Mapping[str, int],
     hints: Correlations | None,
     changes: dict[str, Any],
+    record_key: str | None = None,
 ) -> Correlations:
     """Each child the document carries paired with ours (updated) or new here (added), the pairs kept
     as correlation keys; returns them ({kind: {their id: our id}}).
 
     A child is ours already when a correlation key pairs its id with one of ours, or when `hints` (the
     pairs the partner sent along, {kind: {their id: our id}}) names a child of the record that is not
-    paired yet; anything else is new here."""
-    correlations: Correlations = {}
+    paired yet; anything else is new here. `record_key`: the partner's id of the record itself, to be
+    paired with it too (a record new here: one statement stores every key)."""
+    known_of = _correlation_maps(session, transfer) if record_key is None else {}
+    of_doc: dict[str, dict[str, Any]] = {}  # kind -> {their id: our record}, as this document pairs them
     for kind in CHILD_KINDS:
         items = doc.get(kind)
         if not items:
             continue
-        known = correlation_map(session, transfer, kind)
+        known = known_of.get(kind, {})
         paired = set(known.values())
         offered = (hints or {}).get(kind, {})
         own = target.own(kind)
-        pairs: dict[str, str] = {}
+        pairs = of_doc.setdefault(kind, {})
         added = updated = 0
         for item in items:
             remote_id = item.get("id")
-            local = own.get(known[remote_id]) if remote_id in known else None
+            local = pairs.get(remote_id) if remote_id else None
+            if local is None and remote_id in known:
+                local = own.get(known[remote_id])
             if local is None and remote_id and remote_id not in known:
                 # the partner already pairs its record with one of ours (its copy of ours, or ours of its)
                 hinted = parse_id(offered.get(remote_id, ""))
@@ -200,17 +221,33 @@ def _pair_children(
                 added += 1
             elif _update_child(kind, local, item, products):
                 updated += 1
-            session.flush()
-            own[local.id] = local
             if remote_id:
-                remember(session, transfer, kind, local.id, remote_id)
-                known.setdefault(remote_id, local.id)
-                paired.add(local.id)
-                pairs[remote_id] = str(local.id)
-        correlations[kind] = pairs
+                pairs.setdefault(remote_id, local)
+                if local.id is not None:
+                    paired.add(local.id)
         if added or updated:
             changes[kind] = {"added": added, "updated": updated}
-    return correlations
+    session.flush()  # the new children's ids, for their keys
+    keys = [(target.kind, target.record_id(), record_key)] if record_key is not None else []
+    keys += [
+        (kind, local.id, remote_id) for kind, pairs in of_doc.items() for remote_id, local in pairs.items()
+    ]
+    remember_many(session, transfer, keys)
+    return {
+        kind: {remote_id: str(local.id) for remote_id, local in pairs.items()}
+        for kind, pairs in of_doc.items()
+    }
+
+
+def _correlation_maps(session: Session, transfer: OpportunityTransfer) -> dict[str, dict[str, int]]:
+    """The partner's id -> our id of every child kind of a transfer ({plain kind: {theirs: ours}}), in
+    one statement (the keys of the record's own kind: a lead's children while it is kept as a lead)."""
+    out: dict[str, dict[str, int]] = {}
+    for key in all_correlations(session, transfer):
+        kind = plain_kind(key.kind)
+        if kind in CHILD_KINDS and key.kind == stored_kind(transfer, kind):
+            out.setdefault(kind, {})[key.remote_id] = key.local_id
+    return out
 
 
 def apply_document(
@@ -221,9 +258,11 @@ def apply_document(
     *,
     now: datetime,
     hints: Correlations | None = None,
+    record_key: str | None = None,
 ) -> tuple[Correlations, dict[str, Any]]:
     """Apply a partner's canonical document (their ids) to `opp`; returns the children's correlations
-    ({kind: {their id: our id}}) and what changed ({field: [before, after]}, child counts)."""
+    ({kind: {their id: our id}}) and what changed ({field: [before, after]}, child counts).
+    `record_key`: the partner's id of a new opportunity, stored as its key with its children's."""
     products = _products(session, doc)
     changes: dict[str, Any] = {}
     _put_fields(opp, doc, _OPPORTUNITY_COLUMNS, changes)
@@ -242,7 +281,7 @@ def apply_document(
             )
         )
     target = _OpportunityChildren(opp, products, now)
-    correlations = _pair_children(session, transfer, doc, target, products, hints, changes)
+    correlations = _pair_children(session, transfer, doc, target, products, hints, changes, record_key)
     if changes:
         opp.updated_at = now
     session.flush()
@@ -275,6 +314,7 @@ def apply_lead_document(
     *,
     now: datetime,
     hints: Correlations | None = None,
+    record_key: str | None = None,
 ) -> tuple[Correlations, dict[str, Any]]:
     """Apply a partner's canonical document to a lead it is kept as: its fields, and its children
     paired as an opportunity's are (contacts, revenue lines as the lead's products with their amounts,
@@ -284,7 +324,7 @@ def apply_lead_document(
     changes: dict[str, Any] = {}
     _put_fields(lead, doc, _LEAD_COLUMNS, changes)
     target = _LeadChildren(session, lead, products, now)
-    correlations = _pair_children(session, transfer, doc, target, products, hints, changes)
+    correlations = _pair_children(session, transfer, doc, target, products, hints, changes, record_key)
     if "contacts" in changes:
         contacts = lead_children(session, lead.id, "contacts")
         primary = next((c for c in contacts if c.is_primary), contacts[0] if contacts else None)
@@ -402,7 +442,8 @@ def create_opportunity(
     hints: Correlations | None = None,
 ) -> tuple[Opportunity, Correlations]:
     """A new opportunity (under a lead of its own: an opportunity always has one) from a partner's
-    document; the connection's organization owns both. No registration: nothing is approved by this."""
+    document; the connection's organization owns both, and its key pairs it with the document's id. No
+    registration: nothing is approved by this."""
     lead = Lead(
         organization_id=connection.organization_id,
         name=_trim(doc.get("name") or "Transferred opportunity", 200),
@@ -429,11 +470,20 @@ def create_opportunity(
         status="open",
         created_at=now,
         updated_at=now,
+        # a new record has no children yet: known empty, not loaded by a query each
+        contacts=[],
+        revenue_lines=[],
+        notes=[],
+        activities=[],
+        sales_team=[],
     )
+    _put_fields(opp, doc, _OPPORTUNITY_COLUMNS, {})
     session.add(opp)
-    session.flush()
+    with session.no_autoflush:  # the opportunity is inserted with its fields and children, not updated after
+        correlations, _ = apply_document(
+            session, transfer, opp, doc, now=now, hints=hints, record_key=str(doc["id"])
+        )
     transfer.opportunity_id = opp.id
-    correlations, _ = apply_document(session, transfer, opp, doc, now=now, hints=hints)
     return opp, correlations
 
 
@@ -448,7 +498,7 @@ def create_lead(
 ) -> tuple[Lead, Correlations]:
     """A new draft lead from a partner's document (lead mode), holding all of it: contacts (the primary
     one also in the lead's contact fields), revenue lines as its products with their amounts, notes and
-    activities."""
+    activities; its key pairs it with the document's id."""
     lead = Lead(
         organization_id=connection.organization_id,
         name=_trim(doc.get("name") or "Transferred lead", 200),
@@ -463,11 +513,14 @@ def create_lead(
         lead_status=LeadStatus.OPEN.value,
         created_at=now,
         updated_at=now,
+        products=[],  # a new lead has none: known empty, not loaded by a query
     )
     session.add(lead)
     session.flush()
     transfer.lead_id = lead.id
-    correlations, _ = apply_lead_document(session, transfer, lead, doc, now=now, hints=hints)
+    correlations, _ = apply_lead_document(
+        session, transfer, lead, doc, now=now, hints=hints, record_key=str(doc["id"])
+    )
     return lead, correlations
 
 

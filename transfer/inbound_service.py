@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,26 +45,27 @@ class Reply:
 
 
 class _SeenIds:
-    """The replay store: an insert under a unique key, in a savepoint of the request's transaction."""
+    """The replay store: an insert under a unique key in the request's transaction (one that finds the
+    id there already inserts nothing and answers False)."""
 
     def __init__(self, session: Session, connection_id: int, now: datetime) -> None:
         self.session, self.connection_id, self.now = session, connection_id, now
 
     def remember(self, msg_id: str, timestamp: int) -> bool:
-        try:
-            with self.session.begin_nested():
-                self.session.add(
-                    InboundMessageId(
-                        connection_id=self.connection_id,
-                        msg_id=msg_id,
-                        signed_at=timestamp,
-                        received_at=self.now,
-                    )
-                )
-                self.session.flush()
-        except IntegrityError:
-            return False
-        return True
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        inserted = self.session.execute(
+            insert(InboundMessageId)
+            .values(
+                connection_id=self.connection_id,
+                msg_id=msg_id,
+                signed_at=timestamp,
+                received_at=self.now,
+            )
+            .on_conflict_do_nothing(index_elements=["connection_id", "msg_id"])
+            .returning(InboundMessageId.id)
+        ).scalar()
+        return inserted is not None
 
 
 def _verified(
@@ -185,13 +187,11 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
                     lead, correlations = inbound_repository.create_lead(
                         session, c, t, doc, now=now, hints=hints
                     )
-                    repository.remember(session, t, "lead", lead.id, doc["id"])
                     local = str(lead.id)
                 else:
                     opp, correlations = inbound_repository.create_opportunity(
                         session, c, t, doc, now=now, hints=hints
                     )
-                    repository.remember(session, t, "opportunity", opp.id, doc["id"])
                     local = str(opp.id)
                 t.message = status_messages.kept(c.name, t.remote_type, doc["id"], _local_type(t), local)
                 repository.record(

@@ -5,12 +5,12 @@ records by ``transfer.inbound_repository``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from common import audit
@@ -19,7 +19,13 @@ from common.ids import parse_id
 from common.principal import Principal
 from directory.models import Customer, Product, User
 from registration.leads.models import Lead, LeadActivity, LeadContact, LeadNote, LeadProduct
-from registration.opportunities.models import Opportunity
+from registration.opportunities.models import (
+    Opportunity,
+    OpportunityActivity,
+    OpportunityContact,
+    OpportunityNote,
+    OpportunityRevenueLine,
+)
 from transfer.canonical import MAX_CHILDREN
 from transfer.errors import PartnerDataInvalid
 from transfer.models import CorrelationKey, OpportunityTransfer
@@ -73,42 +79,77 @@ def remember(
     session: Session, transfer: OpportunityTransfer, kind: str, local_id: int, remote_id: str
 ) -> None:
     """Record our id <-> their id once (the same pair again changes nothing)."""
-    kind = stored_kind(transfer, kind)
-    existing = session.scalar(
-        select(CorrelationKey).where(
-            CorrelationKey.connection_id == transfer.connection_id,
-            CorrelationKey.kind == kind,
-            or_(CorrelationKey.local_id == local_id, CorrelationKey.remote_id == remote_id),
-        )
-    )
-    if existing is not None:
+    remember_many(session, transfer, [(kind, local_id, remote_id)])
+
+
+def remember_many(
+    session: Session, transfer: OpportunityTransfer, pairs: Iterable[tuple[str, int, str]]
+) -> None:
+    """Record `pairs` of (kind, our id, their id) as `remember` does each, in order, in two statements
+    whatever their number: a pair whose id on either side is paired already (by a key of the connection,
+    or by an earlier pair of the list) is left out."""
+    wanted = [(stored_kind(transfer, kind), local_id, remote_id) for kind, local_id, remote_id in pairs]
+    if not wanted:
         return
-    session.add(
-        CorrelationKey(
-            connection_id=transfer.connection_id,
-            transfer_id=transfer.id,
-            kind=kind,
-            local_id=local_id,
-            remote_id=remote_id,
+    taken_local: set[tuple[str, int]] = set()
+    taken_remote: set[tuple[str, str]] = set()
+    for kind, local_id, remote_id in session.execute(
+        select(CorrelationKey.kind, CorrelationKey.local_id, CorrelationKey.remote_id).where(
+            CorrelationKey.connection_id == transfer.connection_id,
+            CorrelationKey.kind.in_({k for k, _, _ in wanted}),
+            or_(
+                CorrelationKey.local_id.in_({local for _, local, _ in wanted}),
+                CorrelationKey.remote_id.in_({remote for _, _, remote in wanted}),
+            ),
         )
-    )
-    session.flush()
+    ):
+        taken_local.add((kind, local_id))
+        taken_remote.add((kind, remote_id))
+    rows = []
+    for kind, local_id, remote_id in wanted:
+        if (kind, local_id) in taken_local or (kind, remote_id) in taken_remote:
+            continue
+        taken_local.add((kind, local_id))
+        taken_remote.add((kind, remote_id))
+        rows.append(
+            CorrelationKey(
+                connection_id=transfer.connection_id,
+                transfer_id=transfer.id,
+                kind=kind,
+                local_id=local_id,
+                remote_id=remote_id,
+            )
+        )
+    if rows:
+        session.add_all(rows)
+        session.flush()
 
 
 def remember_reply(session: Session, transfer: OpportunityTransfer, correlations: Any) -> None:
     """Store the child correlations a partner's reply lists ({kind: {our id: their id}}); a pair naming
     a record that is not a child of the transfer's record here is ignored."""
+    remember_many(session, transfer, reply_pairs(session, transfer, correlations))
+
+
+def reply_pairs(
+    session: Session, transfer: OpportunityTransfer, correlations: Any
+) -> list[tuple[str, int, str]]:
+    """The (kind, our id, their id) pairs of a partner's reply ({kind: {our id: their id}}) that name a
+    child of the transfer's record here, for `remember_many`."""
     if not isinstance(correlations, Mapping):
-        return
-    for kind, pairs in correlations.items():
-        if kind not in CHILD_KINDS or not isinstance(pairs, Mapping):
-            continue
-        own = child_ids(session, transfer, kind)
-        for ours, theirs in pairs.items():
+        return []
+    kinds = [k for k, pairs in correlations.items() if k in CHILD_KINDS and isinstance(pairs, Mapping)]
+    if not kinds:
+        return []
+    own = all_child_ids(session, transfer)
+    wanted = []
+    for kind in kinds:
+        for ours, theirs in correlations[kind].items():
             # our id as the partner echoes it: ASCII digits within the column's range, or it names nothing
             local_id = parse_id(str(ours))
-            if local_id in own and isinstance(theirs, str | int) and str(theirs):
-                remember(session, transfer, kind, local_id, str(theirs)[:200])
+            if local_id in own[kind] and isinstance(theirs, str | int) and str(theirs):
+                wanted.append((kind, local_id, str(theirs)[:200]))
+    return wanted
 
 
 def record_pair(transfer: OpportunityTransfer) -> Correlations:
@@ -273,15 +314,34 @@ def hints_of(payload: Any) -> Correlations:
 
 def child_ids(session: Session, transfer: OpportunityTransfer, kind: str) -> set[int]:
     """Our ids of the transfer's child records of one kind (of its opportunity, or of its lead)."""
+    return all_child_ids(session, transfer)[kind]
+
+
+def all_child_ids(session: Session, transfer: OpportunityTransfer) -> dict[str, set[int]]:
+    """Our ids of the transfer's child records of every kind (of its opportunity, or of its lead), in
+    one statement: {kind: ids}."""
+    out: dict[str, set[int]] = {kind: set() for kind in CHILD_KINDS}
     if on_lead(transfer):
-        assert transfer.lead_id is not None
-        return {r.id for r in lead_children(session, transfer.lead_id, kind)}
-    if transfer.opportunity_id is None:
-        return set()
-    opp = session.get(Opportunity, transfer.opportunity_id)
-    return {r.id for r in getattr(opp, kind)} if opp is not None else set()
+        tables, column, owner = _LEAD_CHILD_TABLES, "lead_id", transfer.lead_id
+    elif transfer.opportunity_id is not None:
+        tables, column, owner = _OPPORTUNITY_CHILD_TABLES, "opportunity_id", transfer.opportunity_id
+    else:
+        return out
+    parts = [
+        select(literal(kind).label("kind"), table.id).where(getattr(table, column) == owner)
+        for kind, table in tables.items()
+    ]
+    for kind, child_id in session.execute(union_all(*parts)):
+        out[kind].add(child_id)
+    return out
 
 
+_OPPORTUNITY_CHILD_TABLES: dict[str, Any] = {
+    "contacts": OpportunityContact,
+    "revenue_lines": OpportunityRevenueLine,
+    "notes": OpportunityNote,
+    "activities": OpportunityActivity,
+}
 _LEAD_CHILD_TABLES: dict[str, Any] = {
     "contacts": LeadContact,
     "revenue_lines": LeadProduct,
