@@ -38,7 +38,15 @@ class DeliveryFailed(Exception):
         self.retry_after_seconds = retry_after_seconds
 
 
-Sender = Callable[[OutboxItem], None]
+class LeaseLost(Exception):
+    """A sender's way to say the message's lease was lost before it could record the outcome (another
+    deliverer owns the message now): nothing is recorded, the new owner delivers it."""
+
+
+#: Sends one message; raises on failure. Returns True when it recorded the delivery itself
+#: (``outbox.mark_sent_in``, in the transaction that applied the answer: one commit, not two);
+#: otherwise the deliver loop records it.
+Sender = Callable[[OutboxItem], bool | None]
 
 
 @dataclass
@@ -148,7 +156,10 @@ def _send_one(
         report.lease_lost += 1
         return report
     try:
-        send(item)
+        settled = send(item)
+    except LeaseLost:
+        report.lease_lost += 1
+        return report
     except Exception as exc:
         retryable = not isinstance(exc, DeliveryFailed) or exc.retryable
         retry_after = exc.retry_after_seconds if isinstance(exc, DeliveryFailed) else None
@@ -172,7 +183,7 @@ def _send_one(
         else:
             report.lease_lost += 1
     else:
-        if mark_sent(db, item, now=clock()):
+        if settled is True or mark_sent(db, item, now=clock()):
             report.sent += 1
         else:
             report.lease_lost += 1

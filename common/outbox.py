@@ -302,21 +302,27 @@ def _leased(item: OutboxItem) -> Any:
 
 def mark_sent(db: Database, item: OutboxItem, *, now: datetime | None = None) -> bool:
     """Record a delivery; False if the lease was lost (another deliverer owns the message now)."""
-    now = now or utcnow()
     with db.transaction() as session:
-        result = session.execute(
-            update(OutboxMessage)
-            .where(_leased(item))
-            .values(
-                status=OutboxStatus.SENT.value,
-                sent_at=now,
-                lease_until=None,
-                lease_token=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        return mark_sent_in(session, item, now=now)
+
+
+def mark_sent_in(session: Session, item: OutboxItem, *, now: datetime | None = None) -> bool:
+    """`mark_sent` in the caller's transaction: a sender that records what the receiver answered and
+    the delivery in one commit (``common.delivery``: it then returns True); False if the lease was lost."""
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxMessage)
+        .where(_leased(item))
+        .values(
+            status=OutboxStatus.SENT.value,
+            sent_at=now,
+            lease_until=None,
+            lease_token=None,
+            updated_at=now,
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def mark_failed(

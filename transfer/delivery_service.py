@@ -14,7 +14,7 @@ import random
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from sqlalchemy import select
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from common import delivery, outbox
 from common.clock import utcnow
 from common.database import Database
-from common.delivery import DeliveryFailed, DeliveryReport
+from common.delivery import DeliveryFailed, DeliveryReport, LeaseLost
 from common.outbox import OutboxItem
 from common.retry import RetryPolicy
 from common.settings import Settings
@@ -91,7 +91,7 @@ class PartnerCrmSender:
             http=self._http(),
         )
 
-    def __call__(self, item: OutboxItem) -> None:
+    def __call__(self, item: OutboxItem) -> bool:
         transfer_id = int(item.payload["transfer_id"])
         operation = str(item.payload["operation"])
         with self.db.transaction() as session:
@@ -120,7 +120,9 @@ class PartnerCrmSender:
                 outbox.expedite(self.db, CHANNEL, connection_prefix(connection_id), now=self.clock())
             try:
                 self._apply(transfer_id, operation, item, result)
-                return
+                return True  # the message was marked sent with the answer applied
+            except LeaseLost:
+                raise
             except PartnerDataInvalid as exc:
                 problems = "; ".join(f"{e.pointer}: {e.message}" for e in exc.errors[:10])
                 reason = f"{exc.detail}: {problems}" if problems else exc.detail
@@ -198,6 +200,9 @@ class PartnerCrmSender:
                 self._follow_up(session, t, c, item, now)
             if action == "transferred":
                 _tell_transferred(session, t, c, now)
+            if not outbox.mark_sent_in(session, item, now=now):
+                # another deliverer took the message over: it applies the same answer (rolled back here)
+                raise LeaseLost(f"outbox message {item.id}: lease lost before the answer was applied")
 
     def _follow_up(
         self,
@@ -222,7 +227,7 @@ class PartnerCrmSender:
             transfer_service.queue_update(session, None, opp, c, t, now=now, automatic="changed_in_transit")
             t.message = f"{created}. {t.message}"
 
-    def _failed(self, transfer_id: int, operation: str, item: OutboxItem, outcome: Outcome) -> None:
+    def _failed(self, transfer_id: int, operation: str, item: OutboxItem, outcome: Outcome) -> NoReturn:
         now = self.clock()
         dead = not outcome.retryable or item.attempts >= self.policy.max_attempts
         logger.warning(

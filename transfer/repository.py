@@ -10,10 +10,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import literal, or_, select, union_all
+from sqlalchemy import insert, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from common import audit
+from common.clock import utcnow
 from common.errors import FieldProblem
 from common.ids import parse_id
 from common.principal import Principal
@@ -112,17 +113,17 @@ def remember_many(
         taken_local.add((kind, local_id))
         taken_remote.add((kind, remote_id))
         rows.append(
-            CorrelationKey(
-                connection_id=transfer.connection_id,
-                transfer_id=transfer.id,
-                kind=kind,
-                local_id=local_id,
-                remote_id=remote_id,
-            )
+            {
+                "connection_id": transfer.connection_id,
+                "transfer_id": transfer.id,
+                "kind": kind,
+                "local_id": local_id,
+                "remote_id": remote_id,
+                "created_at": utcnow(),
+            }
         )
     if rows:
-        session.add_all(rows)
-        session.flush()
+        session.execute(insert(CorrelationKey), rows)  # one statement (executemany), no ids read back
 
 
 def remember_reply(session: Session, transfer: OpportunityTransfer, correlations: Any) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -43,7 +43,7 @@ from sqlalchemy import select
 from common import outbox
 from common.clock import utcnow
 from common.database import Database
-from common.delivery import DeliveryFailed, DeliveryReport, deliver
+from common.delivery import DeliveryFailed, DeliveryReport, LeaseLost, deliver
 from common.outbox import OutboxMessage
 from common.retry import RetryPolicy
 from common.settings import Settings
@@ -120,13 +120,18 @@ class Side:
         return outbox.claim(self.db, CHANNEL, limit=1000, lease_seconds=0.0, policy=POLICY)
 
     def send(self, item: outbox.OutboxItem, *, settle: bool = True) -> None:
+        """Send `item`; ``settle=False``: the deliverer dies after the partner answered, before its commit
+        (the sender's commit records the answer and the delivery together: here it cannot, as if the
+        lease had been taken over, so nothing is recorded on this side)."""
         try:
-            self.sender(item)
+            settled = self.sender(item if settle else replace(item, lease_token="died before commit"))
+        except LeaseLost:
+            return
         except DeliveryFailed as exc:
             if settle:
                 outbox.mark_failed(self.db, item, str(exc), retryable=exc.retryable, policy=POLICY, rand=0.0)
             return
-        if settle:
+        if settle and not settled:
             outbox.mark_sent(self.db, item)
 
     def sent_items(self) -> list[outbox.OutboxItem]:
@@ -325,7 +330,7 @@ def machine_for(brand: Side, partner: Side) -> type[RuleBasedStateMachine]:
         @rule(side=st.sampled_from(SIDES), pick=st.integers(0, 50), die=st.booleans())
         def deliver_one(self, side: str, pick: int, die: bool) -> None:
             """Deliver one of the due messages, any of them; ``die``: the deliverer dies after the
-            partner answered, before it records the delivery (the message is due again)."""
+            partner answered, before it records the answer and the delivery (the message is due again)."""
             s = self.sides[side]
             items = s.claim_all()
             if items:
@@ -333,7 +338,8 @@ def machine_for(brand: Side, partner: Side) -> type[RuleBasedStateMachine]:
 
         @rule(side=st.sampled_from(SIDES), pick=st.integers(0, 50))
         def deliver_again(self, side: str, pick: int) -> None:
-            """A message delivered before is delivered once more."""
+            """A message delivered before is delivered once more (the partner takes it again; here its
+            answer is not recorded twice: the message is settled, so the sender's commit rolls back)."""
             s = self.sides[side]
             items = s.sent_items()
             if items:
