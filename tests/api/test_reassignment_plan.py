@@ -119,7 +119,10 @@ def test_a_local_process_pool_plans_the_same_as_one_process(client, db, demo):
     model_id = jp_security_to_cam_jp(client, admin)
     inline = plan(client, admin, territory_model_id=model_id, chunk_size=2)
     pooled = service.create_run(
-        db, None, rs.RunCreate(territory_model_id=model_id, chunk_size=2), backend=ProcessPoolBackend(2)
+        db,
+        None,
+        rs.RunCreate(territory_model_id=model_id, chunk_size=2),
+        backend=ProcessPoolBackend(2, inline_up_to=0),
     )
     assert pooled.content_hash == inline["content_hash"] and pooled.moved == 5
 

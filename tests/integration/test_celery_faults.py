@@ -105,7 +105,7 @@ def test_two_workers_one_killed_mid_apply_move_every_planned_lead_exactly_once(
     # the same plan applied by the local pool, on a copy of the database
     reference = _copy_database(db, postgres_template)
     try:
-        service.apply_run(reference, None, run_id, backend=ProcessPoolBackend(2))
+        service.apply_run(reference, None, run_id, backend=ProcessPoolBackend(2, inline_up_to=0))
         expected = outcome(reference, run_id)
     finally:
         _drop_copy(reference, postgres_template)
