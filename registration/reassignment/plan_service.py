@@ -4,20 +4,18 @@ one item per lead that would move or be kept."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import ColumnElement, Text, and_, cast, exists, false, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from common.batch import Chunk, database_for
 from common.clock import utcnow
-from common.database import Database
+from common.database import Database, json_loads
 from directory.models import Customer, Organization, PartnerProgram, Product
 from registration.leads.models import Lead, LeadProduct, LeadTerritory
 from registration.opportunities.models import Opportunity
@@ -239,15 +237,6 @@ def run_conditions(session: Session, run: ReassignmentRun) -> list[ColumnElement
     return conditions
 
 
-def _loads(text: str) -> Any:
-    """A stored JSON document (the decisions' facts and results: the bulk of what a plan reads), parsed
-    with orjson; what orjson refuses (an integer past 64 bits...) the standard parser reads."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
 @dataclass(frozen=True)
 class _Row:
     lead_id: int
@@ -262,7 +251,7 @@ class _Row:
 def _rows(session: Session, where: list[ColumnElement[bool]]) -> list[_Row]:
     """The leads ``where`` selects, with their decisions, in id order."""
     return [
-        _Row(lead_id, version, status, decision_id, model_id, _loads(facts), _loads(result))
+        _Row(lead_id, version, status, decision_id, model_id, json_loads(facts), json_loads(result))
         for lead_id, version, status, decision_id, model_id, facts, result in session.execute(
             select(
                 Lead.id,
@@ -361,11 +350,10 @@ def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
         try:
             facts = LeadFacts.check(lead.facts)
         except FactsInvalid as exc:  # the vocabulary changed since the lead was decided: say so
-            found, after, result_json = Verdict(ItemOutcome.KEEP, f"facts invalid: {exc}"), before, {}
+            found, after, result = Verdict(ItemOutcome.KEEP, f"facts invalid: {exc}"), before, None
         else:
             result = decide(facts, context.snapshot, context.rulesets, evaluator)
-            result_json = result.to_json()
-            after = Assignment.from_result(result_json)
+            after = Assignment.of(result)
             state = states[lead.lead_id]
             if context.frozen:
                 hit = frozen_hit(context.frozen, (*before.lowest, *after.lowest))
@@ -400,7 +388,7 @@ def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
                 },
                 "after": {**after.to_json(), "territory_model_id": context.model_id},
                 "facts": dict(lead.facts) if found.outcome is ItemOutcome.MOVE else None,
-                "result_json": result_json if found.outcome is ItemOutcome.MOVE else None,
+                "result_json": result.to_json() if result and found.outcome is ItemOutcome.MOVE else None,
             }
         )
     with db.transaction() as session:

@@ -93,6 +93,19 @@ class Assignment:
             ),
         )
 
+    @classmethod
+    def of(cls, result: Any) -> Assignment:
+        """From a decision (``rules.decision.AssignmentDecisionResult``): what ``from_result`` reads of
+        its ``to_json()``, without writing it."""
+        return cls(
+            lowest=tuple(result.lowest),
+            cam=result.cam,
+            cam_territory=result.cam_territory,
+            territory_team=tuple(result.territory_team),
+            resources=tuple((r.user, r.role) for r in result.resources),
+            approvers=result.approvers,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "lowest_territories": list(self.lowest),
