@@ -26,7 +26,7 @@ from rules.reference import explain
 from rules.vocabulary import FACTS, NormalizedFacts, normalize_facts
 from territory.dimensions import BUILT_IN
 from territory.errors import hint
-from territory.snapshot import CamAssignment, Explanation, Reason, TerritorySnapshot, UnknownValue
+from territory.snapshot import CamAssignment, Explanation, TerritorySnapshot, UnknownValue
 from territory.tree import CHANNEL_ACCOUNT_MANAGER
 
 #: Losing territories a trace explains besides the matches (the closest by dimensions met); the others
@@ -299,16 +299,10 @@ def candidates_json(
     """
     if snapshot is None:
         return {"candidates": [], "candidates_omitted": {"count": 0, "reasons": {}}}
-    found = snapshot.candidates(tfacts, closest)
     brief = closest is not None
-    on_paths: set[str] = set()
-    if brief:
-        lowest = [e.territory for e in found.explained if e.reason == Reason.MATCHED]
-        on_paths = {k for key in lowest for k in snapshot.path(key)[:-1]}
+    found = snapshot.candidates(tfacts, closest, paths=not brief)
     return {
-        "candidates": [
-            explanation_json(e, brief=brief) for e in found.explained if e.territory not in on_paths
-        ],
+        "candidates": [explanation_json(e, brief=brief) for e in found.explained],
         "candidates_omitted": {"count": found.omitted, "reasons": found.omitted_reasons},
     }
 

@@ -140,6 +140,7 @@ class Explaining(Protocol):
     _id: dict[str, int]
     _defs: tuple[TerritoryDef, ...]
     _depth: tuple[int, ...]
+    _paths: tuple[tuple[str, ...], ...]
     _children: tuple[tuple[int, ...], ...]
     _hierarchies: tuple[MemberHierarchy, ...]
     _restrictions: tuple[tuple[tuple[int, frozenset[str], frozenset[str]], ...], ...]
@@ -174,7 +175,7 @@ class Explaining(Protocol):
         """
         return self.candidates(facts, None).explained
 
-    def candidates(self, facts: Facts, closest: int | None) -> Candidates:
+    def candidates(self, facts: Facts, closest: int | None, *, paths: bool = True) -> Candidates:
         """The matches and the ``closest`` near misses explained, the other near misses counted.
 
         A near miss is a child of a matching territory that did not match (the root when nothing
@@ -182,6 +183,7 @@ class Explaining(Protocol):
         first), then by how few they fail, then depth-first; ``closest=None`` explains them all. Only
         the explained ones cost an ``Explanation``, and only the children the lead's members reach through
         an index are scored one by one, so a root with hundreds of children stays cheap.
+        ``paths=False`` leaves out the matches above the lowest ones (a trace lists those paths apart).
 
         >>> from territory.dimensions import Dimension
         >>> from territory.snapshot import TerritorySnapshot
@@ -198,6 +200,10 @@ class Explaining(Protocol):
         fa = self._lead_ancestors(facts)
         matched = [self._id[k] for k in result.matched]
         ids = set(matched)
+        if not paths:
+            ids.difference_update(
+                self._id[k] for low in result.lowest for k in self._paths[self._id[low]][:-1]
+            )
         # Near misses are children of a match that did not match (the root when nothing did), each group
         # ranked closest first; the groups are merged lazily, so only the shown ones are ever ranked apart
         # from the rest (see ``_near_misses``).
