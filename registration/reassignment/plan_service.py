@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from common.batch import Chunk, database_for
+from common.chunks import collector_paused
 from common.clock import utcnow
 from common.database import Database, json_loads
 from directory.models import Customer, Organization, PartnerProgram, Product
@@ -311,6 +312,11 @@ def _states(
 
 def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
     """Re-decide the leads of one chunk and store their items (idempotent per run and lead)."""
+    with collector_paused():
+        return _plan_chunk(database_url, chunk)
+
+
+def _plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
     db = database_for(database_url)
     with db.transaction() as session:
         run = session.get(ReassignmentRun, chunk.run_id)
