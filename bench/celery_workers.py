@@ -92,12 +92,9 @@ def _variant(admin: Any, template: str, run_id: int, workers: int, leads: int, w
     return {"workers": workers, "seconds": round(seconds, 2), "leads_per_s": round(leads / seconds, 1)}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--leads", type=int, default=4000)
-    parser.add_argument("--chunk-size", type=int, default=100)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    args = parser.parse_args(argv)
+def measure(leads: int, chunk_size: int, workers: Sequence[int]) -> dict[str, Any]:
+    """Apply one plan of ``leads`` drafts on each worker count in turn; speedups against the latest
+    one-worker variant before each (``workers=[1, 2, 1, 2]`` measures each pair side by side)."""
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     template = f"prm_bench_celery_{os.getpid()}"
     results: list[dict[str, Any]] = []
@@ -105,27 +102,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(tmp)
         try:
             t0 = time.perf_counter()
-            run_id = _prepare(admin, template, args.leads, args.chunk_size, work)
+            run_id = _prepare(admin, template, leads, chunk_size, work)
             prepared = time.perf_counter() - t0
-            for n in args.workers:
-                results.append(_variant(admin, template, run_id, n, args.leads, work))
+            for n in workers:
+                results.append(_variant(admin, template, run_id, n, leads, work))
         finally:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
             admin.dispose()
-    base = None  # each variant against the latest one-worker run before it (``--workers 1 2 1 2``)
+    base = None
     for r in results:
         if r["workers"] == 1:
             base = r["seconds"]
         r["speedup_vs_1"] = round(base / r["seconds"], 2) if base else None
-    out = {
-        "leads": args.leads,
-        "chunk_size": args.chunk_size,
+    return {
+        "leads": leads,
+        "chunk_size": chunk_size,
         "cpus": os.cpu_count(),
         "prepare_seconds": round(prepared, 1),
         "results": results,
     }
-    json.dump(out, sys.stdout, indent=2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leads", type=int, default=4000)
+    parser.add_argument("--chunk-size", type=int, default=100)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args(argv)
+    json.dump(measure(args.leads, args.chunk_size, args.workers), sys.stdout, indent=2)
     print()
     return 0
 

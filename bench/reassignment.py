@@ -28,7 +28,9 @@ are its own):
 - ``incremental_plan`` and ``full_plan_1pct``: a planning copy where 1% of the lowest territories (every
   product group of 12 customer buckets) have another CAM, planned incrementally (only the leads whose
   customers those territories cover) and in full (both before the apply, which moves leads to another
-  model's decisions).
+  model's decisions);
+- ``celery_workers``: the apply of another plan (``--celery-leads`` drafts, chunks of 500) on one
+  ``prm worker`` and on two over the local Redis, each twice side by side (``bench.celery_workers``).
 
 Besides wall time, each phase reports ``cpu_seconds``: the CPU its process and its pool workers used (on
 a shared machine the wall figures move with the load; the CPU figures much less).
@@ -61,6 +63,9 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reassignment.json"
+#: The Celery scaling phase: an apply of this many leads, in chunks of this many.
+CELERY_LEADS = 20_000
+CELERY_CHUNK_SIZE = 500
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 GROUPS = 8  # product groups
@@ -666,6 +671,17 @@ def _find(results: Sequence[Result], name: str) -> Result:
     return next(r for r in results if r["name"] == name)
 
 
+def celery_scaling(leads: int) -> Result:
+    """The apply of one plan on one ``prm worker`` against two (``bench.celery_workers``), each twice,
+    side by side (on the local Redis and PostgreSQL)."""
+    from bench.celery_workers import measure
+
+    out = measure(leads, CELERY_CHUNK_SIZE, [1, 2, 1, 2])
+    pairs = [r["speedup_vs_1"] for r in out["results"] if r["workers"] == 2]
+    print(f"celery_workers: {json.dumps(out)}", flush=True)
+    return {"name": "celery_workers", **out, "speedup_2_vs_1": round(sum(pairs) / len(pairs), 2)}
+
+
 def check_targets(results: list[Result], cfg: Config) -> list[str]:
     """One line per target; marks the entries with ``target`` and ``target_met``."""
     lines: list[str] = []
@@ -699,6 +715,14 @@ def check_targets(results: list[Result], cfg: Config) -> list[str]:
         f"moved {incremental['moved']:,} vs {full['moved']:,} in full)",
         speedup >= 20 and incremental["moved"] == full["moved"],
     )
+    celery = next((r for r in results if r["name"] == "celery_workers"), None)
+    if celery is not None:
+        verdict(
+            celery,
+            "2 Celery workers >= 1.6x one worker",
+            f"{celery['speedup_2_vs_1']}x (apply of {celery['leads']:,} leads, chunks of {celery['chunk_size']})",
+            celery["speedup_2_vs_1"] >= 1.6,
+        )
     return lines
 
 
@@ -709,6 +733,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=2_000, help="leads per chunk")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--celery-leads",
+        type=int,
+        default=CELERY_LEADS,
+        help="leads of the apply on one Celery worker against two (0: leave it out)",
+    )
     args = parser.parse_args(argv)
     admin_url = os.environ.get("PRM_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL)
     cfg = Config(leads=args.leads, workers=args.workers, chunk_size=args.chunk_size)
@@ -717,6 +747,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         traceback.print_exc()
         return 1
+    if args.celery_leads:
+        try:
+            results.append(celery_scaling(args.celery_leads))
+        except Exception:
+            traceback.print_exc()
+            return 1
     lines = check_targets(results, cfg)
     meta = {
         "name": "environment",
