@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from common.clock import utcnow
@@ -29,6 +29,8 @@ class Versioned:
 
 class Organization(Versioned, Base):
     __tablename__ = "organizations"
+    # the reference fingerprint reads the latest change from this index (``territory.repository``)
+    __table_args__ = (Index("ix_organizations_updated_at", "updated_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
@@ -45,6 +47,8 @@ class Organization(Versioned, Base):
 
 class PartnerProgram(Versioned, Base):
     __tablename__ = "partner_programs"
+    # the reference fingerprint reads the latest change from this index (``territory.repository``)
+    __table_args__ = (Index("ix_partner_programs_updated_at", "updated_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
@@ -101,6 +105,8 @@ class ApiKey(Base):
 
 class Customer(Versioned, Base):
     __tablename__ = "customers"
+    # the reference fingerprint reads the latest change from this index (``territory.repository``)
+    __table_args__ = (Index("ix_customers_updated_at", "updated_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
@@ -126,6 +132,8 @@ class Customer(Versioned, Base):
 
 class Product(Versioned, Base):
     __tablename__ = "products"
+    # the reference fingerprint reads the latest change from this index (``territory.repository``)
+    __table_args__ = (Index("ix_products_updated_at", "updated_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
