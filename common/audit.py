@@ -6,10 +6,12 @@ DELETE on the table (triggers created by the migration), so history cannot be re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, select
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from common.clock import utcnow
@@ -48,22 +50,51 @@ def record(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
     now: datetime | None = None,
-) -> AuditEvent:
-    """Add one audit row to the session (it commits with the change it records)."""
-    event = AuditEvent(
-        occurred_at=now or utcnow(),
-        actor_user_id=actor.user_id if actor else None,
-        actor_organization_id=actor.organization_id if actor else None,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        action=action,
-        before=before,
-        after=after,
-        reason=reason,
-        details=details,
-    )
-    session.add(event)
-    return event
+) -> None:
+    """Add one audit row to the session (it commits with the change it records); inside `batched`, to
+    the rows the batch writes at its end."""
+    row = {
+        "occurred_at": now or utcnow(),
+        "actor_user_id": actor.user_id if actor else None,
+        "actor_organization_id": actor.organization_id if actor else None,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "action": action,
+        "before": before,
+        "after": after,
+        "reason": reason,
+        "details": details,
+    }
+    pending: list[dict[str, Any]] | None = session.info.get(_BATCH)
+    if pending is not None:
+        pending.append(row)
+    else:
+        session.add(AuditEvent(**row))
+
+
+_BATCH = "prm.audit.batch"
+
+
+@contextmanager
+def batched(session: Session) -> Iterator[None]:
+    """The audit rows recorded inside the block are written together, in the order recorded, by one
+    statement when the block ends (a request that records several rows pays one round trip, and none
+    at each flush in between); an error leaves them unwritten with the rest of its transaction.
+
+    Open it inside the transaction (``with db.transaction() as session, audit.batched(session):``), so
+    the rows are written before the commit. A batch opened inside another joins it.
+    """
+    if _BATCH in session.info:
+        yield
+        return
+    pending: list[dict[str, Any]] = []
+    session.info[_BATCH] = pending
+    try:
+        yield
+    finally:
+        del session.info[_BATCH]
+    if pending:
+        session.execute(insert(AuditEvent), pending)
 
 
 def history(session: Session, entity_type: str, entity_id: int) -> list[AuditEvent]:
