@@ -158,8 +158,20 @@ def enqueue_many(
     """Add ``(key, payload)`` messages of one topic in the caller's transaction, in a few statements
     whatever their number (as ``enqueue`` each: a key already queued is left alone); how many were
     added."""
+    return len(enqueue_each(session, channel, topic, messages, now=now))
+
+
+def enqueue_each(
+    session: Session,
+    channel: str,
+    topic: str,
+    messages: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    now: datetime | None = None,
+) -> list[int]:
+    """``enqueue_many``, returning the ids of the messages added (ascending)."""
     if not messages:
-        return 0
+        return []
     if any(not key or len(key) > MAX_KEY_LENGTH for key, _ in messages):
         raise ValueError(f"an outbox key has 1 to {MAX_KEY_LENGTH} characters")
     now = now or utcnow()
@@ -184,7 +196,7 @@ def enqueue_many(
         }
         for key, payload in messages
     ]
-    return len(session.execute(stmt, rows).scalars().all())
+    return sorted(session.execute(stmt, rows).scalars().all())
 
 
 # --- claiming and settling ----------------------------------------------------------------------------

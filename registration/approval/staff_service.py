@@ -7,9 +7,12 @@ These decide its expiry and extension requests, and the managers among them hear
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from sqlalchemy import and_, literal, select
+from sqlalchemy import Integer, Select, String, and_, bindparam, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from common.principal import CHANNEL_ROLES, Principal, Role
@@ -50,9 +53,11 @@ def _active_model_id(session: Session) -> int | None:
     return session.scalar(select(TerritoryModel.id).where(TerritoryModel.status == ModelStatus.ACTIVE))
 
 
-def _channel_roles_up_from(session: Session, model_id: int, key: str) -> list[tuple[str, str, str]]:
-    """(user key, role, territory) of the channel roles on a territory and every one above it, nearest
-    first: one statement walking up the tree (a recursive query), not one per level."""
+@cache
+def _channel_roles_up_statement() -> Select[Any]:
+    """The recursive query of `_channel_roles_up_from`, built once (``model_id`` and ``key`` are its
+    parameters): building it costs more than running it."""
+    model_id, key = bindparam("model_id", type_=Integer()), bindparam("key", type_=String())
     up = (
         select(Territory.key, Territory.parent_key, literal(0).label("depth"))
         .where(Territory.model_id == model_id, Territory.key == key)
@@ -64,18 +69,25 @@ def _channel_roles_up_from(session: Session, model_id: int, key: str) -> list[tu
             parent.model_id == model_id, parent.key == up.c.parent_key, up.c.depth < MAX_DEPTH - 1
         )
     )
-    rows = session.execute(
+    return (
         select(TerritoryMember.user_key, TerritoryMember.role, up.c.key)
         .join(Territory, and_(Territory.model_id == model_id, Territory.key == up.c.key))
         .join(TerritoryMember, TerritoryMember.territory_id == Territory.id)
-        .where(TerritoryMember.role.in_(_CHANNEL))
+        .where(TerritoryMember.role.in_(sorted(_CHANNEL)))
         .order_by(up.c.depth, TerritoryMember.id)
     )
+
+
+def _channel_roles_up_from(session: Session, model_id: int, key: str) -> list[tuple[str, str, str]]:
+    """(user key, role, territory) of the channel roles on a territory and every one above it, nearest
+    first: one statement walking up the tree (a recursive query), not one per level."""
+    rows = session.execute(_channel_roles_up_statement(), {"model_id": model_id, "key": key})
     return [(user_key, role, territory) for user_key, role, territory in rows]
 
 
-def territory_staff(session: Session, lead: Lead) -> list[TerritoryStaff]:
-    """Channel staff on the lead's territories and above them, nearest first, each (user, role) once."""
+def territory_channel_roles(session: Session, lead: Lead) -> list[tuple[str, str, str]]:
+    """(user key, role, territory) of the channel roles on the lead's territories and above them,
+    nearest first (the users not yet looked up: see `staff_of`)."""
     found: list[tuple[str, str, str]] = []
     default_model: int | None = None
     for lt in lead.territory_team:
@@ -85,12 +97,24 @@ def territory_staff(session: Session, lead: Lead) -> list[TerritoryStaff]:
             model_id = default_model
         if model_id is not None:
             found += _channel_roles_up_from(session, model_id, lt.territory_key)
+    return found
+
+
+def territory_staff(session: Session, lead: Lead) -> list[TerritoryStaff]:
+    """Channel staff on the lead's territories and above them, nearest first, each (user, role) once."""
+    found = territory_channel_roles(session, lead)
     keys = {k for k, _, _ in found}
     users = (
         {u.key: u for u in session.scalars(select(User).where(User.key.in_(keys), User.active.is_(True)))}
         if keys
         else {}
     )
+    return staff_of(found, users)
+
+
+def staff_of(found: list[tuple[str, str, str]], users: Mapping[str, User]) -> list[TerritoryStaff]:
+    """`territory_staff` from the channel roles found and the active users by key (a key missing from
+    ``users`` is no active user)."""
     out: dict[tuple[int, str], TerritoryStaff] = {}
     for user_key, role, territory_key in found:
         user = users.get(user_key)

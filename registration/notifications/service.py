@@ -30,7 +30,7 @@ from common.database import Database
 from common.mail import CHANNEL
 from common.principal import Principal
 from directory.models import User
-from registration.approval.staff_service import MANAGER_ROLES, territory_staff
+from registration.approval.staff_service import MANAGER_ROLES, staff_of, territory_channel_roles
 from registration.leads.lifecycle import RegistrationStatus
 from registration.leads.models import Lead
 from registration.notifications.notifications import (
@@ -85,12 +85,23 @@ def _decision_parts(session: Session, lead: Lead) -> tuple[list[tuple[str, str]]
 
 def audience_of(session: Session, lead: Lead) -> tuple[Audience, list[NotifyEntry]]:
     """Everyone who could be told about ``lead``, and what its policy says about whom to tell."""
+    audience, entries, _ = _audience(session, lead, None)
+    return audience, entries
+
+
+def _audience(
+    session: Session, lead: Lead, actor_id: int | None
+) -> tuple[Audience, list[NotifyEntry], User | None]:
+    """`audience_of`, and the acting user (read with the audience)."""
     approvers, entries = _decision_parts(session, lead)
     named_keys = {u for e in entries for u in e.users}
     ids = {m.user_id for m in lead.sales_team} | {
-        i for i in (lead.owner_user_id, lead.submitted_by) if i is not None
+        i for i in (lead.owner_user_id, lead.submitted_by, actor_id) if i is not None
     }
-    by_id, by_key = _users(session, ids, {k for k, _ in approvers} | named_keys)
+    channel_roles = territory_channel_roles(session, lead)
+    staff_keys = {k for k, _, _ in channel_roles}
+    # every user the audience names, in one statement
+    by_id, by_key = _users(session, ids, {k for k, _ in approvers} | named_keys | staff_keys)
     organization: tuple[Member, ...] = ()
     if lead.organization_id is not None and any("partner_admin" in e.roles for e in entries):
         members = session.scalars(
@@ -104,7 +115,7 @@ def audience_of(session: Session, lead: Lead) -> tuple[Audience, list[NotifyEntr
 
     managers = tuple(
         Member(_person(staff.user), staff.role)
-        for staff in territory_staff(session, lead)
+        for staff in staff_of(channel_roles, {k: by_key[k] for k in staff_keys if k in by_key})
         if staff.role in MANAGER_ROLES
     )
     audience = Audience(
@@ -118,7 +129,10 @@ def audience_of(session: Session, lead: Lead) -> tuple[Audience, list[NotifyEntr
         managers=managers,
         named={k: _person(by_key[k]) for k in named_keys if k in by_key},
     )
-    return audience, entries
+    actor = by_id.get(actor_id) if actor_id is not None else None
+    if actor is None and actor_id is not None:  # not an active user: still named as the actor
+        actor = session.get(User, actor_id)
+    return audience, entries, actor
 
 
 def notify(
@@ -139,13 +153,12 @@ def notify(
     """
     event = NotificationEvent(event)
     now = now or utcnow()
-    audience, entries = audience_of(session, lead)
     actor_id = actor.user_id if actor else None
+    audience, entries, actor_user = _audience(session, lead, actor_id)
     people = recipients(event, audience, entries, actor_user_id=actor_id)
-    actor_user = session.get(User, actor_id) if actor_id is not None else None
     summary = LeadSummary(lead.id, lead.name, lead.status, lead.registration_number, lead.expires_at)
     occurrence = occurrence or f"v{lead.version}"
-    queued = []
+    messages = []
     for person in people:
         mail = compose(
             event,
@@ -156,11 +169,8 @@ def notify(
             context=context,
         )
         payload = {**mail.to_json(), "lead_id": lead.id, "event": event.value, "user_id": person.user_id}
-        key = f"lead:{lead.id}:{event.value}:{occurrence}:user:{person.user_id}"
-        message_id = outbox.enqueue(session, CHANNEL, f"lead.{event.value}", key, payload, now=now)
-        if message_id is not None:
-            queued.append(message_id)
-    return queued
+        messages.append((f"lead:{lead.id}:{event.value}:{occurrence}:user:{person.user_id}", payload))
+    return outbox.enqueue_each(session, CHANNEL, f"lead.{event.value}", messages, now=now)
 
 
 #: The chunk task of the reminders (``common.batch``): one transaction per chunk of registrations.
