@@ -199,7 +199,19 @@ def decide_facts(
 ) -> tuple[dict[str, Any], AssignmentDecisionResult]:
     """Enrich and check the facts, then decide (on ``territory_team`` instead of a match if given)."""
     with db.transaction() as session:
-        checked = _validated(enrich_facts(session, facts, snapshot))
+        return decide_facts_in(session, facts, snapshot, rulesets, territory_team=territory_team)
+
+
+def decide_facts_in(
+    session: Session,
+    facts: Mapping[str, Any],
+    snapshot: TerritorySnapshot | None,
+    rulesets: Mapping[ast.Kind, ast.Ruleset],
+    *,
+    territory_team: Sequence[str] | None = None,
+) -> tuple[dict[str, Any], AssignmentDecisionResult]:
+    """``decide_facts`` inside the caller's transaction (the facts enriched from it)."""
+    checked = _validated(enrich_facts(session, facts, snapshot))
     evaluator = get_evaluator()
     return dict(checked.given), decide(checked, snapshot, rulesets, evaluator, territory_team=territory_team)
 

@@ -5,6 +5,7 @@ are ``service``'s).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -27,13 +28,32 @@ from rules.models import StoredDecision
 # --- starting a round ---------------------------------------------------------------------------------
 
 
-def start_round(session: Session, actor: Principal | None, lead: Lead, *, now: datetime) -> ApprovalRound:
+def start_round(
+    session: Session,
+    actor: Principal | None,
+    lead: Lead,
+    *,
+    now: datetime,
+    user_ids: Mapping[str, int] | None = None,
+) -> ApprovalRound:
     """Start the lead's next approval round from its stored decision's approval steps (call it right
-    after the submission was routed to ``pending_approval``, in the same transaction)."""
+    after the submission was routed to ``pending_approval``, in the same transaction).
+
+    ``user_ids``: user key -> id, already looked up for every approver the decision names (a key it
+    lacks is no user); without it they are looked up here.
+    """
     decision = session.get(StoredDecision, lead.decision_id) if lead.decision_id else None
     steps_in: list[dict[str, Any]] = list((decision.result if decision else {}).get("approval_steps", []))
     keys = sorted({ap["user"] for st in steps_in for ap in st.get("approvers", [])})
-    users = {u.key: u.id for u in session.scalars(select(User).where(User.key.in_(keys)))} if keys else {}
+    users: Mapping[str, int]
+    if user_ids is not None:
+        users = user_ids
+    elif keys:
+        users = {
+            key: id_ for key, id_ in session.execute(select(User.key, User.id).where(User.key.in_(keys)))
+        }
+    else:
+        users = {}
     last = session.scalar(select(func.max(ApprovalRound.number)).where(ApprovalRound.lead_id == lead.id))
     rnd = ApprovalRound(
         lead_id=lead.id,

@@ -4,6 +4,7 @@ may have ended while the registration waited), and shown in the approver preview
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import or_, select
@@ -27,26 +28,43 @@ def program_membership(
     )
 
 
+@dataclass(frozen=True)
+class Eligibility:
+    """What the partner's agreement and membership say about a registration, and the rows it was read
+    from (submitting decides on their keys and the membership's tier)."""
+
+    blockers: list[str]  # why the registration is not allowed (empty: it is)
+    partner: Organization | None
+    program: PartnerProgram | None
+    membership: ProgramMembership | None  # the partner's membership in the program valid on the day
+
+
+def eligibility(session: Session, lead: Lead, today: date) -> Eligibility:
+    """Whether the partner's agreement and program membership allow this registration on ``today``."""
+    partner = session.get(Organization, lead.primary_partner_id) if lead.primary_partner_id else None
+    program = session.get(PartnerProgram, lead.program_id) if lead.program_id else None
+    membership = program_membership(session, partner.id, program.id, today) if partner and program else None
+    blockers: list[str] = []
+    if lead.primary_partner_id is None:
+        blockers.append("the lead has no primary partner to register for")
+    elif partner is None:
+        blockers.append("the lead's primary partner does not exist")
+    else:
+        if not partner.can_register_leads or not partner.active:
+            blockers.append(f"the partner agreement of {partner.key} does not allow registering leads")
+        if lead.program_id is None:
+            blockers.append("the lead names no partner program")
+        elif program is None or not program.allows_registration or not program.active:
+            blockers.append(
+                f"program {program.key if program else lead.program_id} does not accept registrations"
+            )
+        elif membership is None:
+            blockers.append(
+                f"{partner.key} has no membership in program {program.key} valid on {today.isoformat()}"
+            )
+    return Eligibility(blockers, partner, program, membership)
+
+
 def registration_blockers(session: Session, lead: Lead, today: date) -> list[str]:
     """Why the partner's agreement or membership does not allow this registration (empty: it does)."""
-    if lead.primary_partner_id is None:
-        return ["the lead has no primary partner to register for"]
-    partner = session.get(Organization, lead.primary_partner_id)
-    if partner is None:
-        return ["the lead's primary partner does not exist"]
-    blockers = []
-    if not partner.can_register_leads or not partner.active:
-        blockers.append(f"the partner agreement of {partner.key} does not allow registering leads")
-    if lead.program_id is None:
-        blockers.append("the lead names no partner program")
-        return blockers
-    program = session.get(PartnerProgram, lead.program_id)
-    if program is None or not program.allows_registration or not program.active:
-        blockers.append(
-            f"program {program.key if program else lead.program_id} does not accept registrations"
-        )
-    elif program_membership(session, partner.id, program.id, today) is None:
-        blockers.append(
-            f"{partner.key} has no membership in program {program.key} valid on {today.isoformat()}"
-        )
-    return blockers
+    return eligibility(session, lead, today).blockers

@@ -4,7 +4,7 @@ approvers, all in one transaction; and the approver preview, which decides witho
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select, update
@@ -17,12 +17,12 @@ from common.concurrency import check_if_match
 from common.database import Database
 from common.errors import FieldProblem, ValidationFailed
 from common.principal import Principal
-from directory.models import Customer, Organization, PartnerProgram, Product, User
-from registration.acceptance.team_service import accepted_for_now, ensure_accepted
+from directory.models import Customer, Product, User
+from registration.acceptance.team_service import ensure_accepted
 from registration.approval.rounds_service import start_round
 from registration.duplicates.service import refuse_overlapping_registration
 from registration.leads import schemas as s
-from registration.leads.eligibility_service import program_membership, registration_blockers
+from registration.leads.eligibility_service import Eligibility, eligibility
 from registration.leads.errors import RegistrationNotAllowed
 from registration.leads.lifecycle import Event, next_status
 from registration.leads.models import Lead, LeadTerritory, RegistrationCounter, SalesTeamMember
@@ -36,9 +36,9 @@ from registration.leads.submission import (
 from registration.notifications import service as notifications_service
 from rules.decision import AssignmentDecisionResult
 from rules.decision_schemas import FactWarning
-from rules.decision_service import decide_facts, record_decision
-from rules.service import active_rulesets
-from territory.repository import active_snapshot, model_id_of
+from rules.decision_service import decide_facts_in, record_decision
+from rules.service import active_rulesets_in
+from territory.repository import active_snapshot_in, model_id_of
 from territory.snapshot import TerritorySnapshot
 
 COUNTER = "registration"
@@ -69,8 +69,9 @@ def field_values(lead: Lead) -> dict[str, Any]:
     }
 
 
-def lead_facts(session: Session, lead: Lead, today: date) -> dict[str, Any]:
-    """The facts the assignment decides on (keys, as the rules vocabulary names them)."""
+def lead_facts(session: Session, lead: Lead, allowed: Eligibility) -> dict[str, Any]:
+    """The facts the assignment decides on (keys, as the rules vocabulary names them); the partner, the
+    program and the membership come from the lead's `eligibility` (read once for both)."""
     facts: dict[str, Any] = {
         "registration_type": lead.registration_type,
         "partner_type": lead.partner_type,
@@ -78,22 +79,18 @@ def lead_facts(session: Session, lead: Lead, today: date) -> dict[str, Any]:
         "sales_channel": lead.sales_channel,
         "deal_size": float(lead.deal_size) if lead.deal_size is not None else None,
     }
-    if lead.customer_id is not None:
-        facts["customer"] = session.scalar(select(Customer.key).where(Customer.id == lead.customer_id))
     product_id = _primary_product(lead)
-    if product_id is not None:
-        facts["product"] = session.scalar(select(Product.key).where(Product.id == product_id))
-    if lead.program_id is not None:
-        facts["program"] = session.scalar(
-            select(PartnerProgram.key).where(PartnerProgram.id == lead.program_id)
-        )
-    if lead.primary_partner_id is not None:
-        facts["partner"] = session.scalar(
-            select(Organization.key).where(Organization.id == lead.primary_partner_id)
-        )
-        if lead.program_id is not None:
-            membership = program_membership(session, lead.primary_partner_id, lead.program_id, today)
-            facts["program_tier"] = membership.tier if membership else None
+    if lead.customer_id is not None or product_id is not None:  # both keys in one statement
+        customer = select(Customer.key).where(Customer.id == lead.customer_id).scalar_subquery()
+        product = select(Product.key).where(Product.id == product_id).scalar_subquery()
+        row = session.execute(select(customer, product)).one()
+        facts["customer"], facts["product"] = row[0], row[1]
+    if allowed.program is not None:
+        facts["program"] = allowed.program.key
+    if allowed.partner is not None:
+        facts["partner"] = allowed.partner.key
+        if allowed.program is not None:
+            facts["program_tier"] = allowed.membership.tier if allowed.membership else None
     return {k: v for k, v in facts.items() if v is not None}
 
 
@@ -120,14 +117,17 @@ def next_registration_value(session: Session) -> int:
 
 
 def _assign(
-    session: Session, lead: Lead, snapshot: TerritorySnapshot | None, result: AssignmentDecisionResult
+    lead: Lead,
+    snapshot: TerritorySnapshot | None,
+    result: AssignmentDecisionResult,
+    users: Mapping[str, int],
 ) -> dict[str, Any]:
-    """Put the decided territories on the territory team and the resources on the sales team."""
+    """Put the decided territories on the territory team and the resources on the sales team (``users``:
+    user key -> id of the directory's users the decision names)."""
     model_id = model_id_of(snapshot) if snapshot else None
     for key in result.territory_team:
         lead.territory_team.append(LeadTerritory(territory_key=key, territory_model_id=model_id))
     keys = sorted({r.user for r in result.resources})
-    users = {u.key: u.id for u in session.scalars(select(User).where(User.key.in_(keys)))} if keys else {}
     present = {(m.user_id, m.role) for m in lead.sales_team}
     added = []
     for resource in result.resources:
@@ -145,6 +145,14 @@ def _assign(
     }
 
 
+def _user_ids(session: Session, result: AssignmentDecisionResult) -> dict[str, int]:
+    """User key -> id of every user the decision names (its resources and approvers), in one statement."""
+    keys = {r.user for r in result.resources} | {a.user for step in result.steps for a in step.approvers}
+    if not keys:
+        return {}
+    return {key: id_ for key, id_ in session.execute(select(User.key, User.id).where(User.key.in_(keys)))}
+
+
 def _unassign(lead: Lead) -> dict[str, Any]:
     """Take the territory team and the sales-team members an earlier assignment added off the lead (a
     fresh assignment replaces them)."""
@@ -160,16 +168,17 @@ def _unassign(lead: Lead) -> dict[str, Any]:
 
 
 def _decide(
-    db: Database, facts: dict[str, Any], team: list[str] | None = None
+    session: Session, url: str, facts: dict[str, Any], team: list[str] | None = None
 ) -> tuple[TerritorySnapshot | None, dict[str, Any], AssignmentDecisionResult]:
-    """Decide on the lead's facts. A lead that has a territory team keeps it and is decided on it (its
-    approvers are the channel roles on the lead), unless the policy asks resubmitted registrations to be
-    assigned afresh: then the decision is a fresh match, and submitting replaces the team with it."""
-    snapshot = active_snapshot(db)
-    rulesets = active_rulesets(db)
-    enriched, result = decide_facts(db, facts, snapshot, rulesets, territory_team=team or None)
+    """Decide on the lead's facts, in the caller's transaction. A lead that has a territory team keeps it
+    and is decided on it (its approvers are the channel roles on the lead), unless the policy asks
+    resubmitted registrations to be assigned afresh: then the decision is a fresh match, and submitting
+    replaces the team with it."""
+    snapshot = active_snapshot_in(session)
+    rulesets = active_rulesets_in(session, url)
+    enriched, result = decide_facts_in(session, facts, snapshot, rulesets, territory_team=team or None)
     if team and result.policy.reassign_on_resubmit:  # policy rules read facts only: the same either way
-        enriched, result = decide_facts(db, facts, snapshot, rulesets)
+        enriched, result = decide_facts_in(session, facts, snapshot, rulesets)
     return snapshot, enriched, result
 
 
@@ -177,26 +186,24 @@ def _decide(
 
 
 def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str | None) -> s.LeadOut:
-    """Submit a registration: checked, numbered, assigned and routed to its approvers in one transaction."""
+    """Submit a registration: checked, numbered, assigned and routed to its approvers in one transaction.
+
+    The lead is read once, locked, and decided on as the submission's implicit acceptance leaves it;
+    its status, number and decision are written in one UPDATE and the audit rows in one INSERT.
+    """
     now = utcnow()
     today = now.date()
-    with db.transaction() as session:  # cheap refusals before deciding
-        lead = visible_lead(session, principal, lead_id)
-        check_if_match(if_match, lead.id, lead.version)
-        next_status(lead.status, Event.SUBMIT)
-        with accepted_for_now(session, lead, principal):  # decide on the lead as submitting leaves it
-            facts = lead_facts(session, lead, today)
-            # Submitted again, the lead keeps the team its first submission assigned (the approvers
-            # are the channel roles on the lead) unless the policy says to assign it afresh.
-            team = [t.territory_key for t in lead.territory_team]
-    snapshot, enriched, result = _decide(db, facts, team)
-
-    with db.transaction() as session:
+    with db.transaction() as session, audit.batched(session):
         lead = visible_lead(session, principal, lead_id, for_update=True)
-        check_if_match(if_match, lead.id, lead.version)  # nothing changed while deciding
-        ensure_accepted(session, lead, principal, "submit")
+        check_if_match(if_match, lead.id, lead.version)
         previous = lead.status
         submitted = next_status(previous, Event.SUBMIT)
+        ensure_accepted(session, lead, principal, "submit")
+        allowed = eligibility(session, lead, today)
+        # Submitted again, the lead keeps the team its first submission assigned (the approvers are
+        # the channel roles on the lead) unless the policy says to assign it afresh.
+        team = [t.territory_key for t in lead.territory_team]
+        snapshot, enriched, result = _decide(session, db.url, lead_facts(session, lead, allowed), team)
         if result.unknown_values and result.policy.unknown_values == "refuse":
             raise ValidationFailed(
                 f"{len(result.unknown_values)} fact(s) name members the territory model does not know; "
@@ -210,15 +217,12 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
                 f"{len(missing)} required field(s) missing; the registration was not submitted",
                 missing_problems(missing),
             )
-        blockers = registration_blockers(session, lead, today)
-        if blockers:
-            raise RegistrationNotAllowed("; ".join(blockers), reasons=blockers)
+        if allowed.blockers:
+            raise RegistrationNotAllowed("; ".join(allowed.blockers), reasons=allowed.blockers)
         refuse_overlapping_registration(session, lead, result.policy, now)
         rulesets = result.ruleset_versions
-        if lead.registration_number is None:
-            lead.registration_number = registration_number(next_registration_value(session))
-        lead.status, lead.submitted_at, lead.submitted_by = submitted.value, now, principal.user_id
-        session.flush()
+        number = lead.registration_number or registration_number(next_registration_value(session))
+        routed = next_status(submitted, Event.ROUTE)
         audit.record(
             session,
             principal,
@@ -227,17 +231,21 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             "submitted",
             before={"status": previous},
             after={"status": submitted.value},
-            details={"registration_number": lead.registration_number, "rulesets": rulesets},
+            details={"registration_number": number, "rulesets": rulesets},
             now=now,
         )
         decision = record_decision(
             session, principal, "lead", lead.id, lead.organization_id, snapshot, enriched, result
         )
-        lead.decision_id = decision.id
+        # submitted and routed at once: one new version of the lead, written by one UPDATE
+        lead.registration_number, lead.decision_id = number, decision.id
+        lead.status, lead.submitted_at, lead.submitted_by = routed.value, now, principal.user_id
+        users = _user_ids(session, result)
         if not result.kept_team:  # first submission, or the policy's fresh assignment: never a mix
             replaced = _unassign(lead) if lead.territory_team else {}
-            session.flush()  # the replaced rows go before the new ones arrive (same unique keys)
-            assigned = {**_assign(session, lead, snapshot, result), **replaced}
+            if replaced:
+                session.flush()  # the replaced rows go before the new ones arrive (same unique keys)
+            assigned = {**_assign(lead, snapshot, result, users), **replaced}
             audit.record(
                 session,
                 principal,
@@ -247,8 +255,6 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
                 details={**assigned, "decision_id": decision.id, "rulesets": rulesets},
                 now=now,
             )
-        routed = next_status(submitted, Event.ROUTE)
-        lead.status = routed.value
         session.flush()
         audit.record(
             session,
@@ -267,9 +273,8 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             },
             now=now,
         )
-        start_round(session, principal, lead, now=now)  # the approval round of this submission
+        start_round(session, principal, lead, now=now, user_ids=users)  # this submission's round
         notifications_service.notify(session, lead, "submitted", principal, now=now)  # sent later
-        session.refresh(lead)
         out = lead_out(session, lead)
         out.warnings = [FactWarning.model_validate(w) for w in result.warnings]
         return out
@@ -283,11 +288,11 @@ def preview_approvers(db: Database, principal: Principal, lead_id: int) -> s.App
     today = utcnow().date()
     with db.transaction() as session:
         lead = visible_lead(session, principal, lead_id)
-        facts = lead_facts(session, lead, today)
+        allowed = eligibility(session, lead, today)
         values = field_values(lead)
-        blockers = registration_blockers(session, lead, today)
+        blockers = allowed.blockers
         team = [t.territory_key for t in lead.territory_team]
-    _, _, result = _decide(db, facts, team)
+        _, _, result = _decide(session, db.url, lead_facts(session, lead, allowed), team)
     refused = bool(result.unknown_values) and result.policy.unknown_values == "refuse"
     missing = missing_fields(values, result.policy.required_fields)
     problems = missing_problems(missing)
