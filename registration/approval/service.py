@@ -167,7 +167,7 @@ def approve(
     lead into an opportunity owned by the approving channel account manager, then calls
     `on_opportunity_created` in the same transaction."""
     now = utcnow()
-    with db.transaction() as session:
+    with db.transaction() as session, audit.batched(session):
         lead = _locked_for_approver(session, principal, lead_id, if_match, Event.APPROVE)
         rnd, step = _current_step(session, lead)
         _refuse_ended_agreement(session, lead, now)
@@ -211,7 +211,6 @@ def approve(
                     session, principal, lead, rnd, data.comment, details, now, on_opportunity_created
                 )
         session.flush()
-        session.refresh(lead)
         return lead_out(session, lead)
 
 
@@ -270,7 +269,7 @@ def reject(
     """Reject the registration at its current step (the comment is required and kept); it becomes
     editable and may be submitted again, which starts a new round."""
     now = utcnow()
-    with db.transaction() as session:
+    with db.transaction() as session, audit.batched(session):
         lead = _locked_for_approver(session, principal, lead_id, if_match, Event.REJECT)
         rnd, step = _current_step(session, lead)
         row = _approver_row(principal, step)
@@ -281,7 +280,7 @@ def reject(
         apply_transition(
             session, principal, lead, Event.REJECT, now=now, reason=data.comment, details=details
         )
-        session.refresh(lead)
+        session.flush()
         return lead_out(session, lead)
 
 
@@ -290,7 +289,7 @@ def request_info(
 ) -> s.LeadOut:
     """Ask the submitter a question: a task for the submitter; the round waits at its current step."""
     now = utcnow()
-    with db.transaction() as session:
+    with db.transaction() as session, audit.batched(session):
         lead = _locked_for_approver(session, principal, lead_id, if_match, Event.REQUEST_INFO)
         rnd, step = _current_step(session, lead)
         _check_approver(principal, step)
@@ -316,7 +315,7 @@ def request_info(
             reason=data.question,
             details={**_step_details(rnd, step), "task_id": task.id, "assignee_user_id": lead.submitted_by},
         )
-        session.refresh(lead)
+        session.flush()
         return lead_out(session, lead)
 
 
@@ -328,7 +327,7 @@ def submit_info(
 ) -> s.LeadOut:
     """The submitter answers (a note of the lead); the same round resumes at the same step."""
     now = utcnow()
-    with db.transaction() as session:
+    with db.transaction() as session, audit.batched(session):
         lead = _locked_for_submitter(session, principal, lead_id, if_match, Event.SUBMIT_INFO)
         rnd = _open_round(session, lead)
         note = LeadNote(lead_id=lead.id, author_user_id=principal.user_id, text=data.text, created_at=now)
@@ -350,7 +349,7 @@ def submit_info(
             reason=data.text,
             details={"note_id": note.id, "task_ids": answered, "round": rnd.number if rnd else None},
         )
-        session.refresh(lead)
+        session.flush()
         return lead_out(session, lead)
 
 
@@ -359,7 +358,7 @@ def withdraw(
 ) -> s.LeadOut:
     """Recall the registration before a decision; it may be edited and submitted again (a new round)."""
     now = utcnow()
-    with db.transaction() as session:
+    with db.transaction() as session, audit.batched(session):
         lead = _locked_for_submitter(session, principal, lead_id, if_match, Event.WITHDRAW)
         rnd = _open_round(session, lead)
         if rnd is not None:
@@ -373,5 +372,5 @@ def withdraw(
             reason=data.comment,
             details={"round": rnd.number if rnd else None},
         )
-        session.refresh(lead)
+        session.flush()
         return lead_out(session, lead)
