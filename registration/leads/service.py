@@ -7,11 +7,28 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Boolean, Select, String, cast, literal, null, or_, select, union_all
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Integer,
+    Numeric,
+    Select,
+    String,
+    any_,
+    bindparam,
+    cast,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, raiseload
+from sqlalchemy.orm.util import identity_key
 
 from common import audit
 from common.clock import utcnow
@@ -34,6 +51,7 @@ from registration.leads.models import (
     LeadContact,
     LeadNote,
     LeadProduct,
+    LeadTerritory,
     SalesTeamMember,
 )
 from registration.opportunities.models import Opportunity
@@ -59,7 +77,12 @@ def visible_lead(session: Session, principal: Principal, lead_id: int, *, for_up
     org = principal.organization_id
     if for_update:
         lead = session.scalar(select(Lead).where(Lead.id == lead_id).with_for_update())
-        offered = lead is not None and not principal.internal and is_offered(session, lead.id, org)
+        offered = (
+            lead is not None
+            and not principal.internal
+            and lead.organization_id != org  # its own lead: whether it is offered too does not matter
+            and is_offered(session, lead.id, org)
+        )
     else:
         row = session.execute(
             select(Lead, offered_to(Lead.id, org).label("offered")).where(Lead.id == lead_id)
@@ -70,6 +93,15 @@ def visible_lead(session: Session, principal: Principal, lead_id: int, *, for_up
     return lead
 
 
+class _Teams(NamedTuple):
+    """The products, sales teams and territory teams of a page's leads, read with their contacts and
+    activities (the page's leads are read without their collections)."""
+
+    products: dict[int, list[s.LeadProductOut]]
+    sales_team: dict[int, list[s.SalesTeamMemberOut]]
+    territory_team: dict[int, list[s.LeadTerritoryOut]]
+
+
 class _References(NamedTuple):
     """What the leads of a page refer to, read in a few statements (not a few per lead)."""
 
@@ -77,20 +109,23 @@ class _References(NamedTuple):
     opportunities: dict[int, int]  # lead id -> the opportunity it converted into
     contacts: dict[int, list[s.LeadContactOut]]  # lead id -> its own contacts (a transfer kept as a lead)
     activities: dict[int, list[s.LeadActivityOut]]  # lead id -> its activities
+    teams: _Teams | None = None  # None: the leads' own collections are loaded
 
 
-def _references(session: Session, leads: Sequence[Lead]) -> _References:
-    """The program keys, opportunity ids, contacts and activities of several leads."""
-    program_ids = {lead.program_id for lead in leads if lead.program_id}
-    programs: dict[int, str] = (
-        dict(
-            session.execute(
-                select(PartnerProgram.id, PartnerProgram.key).where(PartnerProgram.id.in_(program_ids))
-            ).all()
+def _references(session: Session, leads: Sequence[Lead], *, with_teams: bool = False) -> _References:
+    """The program keys, opportunity ids, contacts and activities of several leads (``with_teams``: also
+    their products, sales and territory teams, the leads having been read without them)."""
+    programs: dict[int, str] = {}
+    for program_id in {lead.program_id for lead in leads if lead.program_id}:
+        held = session.identity_map.get(identity_key(PartnerProgram, program_id))
+        if isinstance(held, PartnerProgram):  # already read in this transaction (submitting reads it)
+            programs[program_id] = held.key
+    unknown = {lead.program_id for lead in leads if lead.program_id and lead.program_id not in programs}
+    if unknown:
+        rows = session.execute(
+            select(PartnerProgram.id, PartnerProgram.key).where(PartnerProgram.id.in_(unknown))
         )
-        if program_ids
-        else {}
-    )
+        programs.update((program_id, key) for program_id, key in rows)
     converted = [lead.id for lead in leads if lead.lead_status == LeadStatus.CONVERTED]
     opportunities: dict[int, int] = (
         dict(
@@ -101,67 +136,175 @@ def _references(session: Session, leads: Sequence[Lead]) -> _References:
         if converted
         else {}
     )
-    contacts, activities = _own_children(session, [lead.id for lead in leads])
-    return _References(programs, opportunities, contacts, activities)
+    return _children(session, [lead.id for lead in leads], programs, opportunities, with_teams)
 
 
-def _own_children(
-    session: Session, lead_ids: Sequence[int]
-) -> tuple[dict[int, list[s.LeadContactOut]], dict[int, list[s.LeadActivityOut]]]:
-    """The contacts and activities of several leads, in one statement (a page costs one more, not two)."""
-    activities = select(
-        literal("activity").label("what"),
-        LeadActivity.lead_id,
-        LeadActivity.id,
-        LeadActivity.kind.label("a"),
-        LeadActivity.subject.label("b"),
-        cast(null(), String).label("c"),
-        cast(null(), String).label("d"),
-        cast(null(), Boolean).label("is_primary"),
-        LeadActivity.occurred_at,
-        LeadActivity.details,
-    ).where(LeadActivity.lead_id.in_(lead_ids))
-    contacts = select(
-        literal("contact"),
-        LeadContact.lead_id,
-        LeadContact.id,
-        LeadContact.name,
-        LeadContact.email,
-        LeadContact.phone,
-        LeadContact.role,
-        LeadContact.is_primary,
-        cast(null(), UtcDateTime()),
-        cast(null(), JSON),
-    ).where(LeadContact.lead_id.in_(lead_ids))
-    both = union_all(activities, contacts).subquery()
-    by_contact: dict[int, list[s.LeadContactOut]] = {}
-    by_activity: dict[int, list[s.LeadActivityOut]] = {}
-    for row in session.execute(select(both).order_by(both.c.what, both.c.id)):
-        if row.what == "contact":
-            by_contact.setdefault(row.lead_id, []).append(
+#: The columns every part of `_children_statement` has, with their types (a part leaves out what its
+#: table lacks: NULL of that type).
+_CHILD_COLUMNS: dict[str, Any] = {
+    "i": Integer(),  # an id: product, user, territory model
+    "a": String(),
+    "b": String(),
+    "c": String(),
+    "d": String(),
+    "flag": Boolean(),
+    "at": UtcDateTime(),
+    "details": JSON(),
+    "amount": Numeric(17, 2),
+}
+
+
+def _child_rows(what: str, model: Any, of_leads: Any, **columns: Any) -> Select[Any]:
+    """One part of `_children_statement`: ``model``'s rows of the leads ``lead_ids``, as ``what``."""
+    return select(
+        literal(what).label("what"),
+        model.lead_id.label("lead_id"),
+        model.id.label("id"),
+        *(columns.get(name, cast(null(), type_)).label(name) for name, type_ in _CHILD_COLUMNS.items()),
+    ).where(of_leads(model.lead_id))
+
+
+@cache
+def _children_statement(with_teams: bool, dialect: str) -> Select[Any]:
+    """One statement reading the contacts and activities (and the teams) of the leads ``lead_ids``,
+    built once per process; its rows are told apart by ``what`` and ordered by id within each.
+
+    On PostgreSQL the ids are one array parameter (``= ANY``): the statement's text is the same for
+    every page, so the driver parses it once and the server prepares it; elsewhere an expanding IN.
+    """
+    if dialect == "postgresql":
+        ids = bindparam("lead_ids", type_=postgresql.ARRAY(Integer()))
+
+        def of_leads(column: Any) -> Any:
+            return column == any_(ids)
+    else:
+
+        def of_leads(column: Any) -> Any:
+            return column.in_(bindparam("lead_ids", expanding=True))
+
+    parts = [
+        _child_rows(
+            "activity",
+            LeadActivity,
+            of_leads,
+            a=LeadActivity.kind,
+            b=LeadActivity.subject,
+            at=LeadActivity.occurred_at,
+            details=LeadActivity.details,
+        ),
+        _child_rows(
+            "contact",
+            LeadContact,
+            of_leads,
+            a=LeadContact.name,
+            b=LeadContact.email,
+            c=LeadContact.phone,
+            d=LeadContact.role,
+            flag=LeadContact.is_primary,
+        ),
+    ]
+    if with_teams:
+        parts += [
+            _child_rows(
+                "product",
+                LeadProduct,
+                of_leads,
+                i=LeadProduct.product_id,
+                a=LeadProduct.currency,
+                flag=LeadProduct.is_primary,
+                amount=LeadProduct.amount,
+            ),
+            _child_rows(
+                "sales",
+                SalesTeamMember,
+                of_leads,
+                i=SalesTeamMember.user_id,
+                a=SalesTeamMember.role,
+                b=SalesTeamMember.source,
+            ),
+            _child_rows(
+                "territory",
+                LeadTerritory,
+                of_leads,
+                i=LeadTerritory.territory_model_id,
+                a=LeadTerritory.territory_key,
+            ),
+        ]
+    both = union_all(*parts).subquery()
+    return select(both).order_by(both.c.what, both.c.id)
+
+
+def _children(
+    session: Session,
+    lead_ids: Sequence[int],
+    programs: dict[int, str],
+    opportunities: dict[int, int],
+    with_teams: bool,
+) -> _References:
+    """The contacts and activities (and teams) of several leads, in one statement whatever their number."""
+    contacts: dict[int, list[s.LeadContactOut]] = {}
+    activities: dict[int, list[s.LeadActivityOut]] = {}
+    teams = _Teams({}, {}, {}) if with_teams else None
+    dialect = session.get_bind().dialect.name
+    for row in session.execute(_children_statement(with_teams, dialect), {"lead_ids": list(lead_ids)}):
+        what = row.what
+        if what == "contact":
+            contacts.setdefault(row.lead_id, []).append(
                 s.LeadContactOut(
-                    id=row.id, name=row.a, email=row.b, phone=row.c, role=row.d, primary=bool(row.is_primary)
+                    id=row.id, name=row.a, email=row.b, phone=row.c, role=row.d, primary=bool(row.flag)
                 )
             )
-        else:
+        elif what == "activity":
             details = row.details or {}
-            by_activity.setdefault(row.lead_id, []).append(
+            activities.setdefault(row.lead_id, []).append(
                 s.LeadActivityOut(
                     id=row.id,
                     kind=row.a,
                     subject=row.b,
-                    occurred_at=row.occurred_at,
+                    occurred_at=row.at,
                     due_date=details.get("due_date"),
                     done=details.get("done"),
                 )
             )
-    return by_contact, by_activity
+        elif teams is None:
+            continue
+        elif what == "product":
+            teams.products.setdefault(row.lead_id, []).append(
+                s.LeadProductOut(product_id=row.i, primary=bool(row.flag), amount=row.amount, currency=row.a)
+            )
+        elif what == "sales":
+            teams.sales_team.setdefault(row.lead_id, []).append(
+                s.SalesTeamMemberOut(user_id=row.i, role=row.a, source=row.b)
+            )
+        else:
+            teams.territory_team.setdefault(row.lead_id, []).append(
+                s.LeadTerritoryOut(territory=row.a, territory_model_id=row.i)
+            )
+    return _References(programs, opportunities, contacts, activities, teams)
 
 
 def lead_out(session: Session, lead: Lead, references: _References | None = None) -> s.LeadOut:
     """The lead as the API shows it (``references``: `_references` of a page the lead is on)."""
     refs = references if references is not None else _references(session, [lead])
     programs, opportunities = refs.programs, refs.opportunities
+    if refs.teams is not None:
+        products = refs.teams.products.get(lead.id, [])
+        sales_team = refs.teams.sales_team.get(lead.id, [])
+        territory_team = refs.teams.territory_team.get(lead.id, [])
+    else:
+        products = [
+            s.LeadProductOut(
+                product_id=p.product_id, primary=p.is_primary, amount=p.amount, currency=p.currency
+            )
+            for p in lead.products
+        ]
+        sales_team = [
+            s.SalesTeamMemberOut(user_id=m.user_id, role=m.role, source=m.source) for m in lead.sales_team
+        ]
+        territory_team = [
+            s.LeadTerritoryOut(territory=t.territory_key, territory_model_id=t.territory_model_id)
+            for t in lead.territory_team
+        ]
     return s.LeadOut(
         id=lead.id,
         organization_id=lead.organization_id,
@@ -178,12 +321,7 @@ def lead_out(session: Session, lead: Lead, references: _References | None = None
         deal_size=lead.deal_size,
         currency=lead.currency,
         expected_close_date=lead.expected_close_date,
-        products=[
-            s.LeadProductOut(
-                product_id=p.product_id, primary=p.is_primary, amount=p.amount, currency=p.currency
-            )
-            for p in lead.products
-        ],
+        products=products,
         contacts=refs.contacts.get(lead.id, []),
         activities=refs.activities.get(lead.id, []),
         sales_channel=lead.sales_channel,
@@ -197,13 +335,8 @@ def lead_out(session: Session, lead: Lead, references: _References | None = None
         submitted_at=lead.submitted_at,
         decision_id=lead.decision_id,
         expires_at=lead.expires_at,
-        sales_team=[
-            s.SalesTeamMemberOut(user_id=m.user_id, role=m.role, source=m.source) for m in lead.sales_team
-        ],
-        territory_team=[
-            s.LeadTerritoryOut(territory=t.territory_key, territory_model_id=t.territory_model_id)
-            for t in lead.territory_team
-        ],
+        sales_team=sales_team,
+        territory_team=territory_team,
         created_at=lead.created_at,
         updated_at=lead.updated_at,
         version=lead.version,
@@ -228,10 +361,13 @@ def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Pa
             )
         if query.status is not None:
             stmt = stmt.where(Lead.status == query.status.value)
-        rows = list(session.scalars(stmt.order_by(Lead.id).limit(query.limit + 1)))
+        # the page's products and teams come with its contacts and activities (one statement, rows
+        # not objects); reading a lead's collections here would be a mistake, so it raises
+        unloaded = (raiseload(Lead.products), raiseload(Lead.sales_team), raiseload(Lead.territory_team))
+        rows = list(session.scalars(stmt.options(*unloaded).order_by(Lead.id).limit(query.limit + 1)))
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        references = _references(session, rows)
+        references = _references(session, rows, with_teams=True)
         return Page[s.LeadOut](
             items=[lead_out(session, r, references) for r in rows],
             next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
@@ -246,8 +382,9 @@ def _check_references(
     principal: Principal,
     data: s.LeadFields,
     products: Sequence[s.LeadProductIn] | None,
-) -> None:
-    """Every id and key the body names must exist (all problems reported at once).
+) -> PartnerProgram | None:
+    """Every id and key the body names must exist (all problems reported at once); returns the program
+    the body names, if any.
 
     A partner names only its own organization as primary partner: any other id gets that one answer,
     whether it exists or not, so the answer tells nothing about other organizations. A customer the
@@ -257,7 +394,8 @@ def _check_references(
     customer = session.get(Customer, data.customer_id) if data.customer_id is not None else None
     if data.customer_id is not None and (customer is None or not customer_visible(principal, customer)):
         problems.append(FieldProblem("/customer_id", f"no customer {data.customer_id}"))
-    if data.program is not None and _program_id(session, data.program) is None:
+    program = _program(session, data.program)
+    if data.program is not None and program is None:
         problems.append(FieldProblem("/program", f"no partner program {data.program!r}"))
     if not principal.internal:
         if data.primary_partner_id not in (None, principal.organization_id):
@@ -268,24 +406,27 @@ def _check_references(
             problems.append(
                 FieldProblem("/primary_partner_id", f"no partner organization {data.primary_partner_id}")
             )
+    wanted = {item.product_id for item in products or ()}
+    known = set(session.scalars(select(Product.id).where(Product.id.in_(wanted)))) if wanted else set()
     for i, item in enumerate(products or ()):
-        if session.get(Product, item.product_id) is None:
+        if item.product_id not in known:
             problems.append(FieldProblem(f"/products/{i}/product_id", f"no product {item.product_id}"))
     if problems:
         raise ValidationFailed("The lead names records it cannot refer to", problems)
+    return program
 
 
-def _program_id(session: Session, key: str | None) -> int | None:
+def _program(session: Session, key: str | None) -> PartnerProgram | None:
     if key is None:
         return None
-    return session.scalar(select(PartnerProgram.id).where(PartnerProgram.key == key))
+    return session.scalar(select(PartnerProgram).where(PartnerProgram.key == key))
 
 
-def _field_values(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
-    """Request fields -> column values (the program key becomes its id)."""
+def _field_values(changes: dict[str, Any], program: PartnerProgram | None) -> dict[str, Any]:
+    """Request fields -> column values (the program key becomes the id of ``program``, the one it names)."""
     values = {k: v for k, v in changes.items() if k not in ("products", "program")}
     if "program" in changes:
-        values["program_id"] = _program_id(session, changes["program"])
+        values["program_id"] = program.id if program is not None else None
     for name in ("registration_type", "partner_type"):
         if values.get(name) is not None:
             values[name] = str(values[name])
@@ -363,8 +504,10 @@ def _claim_key(session: Session, organization_id: int, key: str, request_hash: s
     return row
 
 
-def _new_lead(session: Session, principal: Principal, data: s.LeadCreate) -> Lead:
-    values = _field_values(session, data.model_dump(exclude={"products"}))
+def _new_lead(
+    session: Session, principal: Principal, data: s.LeadCreate, program: PartnerProgram | None
+) -> Lead:
+    values = _field_values(data.model_dump(exclude={"products"}), program)
     if principal.internal:
         # An internal user's lead is not accepted; it belongs to the partner it is for, if any.
         organization_id = data.primary_partner_id
@@ -389,6 +532,7 @@ def _new_lead(session: Session, principal: Principal, data: s.LeadCreate) -> Lea
     )
     lead.sales_team = [SalesTeamMember(user_id=principal.user_id, role=LEAD_OWNER, source="creator")]
     lead.products = [LeadProduct(product_id=p.product_id, is_primary=p.primary) for p in data.products]
+    lead.territory_team = []  # known empty: reading it back costs no statement
     session.add(lead)
     session.flush()
     return lead
@@ -416,9 +560,11 @@ def create_lead(
             org = session.get(Organization, principal.organization_id)
             if org is None or not org.can_register_leads:
                 raise Forbidden("Your organization's partner agreement does not allow registering leads")
-        _check_references(session, principal, data, data.products)
-        lead = _new_lead(session, principal, data)
-        out = lead_out(session, lead)
+        program = _check_references(session, principal, data, data.products)
+        lead = _new_lead(session, principal, data, program)
+        # a new lead: its program is the one named, no opportunity, contacts or activities yet
+        programs = {program.id: program.key} if program is not None else {}
+        out = lead_out(session, lead, _References(programs, {}, {}, {}))
         audit.record(
             session,
             principal,
@@ -456,7 +602,7 @@ def update_lead(
             )
         ensure_accepted(session, lead, principal, "update")
         changes = data.model_dump(exclude_unset=True)
-        _check_references(session, principal, data, data.products)
+        program = _check_references(session, principal, data, data.products)
         if not principal.internal and changes.get("primary_partner_id", lead.primary_partner_id) != (
             lead.primary_partner_id
         ):
@@ -465,7 +611,7 @@ def update_lead(
                 [FieldProblem("/primary_partner_id", "must stay your own organization")],
             )
         before = _snapshot(lead_out(session, lead))
-        values = _field_values(session, changes)
+        values = _field_values(changes, program)
         if principal.internal and "primary_partner_id" in values:
             lead.organization_id = values["primary_partner_id"]
         for name, value in values.items():
