@@ -62,7 +62,19 @@ LEAD_OWNER = "lead_owner"
 # --- reading ------------------------------------------------------------------------------------------
 
 
-def visible_lead(session: Session, principal: Principal, lead_id: int, *, for_update: bool = False) -> Lead:
+#: Options that read a lead without its collections (they come as rows: `_references` with teams);
+#: touching one of them then is a mistake, so it raises.
+_WITHOUT_COLLECTIONS = (raiseload(Lead.products), raiseload(Lead.sales_team), raiseload(Lead.territory_team))
+
+
+def visible_lead(
+    session: Session,
+    principal: Principal,
+    lead_id: int,
+    *,
+    for_update: bool = False,
+    collections: bool = True,
+) -> Lead:
     """The lead, if the caller may see it (internal users: all; partners: their organization's and those
     offered to it); another's answers 404 like a missing one.
 
@@ -73,6 +85,9 @@ def visible_lead(session: Session, principal: Principal, lead_id: int, *, for_up
     the offers after the lock, when no other change of the lead can be under way (offers and accepts
     change only under the lead's lock), rather than in the locking statement, whose re-check of a
     concurrently changed row would see the new lead beside the offers of the old snapshot.
+
+    ``collections=False`` (a plain read that only shows the lead): its products and teams are not
+    loaded; `_references` with teams reads them as rows, cheaper than three loads of objects.
     """
     org = principal.organization_id
     if for_update:
@@ -84,9 +99,8 @@ def visible_lead(session: Session, principal: Principal, lead_id: int, *, for_up
             and is_offered(session, lead.id, org)
         )
     else:
-        row = session.execute(
-            select(Lead, offered_to(Lead.id, org).label("offered")).where(Lead.id == lead_id)
-        ).first()
+        stmt = select(Lead, offered_to(Lead.id, org).label("offered")).where(Lead.id == lead_id)
+        row = session.execute(stmt if collections else stmt.options(*_WITHOUT_COLLECTIONS)).first()
         lead, offered = (row[0], bool(row[1])) if row is not None else (None, False)
     if lead is None or not (principal.internal or lead.organization_id == org or offered):
         raise NotFound(f"lead {lead_id} not found")
@@ -345,7 +359,8 @@ def lead_out(session: Session, lead: Lead, references: _References | None = None
 
 def get_lead(db: Database, principal: Principal, lead_id: int) -> s.LeadOut:
     with db.transaction() as session:
-        return lead_out(session, visible_lead(session, principal, lead_id))
+        lead = visible_lead(session, principal, lead_id, collections=False)
+        return lead_out(session, lead, _references(session, [lead], with_teams=True))
 
 
 def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Page[s.LeadOut]:
@@ -361,10 +376,10 @@ def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Pa
             )
         if query.status is not None:
             stmt = stmt.where(Lead.status == query.status.value)
-        # the page's products and teams come with its contacts and activities (one statement, rows
-        # not objects); reading a lead's collections here would be a mistake, so it raises
-        unloaded = (raiseload(Lead.products), raiseload(Lead.sales_team), raiseload(Lead.territory_team))
-        rows = list(session.scalars(stmt.options(*unloaded).order_by(Lead.id).limit(query.limit + 1)))
+        # the page's products and teams come with its contacts and activities (one statement)
+        rows = list(
+            session.scalars(stmt.options(*_WITHOUT_COLLECTIONS).order_by(Lead.id).limit(query.limit + 1))
+        )
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         references = _references(session, rows, with_teams=True)
