@@ -36,9 +36,8 @@ from registration.leads.submission import (
 from registration.notifications import service as notifications_service
 from rules.decision import AssignmentDecisionResult
 from rules.decision_schemas import FactWarning
-from rules.decision_service import decide_facts_in, record_decision
-from rules.service import active_rulesets_in
-from territory.repository import active_snapshot_in, model_id_of
+from rules.decision_service import current_configuration, decide_facts_in, record_decision
+from territory.repository import model_id_of
 from territory.snapshot import TerritorySnapshot
 
 COUNTER = "registration"
@@ -174,8 +173,7 @@ def _decide(
     and is decided on it (its approvers are the channel roles on the lead), unless the policy asks
     resubmitted registrations to be assigned afresh: then the decision is a fresh match, and submitting
     replaces the team with it."""
-    snapshot = active_snapshot_in(session)
-    rulesets = active_rulesets_in(session, url)
+    snapshot, rulesets = current_configuration(session, url)  # one statement says what is current
     enriched, result = decide_facts_in(session, facts, snapshot, rulesets, territory_team=team or None)
     if team and result.policy.reassign_on_resubmit:  # policy rules read facts only: the same either way
         enriched, result = decide_facts_in(session, facts, snapshot, rulesets)

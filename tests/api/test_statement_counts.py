@@ -25,7 +25,7 @@ from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, 
 PAGE_BUDGET = 4
 WHAT_IF_BUDGET = 9
 CREATE_BUDGET = 10
-SUBMIT_BUDGET = 32
+SUBMIT_BUDGET = 28
 #: approving a step that is not the last; the last one (the lead converts into an opportunity)
 APPROVE_STEP_BUDGET = 20
 APPROVE_LAST_BUDGET = 45
