@@ -14,7 +14,7 @@ from directory.models import Customer, Organization, PartnerProgram, Product, Us
 from rules.checks import RuleContext
 from rules.models import RulesetStatus, StoredRuleset
 from territory.models import ModelStatus, Territory, TerritoryDimension, TerritoryModel
-from territory.repository import StateSelect
+from territory.repository import ACTIVE_LITERAL, StateSelect
 
 #: Lead fact -> the table whose keys are its known members.
 _MEMBER_TABLES: dict[str, type[Customer] | type[Product] | type[PartnerProgram]] = {
@@ -88,8 +88,9 @@ def active_versions_select(tag: int) -> StateSelect:
     """``active_versions`` as rows of the freshness statement (``territory.repository.state_selects``):
     ``(tag, id, NULL, NULL, "kind version_hash")``; ``versions_of`` reads them back."""
     label = StoredRuleset.kind + " " + StoredRuleset.version_hash
+    # the status written into the statement: see ``territory.repository.ACTIVE_LITERAL``
     return select(literal(tag), StoredRuleset.id, null(), null(), label).where(
-        StoredRuleset.status == RulesetStatus.ACTIVE
+        StoredRuleset.status == ACTIVE_LITERAL
     )
 
 

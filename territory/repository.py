@@ -18,13 +18,16 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
+    ColumnElement,
     CompoundSelect,
     Integer,
     Select,
+    String,
     cast,
     column,
     func,
     literal,
+    literal_column,
     null,
     select,
     table,
@@ -164,6 +167,10 @@ def _fingerprint_selects() -> tuple[StateSelect, ...]:
 
 # --- what makes a held snapshot current, read in one statement -----------------------------------------
 
+#: ``'active'`` written into the statement, not bound: SQLite uses a partial index (``WHERE status =
+#: 'active'``) for a bound value only by preparing the statement again on every execution, which costs
+#: more than running the whole freshness statement.
+ACTIVE_LITERAL: ColumnElement[str] = literal_column("'active'", String)
 #: The tag of the active model's row among ``state_selects``' (the reference tables' rows are 0 to 3).
 _ACTIVE_MODEL_TAG = 4
 #: The first tag left for the layers above, whose own rows ride in the same statement.
@@ -179,7 +186,7 @@ def state_selects() -> tuple[StateSelect, ...]:
     """
     active = select(
         literal(_ACTIVE_MODEL_TAG), TerritoryModel.id, TerritoryModel.version, null(), null()
-    ).where(TerritoryModel.status == ModelStatus.ACTIVE)
+    ).where(TerritoryModel.status == ACTIVE_LITERAL)
     return (*_fingerprint_selects(), active)
 
 
