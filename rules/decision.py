@@ -26,7 +26,7 @@ from rules.reference import explain
 from rules.vocabulary import FACTS, NormalizedFacts, normalize_facts
 from territory.dimensions import BUILT_IN
 from territory.errors import hint
-from territory.snapshot import CamAssignment, Explanation, TerritorySnapshot, UnknownValue
+from territory.snapshot import CamAssignment, Explanation, MatchResult, TerritorySnapshot, UnknownValue
 from territory.tree import CHANNEL_ACCOUNT_MANAGER
 
 #: Losing territories a trace explains besides the matches (the closest by dimensions met); the others
@@ -80,6 +80,7 @@ class _TraceInputs:
     rulesets: Mapping[ast.Kind, ast.Ruleset]
     outcomes: Mapping[ast.Kind, Outcome]
     cam: CamAssignment | None
+    match: MatchResult | None = None  # the fresh match the decision made, if it made one
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ class AssignmentDecisionResult:
             if cam
             else None,
             "rules": rules,
-            **candidates_json(snapshot, i.territory_facts, closest),
+            **candidates_json(snapshot, i.territory_facts, closest, i.match),
         }
 
     @property
@@ -289,7 +290,10 @@ def explanation_json(e: Explanation, *, brief: bool = False) -> dict[str, Any]:
 
 
 def candidates_json(
-    snapshot: TerritorySnapshot | None, tfacts: Mapping[str, str], closest: int | None
+    snapshot: TerritorySnapshot | None,
+    tfacts: Mapping[str, str],
+    closest: int | None,
+    match: MatchResult | None = None,
 ) -> dict[str, Any]:
     """The trace's ``candidates`` (matches and the ``closest`` losers; all for ``None``) and
     ``candidates_omitted`` (how many losers were left out, by reason).
@@ -300,7 +304,7 @@ def candidates_json(
     if snapshot is None:
         return {"candidates": [], "candidates_omitted": {"count": 0, "reasons": {}}}
     brief = closest is not None
-    found = snapshot.candidates(tfacts, closest, paths=not brief)
+    found = snapshot.candidates(tfacts, closest, paths=not brief, match=match)
     return {
         "candidates": [explanation_json(e, brief=brief) for e in found.explained],
         "candidates_omitted": {"count": found.omitted, "reasons": found.omitted_reasons},
@@ -349,6 +353,7 @@ def decide(
     if extra:  # declared dimensions: rules files test them as text facts
         normalized = NormalizedFacts({**normalized, **extra})
         facts = LeadFacts(facts.given, normalized)
+    match = None
     if territory_team is not None:
         matched = lowest = deepest_territories(snapshot, territory_team)
     else:
@@ -404,7 +409,7 @@ def decide(
         territory_team=tuple(dict.fromkeys(team)),
         steps=steps,
         policy=policy,
-        _inputs=_TraceInputs(facts, tfacts, snapshot, rulesets, outcomes, cam),
+        _inputs=_TraceInputs(facts, tfacts, snapshot, rulesets, outcomes, cam, match),
         kept_team=kept_team,
         unknown_values=unknown,
     )

@@ -175,7 +175,9 @@ class Explaining(Protocol):
         """
         return self.candidates(facts, None).explained
 
-    def candidates(self, facts: Facts, closest: int | None, *, paths: bool = True) -> Candidates:
+    def candidates(
+        self, facts: Facts, closest: int | None, *, paths: bool = True, match: MatchResult | None = None
+    ) -> Candidates:
         """The matches and the ``closest`` near misses explained, the other near misses counted.
 
         A near miss is a child of a matching territory that did not match (the root when nothing
@@ -184,6 +186,7 @@ class Explaining(Protocol):
         the explained ones cost an ``Explanation``, and only the children the lead's members reach through
         an index are scored one by one, so a root with hundreds of children stays cheap.
         ``paths=False`` leaves out the matches above the lowest ones (a trace lists those paths apart).
+        ``match``: what ``match(facts)`` returns, when the caller has it already.
 
         >>> from territory.dimensions import Dimension
         >>> from territory.snapshot import TerritorySnapshot
@@ -196,7 +199,7 @@ class Explaining(Protocol):
         >>> [e.territory for e in found.explained], found.omitted, found.omitted_reasons
         (['WW', 'DE', 'FR'], 1, {'dimension_not_covered': 1})
         """
-        result = self.match(facts)
+        result = match if match is not None else self.match(facts)
         fa = self._lead_ancestors(facts)
         matched = [self._id[k] for k in result.matched]
         ids = set(matched)

@@ -63,6 +63,7 @@ def _reference(snap: TerritorySnapshot, lead: dict[str, str], closest: int | Non
 
 def _check(snap: TerritorySnapshot, lead: dict[str, str], closest: int | None) -> None:
     found = snap.candidates(lead, closest)
+    assert snap.candidates(lead, closest, match=snap.match(lead)) == found  # the caller's match, reused
     explained, alone, omitted, reasons = _reference(snap, lead, closest)
     assert [e.territory for e in found.explained] == explained
     assert (found.omitted, found.omitted_reasons) == (omitted, reasons)
