@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from directory.models import Organization, PartnerProgram, ProgramMembership
@@ -41,9 +41,7 @@ class Eligibility:
 
 def eligibility(session: Session, lead: Lead, today: date) -> Eligibility:
     """Whether the partner's agreement and program membership allow this registration on ``today``."""
-    partner = session.get(Organization, lead.primary_partner_id) if lead.primary_partner_id else None
-    program = session.get(PartnerProgram, lead.program_id) if lead.program_id else None
-    membership = program_membership(session, partner.id, program.id, today) if partner and program else None
+    partner, program, membership = _partner_program_membership(session, lead, today)
     blockers: list[str] = []
     if lead.primary_partner_id is None:
         blockers.append("the lead has no primary partner to register for")
@@ -63,6 +61,34 @@ def eligibility(session: Session, lead: Lead, today: date) -> Eligibility:
                 f"{partner.key} has no membership in program {program.key} valid on {today.isoformat()}"
             )
     return Eligibility(blockers, partner, program, membership)
+
+
+def _partner_program_membership(
+    session: Session, lead: Lead, today: date
+) -> tuple[Organization | None, PartnerProgram | None, ProgramMembership | None]:
+    """The lead's partner, its program and the partner's membership in it valid on ``today``: one
+    statement when the lead names both (the usual case), else what it names read on its own."""
+    row = None
+    if lead.primary_partner_id is not None and lead.program_id is not None:
+        valid = and_(
+            ProgramMembership.organization_id == Organization.id,
+            ProgramMembership.program_id == PartnerProgram.id,
+            ProgramMembership.valid_from <= today,
+            or_(ProgramMembership.valid_to.is_(None), ProgramMembership.valid_to >= today),
+        )
+        row = session.execute(
+            select(Organization, PartnerProgram, ProgramMembership)
+            .select_from(Organization)
+            .join(PartnerProgram, PartnerProgram.id == lead.program_id)
+            .outerjoin(ProgramMembership, valid)
+            .where(Organization.id == lead.primary_partner_id)
+        ).first()
+    if row is not None:
+        return row[0], row[1], row[2]
+    partner = session.get(Organization, lead.primary_partner_id) if lead.primary_partner_id else None
+    program = session.get(PartnerProgram, lead.program_id) if lead.program_id else None
+    membership = program_membership(session, partner.id, program.id, today) if partner and program else None
+    return partner, program, membership
 
 
 def registration_blockers(session: Session, lead: Lead, today: date) -> list[str]:

@@ -25,10 +25,10 @@ from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, 
 PAGE_BUDGET = 4
 WHAT_IF_BUDGET = 9
 CREATE_BUDGET = 10
-SUBMIT_BUDGET = 28
+SUBMIT_BUDGET = 26
 #: approving a step that is not the last; the last one (the lead converts into an opportunity)
-APPROVE_STEP_BUDGET = 20
-APPROVE_LAST_BUDGET = 45
+APPROVE_STEP_BUDGET = 18
+APPROVE_LAST_BUDGET = 43
 
 WHAT_IF = {
     "facts": {
