@@ -183,9 +183,18 @@ def _worker_pids(master: int) -> set[int]:
     return {int(pid) for pid in children}
 
 
+def _workers_up(master: int, count: int = 2, timeout: float = 60) -> set[int]:
+    """The master's workers once ``count`` of them run (gunicorn forks them one after another, and the
+    first one answers before the second is up)."""
+    deadline = time.monotonic() + timeout
+    while len(pids := _worker_pids(master)) != count:
+        assert time.monotonic() < deadline, f"{len(pids)} workers after {timeout} s: {pids}"
+        time.sleep(0.1)
+    return pids
+
+
 def test_a_hup_replaces_the_workers_without_refusing_requests(gunicorn: Served) -> None:
-    before = _worker_pids(gunicorn.proc.pid)
-    assert len(before) == 2
+    before = _workers_up(gunicorn.proc.pid)
     gunicorn.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 60
     while True:
