@@ -15,14 +15,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from common import audit
 from common.batch import Backend, Chunk, database_for, is_queued
 from common.clock import utcnow
-from common.database import Database
+from common.database import Database, json_loads
 from common.errors import NotFound, PrmError, ServiceUnavailable
 from registration.reassignment import apply_service, plan_service
 from registration.reassignment.models import ReassignmentChunk, ReassignmentItem, ReassignmentRun
@@ -150,8 +149,8 @@ def finish_plan(db: Database, run_id: int, *, only_if_complete: bool = False) ->
                         "outcome": outcome,
                         "reason": reason,
                         "action": action,
-                        "before": orjson.loads(before),
-                        "after": orjson.loads(after),
+                        "before": json_loads(before),
+                        "after": json_loads(after),
                     }
                 )
             if len(page) < 1000:
