@@ -348,7 +348,14 @@ def _prm(env: dict[str, str], *args: str) -> str:
 
 def _ten_thousand_territories(url: str) -> int:
     """A planning model of ~11,000 territories over the demo reference data: world -> region -> country
-    -> product (every leaf product) -> a group of top-level customer accounts. Returns its id."""
+    -> product (every leaf product) -> a group of top-level customer accounts. Returns its id.
+
+    Each territory repeats the coverage of those above it (a product line covers its country and its
+    product, an account group its country, product and accounts), as an admin's model does: a territory
+    that leaves a dimension open where its parent restricts it covers every member there, so a product
+    line restricted on product alone would match the leads of every country (the what-if then matched
+    ~630 territories of 250 countries and answered 160 KB, at ~25 ms of server CPU).
+    """
     from sqlalchemy import select
 
     from common.database import Database
@@ -356,7 +363,7 @@ def _ten_thousand_territories(url: str) -> int:
     from territory import repository as repo
     from territory.dimensions import Dimension
     from territory.models import TerritoryModel
-    from territory.tree import Coverage, TeamMember, TerritoryDef
+    from territory.tree import Coverage, TeamMember, TerritoryDef, check_tree
 
     db = Database(url)
     try:
@@ -417,7 +424,10 @@ def _ten_thousand_territories(url: str) -> int:
                             "product_line",
                             (),
                             None,
-                            {Dimension.PRODUCT: Coverage.of(include=[product])},
+                            {
+                                Dimension.GEOGRAPHY: Coverage.of(include=[country]),
+                                Dimension.PRODUCT: Coverage.of(include=[product]),
+                            },
                         )
                     )
                     for g, members in enumerate(groups):
@@ -430,9 +440,16 @@ def _ten_thousand_territories(url: str) -> int:
                                     "named_accounts",
                                     (),
                                     None,
-                                    {Dimension.CUSTOMER: Coverage.of(include=members)},
+                                    {
+                                        Dimension.GEOGRAPHY: Coverage.of(include=[country]),
+                                        Dimension.PRODUCT: Coverage.of(include=[product]),
+                                        Dimension.CUSTOMER: Coverage.of(include=members),
+                                    },
                                 )
                             )
+            warnings = check_tree(defs, repo.load_dimensions(session)).warnings
+            if warnings:  # a child covering more than its parent: the model is not the one meant
+                raise SystemExit(f"the 10k model has {len(warnings)} tree warnings, e.g. {warnings[0]}")
             model = TerritoryModel(name="REST benchmark: 10,000+ territories")
             session.add(model)
             session.flush()
