@@ -2,11 +2,12 @@
 created, with the correlation keys of what the document named.
 
 Applying a partner's document changes only what a document may carry: the opportunity's name,
-description, stage, status (open/won/lost), amount, currency and close date, and its contacts, revenue lines,
-notes and activities. A transfer kept as a lead takes the same children, paired the same way (the lead's
-products are its revenue lines); a lead has no stage and no open/won/lost of its own. Owner, organization and the registration (its status, number, expiry) are never
-touched (RELIABILITY.md, "data from a partner"); `transfer.canonical` already refuses the owner and the
-registration number from a partner. Child records the partner left out are kept (no deletes by transfer).
+description, stage, status (open/won/lost), amount, currency and close date, and its contacts, revenue
+lines, notes and activities. A transfer kept as a lead takes the same children, paired the same way (the
+lead's products are its revenue lines), and the deal's stage and open/won/lost (``deal_status``). Owner,
+organization and the registration (its status, number, expiry) are never touched (RELIABILITY.md, "data
+from a partner"); `transfer.canonical` already refuses the owner and the registration number from a
+partner. Child records the partner left out are kept (no deletes by transfer).
 """
 
 from __future__ import annotations
@@ -296,10 +297,13 @@ _OPPORTUNITY_COLUMNS = {
     "currency": "currency",
     "close_date": "expected_close_date",
 }
-#: What a lead holds of a document's own fields (it has no stage, and no open/won/lost of its own).
+#: What a lead holds of a document's own fields (the deal's open/won/lost as its ``deal_status``, beside
+#: the registration's status and the lead's own open/converted).
 _LEAD_COLUMNS = {
     "name": "name",
     "description": "description",
+    "stage": "stage",
+    "status": "deal_status",
     "amount": "deal_size",
     "currency": "currency",
     "close_date": "expected_close_date",

@@ -53,6 +53,10 @@ class Lead(Base):
     deal_size: Mapped[Decimal | None] = mapped_column(Numeric(17, 2))
     currency: Mapped[str | None] = mapped_column(String(3))
     expected_close_date: Mapped[date | None] = mapped_column(Date)
+    # The deal's sales stage and open/won/lost as a transfer kept as a lead carries them (None: a lead
+    # registered here); the opportunity the lead converts into takes them over.
+    stage: Mapped[str | None] = mapped_column(String(100))
+    deal_status: Mapped[str | None] = mapped_column(String(20))
     sales_channel: Mapped[str] = mapped_column(String(20), default="partner")
     accepted: Mapped[bool] = mapped_column(Boolean, default=False)
     owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

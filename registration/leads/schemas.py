@@ -50,6 +50,14 @@ class SalesChannel(StrEnum):
     DIRECT = "direct"
 
 
+class DealStatus(StrEnum):
+    """The deal's open/won/lost (an opportunity's status) that a lead kept from a transfer carries."""
+
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
 class LeadProductIn(Input):
     product_id: Id
     primary: StrictBool = False
@@ -180,6 +188,14 @@ class LeadOut(BaseModel):
     deal_size: Money | None
     currency: str | None
     expected_close_date: date | None
+    stage: str | None = Field(
+        None, description="the deal's sales stage, where a transfer kept as a lead carries one"
+    )
+    deal_status: DealStatus | None = Field(
+        None,
+        description="the deal's open/won/lost, where a transfer kept as a lead carries it; the opportunity "
+        "the lead converts into takes it over with the stage",
+    )
     products: list[LeadProductOut]
     contacts: list[LeadContactOut] = Field(
         default_factory=list, description="the lead's own contacts, where it has several (else: contact_*)"

@@ -88,10 +88,17 @@ class OpportunityCreated(Protocol):
     ) -> object: ...
 
 
+def _closed_status(lead: Lead) -> str | None:
+    """``won`` or ``lost`` when the lead carries a closed deal (kept from a transfer), else None."""
+    closed = (OpportunityStatus.WON.value, OpportunityStatus.LOST.value)
+    return lead.deal_status if lead.deal_status in closed else None
+
+
 def convert_lead(
     session: Session, actor: Principal, lead: Lead, owner_user_id: int, *, now: datetime
 ) -> Opportunity:
     """Create the opportunity an approved registration converts into (in the caller's transaction)."""
+    closed = _closed_status(lead)
     opp = Opportunity(
         number=opportunity_number(lead.registration_number, lead.id),
         lead_id=lead.id,
@@ -103,7 +110,10 @@ def convert_lead(
         program_id=lead.program_id,
         name=lead.name,
         description=lead.description,
-        status=OpportunityStatus.OPEN.value,
+        # a lead kept from a transfer carries the deal's stage and open/won/lost: the opportunity goes on
+        stage=lead.stage,
+        status=closed or OpportunityStatus.OPEN.value,
+        closed_at=now if closed else None,
         owner_user_id=owner_user_id,
         amount=lead.deal_size,
         currency=lead.currency,
