@@ -19,7 +19,7 @@ from common.openapi import MULTIPART, RAW_BODIES, RAW_BODY_SCHEMAS, view_operati
 from common.principal import CHANNEL_ROLES, INTERNAL_ROLES, Role
 from common.settings import Settings
 from directory.schemas import IdPath, Input
-from transfer import connection_service, service
+from transfer import connection_service, lead_service, service
 from transfer import schemas as s
 
 api = APIBlueprint(
@@ -221,3 +221,25 @@ def send_opportunity_update(path: IdPath, body: s.PartnerIn) -> Response:
 def receive_opportunity_update(path: IdPath, body: s.PartnerIn) -> Response:
     """Query the partner's CRM and apply what changed (status, revenue, new activities...)."""
     return json_response(service.receive_update(_db(), current_principal(), path.id, body), 202)
+
+
+@api.get("/leads/<int:id>/transfers", tags=[transfers], responses={200: s.TransferList})
+@allow(INTERNAL_ROLES)
+def list_lead_transfers(path: IdPath) -> Response:
+    """Transfer status of a lead kept from a partner's transfer, with the correlation keys."""
+    return json_response(lead_service.list_lead_transfers(_db(), current_principal(), path.id))
+
+
+@api.post("/leads/<int:id>/transfers/send-update", tags=[transfers], responses={202: s.TransferOut})
+@allow(TRANSFERRERS)
+def send_lead_update(path: IdPath, body: s.PartnerIn) -> Response:
+    """Push the lead's current state (fields, the deal's stage and status, children) to the partner whose
+    transfer it was kept from; once the lead converted, the opportunity's."""
+    return json_response(lead_service.send_lead_update(_db(), current_principal(), path.id, body), 202)
+
+
+@api.post("/leads/<int:id>/transfers/receive-update", tags=[transfers], responses={202: s.TransferOut})
+@allow(TRANSFERRERS)
+def receive_lead_update(path: IdPath, body: s.PartnerIn) -> Response:
+    """Query the partner's CRM for the opportunity the lead was kept from and apply what changed."""
+    return json_response(lead_service.receive_lead_update(_db(), current_principal(), path.id, body), 202)

@@ -12,6 +12,8 @@ The protocol, relative to the connection's base URL:
   the opportunity in the partner's model; the answer ``{"id": their id, "correlations": {kind: {our id:
   their id}}}``.
 - ``GET {base}/opportunities/{our id}`` (query): the answer is the opportunity in the partner's model.
+- ``POST {base}/leads/update`` and ``GET {base}/leads/{our id}``: the same, from a lead we keep the
+  partner's transfer as (our leads and opportunities are two id spaces).
 """
 
 from __future__ import annotations
@@ -78,14 +80,32 @@ class PartnerCrmClient:
     def create(self, msg_id: str, idempotency_key: str, body: Any, now: Callable[[], datetime]) -> CallResult:
         return self._call("POST", "/opportunities", msg_id, idempotency_key, body, now)
 
-    def update(self, msg_id: str, idempotency_key: str, body: Any, now: Callable[[], datetime]) -> CallResult:
-        return self._call("POST", "/opportunities/update", msg_id, idempotency_key, body, now)
+    def update(
+        self,
+        msg_id: str,
+        idempotency_key: str,
+        body: Any,
+        now: Callable[[], datetime],
+        *,
+        lead: bool = False,
+    ) -> CallResult:
+        """``lead``: the document is of a lead we keep the partner's transfer as (``/leads/update``)."""
+        path = "/leads/update" if lead else "/opportunities/update"
+        return self._call("POST", path, msg_id, idempotency_key, body, now)
 
     def query(
-        self, msg_id: str, idempotency_key: str, local_id: str, now: Callable[[], datetime]
+        self,
+        msg_id: str,
+        idempotency_key: str,
+        local_id: str,
+        now: Callable[[], datetime],
+        *,
+        lead: bool = False,
     ) -> CallResult:
+        """``lead``: `local_id` is a lead we keep the partner's transfer as (``/leads/{id}``)."""
+        collection = "leads" if lead else "opportunities"
         return self._call(
-            "GET", f"/opportunities/{quote(local_id, safe='')}", msg_id, idempotency_key, None, now
+            "GET", f"/{collection}/{quote(local_id, safe='')}", msg_id, idempotency_key, None, now
         )
 
     def _call(

@@ -106,12 +106,15 @@ class PartnerCrmSender:
             connection_id = c.id
             session.expunge(c)
         msg_id = f"{item.dedupe_key}:a{item.attempts}"[-256:]
+        lead = item.payload.get("record") == "lead"  # from a lead we keep the partner's transfer as
         if operation == "create":
             result = client.create(msg_id, item.dedupe_key, {**item.payload["body"], **pairs}, self.clock)
         elif operation == "update":
-            result = client.update(msg_id, item.dedupe_key, {**item.payload["body"], **pairs}, self.clock)
+            body = {**item.payload["body"], **pairs}
+            result = client.update(msg_id, item.dedupe_key, body, self.clock, lead=lead)
         elif operation == "query":
-            result = client.query(msg_id, item.dedupe_key, str(item.payload["local_id"]), self.clock)
+            local_id = str(item.payload["local_id"])
+            result = client.query(msg_id, item.dedupe_key, local_id, self.clock, lead=lead)
         else:
             raise DeliveryFailed(f"unknown operation {operation!r}", retryable=False)
         if result.outcome.verdict is Verdict.DELIVERED:

@@ -110,5 +110,46 @@ def answer_partner_query(path: QueryPath) -> Response:
     return json_response(reply.body, reply.status)
 
 
+@api.post("/partner-crm/<connection_key>/leads/update", tags=[inbound], responses={200: TransferReply})
+@public
+def receive_partner_lead_update(path: ConnectionPath) -> Response:
+    """Update from the partner's lead: changes to our opportunity that the partner keeps as its lead
+    (the document's ``id`` is the lead's); otherwise as ``opportunities/update``."""
+    reply = inbound_service.update(
+        _db(), _settings(), path.connection_key, dict(request.headers), request.get_data(), from_lead=True
+    )
+    return json_response(reply.body, reply.status)
+
+
+@api.get(
+    "/partner-crm/<connection_key>/leads/<remote_id:remote_id>",
+    tags=[inbound],
+    responses={
+        200: {"description": "the opportunity in the partner's model"},
+        405: {"description": "`update` is not an id: it names the update operation (POST)"},
+    },
+)
+@public
+def answer_partner_lead_query(path: QueryPath) -> Response:
+    """Query from the partner's lead: our opportunity that the partner keeps as its lead `remote_id`, in
+    the partner's model."""
+    reply = inbound_service.query(
+        _db(),
+        _settings(),
+        path.connection_key,
+        dict(request.headers),
+        request.get_data(),
+        path.remote_id,
+        from_lead=True,
+    )
+    return json_response(reply.body, reply.status)
+
+
 _DOCUMENT = ("application/json", {"$ref": "#/components/schemas/CanonicalOpportunity"}, document_schemas())
-DOCUMENTED_BODIES.update({"receive_partner_transfer": _DOCUMENT, "receive_partner_update": _DOCUMENT})
+DOCUMENTED_BODIES.update(
+    {
+        "receive_partner_transfer": _DOCUMENT,
+        "receive_partner_update": _DOCUMENT,
+        "receive_partner_lead_update": _DOCUMENT,
+    }
+)

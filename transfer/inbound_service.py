@@ -115,6 +115,19 @@ def _by_remote(session: Session, c: PartnerCrmConnection, remote_id: str) -> Opp
     )
 
 
+def _by_remote_lead(session: Session, c: PartnerCrmConnection, remote_id: str) -> OpportunityTransfer | None:
+    """The transfer the partner keeps as its lead `remote_id` (it speaks from that lead)."""
+    return session.scalar(
+        select(OpportunityTransfer)
+        .where(
+            OpportunityTransfer.connection_id == c.id,
+            OpportunityTransfer.remote_type == s.RemoteType.LEAD.value,
+            OpportunityTransfer.remote_id == remote_id,
+        )
+        .with_for_update()
+    )
+
+
 def _renamed(
     session: Session, c: PartnerCrmConnection, remote_id: str, hints: repository.Correlations
 ) -> OpportunityTransfer | None:
@@ -208,20 +221,35 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
     raise ValidationFailed("the transfer could not be stored; retry")
 
 
-def update(db: Database, settings: Settings, key: str, headers: Mapping[str, str], body: bytes) -> Reply:
+def update(
+    db: Database,
+    settings: Settings,
+    key: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    from_lead: bool = False,
+) -> Reply:
     """A partner sends changes to an opportunity transferred before (in either direction), to the
-    opportunity or the lead we keep it as (the opportunity a lead converted into, once it did)."""
+    opportunity or the lead we keep it as (the opportunity a lead converted into, once it did).
+    `from_lead`: the partner speaks from the lead it keeps our transfer as (the document's id is its
+    lead's)."""
     now = utcnow()
     with db.transaction() as session:
         c = _verified(session, settings, key, headers, body, now)
         doc, hints = _document(c, body)
-        t = _by_remote(session, c, doc["id"])
-        if t is None:
-            t = _renamed(session, c, doc["id"], hints)
-            if t is not None:  # and so did its children: their ids as the partner numbers them now
-                repository.adopt_pairs(session, t, repository.mirrored(hints))
-        if t is None:
-            raise NotFound(f"no opportunity was transferred with id {doc['id']}")
+        if from_lead:
+            t = _by_remote_lead(session, c, doc["id"])
+            if t is None:
+                raise NotFound(f"no transfer is kept as a lead with id {doc['id']}")
+        else:
+            t = _by_remote(session, c, doc["id"])
+            if t is None:
+                t = _renamed(session, c, doc["id"], hints)
+                if t is not None:  # and so did its children: their ids as the partner numbers them now
+                    repository.adopt_pairs(session, t, repository.mirrored(hints))
+            if t is None:
+                raise NotFound(f"no opportunity was transferred with id {doc['id']}")
         inbound_repository.converted(session, t)  # a lead converted since: the update goes to its opportunity
         if t.opportunity_id is not None:
             opp = session.get(Opportunity, t.opportunity_id, with_for_update=True)
@@ -244,16 +272,24 @@ def update(db: Database, settings: Settings, key: str, headers: Mapping[str, str
 
 
 def query(
-    db: Database, settings: Settings, key: str, headers: Mapping[str, str], body: bytes, remote_id: str
+    db: Database,
+    settings: Settings,
+    key: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    remote_id: str,
+    *,
+    from_lead: bool = False,
 ) -> Reply:
     """A partner reads an opportunity transferred before, in its own model (the connection's inbound
-    profile), with our ids."""
+    profile), with our ids. `from_lead`: `remote_id` is the partner's lead it keeps our transfer as."""
     now = utcnow()
     with db.transaction() as session:
         c = _verified(session, settings, key, headers, body, now)
-        t = _by_remote(session, c, remote_id)
+        t = (_by_remote_lead if from_lead else _by_remote)(session, c, remote_id)
         if t is None:
-            raise NotFound(f"no opportunity was transferred with id {remote_id}")
+            what = "no transfer is kept as a lead" if from_lead else "no opportunity was transferred"
+            raise NotFound(f"{what} with id {remote_id}")
         inbound_repository.converted(session, t)
         if t.opportunity_id is not None:
             opp = session.get(Opportunity, t.opportunity_id)

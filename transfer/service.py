@@ -73,7 +73,7 @@ def transfer_out(session: Session, t: OpportunityTransfer) -> s.TransferOut:
     )
 
 
-def _connection_for(session: Session, organization_id: int, operation: s.Operation) -> PartnerCrmConnection:
+def connection_for(session: Session, organization_id: int, operation: s.Operation) -> PartnerCrmConnection:
     c = session.scalar(
         select(PartnerCrmConnection).where(
             PartnerCrmConnection.organization_id == organization_id, PartnerCrmConnection.active.is_(True)
@@ -98,7 +98,7 @@ def _transfer_of(session: Session, c: PartnerCrmConnection, opp: Opportunity) ->
     )
 
 
-def _enqueue(
+def enqueue(
     session: Session, t: OpportunityTransfer, operation: str, payload: dict[str, Any], now: datetime
 ) -> str:
     key = f"{operation}:{t.connection_id}:{t.id}:{uuid.uuid4().hex}"
@@ -195,7 +195,7 @@ def request_transfer(
     t.message = status_messages.queued("create", c.name)
     session.flush()
     # the version sent: a change made while the create is on its way follows it as an update
-    key = _enqueue(session, t, "create", {"body": body, "version": opp.version}, now)
+    key = enqueue(session, t, "create", {"body": body, "version": opp.version}, now)
     repository.record(
         session,
         actor,
@@ -212,7 +212,7 @@ def transfer(db: Database, principal: Principal, opportunity_id: int, data: s.Tr
     now = utcnow()
     with db.transaction() as session:
         opp = visible_opportunity(session, principal, opportunity_id, for_update=True)
-        c = _connection_for(session, data.partner_organization_id, s.Operation.CREATE)
+        c = connection_for(session, data.partner_organization_id, s.Operation.CREATE)
         t = request_transfer(session, principal, opp, c, now=now, reason="requested")
         return transfer_out(session, t)
 
@@ -255,7 +255,7 @@ def queue_update(
         now,
     )
     t.message = status_messages.queued("update", c.name, automatic=automatic is not None)
-    key = _enqueue(session, t, "update", {"body": body}, now)
+    key = enqueue(session, t, "update", {"body": body}, now)
     details = {"key": key} if automatic is None else {"key": key, "automatic": True, "change": automatic}
     repository.record(session, actor, t, "update_requested", now=now, before=before, details=details)
 
@@ -264,7 +264,7 @@ def send_update(db: Database, principal: Principal, opportunity_id: int, data: s
     now = utcnow()
     with db.transaction() as session:
         opp = visible_opportunity(session, principal, opportunity_id, for_update=True)
-        c = _connection_for(session, data.partner_organization_id, s.Operation.UPDATE)
+        c = connection_for(session, data.partner_organization_id, s.Operation.UPDATE)
         t = _previous(session, c, opp)
         queue_update(session, principal, opp, c, t, now=now)
         return transfer_out(session, t)
@@ -276,7 +276,7 @@ def receive_update(
     now = utcnow()
     with db.transaction() as session:
         opp = visible_opportunity(session, principal, opportunity_id, for_update=True)
-        c = _connection_for(session, data.partner_organization_id, s.Operation.QUERY)
+        c = connection_for(session, data.partner_organization_id, s.Operation.QUERY)
         t = _previous(session, c, opp)
         before = {"status": t.status}
         t.status, t.last_operation, t.last_error, t.attempts, t.updated_at = (
@@ -287,7 +287,7 @@ def receive_update(
             now,
         )
         t.message = status_messages.queued("query", c.name)
-        key = _enqueue(session, t, "query", {"local_id": str(opp.id)}, now)
+        key = enqueue(session, t, "query", {"local_id": str(opp.id)}, now)
         repository.record(
             session, principal, t, "receive_requested", now=now, before=before, details={"key": key}
         )

@@ -235,6 +235,8 @@ PARTNER_LEAD_PROFILE = (Path(__file__).parents[2] / "transfer/profiles/partner_l
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # Operations on an opportunity transferred before (a fresh one per cell, with the partner's id known).
 TRANSFERRED_OPERATIONS = {"send_opportunity_update", "receive_opportunity_update"}
+# Operations on a lead kept from a partner's transfer (a fresh one per cell).
+TRANSFERRED_LEAD_OPERATIONS = {"list_lead_transfers", "send_lead_update", "receive_lead_update"}
 
 
 def _connection_body(organization_id: int, key: str) -> dict[str, Any]:
@@ -267,6 +269,26 @@ def _transferred_opportunity(env: Env, side: str) -> int:
             )
         )
     return opportunity_id
+
+
+def _transferred_lead(env: Env, side: str) -> int:
+    """A fresh lead of partner ``side`` kept from the partner CRM connection's transfer."""
+    from transfer.models import OpportunityTransfer
+
+    lead_id = _new_lead(env, side)
+    with env.db.transaction() as session:
+        session.add(
+            OpportunityTransfer(
+                connection_id=env.ids["partner-crm-connection"],
+                lead_id=lead_id,
+                remote_id=f"R-{lead_id}",
+                remote_type="Lead",
+                origin="inbound",
+                status="successful",
+                attempts=1,
+            )
+        )
+    return lead_id
 
 
 def _extension_request(env: Env, side: str) -> tuple[int, int]:
@@ -414,6 +436,8 @@ def _target(env: Env, op: str, principal: str, obj: str, segment: str) -> tuple[
         return opportunity_id, str(_first_revenue_line(env, opportunity_id)), None
     if segment == "opportunities":  # an open one per cell (a close cell closes it)
         return _new_opportunity(env, "a" if obj == "own" else "b"), "", None
+    if segment == "leads" and op in TRANSFERRED_LEAD_OPERATIONS:
+        return _transferred_lead(env, "a" if obj == "own" else "b"), "", None
     if segment == "leads" and op in EXTENSION_OPERATIONS:
         lead_id, request_id = _extension_request(env, "a" if obj == "own" else "b")
         return lead_id, str(request_id), None
@@ -583,9 +607,12 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         # the partner protocol: any JSON document (unsigned, so every caller gets 401 first)
         "receive_partner_transfer": {"json": {"id": f"remote-{n}", "name": f"Deal {n}"}},
         "receive_partner_update": {"json": {"id": f"remote-{n}", "name": f"Deal {n}"}},
+        "receive_partner_lead_update": {"json": {"id": f"remote-{n}", "name": f"Deal {n}"}},
         "transfer_opportunity": {"json": {"partner_organization_id": env.world.partner_a_id}},
         "send_opportunity_update": {"json": {"partner_organization_id": env.world.partner_a_id}},
         "receive_opportunity_update": {"json": {"partner_organization_id": env.world.partner_a_id}},
+        "send_lead_update": {"json": {"partner_organization_id": env.world.partner_a_id}},
+        "receive_lead_update": {"json": {"partner_organization_id": env.world.partner_a_id}},
     }
     return bodies.get(op, {})
 
