@@ -3,11 +3,17 @@
 SQLite is the embedded default, PostgreSQL the production database; the same code runs on both.
 On SQLite every transaction starts with ``BEGIN IMMEDIATE``: SQLAlchemy drops ``FOR UPDATE`` there, so
 taking the write lock up front is what serialises read-modify-write sequences (RELIABILITY.md).
+
+``Database.read()`` is the unit of work of what only reads (a what-if, an API key's check): on SQLite a
+plain deferred ``BEGIN`` (a snapshot of the database, no write lock, so readers never queue behind each
+other or a writer), on PostgreSQL no transaction at all (autocommit: no ``BEGIN`` and ``COMMIT`` round
+trips; at READ COMMITTED each statement saw its own snapshot anyway). Flushing from it raises.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,6 +23,7 @@ from typing import Any
 import orjson
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -50,6 +57,10 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: The execution option that marks a connection of ``Database.read()`` (SQLite: a deferred ``BEGIN``).
+READ_ONLY_OPTION = "prm_read_only"
 
 
 def is_sqlite(url: str) -> bool:
@@ -94,27 +105,90 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     # No JIT: our queries are short, and where PostgreSQL guesses one costly (a batch's scan of a million
     # leads) compiling it took longer than running it (1.3 s of a 2.4 s query, measured).
     connect_args = {"options": "-c jit=off", **kwargs.pop("connect_args", {})}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    _ping_idle_connections(engine)
+    return engine
+
+
+#: A pooled PostgreSQL connection that sat unused longer than this is pinged before it is handed out.
+PING_IDLE_SECONDS = 2.0
+_IDLE_SINCE = "prm_idle_since"
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """``pool_pre_ping`` for connections that sat idle: a stale connection (the database restarted, a
+    firewall dropped it) is replaced before a request uses it, so it costs no failed request
+    (RELIABILITY.md). A connection back from a request moments ago answered then; pinging it too cost
+    a round trip per unit of work (``pool_pre_ping``: about a tenth of a what-if's server CPU). A restart
+    takes longer than ``PING_IDLE_SECONDS``, so every connection that lived through one is pinged, and
+    the first failure on a connection in use discards the whole pool (SQLAlchemy's disconnect handling).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connected(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is not None and time.monotonic() - since <= PING_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # the pool discards this connection and checks out another (a new one if need be)
+            raise DisconnectionError(f"stale pooled connection: {type(exc).__name__}") from exc
+
+
+class ReadOnlySession(Session):
+    """The session ``Database.read()`` hands out: it never writes (a flush raises)."""
+
+    def flush(self, objects: Any = None) -> None:
+        if self.new or self.dirty or self.deleted:
+            raise RuntimeError("a read-only unit of work may not write (use Database.transaction())")
 
 
 class Database:
-    """An engine plus a session factory; ``transaction()`` is the unit of work services use."""
+    """An engine plus a session factory; ``transaction()`` is the unit of work services use, ``read()``
+    the one of what only reads."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # the same pool: on PostgreSQL a connection is switched to autocommit while it reads and back
+        # when it returns to the pool; on SQLite the begin hook takes no write lock
+        options = (
+            {READ_ONLY_OPTION: True}
+            if is_sqlite(url)
+            else {READ_ONLY_OPTION: True, "isolation_level": "AUTOCOMMIT"}
+        )
+        self._readers = sessionmaker(
+            self.engine.execution_options(**options), class_=ReadOnlySession, expire_on_commit=False
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """Open a session, commit when the block ends, roll back if it raises."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """Open a session that only reads: one snapshot on SQLite without its write lock, autocommit
+        statements on PostgreSQL (no round trips to begin and end a transaction). Writing raises."""
+        with self._readers() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

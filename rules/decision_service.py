@@ -248,9 +248,9 @@ def what_if(
 ) -> s.DecisionOut:
     """Decide without storing anything, against the active or a planning model and draft rulesets.
 
-    Everything read comes from one transaction (the model, the rulesets, the reference data).
+    Everything read comes from one read-only unit of work (the model, the rulesets, the reference data).
     """
-    with db.transaction() as session:
+    with db.read() as session:
         snapshot, active = current_configuration(session, db.url, data.territory_model_id)
         rulesets = _with_drafts(session, active, data.ruleset_ids)
         checked = _validated(enrich_facts(session, data.facts, snapshot))

@@ -279,7 +279,7 @@ def _key_principal(
     db: Database, public_id: str, matches: Callable[[str], bool]
 ) -> tuple[Principal, str] | None:
     """The principal and user name of a live key whose stored secret hash ``matches`` (one statement)."""
-    with db.transaction() as session:
+    with db.read() as session:
         row = session.execute(
             select(
                 ApiKey.secret_hash,

@@ -1,0 +1,126 @@
+"""The units of work: ``Database.read()`` only reads (no write lock on SQLite, no transaction round trips
+on PostgreSQL, a write refused) and leaves the pooled connection as a transaction needs it; a pooled
+PostgreSQL connection is pinged before use only after sitting idle, and a stale one costs no request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, event, select, text
+
+from common import database
+from common.database import Database
+from directory.enums import ProductLevel
+from directory.models import Product
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def _is_sqlite(db: Database) -> bool:
+    return db.engine.dialect.name == "sqlite"
+
+
+def test_a_read_only_unit_of_work_refuses_to_write(db):
+    with pytest.raises(RuntimeError, match="read-only"), db.read() as session:
+        session.add(Product(key="ro-1", name="Read only", level=ProductLevel.GROUP))
+        session.flush()
+    with db.read() as session:
+        assert session.scalar(select(Product.id).where(Product.key == "ro-1")) is None
+
+
+def test_reading_takes_no_write_lock_and_writing_still_does(db):
+    with statements(db) as seen, db.read() as session:
+        session.execute(text("SELECT 1"))
+    begins = [s for s in seen if s.startswith("BEGIN")]
+    # SQLite: a deferred BEGIN (a snapshot, no write lock); PostgreSQL: autocommit, no BEGIN at all
+    assert begins == (["BEGIN"] if _is_sqlite(db) else [])
+    with statements(db) as seen, db.transaction() as session:
+        session.execute(text("SELECT 1"))
+    if _is_sqlite(db):
+        assert [s for s in seen if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE"]
+
+
+def test_a_reader_does_not_wait_for_a_writer_on_sqlite(db):
+    if not _is_sqlite(db):
+        pytest.skip("PostgreSQL readers never wait for writers")
+    with db.transaction() as writer:
+        writer.add(Product(key="w-1", name="Being written", level=ProductLevel.GROUP))
+        writer.flush()  # the write lock is held until the block ends
+        with db.read() as reader:  # another connection: would wait for the lock under BEGIN IMMEDIATE
+            assert reader.scalar(select(Product.id).where(Product.key == "w-1")) is None
+
+
+def test_a_connection_that_served_a_read_is_transactional_again(db):
+    """The pool hands the same connection to a transaction next: its writes still roll back together."""
+    with db.read() as session:
+        session.execute(text("SELECT 1"))
+    with pytest.raises(ZeroDivisionError), db.transaction() as session:
+        session.add(Product(key="tx-1", name="Rolled back", level=ProductLevel.GROUP))
+        session.flush()
+        if not _is_sqlite(db):
+            assert session.connection().connection.dbapi_connection.autocommit is False
+        raise ZeroDivisionError
+    with db.read() as session:
+        assert session.scalar(select(Product.id).where(Product.key == "tx-1")) is None
+
+
+def _count_pings(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    pings: list[int] = []
+    real = db.engine.dialect.do_ping
+
+    def counted(dbapi_conn: Any) -> bool:
+        pings.append(1)
+        return bool(real(dbapi_conn))
+
+    monkeypatch.setattr(db.engine.dialect, "do_ping", counted)
+    return pings
+
+
+def test_a_connection_used_moments_ago_is_not_pinged_an_idle_one_is(db, monkeypatch):
+    if _is_sqlite(db):
+        pytest.skip("SQLite connections are files, never stale")
+    db.engine.dispose()
+    pings = _count_pings(db, monkeypatch)
+    monkeypatch.setattr(database, "PING_IDLE_SECONDS", 3600.0)
+    for _ in range(3):
+        with db.read() as session:
+            session.execute(text("SELECT 1"))
+    assert pings == []
+    monkeypatch.setattr(database, "PING_IDLE_SECONDS", 0.0)
+    with db.read() as session:
+        session.execute(text("SELECT 1"))
+    assert pings == [1]
+
+
+def test_a_stale_idle_connection_costs_no_failed_request(db, monkeypatch):
+    if _is_sqlite(db):
+        pytest.skip("SQLite connections are files, never stale")
+    with db.read() as session:
+        session.execute(text("SELECT 1"))
+        pid = session.scalar(text("SELECT pg_backend_pid()"))
+    # the server ends the pooled connection while it sits idle (as a restart does)
+    admin = create_engine(db.engine.url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            assert conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        admin.dispose()
+    monkeypatch.setattr(database, "PING_IDLE_SECONDS", 0.0)
+    with db.read() as session:
+        assert session.scalar(text("SELECT 1")) == 1
+        assert session.scalar(text("SELECT pg_backend_pid()")) != pid
