@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, cast, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, Text, and_, cast, exists, func, or_, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,7 @@ from common.batch import Chunk, database_for
 from common.chunks import collector_paused
 from common.clock import utcnow
 from common.database import Database, json_loads
+from common.errors import NotFound
 from directory.models import Customer, Organization, PartnerProgram, Product
 from registration.leads.models import Lead, LeadProduct, LeadTerritory
 from registration.opportunities.models import Opportunity
@@ -28,7 +29,7 @@ from registration.reassignment.models import (
     ReassignmentRun,
 )
 from registration.reassignment.planning import Assignment, ItemOutcome, LeadState, Verdict, verdict
-from registration.reassignment.realignment import candidate_members, changed_territories
+from registration.reassignment.realignment import Definitions, Model, candidate_members, changed_territories
 from rules import ast, repository
 from rules.decision import LeadFacts, decide
 from rules.errors import FactsInvalid
@@ -36,7 +37,8 @@ from rules.evaluator import get_evaluator
 from rules.models import StoredDecision
 from rules.service import active_rulesets
 from territory.dimensions import Dimension
-from territory.repository import snapshot_for
+from territory.models import TerritoryModel
+from territory.repository import load_defs, load_dimensions, snapshot_for
 from territory.snapshot import TerritorySnapshot
 
 PLAN_TASK = "registration.reassignment.plan_service:plan_chunk"
@@ -74,6 +76,12 @@ def scope_conditions(session: Session, scope: Mapping[str, Any]) -> list[ColumnE
     return conditions
 
 
+#: The dimensions whose members SQL reads from a lead (declared ones are fed by facts it does not see).
+SQL_DIMENSIONS = frozenset(
+    {Dimension.CUSTOMER, Dimension.GEOGRAPHY, Dimension.PROGRAM, Dimension.PARTNER, Dimension.PRODUCT}
+)
+
+
 def _member_condition(dimension: str, members: set[str]) -> ColumnElement[bool]:
     keys = sorted(members)
     if dimension == Dimension.CUSTOMER:
@@ -90,8 +98,7 @@ def _member_condition(dimension: str, members: set[str]) -> ColumnElement[bool]:
         return Lead.program_id.in_(select(PartnerProgram.id).where(PartnerProgram.key.in_(keys)))
     if dimension == Dimension.PARTNER:
         return Lead.primary_partner_id.in_(select(Organization.id).where(Organization.key.in_(keys)))
-    if dimension != Dimension.PRODUCT:  # a declared dimension: fed by facts SQL does not see
-        return true()
+    assert dimension == Dimension.PRODUCT, dimension  # (see SQL_DIMENSIONS)
     return exists().where(
         LeadProduct.lead_id == Lead.id,
         LeadProduct.is_primary.is_(True),
@@ -99,7 +106,7 @@ def _member_condition(dimension: str, members: set[str]) -> ColumnElement[bool]:
     )
 
 
-def changed_members(base: TerritorySnapshot, target: TerritorySnapshot) -> dict[str, set[str]] | None:
+def changed_members(base: Model, target: Model) -> dict[str, set[str]] | None:
     """Per dimension, the members a lead must carry to fall in the coverage that changed between the two
     models; ``None``: every lead may (members moved, a country to another region...: territories left
     alike may match otherwise)."""
@@ -110,27 +117,48 @@ def changed_members(base: TerritorySnapshot, target: TerritorySnapshot) -> dict[
     return candidate_members((base, target), changed_territories(base, target))
 
 
-def incremental_members(base: TerritorySnapshot, target: TerritorySnapshot) -> dict[str, list[str]] | None:
+def incremental_members(base: Model, target: Model) -> dict[str, list[str]] | None:
     """What a run stores of ``changed_members`` (JSON: sorted lists)."""
     members = changed_members(base, target)
     return None if members is None else {d: sorted(m) for d, m in members.items()}
 
 
-def incremental_condition(members: Mapping[str, Iterable[str]], base_model_id: int) -> ColumnElement[bool]:
+def definitions_for(db: Database, model_id: int) -> Definitions:
+    """What comparing a model with another reads of it (not the snapshot: nothing is matched on it)."""
+    with db.transaction() as session:
+        model = session.get(TerritoryModel, model_id)
+        if model is None:
+            raise NotFound(f"territory model {model_id} not found")
+        return Definitions(load_defs(session, model_id), load_dimensions(session, None, model))
+
+
+#: Lead conditions: a lead is in a run when it meets every condition of one branch (see ``run_branches``).
+Branches = list[list[ColumnElement[bool]]]
+
+
+def incremental_branches(members: Mapping[str, Iterable[str]], base_model_id: int) -> Branches | None:
     """Leads an incremental plan must evaluate: those whose facts fall in the coverage that changed
     between the two models (``members``, see ``changed_members``), and those last decided with another
-    model."""
-    other_model = Lead.decision_id.in_(
-        select(StoredDecision.id).where(
-            or_(  # (< and > rather than !=: ranges of the index)
-                StoredDecision.territory_model_id.is_(None),
-                StoredDecision.territory_model_id < base_model_id,
-                StoredDecision.territory_model_id > base_model_id,
-            )
-        )
+    model; one branch each, every branch an index's to read (``None``: every lead, a dimension SQL does
+    not see changed)."""
+    other_models = or_(  # (< and > rather than !=: ranges of the index)
+        StoredDecision.territory_model_id.is_(None),
+        StoredDecision.territory_model_id < base_model_id,
+        StoredDecision.territory_model_id > base_model_id,
     )
-    by_members = [_member_condition(d, set(m)) for d, m in members.items() if m]
-    return or_(other_model, *by_members) if by_members else or_(other_model, false())
+    other_model: list[ColumnElement[bool]] = [
+        # the lead's current decision is one of its own (read from the decisions' index) ...
+        Lead.id.in_(select(StoredDecision.subject_id).where(StoredDecision.subject_type == "lead", other_models)),
+        # ... made with another model
+        Lead.decision_id.in_(select(StoredDecision.id).where(other_models)),
+    ]
+    branches: Branches = [other_model]
+    for dimension, keys in members.items():
+        if keys:
+            if dimension not in SQL_DIMENSIONS:  # a declared dimension: fed by facts SQL does not see
+                return None
+            branches.append([_member_condition(dimension, set(keys))])
+    return branches
 
 
 def rules_name_territories(rulesets: Mapping[ast.Kind, ast.Ruleset], keys: frozenset[str]) -> bool:
@@ -144,13 +172,24 @@ def rules_name_territories(rulesets: Mapping[ast.Kind, ast.Ruleset], keys: froze
     )
 
 
-def lead_ids(session: Session, conditions: list[ColumnElement[bool]], batch: int) -> Iterator[int]:
-    """Every lead id matching ``conditions``, ascending, read ``batch`` at a time (keyset)."""
+def branch_ids(branches: Branches, *where: ColumnElement[bool], limit: int | None = None) -> Select[Any]:
+    """The ids of the leads of ``branches`` that also meet ``where``, ascending (at most ``limit``): one
+    query per branch, so that each reads its own index, then their union."""
+    if len(branches) == 1:
+        return select(Lead.id).where(*where, *branches[0]).order_by(Lead.id).limit(limit)
+    parts = [
+        select(Lead.id).where(*where, *conditions).order_by(Lead.id).limit(limit).subquery()
+        for conditions in branches
+    ]
+    ids = union(*(select(part.c.id) for part in parts)).subquery()
+    return select(ids.c.id).order_by(ids.c.id).limit(limit)
+
+
+def lead_ids(session: Session, branches: Branches, batch: int) -> Iterator[int]:
+    """Every lead id of ``branches``, ascending, read ``batch`` at a time (keyset)."""
     last = 0
     while True:
-        ids = list(
-            session.scalars(select(Lead.id).where(Lead.id > last, *conditions).order_by(Lead.id).limit(batch))
-        )
+        ids = list(session.scalars(branch_ids(branches, Lead.id > last, limit=batch)))
         yield from ids
         if len(ids) < batch:
             return
@@ -161,12 +200,12 @@ def count_leads(session: Session, conditions: list[ColumnElement[bool]]) -> int:
     return int(session.scalar(select(func.count()).select_from(Lead).where(*conditions)) or 0)
 
 
-def create_chunks(session: Session, run: ReassignmentRun, conditions: list[ColumnElement[bool]]) -> int:
-    """Cut the leads ``conditions`` select into chunks of ``run.chunk_size`` ids; returns how many
+def create_chunks(session: Session, run: ReassignmentRun, branches: Branches) -> int:
+    """Cut the leads of ``branches`` into chunks of ``run.chunk_size`` ids; returns how many
     leads (the count an incremental plan reports as evaluated: counting them again at the end would
     scan every lead once more)."""
     number, first, count, last, leads = 0, None, 0, 0, 0
-    for lead_id in lead_ids(session, conditions, max(run.chunk_size, 1000)):
+    for lead_id in lead_ids(session, branches, max(run.chunk_size, 1000)):
         leads += 1
         if first is None:
             first = lead_id
@@ -230,12 +269,14 @@ def context_for(db: Database, url: str, run: ReassignmentRun) -> PlanContext:
     return context
 
 
-def run_conditions(session: Session, run: ReassignmentRun) -> list[ColumnElement[bool]]:
-    """The scope of ``run``, narrowed to the changed coverage when the run is incremental."""
-    conditions = scope_conditions(session, run.scope)
+def run_branches(session: Session, run: ReassignmentRun) -> Branches:
+    """The leads of ``run``: its scope, narrowed to the changed coverage when the run is incremental."""
+    scope = scope_conditions(session, run.scope)
     if run.incremental and run.incremental_members is not None and run.base_model_id is not None:
-        conditions.append(incremental_condition(run.incremental_members, run.base_model_id))
-    return conditions
+        branches = incremental_branches(run.incremental_members, run.base_model_id)
+        if branches is not None:
+            return [[*scope, *conditions] for conditions in branches]
+    return [scope]
 
 
 @dataclass(frozen=True)
@@ -335,18 +376,14 @@ def _plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
             return {}
         run = session.get(ReassignmentRun, chunk.run_id)
         assert run is not None
-        in_chunk: list[ColumnElement[bool]] = [
-            Lead.id >= chunk.first_id,
-            Lead.id <= chunk.last_id,
-            *run_conditions(session, run),
-        ]
+        in_range = [Lead.id >= chunk.first_id, Lead.id <= chunk.last_id]
+        branches = run_branches(session, run)
+        slices: list[list[ColumnElement[bool]]]
         if run.incremental:  # the few leads of a wide id range first, then their decisions by id
-            ids = list(session.scalars(select(Lead.id).where(*in_chunk).order_by(Lead.id)))
-            slices: list[list[ColumnElement[bool]]] = [
-                [Lead.id.in_(ids[i : i + 1000])] for i in range(0, len(ids), 1000)
-            ]
+            ids = list(session.scalars(branch_ids(branches, *in_range)))
+            slices = [[Lead.id.in_(ids[i : i + 1000])] for i in range(0, len(ids), 1000)]
         else:
-            slices = [in_chunk]
+            slices = [[*in_range, *conditions] for conditions in branches]
         rows = [row for where in slices for row in _rows(session, where)]
         states, owners = _states(session, chunk, rows) if rows else ({}, {})
     items: list[dict[str, Any]] = []

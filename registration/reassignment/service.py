@@ -173,7 +173,8 @@ def create_run(
     members = None
     if not data.full and not data.ruleset_ids and active is not None and model_id not in (None, active):
         assert model_id is not None
-        base, target = snapshot_for(db, active), snapshot_for(db, model_id)
+        # the active model is only compared: its definitions, not a snapshot to match with
+        base, target = plan_service.definitions_for(db, active), snapshot_for(db, model_id)
         if not plan_service.rules_name_territories(rulesets, changed_territories(base, target)):
             # None: members moved between parents, every lead may match otherwise (a full plan)
             members = plan_service.incremental_members(base, target)
@@ -193,7 +194,7 @@ def create_run(
         )
         session.add(run)
         session.flush()
-        run.evaluated = plan_service.create_chunks(session, run, plan_service.run_conditions(session, run))
+        run.evaluated = plan_service.create_chunks(session, run, plan_service.run_branches(session, run))
         audit.record(
             session,
             principal,
