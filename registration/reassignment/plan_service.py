@@ -173,20 +173,21 @@ def rules_name_territories(rulesets: Mapping[ast.Kind, ast.Ruleset], keys: froze
 
 
 def branch_ids(branches: Branches, *where: ColumnElement[bool], limit: int | None = None) -> Select[Any]:
-    """The ids of the leads of ``branches`` that also meet ``where``, ascending (at most ``limit``): one
-    query per branch, so that each reads its own index, then their union."""
+    """The ids of the leads of ``branches`` that also meet ``where``, ascending (at most ``limit``, one
+    branch only): one query per branch, so that each reads its own index, then their union."""
     if len(branches) == 1:
         return select(Lead.id).where(*where, *branches[0]).order_by(Lead.id).limit(limit)
-    parts = [
-        select(Lead.id).where(*where, *conditions).order_by(Lead.id).limit(limit).subquery()
-        for conditions in branches
-    ]
-    ids = union(*(select(part.c.id) for part in parts)).subquery()
-    return select(ids.c.id).order_by(ids.c.id).limit(limit)
+    assert limit is None  # (a limit per branch would have it read in id order, not by its index)
+    ids = union(*(select(Lead.id).where(*where, *conditions) for conditions in branches)).subquery()
+    return select(ids.c.id).order_by(ids.c.id)
 
 
 def lead_ids(session: Session, branches: Branches, batch: int) -> Iterator[int]:
-    """Every lead id of ``branches``, ascending, read ``batch`` at a time (keyset)."""
+    """Every lead id of ``branches``, ascending, read ``batch`` at a time: by keyset for one branch (a
+    plan's scope), streamed from one query for several (an incremental plan's candidates)."""
+    if len(branches) > 1:
+        yield from session.scalars(branch_ids(branches).execution_options(yield_per=batch))
+        return
     last = 0
     while True:
         ids = list(session.scalars(branch_ids(branches, Lead.id > last, limit=batch)))
