@@ -175,3 +175,26 @@ def test_a_change_to_one_territory_evaluates_only_the_leads_in_its_coverage(clie
         "cam-de": {"before": 2, "after": 0},
         "cam-gb": {"before": 0, "after": 2},
     }
+
+
+def test_leads_last_decided_with_another_model_are_evaluated_too(client, db, demo):
+    """Besides the changed coverage, a lead whose current decision used another model than the active
+    one is a candidate (its assignment may differ whatever territory changed)."""
+    from sqlalchemy import update
+
+    from registration.leads.models import Lead
+    from rules.models import StoredDecision
+
+    admin = demo["admin"]
+    leads = _leads(client, db, demo)
+    model_id, etag = planning_copy(client, admin)
+    japanese = leads[COUNTRIES.index("JP")]
+    with db.transaction() as session:
+        decision_id = session.scalar(select(Lead.decision_id).where(Lead.id == japanese))
+        session.execute(
+            update(StoredDecision).where(StoredDecision.id == decision_id).values(territory_model_id=model_id)
+        )
+    set_team(client, admin, model_id, etag, "DE", [("cam-gb", CAM)])
+    run = plan(client, admin, territory_model_id=model_id)
+    assert run["incremental"] and run["evaluated"] == 3  # the two German leads, and the Japanese one
+    assert run["moved"] == 2
