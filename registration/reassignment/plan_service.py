@@ -148,7 +148,9 @@ def incremental_branches(members: Mapping[str, Iterable[str]], base_model_id: in
     )
     other_model: list[ColumnElement[bool]] = [
         # the lead's current decision is one of its own (read from the decisions' index) ...
-        Lead.id.in_(select(StoredDecision.subject_id).where(StoredDecision.subject_type == "lead", other_models)),
+        Lead.id.in_(
+            select(StoredDecision.subject_id).where(StoredDecision.subject_type == "lead", other_models)
+        ),
         # ... made with another model
         Lead.decision_id.in_(select(StoredDecision.id).where(other_models)),
     ]

@@ -109,9 +109,7 @@ def changed_territories(old: Model, new: Model) -> frozenset[str]:
     return frozenset(changed | below)
 
 
-def candidate_members(
-    snapshots: Iterable[Model], keys: Iterable[str]
-) -> dict[str, set[str]] | None:
+def candidate_members(snapshots: Iterable[Model], keys: Iterable[str]) -> dict[str, set[str]] | None:
     """Per dimension, the members a lead must carry (on at least one dimension) to possibly match one of
     ``keys`` in one of ``snapshots``; ``None`` when a territory restricts nothing (every lead may)."""
     out: dict[str, set[str]] = {}
