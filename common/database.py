@@ -40,6 +40,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+#: Table options of records whose ids are never handed out again once the record was deleted: SQLite
+#: gives the highest rowid again without AUTOINCREMENT (PostgreSQL sequences never do). Transfer pairs
+#: child records with a partner's by id and remembers deleted ones, so a new record must not take a
+#: deleted one's id.
+NEVER_REUSED_IDS: dict[str, Any] = {"sqlite_autoincrement": True}
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Timestamps stored in UTC and always read back timezone-aware (SQLite forgets the zone)."""
 

@@ -294,5 +294,19 @@ def document_schemas() -> dict[str, dict[str, Any]]:
             "maxItems": MAX_CHILDREN,
             "items": {"$ref": f"#/components/schemas/{names[kind]}"},
         }
+    pairs = {
+        "type": "object",
+        "additionalProperties": {"type": "object", "additionalProperties": {"type": ["string", "integer"]}},
+    }
+    top["properties"]["correlations"] = {
+        **pairs,
+        "description": "the child pairs the sender knows: {kind: {sender's id: receiver's id}} (kinds: "
+        "contacts, revenue_lines, notes, activities; record: the record's own pair after a lead converted)",
+    }
+    top["properties"]["deletions"] = {
+        **pairs,
+        "description": "children deleted on either side (tombstones), the same way round: the receiver "
+        "deletes its copy and never takes the child for new again",
+    }
     schemas["CanonicalOpportunity"] = top
     return schemas

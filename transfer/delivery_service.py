@@ -25,6 +25,7 @@ from common import delivery, outbox
 from common.clock import utcnow
 from common.database import Database
 from common.delivery import DeliveryFailed, DeliveryReport, LeaseLost
+from common.ids import parse_id
 from common.outbox import OutboxItem
 from common.retry import RetryPolicy
 from common.settings import Settings
@@ -41,7 +42,7 @@ from transfer.connection_service import outbound_profile, secrets_of
 from transfer.errors import PartnerDataInvalid
 from transfer.mapping import from_partner
 from transfer.models import OpportunityTransfer, PartnerCrmConnection
-from transfer.profile import CORRELATIONS_KEY
+from transfer.profile import CORRELATIONS_KEY, DELETIONS_KEY
 from transfer.retry import Outcome, Verdict
 from transfer.service import CHANNEL, connection_prefix
 
@@ -101,8 +102,12 @@ class PartnerCrmSender:
                 raise DeliveryFailed(f"transfer {transfer_id} no longer exists", retryable=False)
             secret, _ = secrets_of(self.settings, c)
             client = self.client_factory(c, secret)
-            # the child pairs we know now (not when the message was queued) go along with a create or update
-            pairs = {CORRELATIONS_KEY: {**repository.pairs_of(session, t), **repository.record_pair(t)}}
+            # the child pairs we know now (not when the message was queued) go along with a create or
+            # update, and the tombstones of deleted children
+            known, deleted = repository.document_pairs(session, t)
+            pairs: dict[str, Any] = {CORRELATIONS_KEY: {**known, **repository.record_pair(t)}}
+            if deleted:
+                pairs[DELETIONS_KEY] = deleted
             connection_id = c.id
             session.expunge(c)
         msg_id = f"{item.dedupe_key}:a{item.attempts}"[-256:]
@@ -164,13 +169,27 @@ class PartnerCrmSender:
                         pairs.append(("opportunity", t.opportunity_id, t.remote_id))
                 if operation == "update" and _follow_remote(session, t, c, body):
                     repository.adopt_pairs(session, t, body.get("correlations"))  # every pair it keeps
-                pairs += repository.reply_pairs(session, t, body.get("correlations"))
+                gone: list[tuple[str, int, str]] = []
+                pairs += repository.reply_pairs(session, t, body.get("correlations"), gone)
                 repository.remember_many(session, t, pairs)
+                if gone:  # children of ours deleted while the document that carried them travelled
+                    sent = _sent_child_ids(c, item)
+                    buried = [
+                        (kind, ours, theirs) for kind, ours, theirs in gone if ours in sent.get(kind, ())
+                    ]
+                    repository.remember_many(session, t, buried, deleted_at=now)
+                theirs_deleted = repository.deletions_of({DELETIONS_KEY: body.get(DELETIONS_KEY)})
+                if theirs_deleted:  # children the partner deleted: ours go too
+                    deleted_here = inbound_repository.apply_deletions(
+                        session, t, repository.mirrored(theirs_deleted), now=now
+                    )
+                    if deleted_here:
+                        details["changes"] = deleted_here
                 action = "transferred" if operation == "create" else "update_sent"
                 t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
             else:
                 doc = from_partner(outbound_profile(c), body)
-                hints = repository.hints_of(body)
+                hints, deletions = repository.hints_of(body), repository.deletions_of(body)
                 if t.remote_type == s.RemoteType.LEAD.value and doc.get("id") not in (None, t.remote_id):
                     # the partner's lead answers under another id: it became the partner's opportunity
                     renamed = {"type": s.RemoteType.OPPORTUNITY.value, "id": doc["id"]}
@@ -186,10 +205,12 @@ class PartnerCrmSender:
                     session.get(Lead, t.lead_id, with_for_update=True) if opp is None and t.lead_id else None
                 )
                 if opp is not None:
-                    _, changes = inbound_repository.apply_document(session, t, opp, doc, now=now, hints=hints)
+                    _, changes = inbound_repository.apply_document(
+                        session, t, opp, doc, now=now, hints=hints, deletions=deletions
+                    )
                 elif lead is not None:
                     _, changes = inbound_repository.apply_lead_document(
-                        session, t, lead, doc, now=now, hints=hints
+                        session, t, lead, doc, now=now, hints=hints, deletions=deletions
                     )
                 else:
                     raise PartnerDataInvalid("the transfer has no opportunity to apply the answer to")
@@ -324,6 +345,26 @@ def lease_for(settings: Settings, batch_size: int, concurrency: int = 1) -> floa
     ``delivery.deliver`` (twice the concurrency) takes two rounds."""
     rounds = batch_size if concurrency == 1 else 2
     return float(rounds * 125 + 30)
+
+
+def _sent_child_ids(c: PartnerCrmConnection, item: OutboxItem) -> dict[str, set[int]]:
+    """Our ids of the children the message's document carried ({kind: ids}; none if it cannot be read
+    back): an id the partner's answer pairs that is no child of ours any more was deleted while the
+    document travelled, and only such ids become tombstones (never an id the partner made up)."""
+    body = item.payload.get("body")
+    if not isinstance(body, dict):
+        return {}
+    try:
+        doc = from_partner(outbound_profile(c), body)
+    except Exception:  # a profile changed since: no tombstones rather than wrong ones
+        return {}
+    out: dict[str, set[int]] = {}
+    for kind in repository.CHILD_KINDS:
+        for child in doc.get(kind) or []:
+            local_id = parse_id(str(child.get("id", ""))) if isinstance(child, dict) else None
+            if local_id is not None:
+                out.setdefault(kind, set()).add(local_id)
+    return out
 
 
 def _remote_type(answer: dict[str, Any], c: PartnerCrmConnection) -> str:

@@ -7,7 +7,9 @@ lines, notes and activities. A transfer kept as a lead takes the same children, 
 lead's products are its revenue lines), and the deal's stage and open/won/lost (``deal_status``). Owner,
 organization and the registration (its status, number, expiry) are never touched (RELIABILITY.md, "data
 from a partner"); `transfer.canonical` already refuses the owner and the registration number from a
-partner. Child records the partner left out are kept (no deletes by transfer).
+partner. Child records the partner left out are kept; a child deleted on either side (through the
+opportunities API) is deleted on the other by the next document in either direction, which carries the
+tombstones of its pairs (``deletions``), and is never brought back by a document that still carries it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from common.clock import utcnow
 from common.errors import FieldProblem
 from common.ids import parse_id
 from directory.models import Customer, Product
@@ -34,7 +37,7 @@ from registration.opportunities.models import (
     OpportunityRevenueLine,
 )
 from transfer.errors import PartnerDataInvalid
-from transfer.models import OpportunityTransfer, PartnerCrmConnection
+from transfer.models import CorrelationKey, OpportunityTransfer, PartnerCrmConnection
 from transfer.repository import (
     CHILD_KINDS,
     Correlations,
@@ -97,6 +100,8 @@ class _Children(Protocol):
 
     def add(self, kind: str, item: Mapping[str, Any]) -> Any: ...
 
+    def remove(self, kind: str, row: Any) -> None: ...
+
 
 class _OpportunityChildren:
     kind = "opportunity"
@@ -114,6 +119,9 @@ class _OpportunityChildren:
         row = _new_child(kind, item, self.products, self.now)
         getattr(self.opp, kind).append(row)
         return row
+
+    def remove(self, kind: str, row: Any) -> None:
+        getattr(self.opp, kind).remove(row)  # delete-orphan
 
 
 class _LeadChildren:
@@ -153,6 +161,12 @@ class _LeadChildren:
         self.session.add(row)
         return row
 
+    def remove(self, kind: str, row: Any) -> None:
+        if kind == "revenue_lines":
+            self.lead.products.remove(row)  # delete-orphan
+        else:
+            self.session.delete(row)
+
 
 def _put_fields(
     record: Any, doc: Mapping[str, Any], columns: Mapping[str, str], changes: dict[str, Any]
@@ -187,6 +201,7 @@ def _pair_children(
     hints: Correlations | None,
     changes: dict[str, Any],
     record_key: str | None = None,
+    deletions: Correlations | None = None,
 ) -> Correlations:
     """Each child the document carries paired with ours (updated) or new here (added), the pairs kept
     as correlation keys; returns them ({kind: {their id: our id}}).
@@ -194,14 +209,22 @@ def _pair_children(
     A child is ours already when a correlation key pairs its id with one of ours, or when `hints` (the
     pairs the partner sent along, {kind: {their id: our id}}) names a child of the record that is not
     paired yet; anything else is new here. `record_key`: the partner's id of the record itself, to be
-    paired with it too (a record new here: one statement stores every key)."""
-    known_of = _correlation_maps(session, transfer) if record_key is None else {}
+    paired with it too (a record new here: one statement stores every key).
+
+    A child deleted on either side is never added again: `deletions` (the partner's tombstones, {kind:
+    {their id: our id}}) delete our copy and leave a tombstone here; a child whose key is a tombstone
+    here is skipped, whatever the document says of it."""
+    stored = all_correlations(session, transfer) if record_key is None or deletions else []
+    if deletions:
+        _delete_children(session, transfer, target, stored, deletions, changes)
+    known_of, buried = _correlation_maps(transfer, stored)
     of_doc: dict[str, dict[str, Any]] = {}  # kind -> {their id: our record}, as this document pairs them
     for kind in CHILD_KINDS:
         items = doc.get(kind)
         if not items:
             continue
         known = known_of.get(kind, {})
+        dead = buried.get(kind, set()) | set((deletions or {}).get(kind, {}))
         paired = set(known.values())
         offered = (hints or {}).get(kind, {})
         own = target.own(kind)
@@ -209,9 +232,14 @@ def _pair_children(
         added = updated = 0
         for item in items:
             remote_id = item.get("id")
+            if remote_id in dead:
+                continue  # deleted on one side: not brought back
             local = pairs.get(remote_id) if remote_id else None
             if local is None and remote_id in known:
                 local = own.get(known[remote_id])
+                if local is None:  # paired, and deleted here since: a tombstone, not a new child
+                    _bury(stored, transfer, kind, remote_id)
+                    continue
             if local is None and remote_id and remote_id not in known:
                 # the partner already pairs its record with one of ours (its copy of ours, or ours of its)
                 hinted = parse_id(offered.get(remote_id, ""))
@@ -227,7 +255,7 @@ def _pair_children(
                 if local.id is not None:
                     paired.add(local.id)
         if added or updated:
-            changes[kind] = {"added": added, "updated": updated}
+            changes[kind] = {**changes.get(kind, {}), "added": added, "updated": updated}
     session.flush()  # the new children's ids, for their keys
     keys = [(target.kind, target.record_id(), record_key)] if record_key is not None else []
     keys += [
@@ -240,15 +268,71 @@ def _pair_children(
     }
 
 
-def _correlation_maps(session: Session, transfer: OpportunityTransfer) -> dict[str, dict[str, int]]:
-    """The partner's id -> our id of every child kind of a transfer ({plain kind: {theirs: ours}}), in
-    one statement (the keys of the record's own kind: a lead's children while it is kept as a lead)."""
+def _correlation_maps(
+    transfer: OpportunityTransfer, keys: list[CorrelationKey]
+) -> tuple[dict[str, dict[str, int]], dict[str, set[str]]]:
+    """The partner's id -> our id of every child kind of a transfer ({plain kind: {theirs: ours}}) from
+    its `keys` (those of the record's own kind: a lead's children while it is kept as a lead), and the
+    partner's ids of the tombstones ({plain kind: {theirs}})."""
     out: dict[str, dict[str, int]] = {}
-    for key in all_correlations(session, transfer):
+    buried: dict[str, set[str]] = {}
+    for key in keys:
         kind = plain_kind(key.kind)
         if kind in CHILD_KINDS and key.kind == stored_kind(transfer, kind):
-            out.setdefault(kind, {})[key.remote_id] = key.local_id
-    return out
+            if key.deleted_at is None:
+                out.setdefault(kind, {})[key.remote_id] = key.local_id
+            else:
+                buried.setdefault(kind, set()).add(key.remote_id)
+    return out, buried
+
+
+def _bury(stored: list[CorrelationKey], transfer: OpportunityTransfer, kind: str, remote_id: str) -> None:
+    for key in stored:
+        if key.kind == stored_kind(transfer, kind) and key.remote_id == remote_id and key.deleted_at is None:
+            key.deleted_at = utcnow()
+
+
+def _delete_children(
+    session: Session,
+    transfer: OpportunityTransfer,
+    target: _Children,
+    keys: list[CorrelationKey],
+    deletions: Correlations,
+    changes: dict[str, Any],
+) -> None:
+    """The partner deleted these children ({kind: {their id: our id}}): our copies go too, and their
+    keys stay as tombstones (a pair not stored yet is stored as one)."""
+    now = utcnow()
+    new_tombstones: list[tuple[str, int, str]] = []
+    for kind, pairs in deletions.items():
+        if kind not in CHILD_KINDS or not pairs:
+            continue
+        stored = stored_kind(transfer, kind)
+        by_remote = {k.remote_id: k for k in keys if k.kind == stored}
+        by_local = {k.local_id: k for k in keys if k.kind == stored}
+        own = target.own(kind)
+        deleted = 0
+        for theirs, ours in pairs.items():
+            key = by_remote.get(theirs)
+            if key is not None:
+                local_id: int | None = key.local_id
+                if key.deleted_at is None:
+                    key.deleted_at = now
+            else:
+                local_id = parse_id(ours)
+                if local_id is None or local_id not in own:
+                    continue  # names nothing of ours
+                if local_id in by_local:
+                    continue  # ours is paired with another of theirs: not the child they deleted
+                new_tombstones.append((kind, local_id, theirs))  # their pair never reached us
+            row = own.pop(local_id, None) if local_id is not None else None
+            if row is not None:
+                target.remove(kind, row)
+                deleted += 1
+        if deleted:
+            changes.setdefault(kind, {"added": 0, "updated": 0})["deleted"] = deleted
+    session.flush()
+    remember_many(session, transfer, new_tombstones, deleted_at=now)
 
 
 def apply_document(
@@ -260,6 +344,7 @@ def apply_document(
     now: datetime,
     hints: Correlations | None = None,
     record_key: str | None = None,
+    deletions: Correlations | None = None,
 ) -> tuple[Correlations, dict[str, Any]]:
     """Apply a partner's canonical document (their ids) to `opp`; returns the children's correlations
     ({kind: {their id: our id}}) and what changed ({field: [before, after]}, child counts).
@@ -282,7 +367,9 @@ def apply_document(
             )
         )
     target = _OpportunityChildren(opp, products, now)
-    correlations = _pair_children(session, transfer, doc, target, products, hints, changes, record_key)
+    correlations = _pair_children(
+        session, transfer, doc, target, products, hints, changes, record_key, deletions
+    )
     if changes:
         opp.updated_at = now
     session.flush()
@@ -319,6 +406,7 @@ def apply_lead_document(
     now: datetime,
     hints: Correlations | None = None,
     record_key: str | None = None,
+    deletions: Correlations | None = None,
 ) -> tuple[Correlations, dict[str, Any]]:
     """Apply a partner's canonical document to a lead it is kept as: its fields, and its children
     paired as an opportunity's are (contacts, revenue lines as the lead's products with their amounts,
@@ -328,7 +416,9 @@ def apply_lead_document(
     changes: dict[str, Any] = {}
     _put_fields(lead, doc, _LEAD_COLUMNS, changes)
     target = _LeadChildren(session, lead, products, now)
-    correlations = _pair_children(session, transfer, doc, target, products, hints, changes, record_key)
+    correlations = _pair_children(
+        session, transfer, doc, target, products, hints, changes, record_key, deletions
+    )
     if "contacts" in changes:
         contacts = lead_children(session, lead.id, "contacts")
         primary = next((c for c in contacts if c.is_primary), contacts[0] if contacts else None)
@@ -526,6 +616,39 @@ def create_lead(
         session, transfer, lead, doc, now=now, hints=hints, record_key=str(doc["id"])
     )
     return lead, correlations
+
+
+def apply_deletions(
+    session: Session, transfer: OpportunityTransfer, deletions: Correlations, *, now: datetime
+) -> dict[str, Any]:
+    """The partner deleted these children ({kind: {their id: our id}}, as its answer tells): ours go
+    too, their keys become tombstones. Returns what changed ({kind: {"deleted": n}}); the record is read
+    only when a deletion is news here."""
+    keys = all_correlations(session, transfer)
+    buried = {(plain_kind(k.kind), k.remote_id) for k in keys if k.deleted_at is not None}
+    news = {
+        kind: {theirs: ours for theirs, ours in pairs.items() if (kind, theirs) not in buried}
+        for kind, pairs in deletions.items()
+        if kind in CHILD_KINDS
+    }
+    if not any(news.values()):
+        return {}
+    target: _Children
+    record: Any
+    if on_lead(transfer):
+        record = session.get(Lead, transfer.lead_id, with_for_update=True)
+        target = _LeadChildren(session, record, {}, now)
+    else:
+        record = session.get(Opportunity, transfer.opportunity_id, with_for_update=True)
+        target = _OpportunityChildren(record, {}, now)
+    if record is None:
+        return {}
+    changes: dict[str, Any] = {}
+    _delete_children(session, transfer, target, keys, news, changes)
+    if changes:
+        record.updated_at = now
+        session.flush()
+    return changes
 
 
 def follow_conversion(session: Session, transfer: OpportunityTransfer, opp: Opportunity) -> None:

@@ -34,7 +34,7 @@ from transfer.connection_service import inbound_profile, secrets_of
 from transfer.errors import PartnerDataInvalid, SignatureMismatch
 from transfer.mapping import from_partner, to_partner
 from transfer.models import InboundMessageId, OpportunityTransfer, PartnerCrmConnection
-from transfer.profile import CORRELATIONS_KEY
+from transfer.profile import CORRELATIONS_KEY, DELETIONS_KEY
 from transfer.signing import verify
 
 
@@ -85,8 +85,11 @@ def _verified(
     return c
 
 
-def _document(c: PartnerCrmConnection, body: bytes) -> tuple[dict[str, Any], repository.Correlations]:
-    """The partner's document in our names, and the child pairs it carries ({kind: {their id: our id}})."""
+def _document(
+    c: PartnerCrmConnection, body: bytes
+) -> tuple[dict[str, Any], repository.Correlations, repository.Correlations]:
+    """The partner's document in our names, the child pairs it carries ({kind: {their id: our id}}), and
+    the pairs of children deleted on either side (the same way round)."""
     try:
         payload = json.loads(body) if body else None
     except ValueError:
@@ -94,7 +97,7 @@ def _document(c: PartnerCrmConnection, body: bytes) -> tuple[dict[str, Any], rep
     doc = from_partner(inbound_profile(c), payload)
     if not isinstance(doc.get("id"), str) or not doc["id"]:
         raise PartnerDataInvalid("the document carries no id of yours", [FieldProblem("/id", "required")])
-    return doc, repository.hints_of(payload)
+    return doc, repository.hints_of(payload), repository.deletions_of(payload)
 
 
 def _by_remote(session: Session, c: PartnerCrmConnection, remote_id: str) -> OpportunityTransfer | None:
@@ -159,8 +162,14 @@ def _local_type(t: OpportunityTransfer) -> str:
     return "opportunity" if t.opportunity_id is not None else "lead"
 
 
-def _all_pairs(session: Session, t: OpportunityTransfer) -> dict[str, dict[str, str]]:
-    return repository.replied_pairs(session, t)
+def _answer(session: Session, t: OpportunityTransfer) -> dict[str, Any]:
+    """What an answer to a create or update says: our record, every pair we know (not only this
+    document's: the sender learns what it may have missed) and the tombstones."""
+    pairs, deleted = repository.replied_pairs(session, t)
+    answer = {"id": _local_id(t), "type": _local_type(t), "correlations": pairs}
+    if deleted:
+        answer[DELETIONS_KEY] = deleted
+    return answer
 
 
 def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str], body: bytes) -> Reply:
@@ -171,17 +180,10 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
         try:
             with db.transaction() as session:
                 c = _verified(session, settings, key, headers, body, now)
-                doc, hints = _document(c, body)
+                doc, hints, _ = _document(c, body)
                 existing = _by_remote(session, c, doc["id"])
                 if existing is not None:
-                    return Reply(
-                        200,
-                        {
-                            "id": _local_id(existing),
-                            "type": _local_type(existing),
-                            "correlations": _all_pairs(session, existing),
-                        },
-                    )
+                    return Reply(200, _answer(session, existing))
                 t = OpportunityTransfer(
                     connection_id=c.id,
                     remote_id=doc["id"],
@@ -237,7 +239,7 @@ def update(
     now = utcnow()
     with db.transaction() as session:
         c = _verified(session, settings, key, headers, body, now)
-        doc, hints = _document(c, body)
+        doc, hints, deletions = _document(c, body)
         if from_lead:
             t = _by_remote_lead(session, c, doc["id"])
             if t is None:
@@ -254,21 +256,22 @@ def update(
         if t.opportunity_id is not None:
             opp = session.get(Opportunity, t.opportunity_id, with_for_update=True)
             assert opp is not None
-            _, changes = inbound_repository.apply_document(session, t, opp, doc, now=now, hints=hints)
+            _, changes = inbound_repository.apply_document(
+                session, t, opp, doc, now=now, hints=hints, deletions=deletions
+            )
         else:
             lead = session.get(Lead, t.lead_id, with_for_update=True)
             assert lead is not None
-            _, changes = inbound_repository.apply_lead_document(session, t, lead, doc, now=now, hints=hints)
+            _, changes = inbound_repository.apply_lead_document(
+                session, t, lead, doc, now=now, hints=hints, deletions=deletions
+            )
         t.last_operation, t.last_synced_at, t.updated_at = "update", now, now
         t.status = s.TransferState.SUCCESSFUL.value
         t.message = status_messages.received(c.name, t.remote_type, t.remote_id, changes, inbound=True)
         repository.record(
             session, None, t, "update_received", now=now, details={"changes": changes, "inbound": True}
         )
-        # every pair we know, not only this document's: the sender learns what it may have missed
-        return Reply(
-            200, {"id": _local_id(t), "type": _local_type(t), "correlations": _all_pairs(session, t)}
-        )
+        return Reply(200, _answer(session, t))
 
 
 def query(
@@ -300,5 +303,8 @@ def query(
             assert lead is not None
             doc = repository.lead_document(session, lead)
         answer = to_partner(inbound_profile(c), doc)
-        answer[CORRELATIONS_KEY] = repository.pairs_of(session, t)  # {kind: {our id: theirs}}
+        pairs, deleted = repository.document_pairs(session, t)
+        answer[CORRELATIONS_KEY] = pairs  # {kind: {our id: theirs}}
+        if deleted:
+            answer[DELETIONS_KEY] = deleted
         return Reply(200, answer)

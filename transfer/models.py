@@ -108,6 +108,9 @@ class CorrelationKey(Base):
     local_id: Mapped[int] = mapped_column(Integer)
     remote_id: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # A tombstone: the child was deleted on one side. The pair stays, so the partner's copy is deleted
+    # too and never taken for a new record; documents carry it under ``deletions``.
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class InboundMessageId(Base):

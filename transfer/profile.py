@@ -25,6 +25,9 @@ PROFILES_DIR = Path(__file__).parent / "profiles"
 # The top-level key of a transfer document that the protocol keeps for itself: the sender's pairs of child
 # records, {kind: {sender's id: receiver's id}} (transfer.repository). No profile may map a field to it.
 CORRELATIONS_KEY = "correlations"
+# Beside it: the pairs of child records deleted on either side (tombstones), the same way round; the
+# receiver deletes its copy and never takes the child for new again.
+DELETIONS_KEY = "deletions"
 
 
 @dataclass(frozen=True)
@@ -157,11 +160,11 @@ class _Checker:
         out: dict[str, ChildMapping] = {}
         taken: dict[str, PathKey] = {theirs: ("fields", ours) for ours, theirs in spec.fields.items()}
         for theirs, field_path in taken.items():
-            if theirs == CORRELATIONS_KEY:
+            if theirs in (CORRELATIONS_KEY, DELETIONS_KEY):
                 self.error(field_path, _reserved())
         for kind, child in spec.children.items():
             path: PathKey = ("children", kind)
-            if child.as_ == CORRELATIONS_KEY:
+            if child.as_ in (CORRELATIONS_KEY, DELETIONS_KEY):
                 self.error((*path, "as"), _reserved())
             record = CHILDREN.get(kind)
             if record is None:
@@ -271,7 +274,8 @@ class _Checker:
 
 def _reserved() -> str:
     return (
-        f"'{CORRELATIONS_KEY}' is the protocol's own key of a document (the pairs of child records' ids); "
+        f"'{CORRELATIONS_KEY}' and '{DELETIONS_KEY}' are the protocol's own keys of a document (the pairs "
+        "of child records' ids, and of deleted ones); "
         "name the field differently"
     )
 

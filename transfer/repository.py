@@ -30,7 +30,7 @@ from registration.opportunities.models import (
 from transfer.canonical import MAX_CHILDREN
 from transfer.errors import PartnerDataInvalid
 from transfer.models import CorrelationKey, OpportunityTransfer
-from transfer.profile import CORRELATIONS_KEY
+from transfer.profile import CORRELATIONS_KEY, DELETIONS_KEY
 
 CHILD_KINDS = ("contacts", "revenue_lines", "notes", "activities")
 Correlations = dict[str, dict[str, str]]  # kind -> {sender's id: receiver's id}
@@ -84,11 +84,16 @@ def remember(
 
 
 def remember_many(
-    session: Session, transfer: OpportunityTransfer, pairs: Iterable[tuple[str, int, str]]
+    session: Session,
+    transfer: OpportunityTransfer,
+    pairs: Iterable[tuple[str, int, str]],
+    *,
+    deleted_at: datetime | None = None,
 ) -> None:
     """Record `pairs` of (kind, our id, their id) as `remember` does each, in order, in two statements
     whatever their number: a pair whose id on either side is paired already (by a key of the connection,
-    or by an earlier pair of the list) is left out."""
+    or by an earlier pair of the list) is left out. `deleted_at`: the pairs are tombstones (of children
+    deleted here)."""
     wanted = [(stored_kind(transfer, kind), local_id, remote_id) for kind, local_id, remote_id in pairs]
     if not wanted:
         return
@@ -120,6 +125,7 @@ def remember_many(
                 "local_id": local_id,
                 "remote_id": remote_id,
                 "created_at": utcnow(),
+                "deleted_at": deleted_at,
             }
         )
     if rows:
@@ -133,10 +139,15 @@ def remember_reply(session: Session, transfer: OpportunityTransfer, correlations
 
 
 def reply_pairs(
-    session: Session, transfer: OpportunityTransfer, correlations: Any
+    session: Session,
+    transfer: OpportunityTransfer,
+    correlations: Any,
+    gone: list[tuple[str, int, str]] | None = None,
 ) -> list[tuple[str, int, str]]:
     """The (kind, our id, their id) pairs of a partner's reply ({kind: {our id: their id}}) that name a
-    child of the transfer's record here, for `remember_many`."""
+    child of the transfer's record here, for `remember_many`. `gone` receives the pairs naming an id
+    that is no child here (a child deleted while the document that carried it travelled, or nonsense:
+    the caller tells them apart)."""
     if not isinstance(correlations, Mapping):
         return []
     kinds = [k for k, pairs in correlations.items() if k in CHILD_KINDS and isinstance(pairs, Mapping)]
@@ -148,8 +159,12 @@ def reply_pairs(
         for ours, theirs in correlations[kind].items():
             # our id as the partner echoes it: ASCII digits within the column's range, or it names nothing
             local_id = parse_id(str(ours))
-            if local_id in own[kind] and isinstance(theirs, str | int) and str(theirs):
+            if local_id is None or not isinstance(theirs, str | int) or not str(theirs):
+                continue
+            if local_id in own[kind]:
                 wanted.append((kind, local_id, str(theirs)[:200]))
+            elif gone is not None:
+                gone.append((kind, local_id, str(theirs)[:200]))
     return wanted
 
 
@@ -168,22 +183,47 @@ def pairs_of(session: Session, transfer: OpportunityTransfer) -> Correlations:
     partner's query answer, a reply that was lost) reaches the other side with the next document, and
     neither side takes the other's copy of a child for a new one.
     """
-    out: Correlations = {}
+    return document_pairs(session, transfer)[0]
+
+
+def document_pairs(session: Session, transfer: OpportunityTransfer) -> tuple[Correlations, Correlations]:
+    """The child pairs a document of ours carries (`pairs_of`) and its deletions (`DELETIONS_KEY`: the
+    pairs of children deleted on either side, {kind: {our id: their id}}), read by one statement."""
+    pairs: Correlations = {}
+    deleted: Correlations = {}
     for k in all_correlations(session, transfer):
         kind = plain_kind(k.kind)
         if kind in CHILD_KINDS:
-            out.setdefault(kind, {})[str(k.local_id)] = k.remote_id
-    return out
+            (pairs if k.deleted_at is None else deleted).setdefault(kind, {})[str(k.local_id)] = k.remote_id
+    return pairs, deleted
 
 
-def replied_pairs(session: Session, transfer: OpportunityTransfer) -> Correlations:
-    """Every child pair of a transfer as we answer a partner: {kind: {their id: our id}}."""
-    out: Correlations = {}
+def replied_pairs(session: Session, transfer: OpportunityTransfer) -> tuple[Correlations, Correlations]:
+    """Every child pair of a transfer as we answer a partner ({kind: {their id: our id}}), and the pairs
+    of deleted children the same way round (the answer's `DELETIONS_KEY`), by one statement."""
+    pairs: Correlations = {}
+    deleted: Correlations = {}
     for k in all_correlations(session, transfer):
         kind = plain_kind(k.kind)
         if kind in CHILD_KINDS:
-            out.setdefault(kind, {})[k.remote_id] = str(k.local_id)
-    return out
+            (pairs if k.deleted_at is None else deleted).setdefault(kind, {})[k.remote_id] = str(k.local_id)
+    return pairs, deleted
+
+
+def bury_deleted_children(session: Session, transfer: OpportunityTransfer, *, now: datetime) -> int:
+    """Keys of the transfer's children that no longer exist here (deleted through the API) become
+    tombstones: the partner is told with the next document, and its copy is never taken for new.
+    Returns how many."""
+    own = all_child_ids(session, transfer)
+    buried = 0
+    for key in all_correlations(session, transfer):
+        kind = plain_kind(key.kind)
+        if kind in CHILD_KINDS and key.deleted_at is None and key.local_id not in own[kind]:
+            key.deleted_at = now
+            buried += 1
+    if buried:
+        session.flush()
+    return buried
 
 
 def adopt_pairs(session: Session, transfer: OpportunityTransfer, pairs: Any) -> None:
@@ -280,20 +320,30 @@ def mirrored(hints: Correlations) -> Correlations:
 def hints_of(payload: Any) -> Correlations:
     """The pairs a partner's document carries (``correlations``: {kind: {their id: our id}}), checked;
     `PartnerDataInvalid` lists what does not fit."""
-    raw = payload.get(CORRELATIONS_KEY) if isinstance(payload, Mapping) else None
+    return _pairs_in(payload, CORRELATIONS_KEY, (*CHILD_KINDS, RECORD_KIND))
+
+
+def deletions_of(payload: Any) -> Correlations:
+    """The pairs of children deleted on the partner's side that its document carries (``deletions``:
+    {kind: {their id: our id}}), checked like `hints_of`."""
+    return _pairs_in(payload, DELETIONS_KEY, CHILD_KINDS)
+
+
+def _pairs_in(payload: Any, key: str, allowed: tuple[str, ...]) -> Correlations:
+    raw = payload.get(key) if isinstance(payload, Mapping) else None
     if raw is None:
         return {}
     problems: list[FieldProblem] = []
     out: Correlations = {}
     if not isinstance(raw, Mapping):
         raise PartnerDataInvalid(
-            "the document's correlations are not pairs of ids",
-            [FieldProblem(f"/{CORRELATIONS_KEY}", "expected an object of {kind: {their id: our id}}")],
+            f"the document's {key} are not pairs of ids",
+            [FieldProblem(f"/{key}", "expected an object of {kind: {their id: our id}}")],
         )
     for kind, pairs in raw.items():
-        where = f"/{CORRELATIONS_KEY}/{kind}"
-        if kind not in (*CHILD_KINDS, RECORD_KIND):
-            expected = ", ".join((*CHILD_KINDS, RECORD_KIND))
+        where = f"/{key}/{kind}"
+        if kind not in allowed:
+            expected = ", ".join(allowed)
             problems.append(FieldProblem(where, f"unknown kind; expected one of: {expected}"))
         elif not isinstance(pairs, Mapping) or len(pairs) > MAX_CHILDREN:
             problems.append(FieldProblem(where, f"expected an object of at most {MAX_CHILDREN} id pairs"))
@@ -309,7 +359,7 @@ def hints_of(payload: Any) -> Correlations:
                 )
             out[kind] = good
     if problems:
-        raise PartnerDataInvalid("the document's correlations are not pairs of ids", problems)
+        raise PartnerDataInvalid(f"the document's {key} are not pairs of ids", problems)
     return out
 
 

@@ -123,6 +123,9 @@ class CorrelationOut(BaseModel):
     kind: str
     local_id: int
     remote_id: str
+    deleted_at: datetime | None = Field(
+        None, description="a tombstone: the child was deleted on one side, and is on the other"
+    )
 
 
 class TransferOut(BaseModel):

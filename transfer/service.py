@@ -67,7 +67,7 @@ def transfer_out(session: Session, t: OpportunityTransfer) -> s.TransferOut:
         last_synced_at=t.last_synced_at,
         updated_at=t.updated_at,
         correlation_keys=[
-            s.CorrelationOut(kind=k.kind, local_id=k.local_id, remote_id=k.remote_id)
+            s.CorrelationOut(kind=k.kind, local_id=k.local_id, remote_id=k.remote_id, deleted_at=k.deleted_at)
             for k in repository.all_correlations(session, t)
         ],
     )
@@ -357,7 +357,8 @@ def on_opportunity_changed(
     change: str,
 ) -> list[int]:
     """After a change through the opportunities API (in its transaction): queue the update to every
-    partner that holds the opportunity and takes updates automatically. A transfer not yet at the partner
+    partner that holds the opportunity and takes updates automatically; a deleted child's pair becomes
+    a tombstone, which the next document in either direction carries. A transfer not yet at the partner
     (its create still queued) gets it once the create is done (``delivery_service``). Returns the
     transfer ids marked ``update_pending``."""
     queued = []
@@ -367,6 +368,8 @@ def on_opportunity_changed(
         .order_by(OpportunityTransfer.id)
         .with_for_update()
     ):
+        if change.endswith("_deleted"):  # a child deleted here: its pair stays, as a tombstone
+            repository.bury_deleted_children(session, t, now=now)
         c = session.get(PartnerCrmConnection, t.connection_id)
         if c is not None and updates_automatic(session, c, opp):
             queue_update(session, actor, opp, c, t, now=now, automatic=change)

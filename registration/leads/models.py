@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from common.clock import utcnow
-from common.database import Base, UtcDateTime
+from common.database import NEVER_REUSED_IDS, Base, UtcDateTime
 
 
 class Lead(Base):
@@ -98,6 +98,7 @@ class LeadProduct(Base):
             sqlite_where=text("is_primary"),
             postgresql_where=text("is_primary"),
         ),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -137,7 +138,7 @@ class LeadTerritory(Base):
 
 class LeadNote(Base):
     __tablename__ = "lead_notes"
-    __table_args__ = (Index("ix_lead_notes_lead_id_id", "lead_id", "id"),)
+    __table_args__ = (Index("ix_lead_notes_lead_id_id", "lead_id", "id"), NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
@@ -151,7 +152,7 @@ class LeadContact(Base):
     lead's own contact fields mirror the primary one. A lead registered through the API has none."""
 
     __tablename__ = "lead_contacts"
-    __table_args__ = (Index("ix_lead_contacts_lead_id_id", "lead_id", "id"),)
+    __table_args__ = (Index("ix_lead_contacts_lead_id_id", "lead_id", "id"), NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
@@ -169,7 +170,7 @@ class LeadActivity(Base):
     a lead carries them); the opportunity takes them over."""
 
     __tablename__ = "lead_activities"
-    __table_args__ = (Index("ix_lead_activities_lead_id_id", "lead_id", "id"),)
+    __table_args__ = (Index("ix_lead_activities_lead_id_id", "lead_id", "id"), NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))

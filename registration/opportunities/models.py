@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from common.clock import utcnow
-from common.database import Base, UtcDateTime
+from common.database import NEVER_REUSED_IDS, Base, UtcDateTime
 
 
 class Opportunity(Base):
@@ -82,7 +82,7 @@ class OpportunityRevenueLine(Base):
     """One product of the deal; the primary product's line carries the deal size."""
 
     __tablename__ = "opportunity_revenue_lines"
-    __table_args__ = (UniqueConstraint("opportunity_id", "product_id"),)
+    __table_args__ = (UniqueConstraint("opportunity_id", "product_id"), NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id", ondelete="CASCADE"))
@@ -98,6 +98,7 @@ class OpportunityContact(Base):
     """One of the opportunity's contacts at the customer (several; at most one primary)."""
 
     __tablename__ = "opportunity_contacts"
+    __table_args__ = (NEVER_REUSED_IDS,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     opportunity_id: Mapped[int] = mapped_column(
@@ -118,6 +119,7 @@ class OpportunityNote(Base):
     """A note of the opportunity; notes carried over from the lead keep their author, time and origin."""
 
     __tablename__ = "opportunity_notes"
+    __table_args__ = (NEVER_REUSED_IDS,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     opportunity_id: Mapped[int] = mapped_column(
@@ -135,6 +137,7 @@ class OpportunityActivity(Base):
     """Something that happened on the deal (the approval, an information request and its answer...)."""
 
     __tablename__ = "opportunity_activities"
+    __table_args__ = (NEVER_REUSED_IDS,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     opportunity_id: Mapped[int] = mapped_column(

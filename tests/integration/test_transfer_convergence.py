@@ -7,9 +7,13 @@ closed, updates are sent and received from either side; deliveries happen one me
 order, a claimed message may be left to a "dead" deliverer (its lease runs out, it is due again), and a
 message already delivered may be delivered again (a deliverer that died after the partner answered).
 
+Contacts, notes and activities are also deleted on either side through the API: a deleted child must
+be deleted on the other side too and never come back (its pair stays as a tombstone on both sides).
+
 After every step, no pair of ids one side keeps contradicts the other side's. At the end everything
 queued is delivered, each side receives and sends an update, and then every child record exists exactly
-once on each side, every one paired by correlation keys, the two sides' pairs mirror images.
+once on each side, every one paired by correlation keys, the two sides' pairs mirror images, and no
+deleted child exists on either side.
 
 The instances are started once for all examples; each example works on opportunities of its own.
 Deterministic for CI: ``derandomize=True`` (the examples are a fixed function of the test), no example
@@ -67,6 +71,7 @@ POLICY = RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=1000)
 SIDES = ("brand", "partner")
 PRODUCTS = 5000
 LINE_NUMBERS = itertools.count()
+DELETABLE = ("contacts", "notes", "activities")  # through the API (revenue lines are changed, not deleted)
 
 
 class Side:
@@ -242,8 +247,25 @@ class Side:
             assert opp is not None
             return {kind: {r.id for r in getattr(opp, kind)} for kind in CHILD_KINDS}
 
+    def labels(self, opportunity_id: int) -> dict[str, dict[int, str]]:
+        """{kind: {id: label}} of the children that can be deleted (contacts, notes, activities)."""
+        with self.db.transaction() as session:
+            opp = session.get(Opportunity, opportunity_id)
+            assert opp is not None
+            return {
+                "contacts": {c.id: c.name or "" for c in opp.contacts},
+                "notes": {n.id: n.text for n in opp.notes},
+                "activities": {a.id: a.subject for a in opp.activities},
+            }
+
+    def delete_child(self, opportunity_id: int, kind: str, child_id: int) -> None:
+        """Delete through the API, as a user does (the record's ETag; the pair becomes a tombstone)."""
+        path = f"/v1/opportunities/{opportunity_id}"
+        resp = self.http.delete(f"{path}/{kind}/{child_id}", headers={"If-Match": self.get_etag(path)})
+        assert resp.status_code == 200, resp.text
+
     def pairs(self, opportunity_id: int) -> dict[str, dict[int, int]]:
-        """{kind: {our id: their id}} of the opportunity's transfer."""
+        """{kind: {our id: their id}} of the opportunity's transfer (tombstones left out)."""
         out: dict[str, dict[int, int]] = {kind: {} for kind in CHILD_KINDS}
         with self.db.transaction() as session:
             t = session.scalar(
@@ -251,7 +273,11 @@ class Side:
             )
             if t is None:
                 return out
-            for k in session.scalars(select(CorrelationKey).where(CorrelationKey.transfer_id == t.id)):
+            for k in session.scalars(
+                select(CorrelationKey).where(
+                    CorrelationKey.transfer_id == t.id, CorrelationKey.deleted_at.is_(None)
+                )
+            ):
                 if k.kind in CHILD_KINDS:
                     out[k.kind][k.local_id] = int(k.remote_id)
         return out
@@ -277,6 +303,7 @@ def machine_for(brand: Side, partner: Side) -> type[RuleBasedStateMachine]:
             super().__init__()
             self.sides = {"brand": brand, "partner": partner}
             self.records: list[Record] = []
+            self.deleted: set[tuple[str, str]] = set()  # (kind, label) of every child deleted
             self.example = next(counter)
             # what an earlier example left queued is delivered first, so each example starts settled
             for side in self.sides.values():
@@ -304,6 +331,27 @@ def machine_for(brand: Side, partner: Side) -> type[RuleBasedStateMachine]:
             opp = self.opp_on(record, side)
             if opp is not None:
                 self.sides[side].add_child(opp, kind, f"added on {side} #{next(counter)}")
+
+        @precondition(lambda self: self.records)
+        @rule(
+            data=st.data(),
+            side=st.sampled_from(SIDES),
+            kind=st.sampled_from(DELETABLE),
+            pick=st.integers(0, 50),
+        )
+        def delete_child(self, data: st.DataObject, side: str, kind: str, pick: int) -> None:
+            """Delete a contact, note or activity through the API, on either side: it must go on the
+            other side too, and never come back."""
+            record = data.draw(st.sampled_from(self.records))
+            opp = self.opp_on(record, side)
+            if opp is None:
+                return
+            s = self.sides[side]
+            children = s.labels(opp)[kind]
+            if children:
+                child_id = sorted(children)[pick % len(children)]
+                s.delete_child(opp, kind, child_id)
+                self.deleted.add((kind, children[child_id]))
 
         @precondition(lambda self: self.records)
         @rule(data=st.data(), side=st.sampled_from(SIDES), operation=st.sampled_from(["send", "receive"]))
@@ -369,6 +417,13 @@ def machine_for(brand: Side, partner: Side) -> type[RuleBasedStateMachine]:
                 assert a is not None and b is not None, f"{record} exists on one side only"
                 assert brand.transfer_of(a).remote_id == str(b)
                 assert partner.transfer_of(b).remote_id == str(a)
+                for side, opp in (("brand", a), ("partner", b)):
+                    back = {
+                        (kind, label)
+                        for kind, labels in self.sides[side].labels(opp).items()
+                        for label in labels.values()
+                    } & self.deleted
+                    assert not back, f"{record}: deleted children are back on the {side}: {back}"
                 kids_a, kids_b = brand.children(a), partner.children(b)
                 pairs_a, pairs_b = brand.pairs(a), partner.pairs(b)
                 for kind in CHILD_KINDS:

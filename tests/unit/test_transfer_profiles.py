@@ -30,7 +30,7 @@ EXPECTED = {
     "not_a_mapping.yaml": "1:1: : a mapping profile is a mapping of keys, got a list",
     "not_invertible.yaml": "6:42: values.status.map.lost: 'won' and 'lost' both map to 'Closed', so 'Closed' cannot be mapped back; add back: {Closed: won}",
     "partner_name_spaces.yaml": "4:9: fields.name: 'Title ' starts or ends with a space",
-    "reserved_correlations_key.yaml": "5:16: fields.description: 'correlations' is the protocol's own key of a document",
+    "reserved_correlations_key.yaml": "5:16: fields.description: 'correlations' and 'deletions' are the protocol's own keys of a document",
     "shared_partner_field.yaml": "5:16: fields.description: 'Title' is already the partner's name of 'name'",
     "status_value_missing.yaml": "6:10: values.status.map: no partner value for 'lost'; map every one of: open, won, lost",
     "status_value_unknown.yaml": "6:23: values.status.map.wonn: 'wonn' is not one of our values (did you mean 'won'?)",
