@@ -450,8 +450,8 @@ def _plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
         if row is None or row.done_at is not None:  # another worker finished it meanwhile
             return {}
         if items:
-            session.execute(
-                insert_for(session)(ReassignmentItem).on_conflict_do_nothing(
+            session.execute(  # (the table's, not the ORM's bulk insert: a fifth of the CPU of a chunk's writes)
+                insert_for(session)(ReassignmentItem.__table__).on_conflict_do_nothing(
                     index_elements=["run_id", "lead_id"]
                 ),
                 items,
