@@ -4,10 +4,11 @@ SQLite is the embedded default, PostgreSQL the production database; the same cod
 On SQLite every transaction starts with ``BEGIN IMMEDIATE``: SQLAlchemy drops ``FOR UPDATE`` there, so
 taking the write lock up front is what serialises read-modify-write sequences (RELIABILITY.md).
 
-``Database.read()`` is the unit of work of what only reads (a what-if, an API key's check): on SQLite a
-plain deferred ``BEGIN`` (a snapshot of the database, no write lock, so readers never queue behind each
-other or a writer), on PostgreSQL no transaction at all (autocommit: no ``BEGIN`` and ``COMMIT`` round
-trips; at READ COMMITTED each statement saw its own snapshot anyway). Flushing from it raises.
+``Database.read()`` is the unit of work of what only reads (a what-if, an API key's check): no
+transaction is begun, so each statement reads the database as it is when it runs, as PostgreSQL's
+READ COMMITTED gives every statement of a transaction anyway. On SQLite that takes no write lock (readers
+never queue behind each other or a writer) and costs no ``BEGIN``; on PostgreSQL the connection runs
+in autocommit (no ``BEGIN`` and ``COMMIT`` round trips). Flushing from it raises.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-#: The execution option that marks a connection of ``Database.read()`` (SQLite: a deferred ``BEGIN``).
+#: The execution option that marks a connection of ``Database.read()`` (SQLite: no ``BEGIN``).
 READ_ONLY_OPTION = "prm_read_only"
 
 
@@ -112,8 +113,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
-            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            if not conn.get_execution_options().get(READ_ONLY_OPTION, False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # Database.read() begins nothing
 
         return engine
     # No JIT: our queries are short, and where PostgreSQL guesses one costly (a batch's scan of a million
@@ -175,7 +176,7 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # the same pool: on PostgreSQL a connection is switched to autocommit while it reads and back
-        # when it returns to the pool; on SQLite the begin hook takes no write lock
+        # when it returns to the pool; on SQLite the begin hook begins nothing
         options = (
             {READ_ONLY_OPTION: True}
             if is_sqlite(url)
@@ -193,8 +194,8 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """Open a session that only reads: one snapshot on SQLite without its write lock, autocommit
-        statements on PostgreSQL (no round trips to begin and end a transaction). Writing raises."""
+        """Open a session that only reads, each statement on its own (no transaction begun: no write
+        lock on SQLite, no round trips to begin and end one on PostgreSQL). Writing raises."""
         with self._readers() as session, session.begin():
             yield session
 

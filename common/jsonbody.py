@@ -164,7 +164,9 @@ def check_request_body(
         return
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType(f"Send application/json, not {mimetype or 'no content type'}")
-    parse_strict(raw, max_depth)
+    value = parse_strict(raw, max_depth)
+    # the view's validation reads the body through ``request.get_json``: it gets this parse, not a second
+    request._cached_json = (value, value)
 
 
 def install(app: Flask, max_depth: int) -> None:

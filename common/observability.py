@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 import uuid
+from typing import Any
 
 from flask import Flask, Response, g, json, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -49,6 +50,9 @@ def init_app(app: Flask, db: Database, *, request_log: bool = True) -> None:
     )
     latency = Histogram("prm_http_request_seconds", "HTTP request latency", ["endpoint"], registry=registry)
     app.extensions["prm.metrics"] = registry
+    # labelled children looked up once: ``labels()`` checks and locks on every call
+    counted: dict[tuple[str, str, int], Any] = {}
+    timed: dict[str, Any] = {}
 
     @app.before_request
     def _start() -> None:
@@ -60,8 +64,15 @@ def init_app(app: Flask, db: Database, *, request_log: bool = True) -> None:
     def _finish(resp: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         endpoint = request.endpoint or "unmatched"
-        requests_total.labels(request.method, endpoint, str(resp.status_code)).inc()
-        latency.labels(endpoint).observe(elapsed)
+        key = (request.method, endpoint, resp.status_code)
+        child = counted.get(key)
+        if child is None:
+            child = counted[key] = requests_total.labels(key[0], endpoint, str(key[2]))
+        child.inc()
+        timer = timed.get(endpoint)
+        if timer is None:
+            timer = timed[endpoint] = latency.labels(endpoint)
+        timer.observe(elapsed)
         resp.headers["X-Request-Id"] = g.get("request_id", "")
         if request_log:
             log.info(

@@ -22,8 +22,8 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, Response, g, redirect, request
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, Response, g, redirect, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from common.errors import PROBLEM_BASE, Unauthorized
@@ -51,6 +51,13 @@ class PageSessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure or bool(super().get_cookie_secure(app))
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """A request without cookies (every API client) gets an empty session without building the
+        signing serializer Flask makes per request (about 3% of a what-if's CPU)."""
+        if app.secret_key and not request.environ.get("HTTP_COOKIE"):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def init_app(app: Flask, settings: Settings) -> None:

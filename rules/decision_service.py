@@ -237,7 +237,7 @@ def current_configuration(
     Each call asks the database, so an activation or a change of reference data made by any process is
     seen by the next call.
     """
-    rows = session.execute(_state_statement()).all()
+    rows = session.connection().execute(_state_statement()).all()  # Core rows: no ORM machinery
     state = SnapshotState.of(rows)
     snapshot = snapshot_at(session, model_id, state) if model_id else active_snapshot_at(session, state)
     return snapshot, rulesets_of_versions(session, url, repository.versions_of(rows, _RULESETS_TAG))

@@ -360,14 +360,14 @@ def lead_out(session: Session, lead: Lead, references: _References | None = None
 
 
 def get_lead(db: Database, principal: Principal, lead_id: int) -> s.LeadOut:
-    with db.transaction() as session:
+    with db.read() as session:
         lead = visible_lead(session, principal, lead_id, collections=False)
         return lead_out(session, lead, _references(session, [lead], with_teams=True))
 
 
 def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Page[s.LeadOut]:
     after = decode_cursor(query.cursor)
-    with db.transaction() as session:
+    with db.read() as session:
         stmt: Select[Lead] = select(Lead).where(Lead.id > after)
         if not principal.internal:
             stmt = stmt.where(

@@ -1,0 +1,102 @@
+"""What every request pays, counted rather than timed: a JSON body is parsed once, a request without
+cookies builds no session signer, and the endpoints that only read (what-if, a page of leads, one lead,
+the API key check) begin no transaction: no write lock on SQLite, no BEGIN or COMMIT on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from common import jsonbody
+from common.database import Database
+from common.pages import PageSessionInterface
+from directory.services import users
+from tests.api.approvals_support import ok
+from tests.api.leads_support import Demo, created, jp_security_lead, load_demo
+from tests.api.test_statement_counts import WHAT_IF
+
+
+@pytest.fixture
+def demo(db, tmp_path) -> Demo:
+    return load_demo(db, tmp_path)
+
+
+@contextmanager
+def transactions(db: Database) -> Iterator[list[str]]:
+    """Every BEGIN (SQLite's, explicit) and COMMIT the database is sent, and the driver's commits."""
+    seen: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+        if text.startswith(("BEGIN", "COMMIT")):
+            seen.append(text)
+
+    def begin(conn: Any) -> None:
+        if not conn.get_execution_options().get("prm_read_only"):
+            seen.append("begin")
+
+    event.listen(db.engine, "before_cursor_execute", statement)
+    event.listen(db.engine, "begin", begin)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", statement)
+        event.remove(db.engine, "begin", begin)
+
+
+def test_a_json_body_is_parsed_once_per_request(client, demo, monkeypatch):
+    calls: list[int] = []
+    real = jsonbody.parse_strict
+
+    def counted(raw: Any, max_depth: int) -> Any:
+        calls.append(1)
+        return real(raw, max_depth)
+
+    monkeypatch.setattr(jsonbody, "parse_strict", counted)
+    resp = client.post("/v1/what-if", json=WHAT_IF, headers=demo["cam-jp"])
+    assert calls == [1]  # (reading the answer below parses again, on the client's side)
+    ok(resp)
+    # and a bad one is still refused before any view (duplicate keys, NaN)
+    for raw in ('{"facts": {}, "facts": {}}', '{"facts": {"deal_size": NaN}}'):
+        resp = client.post(
+            "/v1/what-if", data=raw, headers={**demo["cam-jp"], "Content-Type": "application/json"}
+        )
+        assert resp.status_code == 422 and resp.mimetype == "application/problem+json"
+
+
+def test_a_request_without_cookies_builds_no_session_signer(client, demo, monkeypatch):
+    built: list[int] = []
+    real = PageSessionInterface.get_signing_serializer
+
+    def counted(self: PageSessionInterface, app: Any) -> Any:
+        built.append(1)
+        return real(self, app)
+
+    monkeypatch.setattr(PageSessionInterface, "get_signing_serializer", counted)
+    ok(client.get("/v1/leads?limit=2", headers=demo["northwind-user"]))
+    assert client.get("/livez").status_code == 200
+    assert built == []
+
+
+def test_reading_endpoints_begin_no_transaction(client, db, demo, monkeypatch):
+    h = demo["northwind-user"]
+    lead = created(client, h, jp_security_lead(demo)).get_json()["id"]
+    ok(client.post("/v1/what-if", json=WHAT_IF, headers=demo["cam-jp"]))  # caches warm
+    monkeypatch.setattr(users, "KEY_CACHE_SECONDS", 0.0)  # every request checks its key again
+    for path, headers in (
+        ("/v1/leads?limit=20", h),
+        (f"/v1/leads/{lead}", h),
+    ):
+        with transactions(db) as seen:
+            ok(client.get(path, headers=headers))
+        assert seen == [], (path, seen)
+    with transactions(db) as seen:
+        ok(client.post("/v1/what-if", json=WHAT_IF, headers=demo["cam-jp"]))
+    assert seen == []
+    # a write still runs in a transaction
+    with transactions(db) as seen:
+        created(client, h, jp_security_lead(demo))
+    assert seen
