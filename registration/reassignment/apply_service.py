@@ -262,9 +262,8 @@ def _store_decisions(session: Session, chunk: Chunk, movable: Sequence[int], now
                 Item.after["territory_model_id"].as_integer(),
                 Item.facts,
                 Item.result_json,
-                _json_object(
-                    session, "reassignment_run_id", Item.run_id, "facts", Item.facts, "reason", Item.reason
-                ),
+                # (the facts are the decision's own column: not copied into its trace)
+                _json_object(session, "reassignment_run_id", Item.run_id, "reason", Item.reason),
             )
             .join(Lead, Lead.id == Item.lead_id)
             .where(*pending, _present(session, Item.result_json))
@@ -349,6 +348,7 @@ def _replace_teams(session: Session, chunk: Chunk) -> None:
     resources = _elements(session, Item.after, "resources")
     resource = type_coerce(resources.c.value, JSON)
     # the user by a lookup per resource (its unique key), whatever the planner believes of the items
+    # (a join let PostgreSQL, believing a fresh plan's items few, hash every user once per item)
     members = (
         select(
             Item.lead_id,
