@@ -33,6 +33,7 @@ from rules.service import active_rulesets, active_rulesets_in, rulesets_of_versi
 from territory.dimensions import Dimension, MemberHierarchy
 from territory.geography import WORLD, region_of
 from territory.repository import (
+    REQUESTED_MODEL_PARAM,
     STATE_TAGS_FREE,
     SnapshotState,
     active_snapshot,
@@ -221,10 +222,11 @@ _RULESETS_TAG = STATE_TAGS_FREE
 
 
 @functools.cache
-def _state_statement() -> CompoundSelect[Any]:
+def _state_statement(requested: bool = False) -> CompoundSelect[Any]:
     """Built once: the reference fingerprint, the active territory model and the active rulesets' versions,
-    everything that tells whether what this process holds is current, in one statement."""
-    return union_all(*state_selects(), repository.active_versions_select(_RULESETS_TAG))
+    everything that tells whether what this process holds is current, in one statement; ``requested``:
+    the version of the model bound as ``REQUESTED_MODEL_PARAM`` as well."""
+    return union_all(*state_selects(requested=requested), repository.active_versions_select(_RULESETS_TAG))
 
 
 def current_configuration(
@@ -237,7 +239,11 @@ def current_configuration(
     Each call asks the database, so an activation or a change of reference data made by any process is
     seen by the next call.
     """
-    rows = session.connection().execute(_state_statement()).all()  # Core rows: no ORM machinery
+    # Core rows: no ORM machinery
+    if model_id:
+        rows = session.connection().execute(_state_statement(True), {REQUESTED_MODEL_PARAM: model_id}).all()
+    else:
+        rows = session.connection().execute(_state_statement()).all()
     state = SnapshotState.of(rows)
     snapshot = snapshot_at(session, model_id, state) if model_id else active_snapshot_at(session, state)
     return snapshot, rulesets_of_versions(session, url, repository.versions_of(rows, _RULESETS_TAG))

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    bindparam,
     cast,
     column,
     func,
@@ -173,12 +174,18 @@ def _fingerprint_selects() -> tuple[StateSelect, ...]:
 ACTIVE_LITERAL: ColumnElement[str] = literal_column("'active'", String)
 #: The tag of the active model's row among ``state_selects``' (the reference tables' rows are 0 to 3).
 _ACTIVE_MODEL_TAG = 4
+#: The tag of the row of the model a caller names (``state_selects(requested=True)``).
+_REQUESTED_MODEL_TAG = 5
 #: The first tag left for the layers above, whose own rows ride in the same statement.
-STATE_TAGS_FREE = 5
+STATE_TAGS_FREE = 6
+#: The parameter that names the requested model in ``state_selects(requested=True)``.
+REQUESTED_MODEL_PARAM = "requested_model_id"
 
 
-def state_selects() -> tuple[StateSelect, ...]:
-    """What decides whether a held snapshot is current: the reference fingerprint and the active model.
+def state_selects(*, requested: bool = False) -> tuple[StateSelect, ...]:
+    """What decides whether a held snapshot is current: the reference fingerprint and the active model,
+    and with ``requested`` the version of the model bound as ``REQUESTED_MODEL_PARAM`` (a what-if on a
+    planning model finds its held snapshot without loading the model).
 
     As rows of one shape, ``(tag, number, number, time, text)``, for a caller to run in one statement
     (``union_all``) with rows of its own (tags from ``STATE_TAGS_FREE``); ``SnapshotState.of`` reads
@@ -187,20 +194,28 @@ def state_selects() -> tuple[StateSelect, ...]:
     active = select(
         literal(_ACTIVE_MODEL_TAG), TerritoryModel.id, TerritoryModel.version, null(), null()
     ).where(TerritoryModel.status == ACTIVE_LITERAL)
-    return (*_fingerprint_selects(), active)
+    if not requested:
+        return (*_fingerprint_selects(), active)
+    named = select(
+        literal(_REQUESTED_MODEL_TAG), TerritoryModel.id, TerritoryModel.version, null(), null()
+    ).where(TerritoryModel.id == bindparam(REQUESTED_MODEL_PARAM, type_=Integer))
+    return (*_fingerprint_selects(), active, named)
 
 
 class SnapshotState(NamedTuple):
-    """The reference fingerprint and the active model's (id, version), as ``state_selects`` read them."""
+    """The reference fingerprint, the active model's (id, version) and the requested one's, as
+    ``state_selects`` read them."""
 
     fingerprint: tuple[Any, ...]
     active_model: tuple[int, int] | None
+    requested_model: tuple[int, int] | None = None
 
     @classmethod
     def of(cls, rows: Sequence[Sequence[Any]]) -> SnapshotState:
         """Read the rows of ``state_selects`` (rows with other tags are left for their callers)."""
         active = next(((int(r[1]), int(r[2])) for r in rows if r[0] == _ACTIVE_MODEL_TAG), None)
-        return cls(_fingerprint_of(r for r in rows if r[0] < _ACTIVE_MODEL_TAG), active)
+        named = next(((int(r[1]), int(r[2])) for r in rows if r[0] == _REQUESTED_MODEL_TAG), None)
+        return cls(_fingerprint_of(r for r in rows if r[0] < _ACTIVE_MODEL_TAG), active, named)
 
 
 def active_snapshot_at(session: Session, state: SnapshotState) -> TerritorySnapshot | None:
@@ -222,7 +237,13 @@ def active_snapshot_at(session: Session, state: SnapshotState) -> TerritorySnaps
 
 
 def snapshot_at(session: Session, model_id: int, state: SnapshotState) -> TerritorySnapshot:
-    """``snapshot_in`` under the reference data ``state`` read in this transaction."""
+    """``snapshot_in`` under the reference data ``state`` read in this transaction; a snapshot this
+    process holds for the model's version (``state.requested_model``) costs no statement."""
+    if state.requested_model is not None and state.requested_model[0] == model_id:
+        key = (_url_key(session), model_id, state.requested_model[1], state.fingerprint)
+        held: TerritorySnapshot | None = _snapshots.get(key)
+        if held is not None:
+            return held
     model = session.get(TerritoryModel, model_id)
     if model is None:
         raise NotFound(f"territory model {model_id} not found")

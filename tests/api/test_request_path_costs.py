@@ -100,3 +100,30 @@ def test_reading_endpoints_begin_no_transaction(client, db, demo, monkeypatch):
     with transactions(db) as seen:
         created(client, h, jp_security_lead(demo))
     assert seen
+
+
+def test_a_what_if_on_a_named_model_costs_one_statement_like_one_on_the_active_model(client, db, demo):
+    from sqlalchemy import select
+
+    from territory.models import TerritoryModel
+
+    with db.read() as session:
+        model_id = session.scalar(select(TerritoryModel.id).where(TerritoryModel.status == "active"))
+    named = {**WHAT_IF, "territory_model_id": model_id}
+    h = demo["cam-jp"]
+    ok(client.post("/v1/what-if", json=named, headers=h))  # the key verified, the snapshot held
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        answer = ok(client.post("/v1/what-if", json=named, headers=h))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert answer["territory_model_id"] == model_id
+    assert len(seen) == 1, seen  # the freshness statement, naming the model: nothing loads it
+    # a model that does not exist is still a 404
+    resp = client.post("/v1/what-if", json={**WHAT_IF, "territory_model_id": 999_999}, headers=h)
+    assert resp.status_code == 404
