@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Insert, Integer, String, Table, Update, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from common import audit
-from common.database import Database
+from common.database import Database, UtcDateTime
 from common.principal import Principal
 from directory.models import User
 from registration.approval import schemas as a
@@ -28,6 +29,46 @@ from rules.models import StoredDecision
 # --- starting a round ---------------------------------------------------------------------------------
 
 
+ROUNDS = cast(Table, ApprovalRound.__table__)
+STEPS = cast(Table, ApprovalStep.__table__)
+APPROVERS = cast(Table, ApprovalStepApprover.__table__)
+
+
+@cache
+def _round_statements() -> tuple[Insert, Insert, Insert, Update]:
+    """The statements that store a round, built once (building costs more than running them): the round
+    numbered after the lead's last one (the lead is locked), its steps, their approvers, and the round's
+    current step."""
+    number = (
+        select(func.coalesce(func.max(ROUNDS.c.number), 0) + 1)
+        .where(ROUNDS.c.lead_id == bindparam("lead_id", type_=Integer()))
+        .scalar_subquery()
+    )
+    values = {
+        "lead_id": bindparam("lead_id", type_=Integer()),
+        "number": number,
+        "decision_id": bindparam("decision_id", type_=Integer()),
+        "status": bindparam("status", type_=String()),
+        "started_at": bindparam("now", type_=UtcDateTime()),
+        "started_by": bindparam("started_by", type_=Integer()),
+        "created_at": bindparam("now", type_=UtcDateTime()),
+        "updated_at": bindparam("now", type_=UtcDateTime()),
+    }
+    new_round = (
+        insert(ROUNDS)
+        .from_select(list(values), select(*(v.label(k) for k, v in values.items())))
+        .returning(ROUNDS.c.id, ROUNDS.c.number)
+    )
+    new_steps = insert(STEPS).returning(STEPS.c.id, sort_by_parameter_order=True)
+    new_approvers = insert(APPROVERS)
+    current = (
+        update(ROUNDS)
+        .where(ROUNDS.c.id == bindparam("round_id", type_=Integer()))
+        .values(current_step_id=bindparam("step_id", type_=Integer()))
+    )
+    return new_round, new_steps, new_approvers, current
+
+
 def start_round(
     session: Session,
     actor: Principal | None,
@@ -35,12 +76,14 @@ def start_round(
     *,
     now: datetime,
     user_ids: Mapping[str, int] | None = None,
-) -> ApprovalRound:
+) -> int:
     """Start the lead's next approval round from its stored decision's approval steps (call it right
-    after the submission was routed to ``pending_approval``, in the same transaction).
+    after the submission was routed to ``pending_approval``, in the same transaction, the lead locked);
+    returns the round's id.
 
     ``user_ids``: user key -> id, already looked up for every approver the decision names (a key it
-    lacks is no user); without it they are looked up here.
+    lacks is no user); without it they are looked up here. The round, its steps and their approvers are
+    written as rows, one statement per table (and one naming the current step), not as objects.
     """
     decision = session.get(StoredDecision, lead.decision_id) if lead.decision_id else None
     steps_in: list[dict[str, Any]] = list((decision.result if decision else {}).get("approval_steps", []))
@@ -54,39 +97,63 @@ def start_round(
         }
     else:
         users = {}
-    last = session.scalar(select(func.max(ApprovalRound.number)).where(ApprovalRound.lead_id == lead.id))
-    rnd = ApprovalRound(
-        lead_id=lead.id,
-        number=(last or 0) + 1,
-        decision_id=lead.decision_id,
-        status=RoundStatus.OPEN.value,
-        started_at=now,
-        started_by=actor.user_id if actor else None,
-        created_at=now,
-        updated_at=now,
-    )
+    new_round, new_steps, new_approvers, current = _round_statements()
+    round_id, number = session.execute(
+        new_round,
+        {
+            "lead_id": lead.id,
+            "decision_id": lead.decision_id,
+            "status": RoundStatus.OPEN.value,
+            "started_by": actor.user_id if actor else None,
+            "now": now,
+        },
+    ).one()
+    steps: list[dict[str, Any]] = []
+    approvers: list[list[dict[str, Any]]] = []
     for position, st in enumerate(steps_in, start=1):
-        step = ApprovalStep(
-            position=position,
-            name=st.get("name") or f"step {position}",
-            mode=st.get("mode") or "parallel",
-            status=(StepStatus.PENDING if position == 1 else StepStatus.WAITING).value,
+        steps.append(
+            {
+                "round_id": round_id,
+                "position": position,
+                "name": st.get("name") or f"step {position}",
+                "mode": st.get("mode") or "parallel",
+                "status": (StepStatus.PENDING if position == 1 else StepStatus.WAITING).value,
+                "decided_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
         )
         seen: set[int] = set()
+        mine = []
         for ap in st.get("approvers", []):
             user_id = users.get(ap["user"])
             if user_id is None or user_id in seen:
                 continue  # a user key the directory does not know cannot act; admins still can
             seen.add(user_id)
-            step.approvers.append(
-                ApprovalStepApprover(
-                    user_id=user_id, user_key=ap["user"], role=ap["role"], source=ap["source"]
-                )
+            mine.append(
+                {
+                    "user_id": user_id,
+                    "user_key": ap["user"],
+                    "role": ap["role"],
+                    "source": ap["source"],
+                    "decision": None,
+                    "comment": None,
+                    "decided_at": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
             )
-        rnd.steps.append(step)
-    session.add(rnd)
-    session.flush()
-    rnd.current_step_id = rnd.steps[0].id if rnd.steps else None
+        approvers.append(mine)
+    if steps:
+        step_ids = list(session.execute(new_steps, steps).scalars())
+        rows = [
+            {**ap, "step_id": step_id}
+            for step_id, mine in zip(step_ids, approvers, strict=True)
+            for ap in mine
+        ]
+        if rows:
+            session.execute(new_approvers, rows)
+        session.execute(current, {"round_id": round_id, "step_id": step_ids[0]})
     audit.record(
         session,
         actor,
@@ -94,18 +161,18 @@ def start_round(
         lead.id,
         "approval_round_started",
         details={
-            "round": rnd.number,
-            "round_id": rnd.id,
+            "round": number,
+            "round_id": round_id,
             "decision_id": lead.decision_id,
             "steps": [
-                {"name": st.name, "mode": st.mode, "approvers": [ap.user_key for ap in st.approvers]}
-                for st in rnd.steps
+                {"name": st["name"], "mode": st["mode"], "approvers": [ap["user_key"] for ap in mine]}
+                for st, mine in zip(steps, approvers, strict=True)
             ],
         },
         now=now,
     )
     after_transition(session, lead, Event.ROUTE, actor, previous=RegistrationStatus.SUBMITTED, now=now)
-    return rnd
+    return int(round_id)
 
 
 # --- reading ------------------------------------------------------------------------------------------
