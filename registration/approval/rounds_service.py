@@ -64,7 +64,10 @@ def _round_statements() -> tuple[Insert, Insert, Insert, Update]:
     current = (
         update(ROUNDS)
         .where(ROUNDS.c.id == bindparam("round_id", type_=Integer()))
-        .values(current_step_id=bindparam("step_id", type_=Integer()))
+        .values(
+            current_step_id=bindparam("step_id", type_=Integer()),
+            updated_at=bindparam("now", type_=UtcDateTime()),
+        )
     )
     return new_round, new_steps, new_approvers, current
 
@@ -153,7 +156,7 @@ def start_round(
         ]
         if rows:
             session.execute(new_approvers, rows)
-        session.execute(current, {"round_id": round_id, "step_id": step_ids[0]})
+        session.execute(current, {"round_id": round_id, "step_id": step_ids[0], "now": now})
     audit.record(
         session,
         actor,

@@ -7,7 +7,7 @@ These decide its expiry and extension requests, and the managers among them hear
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -88,15 +88,23 @@ def _channel_roles_up_from(session: Session, model_id: int, key: str) -> list[tu
 def territory_channel_roles(session: Session, lead: Lead) -> list[tuple[str, str, str]]:
     """(user key, role, territory) of the channel roles on the lead's territories and above them,
     nearest first (the users not yet looked up: see `staff_of`)."""
+    return channel_roles_on(session, [(t.territory_model_id, t.territory_key) for t in lead.territory_team])
+
+
+def channel_roles_on(
+    session: Session, territories: Sequence[tuple[int | None, str]]
+) -> list[tuple[str, str, str]]:
+    """`territory_channel_roles` of a territory team given as (territory model id, territory key), the
+    model None meaning the active one."""
     found: list[tuple[str, str, str]] = []
     default_model: int | None = None
-    for lt in lead.territory_team:
-        model_id = lt.territory_model_id
+    for territory_model_id, territory_key in territories:
+        model_id = territory_model_id
         if model_id is None:
             default_model = default_model or _active_model_id(session)
             model_id = default_model
         if model_id is not None:
-            found += _channel_roles_up_from(session, model_id, lt.territory_key)
+            found += _channel_roles_up_from(session, model_id, territory_key)
     return found
 
 

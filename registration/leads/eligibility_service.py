@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from directory.models import Organization, PartnerProgram, ProgramMembership
+from directory.models import Customer, Organization, PartnerProgram, Product, ProgramMembership
 from registration.leads.models import Lead
 
 
@@ -37,11 +38,16 @@ class Eligibility:
     partner: Organization | None
     program: PartnerProgram | None
     membership: ProgramMembership | None  # the partner's membership in the program valid on the day
+    #: the keys of the lead's customer and primary product, when asked for (``with_keys``) and read by
+    #: the same statement (None: not read; a lead naming no partner or program reads them apart)
+    keys: tuple[str | None, str | None] | None = None
 
 
-def eligibility(session: Session, lead: Lead, today: date) -> Eligibility:
-    """Whether the partner's agreement and program membership allow this registration on ``today``."""
-    partner, program, membership = _partner_program_membership(session, lead, today)
+def eligibility(session: Session, lead: Lead, today: date, *, with_keys: bool = False) -> Eligibility:
+    """Whether the partner's agreement and program membership allow this registration on ``today``
+    (``with_keys``: with the keys of the lead's customer and primary product, read by the same
+    statement, which submitting decides on)."""
+    partner, program, membership, keys = _partner_program_membership(session, lead, today, with_keys)
     blockers: list[str] = []
     if lead.primary_partner_id is None:
         blockers.append("the lead has no primary partner to register for")
@@ -60,14 +66,20 @@ def eligibility(session: Session, lead: Lead, today: date) -> Eligibility:
             blockers.append(
                 f"{partner.key} has no membership in program {program.key} valid on {today.isoformat()}"
             )
-    return Eligibility(blockers, partner, program, membership)
+    return Eligibility(blockers, partner, program, membership, keys)
 
 
 def _partner_program_membership(
-    session: Session, lead: Lead, today: date
-) -> tuple[Organization | None, PartnerProgram | None, ProgramMembership | None]:
-    """The lead's partner, its program and the partner's membership in it valid on ``today``: one
-    statement when the lead names both (the usual case), else what it names read on its own."""
+    session: Session, lead: Lead, today: date, with_keys: bool
+) -> tuple[
+    Organization | None,
+    PartnerProgram | None,
+    ProgramMembership | None,
+    tuple[str | None, str | None] | None,
+]:
+    """The lead's partner, its program and the partner's membership in it valid on ``today`` (and the
+    customer's and primary product's keys): one statement when the lead names both partner and program
+    (the usual case), else what it names read on its own (and no keys)."""
     row = None
     if lead.primary_partner_id is not None and lead.program_id is not None:
         valid = and_(
@@ -76,19 +88,26 @@ def _partner_program_membership(
             ProgramMembership.valid_from <= today,
             or_(ProgramMembership.valid_to.is_(None), ProgramMembership.valid_to >= today),
         )
-        row = session.execute(
+        stmt = (
             select(Organization, PartnerProgram, ProgramMembership)
             .select_from(Organization)
             .join(PartnerProgram, PartnerProgram.id == lead.program_id)
             .outerjoin(ProgramMembership, valid)
             .where(Organization.id == lead.primary_partner_id)
-        ).first()
+        )
+        if with_keys:
+            product_id = next((p.product_id for p in lead.products if p.is_primary), None)
+            customer = select(Customer.key).where(Customer.id == lead.customer_id).scalar_subquery()
+            product = select(Product.key).where(Product.id == product_id).scalar_subquery()
+            stmt = stmt.add_columns(customer, product)
+        row = session.execute(stmt).first()
     if row is not None:
-        return row[0], row[1], row[2]
+        cells: tuple[Any, ...] = tuple(row)
+        return cells[0], cells[1], cells[2], ((cells[3], cells[4]) if with_keys else None)
     partner = session.get(Organization, lead.primary_partner_id) if lead.primary_partner_id else None
     program = session.get(PartnerProgram, lead.program_id) if lead.program_id else None
     membership = program_membership(session, partner.id, program.id, today) if partner and program else None
-    return partner, program, membership
+    return partner, program, membership, None
 
 
 def registration_blockers(session: Session, lead: Lead, today: date) -> list[str]:

@@ -27,7 +27,8 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, raiseload
+from sqlalchemy.orm import Session, lazyload, make_transient_to_detached, raiseload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from common import audit
@@ -67,6 +68,11 @@ LEAD_OWNER = "lead_owner"
 _WITHOUT_COLLECTIONS = (raiseload(Lead.products), raiseload(Lead.sales_team), raiseload(Lead.territory_team))
 
 
+#: Options that read a lead without its collections, loaded on access when nothing set them (a refresh
+#: of the lead expires them).
+_COLLECTIONS_ON_ACCESS = (lazyload(Lead.products), lazyload(Lead.sales_team), lazyload(Lead.territory_team))
+
+
 def visible_lead(
     session: Session,
     principal: Principal,
@@ -91,20 +97,107 @@ def visible_lead(
     """
     org = principal.organization_id
     if for_update:
-        lead = session.scalar(select(Lead).where(Lead.id == lead_id).with_for_update())
-        offered = (
-            lead is not None
-            and not principal.internal
-            and lead.organization_id != org  # its own lead: whether it is offered too does not matter
-            and is_offered(session, lead.id, org)
-        )
-    else:
-        stmt = select(Lead, offered_to(Lead.id, org).label("offered")).where(Lead.id == lead_id)
-        row = session.execute(stmt if collections else stmt.options(*_WITHOUT_COLLECTIONS)).first()
-        lead, offered = (row[0], bool(row[1])) if row is not None else (None, False)
+        locked, _ = locked_lead(session, principal, lead_id)
+        return locked
+    stmt = select(Lead, offered_to(Lead.id, org).label("offered")).where(Lead.id == lead_id)
+    row = session.execute(stmt if collections else stmt.options(*_WITHOUT_COLLECTIONS)).first()
+    lead: Lead | None = row[0] if row is not None else None
+    offered = bool(row[1]) if row is not None else False
     if lead is None or not (principal.internal or lead.organization_id == org or offered):
         raise NotFound(f"lead {lead_id} not found")
     return lead
+
+
+class Children(NamedTuple):
+    """A lead's contacts and activities, as the API shows them (read with its products and teams)."""
+
+    contacts: list[s.LeadContactOut]
+    activities: list[s.LeadActivityOut]
+
+
+def locked_lead(session: Session, principal: Principal, lead_id: int) -> tuple[Lead, Children]:
+    """`visible_lead` locked (``FOR UPDATE``), with its collections and its contacts and activities read
+    by one statement of rows after the lock (not three loads of objects): the products and teams become
+    the lead's collections as if loaded, so the unit of work changes them as usual; the contacts and
+    activities answer the action when it does not change them (`lead_out`'s ``children``)."""
+    org = principal.organization_id
+    lead = session.scalar(
+        select(Lead).where(Lead.id == lead_id).with_for_update().options(*_COLLECTIONS_ON_ACCESS)
+    )
+    offered = (
+        lead is not None
+        and not principal.internal
+        and lead.organization_id != org  # its own lead: whether it is offered too does not matter
+        and is_offered(session, lead.id, org)
+    )
+    if lead is None or not (principal.internal or lead.organization_id == org or offered):
+        raise NotFound(f"lead {lead_id} not found")
+    return lead, _load_collections(session, lead)
+
+
+def _load_collections(session: Session, lead: Lead) -> Children:
+    """Read the lead's products, teams, contacts and activities in one statement; the first three become
+    its collections, persistent and unchanged (a collection already loaded in this session stays)."""
+    products: list[LeadProduct] = []
+    sales_team: list[SalesTeamMember] = []
+    territory_team: list[LeadTerritory] = []
+    contacts: list[s.LeadContactOut] = []
+    activities: list[s.LeadActivityOut] = []
+    dialect = session.get_bind().dialect.name
+    for row in session.execute(_children_statement(True, dialect), {"lead_ids": [lead.id]}):
+        what = row.what
+        record: LeadProduct | SalesTeamMember | LeadTerritory
+        if what == "product":
+            record = LeadProduct(
+                id=row.id,
+                lead_id=lead.id,
+                product_id=row.i,
+                is_primary=bool(row.flag),
+                amount=row.amount,
+                currency=row.a,
+            )
+            products.append(record)
+        elif what == "sales":
+            record = SalesTeamMember(id=row.id, lead_id=lead.id, user_id=row.i, role=row.a, source=row.b)
+            sales_team.append(record)
+        elif what == "territory":
+            record = LeadTerritory(id=row.id, lead_id=lead.id, territory_key=row.a, territory_model_id=row.i)
+            territory_team.append(record)
+        else:
+            if what == "contact":
+                contacts.append(_contact_out(row))
+            else:
+                activities.append(_activity_out(row))
+            continue
+        make_transient_to_detached(record)
+        session.add(record)
+    loaded = lead.__dict__
+    for name, records in (
+        ("products", products),
+        ("sales_team", sales_team),
+        ("territory_team", territory_team),
+    ):
+        if name not in loaded:
+            set_committed_value(lead, name, records)
+    return Children(contacts, activities)
+
+
+def _contact_out(row: Any) -> s.LeadContactOut:
+    return s.LeadContactOut(
+        id=row.id, name=row.a, email=row.b, phone=row.c, role=row.d, primary=bool(row.flag)
+    )
+
+
+def _activity_out(row: Any) -> s.LeadActivityOut:
+    details = row.details or {}
+    return s.LeadActivityOut(
+        id=row.id,
+        kind=row.a,
+        subject=row.b,
+        occurred_at=row.at,
+        due_date=details.get("due_date"),
+        done=details.get("done"),
+    )
 
 
 class _Teams(NamedTuple):
@@ -126,9 +219,12 @@ class _References(NamedTuple):
     teams: _Teams | None = None  # None: the leads' own collections are loaded
 
 
-def _references(session: Session, leads: Sequence[Lead], *, with_teams: bool = False) -> _References:
+def _references(
+    session: Session, leads: Sequence[Lead], *, with_teams: bool = False, children: Children | None = None
+) -> _References:
     """The program keys, opportunity ids, contacts and activities of several leads (``with_teams``: also
-    their products, sales and territory teams, the leads having been read without them)."""
+    their products, sales and territory teams, the leads having been read without them; ``children``:
+    the contacts and activities of the one lead, already read)."""
     programs: dict[int, str] = {}
     for program_id in {lead.program_id for lead in leads if lead.program_id}:
         held = session.identity_map.get(identity_key(PartnerProgram, program_id))
@@ -150,6 +246,11 @@ def _references(session: Session, leads: Sequence[Lead], *, with_teams: bool = F
         if converted
         else {}
     )
+    if children is not None and not with_teams and len(leads) == 1:
+        lead_id = leads[0].id
+        return _References(
+            programs, opportunities, {lead_id: children.contacts}, {lead_id: children.activities}
+        )
     return _children(session, [lead.id for lead in leads], programs, opportunities, with_teams)
 
 
@@ -263,23 +364,9 @@ def _children(
     for row in session.execute(_children_statement(with_teams, dialect), {"lead_ids": list(lead_ids)}):
         what = row.what
         if what == "contact":
-            contacts.setdefault(row.lead_id, []).append(
-                s.LeadContactOut(
-                    id=row.id, name=row.a, email=row.b, phone=row.c, role=row.d, primary=bool(row.flag)
-                )
-            )
+            contacts.setdefault(row.lead_id, []).append(_contact_out(row))
         elif what == "activity":
-            details = row.details or {}
-            activities.setdefault(row.lead_id, []).append(
-                s.LeadActivityOut(
-                    id=row.id,
-                    kind=row.a,
-                    subject=row.b,
-                    occurred_at=row.at,
-                    due_date=details.get("due_date"),
-                    done=details.get("done"),
-                )
-            )
+            activities.setdefault(row.lead_id, []).append(_activity_out(row))
         elif teams is None:
             continue
         elif what == "product":
@@ -297,9 +384,12 @@ def _children(
     return _References(programs, opportunities, contacts, activities, teams)
 
 
-def lead_out(session: Session, lead: Lead, references: _References | None = None) -> s.LeadOut:
-    """The lead as the API shows it (``references``: `_references` of a page the lead is on)."""
-    refs = references if references is not None else _references(session, [lead])
+def lead_out(
+    session: Session, lead: Lead, references: _References | None = None, *, children: Children | None = None
+) -> s.LeadOut:
+    """The lead as the API shows it (``references``: `_references` of a page the lead is on;
+    ``children``: its contacts and activities as `locked_lead` read them, when the action kept them)."""
+    refs = references if references is not None else _references(session, [lead], children=children)
     programs, opportunities = refs.programs, refs.opportunities
     if refs.teams is not None:
         products = refs.teams.products.get(lead.id, [])

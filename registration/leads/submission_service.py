@@ -17,7 +17,7 @@ from common.concurrency import check_if_match
 from common.database import Database
 from common.errors import FieldProblem, ValidationFailed
 from common.principal import Principal
-from directory.models import Customer, Product, User
+from directory.models import Customer, Product
 from registration.acceptance.team_service import ensure_accepted
 from registration.approval.rounds_service import start_round
 from registration.duplicates.service import refuse_overlapping_registration
@@ -26,7 +26,7 @@ from registration.leads.eligibility_service import Eligibility, eligibility
 from registration.leads.errors import RegistrationNotAllowed
 from registration.leads.lifecycle import Event, next_status
 from registration.leads.models import Lead, LeadTerritory, RegistrationCounter, SalesTeamMember
-from registration.leads.service import lead_out, visible_lead
+from registration.leads.service import lead_out, locked_lead, visible_lead
 from registration.leads.submission import (
     approver_reason,
     missing_fields,
@@ -70,7 +70,8 @@ def field_values(lead: Lead) -> dict[str, Any]:
 
 def lead_facts(session: Session, lead: Lead, allowed: Eligibility) -> dict[str, Any]:
     """The facts the assignment decides on (keys, as the rules vocabulary names them); the partner, the
-    program and the membership come from the lead's `eligibility` (read once for both)."""
+    program and the membership come from the lead's `eligibility` (read once for both), and so do the
+    customer's and primary product's keys when it read them."""
     facts: dict[str, Any] = {
         "registration_type": lead.registration_type,
         "partner_type": lead.partner_type,
@@ -79,7 +80,9 @@ def lead_facts(session: Session, lead: Lead, allowed: Eligibility) -> dict[str, 
         "deal_size": float(lead.deal_size) if lead.deal_size is not None else None,
     }
     product_id = _primary_product(lead)
-    if lead.customer_id is not None or product_id is not None:  # both keys in one statement
+    if allowed.keys is not None:  # read with the partner, program and membership
+        facts["customer"], facts["product"] = allowed.keys
+    elif lead.customer_id is not None or product_id is not None:  # both keys in one statement
         customer = select(Customer.key).where(Customer.id == lead.customer_id).scalar_subquery()
         product = select(Product.key).where(Product.id == product_id).scalar_subquery()
         row = session.execute(select(customer, product)).one()
@@ -144,12 +147,27 @@ def _assign(
     }
 
 
-def _user_ids(session: Session, result: AssignmentDecisionResult) -> dict[str, int]:
-    """User key -> id of every user the decision names (its resources and approvers), in one statement."""
+def _people(
+    session: Session,
+    principal: Principal,
+    lead: Lead,
+    snapshot: TerritorySnapshot | None,
+    result: AssignmentDecisionResult,
+) -> tuple[dict[str, int], notifications_service.People]:
+    """User key -> id of every user the decision names (its resources and approvers), and everyone the
+    submission's mail names, read together: the channel roles on the territory team the submission
+    leaves, then one statement of users."""
     keys = {r.user for r in result.resources} | {a.user for step in result.steps for a in step.approvers}
-    if not keys:
-        return {}
-    return {key: id_ for key, id_ in session.execute(select(User.key, User.id).where(User.key.in_(keys)))}
+    if result.kept_team:
+        team = [(t.territory_model_id, t.territory_key) for t in lead.territory_team]
+    else:
+        model_id = model_id_of(snapshot) if snapshot else None
+        team = [(model_id, key) for key in result.territory_team]
+    named = {user for n in result.policy.notify for user in n.users}
+    people = notifications_service.read_people(
+        session, lead, territories=team, keys=keys | named, ids={principal.user_id}
+    )
+    return {u.key: u.id for u in people.users if u.key in keys}, people
 
 
 def _unassign(lead: Lead) -> dict[str, Any]:
@@ -192,12 +210,12 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
     now = utcnow()
     today = now.date()
     with db.transaction() as session, audit.batched(session):
-        lead = visible_lead(session, principal, lead_id, for_update=True)
+        lead, children = locked_lead(session, principal, lead_id)
         check_if_match(if_match, lead.id, lead.version)
         previous = lead.status
         submitted = next_status(previous, Event.SUBMIT)
         ensure_accepted(session, lead, principal, "submit")
-        allowed = eligibility(session, lead, today)
+        allowed = eligibility(session, lead, today, with_keys=True)
         # Submitted again, the lead keeps the team its first submission assigned (the approvers are
         # the channel roles on the lead) unless the policy says to assign it afresh.
         team = [t.territory_key for t in lead.territory_team]
@@ -238,7 +256,7 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
         # submitted and routed at once: one new version of the lead, written by one UPDATE
         lead.registration_number, lead.decision_id = number, decision.id
         lead.status, lead.submitted_at, lead.submitted_by = routed.value, now, principal.user_id
-        users = _user_ids(session, result)
+        users, people = _people(session, principal, lead, snapshot, result)
         if not result.kept_team:  # first submission, or the policy's fresh assignment: never a mix
             replaced = _unassign(lead) if lead.territory_team else {}
             if replaced:
@@ -272,8 +290,8 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             now=now,
         )
         start_round(session, principal, lead, now=now, user_ids=users)  # this submission's round
-        notifications_service.notify(session, lead, "submitted", principal, now=now)  # sent later
-        out = lead_out(session, lead)
+        notifications_service.notify(session, lead, "submitted", principal, now=now, people=people)
+        out = lead_out(session, lead, children=children)  # submitting changes no contact or activity
         out.warnings = [FactWarning.model_validate(w) for w in result.warnings]
         return out
 

@@ -107,5 +107,5 @@ def after_transition(
     notification = NOTIFIED.get(event)
     if notification is None:
         return
-    context = {CONTEXT[event]: reason} if event in CONTEXT and reason else {}
+    context: dict[str, Any] = {CONTEXT[event]: reason} if event in CONTEXT and reason else {}
     notifications_service.notify(session, lead, notification, actor, now=now, **context)

@@ -9,12 +9,13 @@ delays mail and never a registration. Recipients come from the policy stored wit
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from common import delivery, outbox
 from common.batch import (
@@ -30,7 +31,12 @@ from common.database import Database
 from common.mail import CHANNEL
 from common.principal import Principal
 from directory.models import User
-from registration.approval.staff_service import MANAGER_ROLES, staff_of, territory_channel_roles
+from registration.approval.staff_service import (
+    MANAGER_ROLES,
+    channel_roles_on,
+    staff_of,
+    territory_channel_roles,
+)
 from registration.leads.lifecycle import RegistrationStatus
 from registration.leads.models import Lead
 from registration.notifications.notifications import (
@@ -46,6 +52,55 @@ from registration.notifications.notifications import (
 from rules.models import StoredDecision
 
 EXPIRY_REMINDER_DAYS = 7
+
+
+@dataclass(frozen=True)
+class People:
+    """Users read ahead for `notify` by the action that queues it, with the users it needed itself:
+    everyone ``keys`` and ``ids`` name, whatever their state (the audience keeps the active ones), and
+    the channel roles on the lead's territories as the action leaves them. `notify` reads again what
+    its audience names beyond them."""
+
+    keys: frozenset[str]
+    ids: frozenset[int]
+    users: Sequence[User]
+    channel_roles: list[tuple[str, str, str]]
+
+    def covers(self, ids: set[int], keys: set[str]) -> bool:
+        """Whether every user ``ids`` and ``keys`` name was asked for (or found by the other)."""
+        return ids <= self.ids | {u.id for u in self.users} and keys <= self.keys | {
+            u.key for u in self.users
+        }
+
+
+def read_people(
+    session: Session,
+    lead: Lead,
+    *,
+    territories: Sequence[tuple[int | None, str]],
+    keys: Iterable[str],
+    ids: Iterable[int],
+) -> People:
+    """The channel roles on ``territories`` (the lead's team as the action will leave it: (territory
+    model id, key)) and, by one statement, every user they, ``keys`` and ``ids`` name, with the lead's
+    sales team, owner and submitter; for the action's own use and then `notify`'s."""
+    channel_roles = channel_roles_on(session, territories)
+    wanted_keys = frozenset(keys) | {k for k, _, _ in channel_roles}
+    wanted_ids = (
+        frozenset(ids)
+        | {m.user_id for m in lead.sales_team}
+        | {i for i in (lead.owner_user_id, lead.submitted_by) if i is not None}
+    )
+    users = (
+        session.scalars(
+            select(User)
+            .where(or_(User.id.in_(wanted_ids), User.key.in_(wanted_keys)))
+            .options(lazyload(User.organization))
+        ).all()
+        if wanted_ids or wanted_keys
+        else []
+    )
+    return People(wanted_keys, wanted_ids, users, channel_roles)
 
 
 def _person(user: User) -> Person:
@@ -90,18 +145,22 @@ def audience_of(session: Session, lead: Lead) -> tuple[Audience, list[NotifyEntr
 
 
 def _audience(
-    session: Session, lead: Lead, actor_id: int | None
+    session: Session, lead: Lead, actor_id: int | None, people: People | None = None
 ) -> tuple[Audience, list[NotifyEntry], User | None]:
-    """`audience_of`, and the acting user (read with the audience)."""
+    """`audience_of`, and the acting user (read with the audience, or found among ``people``)."""
     approvers, entries = _decision_parts(session, lead)
     named_keys = {u for e in entries for u in e.users}
     ids = {m.user_id for m in lead.sales_team} | {
         i for i in (lead.owner_user_id, lead.submitted_by, actor_id) if i is not None
     }
-    channel_roles = territory_channel_roles(session, lead)
+    channel_roles = people.channel_roles if people is not None else territory_channel_roles(session, lead)
     staff_keys = {k for k, _, _ in channel_roles}
-    # every user the audience names, in one statement
-    by_id, by_key = _users(session, ids, {k for k, _ in approvers} | named_keys | staff_keys)
+    keys = {k for k, _ in approvers} | named_keys | staff_keys
+    if people is not None and people.covers(ids, keys):
+        active = [u for u in people.users if u.active]
+        by_id, by_key = {u.id: u for u in active}, {u.key: u for u in active}
+    else:  # every user the audience names, in one statement
+        by_id, by_key = _users(session, ids, keys)
     organization: tuple[Member, ...] = ()
     if lead.organization_id is not None and any("partner_admin" in e.roles for e in entries):
         members = session.scalars(
@@ -143,6 +202,7 @@ def notify(
     *,
     now: datetime | None = None,
     occurrence: str | None = None,
+    people: People | None = None,
     **context: Any,
 ) -> list[int]:
     """Queue the e-mails telling the right people about ``event`` on ``lead``; returns the outbox ids.
@@ -150,16 +210,17 @@ def notify(
     ``context`` adds lines to the body: ``comment`` (reject), ``question`` (request for information),
     ``reason``, ``partner``. ``occurrence`` tells repeated events apart in the dedupe key (default: the
     lead's version, which every transition bumps), so calling twice for one transition queues once.
+    ``people``: the users and channel roles the action already read (`read_people`).
     """
     event = NotificationEvent(event)
     now = now or utcnow()
     actor_id = actor.user_id if actor else None
-    audience, entries, actor_user = _audience(session, lead, actor_id)
-    people = recipients(event, audience, entries, actor_user_id=actor_id)
+    audience, entries, actor_user = _audience(session, lead, actor_id, people)
+    told = recipients(event, audience, entries, actor_user_id=actor_id)
     summary = LeadSummary(lead.id, lead.name, lead.status, lead.registration_number, lead.expires_at)
     occurrence = occurrence or f"v{lead.version}"
     messages = []
-    for person in people:
+    for person in told:
         mail = compose(
             event,
             summary,
