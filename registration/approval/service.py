@@ -12,10 +12,11 @@ is not an approver of the current step (admins may always act) 403.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, Select, bindparam, select
+from sqlalchemy.orm import Session, contains_eager
 
 from common import audit
 from common.clock import utcnow
@@ -40,11 +41,11 @@ from registration.approval.approval import (
 from registration.approval.models import ApprovalRound, ApprovalStep, ApprovalStepApprover, LeadTask
 from registration.duplicates.service import refuse_overlapping_registration
 from registration.leads import schemas as s
-from registration.leads.eligibility_service import registration_blockers
+from registration.leads.eligibility_service import Eligibility, eligibility
 from registration.leads.errors import RegistrationNotAllowed
 from registration.leads.lifecycle import Event, LeadStatus, next_status
 from registration.leads.models import Lead, LeadNote
-from registration.leads.service import lead_out, visible_lead
+from registration.leads.service import Children, lead_out, locked_lead, visible_lead
 from registration.leads.transition_service import apply_transition
 from registration.opportunities.conversion_service import OpportunityCreated, convert_lead, decision_policy
 from registration.opportunities.opportunity import expires_at
@@ -53,13 +54,32 @@ from rules.outcome import PolicyDecision
 # --- shared checks ------------------------------------------------------------------------------------
 
 
-def _open_round(session: Session, lead: Lead) -> ApprovalRound | None:
-    return session.scalar(
-        select(ApprovalRound)
-        .where(ApprovalRound.lead_id == lead.id, ApprovalRound.status == RoundStatus.OPEN.value)
+@cache
+def _open_round_statement() -> Select[ApprovalRound]:
+    """The lead's open round with its steps and their approvers, one statement (not one per table), built
+    once (``lead_id`` its parameter)."""
+    latest = (
+        select(ApprovalRound.id)
+        .where(
+            ApprovalRound.lead_id == bindparam("lead_id", type_=Integer()),
+            ApprovalRound.status == RoundStatus.OPEN.value,
+        )
         .order_by(ApprovalRound.number.desc())
         .limit(1)
+        .scalar_subquery()
     )
+    return (
+        select(ApprovalRound)
+        .outerjoin(ApprovalRound.steps)
+        .outerjoin(ApprovalStep.approvers)
+        .options(contains_eager(ApprovalRound.steps).contains_eager(ApprovalStep.approvers))
+        .where(ApprovalRound.id == latest)
+        .order_by(ApprovalStep.position, ApprovalStepApprover.id)
+    )
+
+
+def _open_round(session: Session, lead: Lead) -> ApprovalRound | None:
+    return session.scalars(_open_round_statement(), {"lead_id": lead.id}).unique().first()
 
 
 def _current_step(session: Session, lead: Lead) -> tuple[ApprovalRound, ApprovalStep]:
@@ -102,13 +122,13 @@ def _approver_row(principal: Principal, step: ApprovalStep) -> ApprovalStepAppro
 
 def _locked_for_approver(
     session: Session, principal: Principal, lead_id: int, if_match: str | None, event: Event
-) -> Lead:
-    lead = visible_lead(session, principal, lead_id, for_update=True)
+) -> tuple[Lead, Children]:
+    lead, children = locked_lead(session, principal, lead_id)
     if not principal.internal:
         raise NotAnApprover("Partners do not approve, reject or request information on registrations")
     check_if_match(if_match, lead.id, lead.version)
     next_status(lead.status, event)
-    return lead
+    return lead, children
 
 
 def _locked_for_submitter(
@@ -138,10 +158,12 @@ def _step_details(rnd: ApprovalRound, step: ApprovalStep) -> dict[str, Any]:
     return {"round": rnd.number, "round_id": rnd.id, "step": step.name, "step_position": step.position}
 
 
-def _refuse_ended_agreement(session: Session, lead: Lead, now: datetime) -> None:
+def _refuse_ended_agreement(session: Session, lead: Lead, now: datetime) -> Eligibility:
     """What submitting checked must still hold when approving: the partner's agreement and program
-    membership may have ended (or the lead changed hands) while the registration waited."""
-    blockers = registration_blockers(session, lead, now.date())
+    membership may have ended (or the lead changed hands) while the registration waited. Returns what
+    was read (holding it keeps its program in the session for the answer)."""
+    allowed = eligibility(session, lead, now.date())
+    blockers = allowed.blockers
     if blockers:
         raise RegistrationNotAllowed(
             "The registration can no longer be approved: "
@@ -149,6 +171,7 @@ def _refuse_ended_agreement(session: Session, lead: Lead, now: datetime) -> None
             + " (reject it, or restore the agreement or membership first)",
             reasons=blockers,
         )
+    return allowed
 
 
 # --- approver actions ---------------------------------------------------------------------------------
@@ -168,9 +191,9 @@ def approve(
     `on_opportunity_created` in the same transaction."""
     now = utcnow()
     with db.transaction() as session, audit.batched(session):
-        lead = _locked_for_approver(session, principal, lead_id, if_match, Event.APPROVE)
+        lead, children = _locked_for_approver(session, principal, lead_id, if_match, Event.APPROVE)
         rnd, step = _current_step(session, lead)
-        _refuse_ended_agreement(session, lead, now)
+        allowed = _refuse_ended_agreement(session, lead, now)
         row = _approver_row(principal, step)
         row.decision, row.decided_at, row.comment = ApproverDecision.APPROVED.value, now, data.comment
         decisions = [ap.decision for ap in step.approvers if ap.role != ADMIN_OVERRIDE]
@@ -211,7 +234,9 @@ def approve(
                     session, principal, lead, rnd, data.comment, details, now, on_opportunity_created
                 )
         session.flush()
-        return lead_out(session, lead)
+        out = lead_out(session, lead, children=children)  # approving changes no contact or activity
+        del allowed  # held until here: the answer names its program
+        return out
 
 
 def _finish_approval(
@@ -270,7 +295,7 @@ def reject(
     editable and may be submitted again, which starts a new round."""
     now = utcnow()
     with db.transaction() as session, audit.batched(session):
-        lead = _locked_for_approver(session, principal, lead_id, if_match, Event.REJECT)
+        lead, children = _locked_for_approver(session, principal, lead_id, if_match, Event.REJECT)
         rnd, step = _current_step(session, lead)
         row = _approver_row(principal, step)
         row.decision, row.decided_at, row.comment = ApproverDecision.REJECTED.value, now, data.comment
@@ -281,7 +306,7 @@ def reject(
             session, principal, lead, Event.REJECT, now=now, reason=data.comment, details=details
         )
         session.flush()
-        return lead_out(session, lead)
+        return lead_out(session, lead, children=children)
 
 
 def request_info(
@@ -290,7 +315,7 @@ def request_info(
     """Ask the submitter a question: a task for the submitter; the round waits at its current step."""
     now = utcnow()
     with db.transaction() as session, audit.batched(session):
-        lead = _locked_for_approver(session, principal, lead_id, if_match, Event.REQUEST_INFO)
+        lead, children = _locked_for_approver(session, principal, lead_id, if_match, Event.REQUEST_INFO)
         rnd, step = _current_step(session, lead)
         _check_approver(principal, step)
         task = LeadTask(
@@ -316,7 +341,7 @@ def request_info(
             details={**_step_details(rnd, step), "task_id": task.id, "assignee_user_id": lead.submitted_by},
         )
         session.flush()
-        return lead_out(session, lead)
+        return lead_out(session, lead, children=children)
 
 
 # --- submitter actions --------------------------------------------------------------------------------
