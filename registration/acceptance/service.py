@@ -19,18 +19,17 @@ from registration.acceptance.acceptance import AlreadyAccepted
 from registration.acceptance.models import LeadOffer
 from registration.acceptance.team_service import accept, refuse_unless_editable
 from registration.leads import schemas as s
-from registration.leads.service import lead_out, visible_lead
+from registration.leads.service import lead_out, locked_lead, visible_lead
 
 
 def accept_lead(db: Database, principal: Principal, lead_id: int, if_match: str | None) -> s.LeadOut:
     """Accept an unaccepted lead: the caller becomes owner (a partner's organization primary partner,
     other partners' resources and territories leave); an accepted lead answers 409."""
     with db.transaction() as session:
-        lead = visible_lead(session, principal, lead_id, for_update=True)
+        lead, children = locked_lead(session, principal, lead_id)
         check_if_match(if_match, lead.id, lead.version)
         accept(session, lead, principal, "accept")
-        session.refresh(lead)
-        return lead_out(session, lead)
+        return lead_out(session, lead, children=children)  # as stored after accept's flush
 
 
 def _offered(session: Session, lead_id: int) -> list[int]:

@@ -156,8 +156,8 @@ def set_expiry(
         check_answers_for(session, principal, lead)
         check_if_match(if_match, lead.id, lead.version)
         move_expiry(session, principal, lead, data.expires_at, now=now)
-        session.refresh(lead)
-        return lead_out(session, lead)
+        session.flush()
+        return lead_out(session, lead)  # as stored after the flush
 
 
 #: The chunk task of the sweep (``common.batch``): one transaction per chunk of due registrations.

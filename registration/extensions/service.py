@@ -203,8 +203,7 @@ def grant_extension(
         row.status, row.decided_by, row.decided_at = ExtensionStatus.GRANTED.value, principal.user_id, now
         row.comment, row.updated_at = data.comment, now
         session.flush()
-        session.refresh(lead)
-        return lead_out(session, lead)
+        return lead_out(session, lead)  # as stored after the flush
 
 
 def reject_extension(

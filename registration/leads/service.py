@@ -20,6 +20,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    func,
     literal,
     null,
     or_,
@@ -484,11 +485,37 @@ def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Pa
 # --- references in a request body ---------------------------------------------------------------------
 
 
+class _Named(NamedTuple):
+    """What a new lead's body names (and the partner it is for), read by `_named`."""
+
+    partner: Organization | None
+    customer: Customer | None
+    program: PartnerProgram | None
+    all_products_known: bool
+
+
+def _named(session: Session, partner_id: int | None, data: s.LeadCreate) -> _Named:
+    """The partner organization ``partner_id``, and the customer, program and products the body names, by
+    one statement (each left join finds its row or none; the products are counted)."""
+    wanted = {item.product_id for item in data.products}
+    products = select(func.count(Product.id)).where(Product.id.in_(wanted)).scalar_subquery()
+    one = select(literal(1).label("one")).subquery()
+    row = session.execute(
+        select(Organization, Customer, PartnerProgram, products)
+        .select_from(one)
+        .outerjoin(Organization, Organization.id == partner_id)
+        .outerjoin(Customer, Customer.id == data.customer_id)
+        .outerjoin(PartnerProgram, PartnerProgram.key == data.program)
+    ).one()
+    return _Named(row[0], row[1], row[2], row[3] == len(wanted))
+
+
 def _check_references(
     session: Session,
     principal: Principal,
     data: s.LeadFields,
     products: Sequence[s.LeadProductIn] | None,
+    named: _Named | None = None,
 ) -> PartnerProgram | None:
     """Every id and key the body names must exist (all problems reported at once); returns the program
     the body names, if any.
@@ -498,23 +525,29 @@ def _check_references(
     caller may not see (another partner's proposal) is named like a missing one.
     """
     problems: list[FieldProblem] = []
-    customer = session.get(Customer, data.customer_id) if data.customer_id is not None else None
+    if named is not None:
+        customer = named.customer
+    else:
+        customer = session.get(Customer, data.customer_id) if data.customer_id is not None else None
     if data.customer_id is not None and (customer is None or not customer_visible(principal, customer)):
         problems.append(FieldProblem("/customer_id", f"no customer {data.customer_id}"))
-    program = _program(session, data.program)
+    program = named.program if named is not None else _program(session, data.program)
     if data.program is not None and program is None:
         problems.append(FieldProblem("/program", f"no partner program {data.program!r}"))
     if not principal.internal:
         if data.primary_partner_id not in (None, principal.organization_id):
             problems.append(FieldProblem("/primary_partner_id", "must be your own organization or left out"))
     elif data.primary_partner_id is not None:
-        org = session.get(Organization, data.primary_partner_id)
+        org = named.partner if named is not None else session.get(Organization, data.primary_partner_id)
         if org is None or org.kind != OrganizationKind.PARTNER:
             problems.append(
                 FieldProblem("/primary_partner_id", f"no partner organization {data.primary_partner_id}")
             )
     wanted = {item.product_id for item in products or ()}
-    known = set(session.scalars(select(Product.id).where(Product.id.in_(wanted)))) if wanted else set()
+    if named is not None and named.all_products_known:
+        known = wanted
+    else:
+        known = set(session.scalars(select(Product.id).where(Product.id.in_(wanted)))) if wanted else set()
     for i, item in enumerate(products or ()):
         if item.product_id not in known:
             problems.append(FieldProblem(f"/products/{i}/product_id", f"no product {item.product_id}"))
@@ -612,8 +645,13 @@ def _claim_key(session: Session, organization_id: int, key: str, request_hash: s
 
 
 def _new_lead(
-    session: Session, principal: Principal, data: s.LeadCreate, program: PartnerProgram | None
+    session: Session,
+    principal: Principal,
+    data: s.LeadCreate,
+    program: PartnerProgram | None,
+    partner: Organization | None,
 ) -> Lead:
+    """The new lead (flushed); ``partner``: the organization of its primary partner, read already."""
     values = _field_values(data.model_dump(exclude={"products"}), program)
     if principal.internal:
         # An internal user's lead is not accepted; it belongs to the partner it is for, if any.
@@ -623,9 +661,8 @@ def _new_lead(
         organization_id = principal.organization_id
         values["primary_partner_id"] = organization_id
         accepted = True
-    partner = (
-        session.get(Organization, values["primary_partner_id"]) if values.get("primary_partner_id") else None
-    )
+    if partner is None or partner.id != values.get("primary_partner_id"):
+        partner = None
     if values.get("partner_type") is None and partner is not None and partner.partner_type is not None:
         values["partner_type"] = str(partner.partner_type)
     lead = Lead(
@@ -650,7 +687,7 @@ def create_lead(
 ) -> tuple[s.LeadOut, bool]:
     """Create a draft lead; returns (the lead, whether this is the stored reply to an earlier request)."""
     request_hash = _request_hash(data)
-    with db.transaction() as session:
+    with db.transaction() as session, audit.batched(session):
         claimed: IdempotencyKey | None = None
         if idempotency_key is not None:
             stored = _claim_key(session, principal.organization_id, idempotency_key, request_hash)
@@ -663,12 +700,18 @@ def create_lead(
                     IdempotencyKey.key == idempotency_key,
                 )
             )
+        # the partner the lead is for: a partner's own organization, or the one an internal user names
+        named = _named(
+            session,
+            data.primary_partner_id if principal.internal else principal.organization_id,
+            data,
+        )
         if not principal.internal:  # refused before the body's references are looked at
-            org = session.get(Organization, principal.organization_id)
+            org = named.partner
             if org is None or not org.can_register_leads:
                 raise Forbidden("Your organization's partner agreement does not allow registering leads")
-        program = _check_references(session, principal, data, data.products)
-        lead = _new_lead(session, principal, data, program)
+        program = _check_references(session, principal, data, data.products, named)
+        lead = _new_lead(session, principal, data, program, named.partner)
         # a new lead: its program is the one named, no opportunity, contacts or activities yet
         programs = {program.id: program.key} if program is not None else {}
         out = lead_out(session, lead, _References(programs, {}, {}, {}))
@@ -700,7 +743,7 @@ def update_lead(
 ) -> s.LeadOut:
     """Change a lead's fields while it is editable (draft, rejected, withdrawn)."""
     with db.transaction() as session:
-        lead = visible_lead(session, principal, lead_id, for_update=True)
+        lead, children = locked_lead(session, principal, lead_id)
         check_if_match(if_match, lead.id, lead.version)
         if not editable(lead.status):
             raise ReadOnly(
@@ -717,7 +760,7 @@ def update_lead(
                 "A partner cannot hand its lead to another partner",
                 [FieldProblem("/primary_partner_id", "must stay your own organization")],
             )
-        before = _snapshot(lead_out(session, lead))
+        before = _snapshot(lead_out(session, lead, children=children))
         values = _field_values(changes, program)
         if principal.internal and "primary_partner_id" in values:
             lead.organization_id = values["primary_partner_id"]
@@ -728,8 +771,10 @@ def update_lead(
             _set_products(session, lead, data.products)
         lead.updated_at = utcnow()  # a new version even when only the products changed
         session.flush()
-        session.refresh(lead)
-        out = lead_out(session, lead)
+        # the lead and its collections are as stored after the flush (no read back); its contacts too,
+        # unless the edit changed the primary contact of a lead that has contacts
+        kept = not (children.contacts and {"contact_name", "contact_email", "contact_phone"} & values.keys())
+        out = lead_out(session, lead, children=children if kept else None)
         audit.record(session, principal, "lead", lead.id, "updated", before=before, after=_snapshot(out))
         return out
 
