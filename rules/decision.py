@@ -168,6 +168,34 @@ class AssignmentDecisionResult:
             **candidates_json(snapshot, i.territory_facts, closest, i.match),
         }
 
+    def deferred_trace(self) -> dict[str, Any]:
+        """The bounded trace without what costs to build and can be built again when it is read
+        (`completed_trace`): each rule's result and the candidates' explanations. What the decision
+        alone knows is kept: the versions, the paths, the CAM, each ruleset's hit policy, engine and
+        fired rules. Building it costs a tenth of the trace's explanations."""
+        i = self._inputs
+        snapshot, cam = i.snapshot, i.cam
+        rules: dict[str, Any] = {
+            kind.value: {
+                "kind": o.kind.value,
+                "hit_policy": o.hit_policy.value,
+                "engine": o.engine,
+                "fired": list(o.fired),
+            }
+            for kind, o in i.outcomes.items()
+        }
+        return {
+            "detail": "summary",
+            "territory_model_version": self.territory_model_version,
+            "rulesets": self.ruleset_versions,
+            "paths": {key: list(snapshot.path(key)) for key in self.lowest} if snapshot else {},
+            "cam": {"user": cam.user, "territory": cam.territory, "inherited": cam.inherited}
+            if cam
+            else None,
+            "rules": rules,
+            DEFERRED: {"closest": TRACE_CLOSEST_LOSERS},
+        }
+
     @property
     def approvers(self) -> tuple[str, ...]:
         """Every approver user, in step order, without repeats."""
@@ -325,6 +353,59 @@ def deepest_territories(snapshot: TerritorySnapshot | None, keys: Sequence[str])
     return tuple(k for k in present if k not in ancestors)
 
 
+def _with_dimensions(
+    facts: LeadFacts, snapshot: TerritorySnapshot | None
+) -> tuple[LeadFacts, dict[str, str]]:
+    """The facts the rules see (with the snapshot's declared dimensions, which rules files test as text
+    facts) and the territory facts."""
+    tfacts = territory_facts(facts.given, snapshot)
+    normalized = facts.normalized
+    declared = snapshot.declared_dimensions if snapshot else ()
+    extra = {k: tfacts[k] for k in declared if k in tfacts and k not in FACTS and k not in normalized}
+    if extra:
+        facts = LeadFacts(facts.given, NormalizedFacts({**normalized, **extra}))
+    return facts, tfacts
+
+
+#: The key of a stored trace whose explanations are left to be built when it is read (`completed_trace`).
+DEFERRED = "explained_on_read"
+
+
+def completed_trace(
+    stored: Mapping[str, Any],
+    facts: Mapping[str, Any],
+    snapshot: TerritorySnapshot | None,
+    rulesets: Mapping[ast.Kind, ast.Ruleset],
+) -> dict[str, Any]:
+    """The bounded trace (`AssignmentDecisionResult.trace`) of a decision stored with its explanations
+    left out (`AssignmentDecisionResult.deferred_trace`), from its stored facts, on the territory model
+    and the ruleset versions it used (whose content never changes): every rule's result explained, the
+    candidates explained. A trace stored whole is returned as it is."""
+    if DEFERRED not in stored:
+        return dict(stored)
+    checked, tfacts = _with_dimensions(LeadFacts.check(facts), snapshot)
+    rules: dict[str, Any] = {}
+    for kind, out in stored["rules"].items():
+        ruleset = rulesets.get(ast.Kind(kind))
+        results = explain(ruleset, checked.normalized) if ruleset is not None else ()
+        fired = set(out["fired"])
+        rules[kind] = {
+            **out,
+            "results": [
+                {"rule_id": r.rule_id, "matched": r.matched, "reason": r.reason}
+                for r in results
+                if r.rule_id in fired
+            ],
+            "results_omitted": sum(1 for r in results if r.rule_id not in fired),
+        }
+    kept = {k: v for k, v in stored.items() if k != DEFERRED}
+    return {
+        **kept,
+        "rules": rules,
+        **candidates_json(snapshot, tfacts, stored[DEFERRED]["closest"]),
+    }
+
+
 def decide(
     facts: LeadFacts,
     snapshot: TerritorySnapshot | None,
@@ -344,15 +425,9 @@ def decide(
     >>> decide(LeadFacts.check({"customer": "C-1"}), None, {}, ReferenceEvaluator()).approvers
     ()
     """
-    tfacts = territory_facts(facts.given, snapshot)
+    facts, tfacts = _with_dimensions(facts, snapshot)
     unknown = snapshot.unknown_values(tfacts) if snapshot else ()
     kept_team = territory_team is not None
-    normalized = facts.normalized
-    declared = snapshot.declared_dimensions if snapshot else ()
-    extra = {k: tfacts[k] for k in declared if k in tfacts and k not in FACTS and k not in normalized}
-    if extra:  # declared dimensions: rules files test them as text facts
-        normalized = NormalizedFacts({**normalized, **extra})
-        facts = LeadFacts(facts.given, normalized)
     match = None
     if territory_team is not None:
         matched = lowest = deepest_territories(snapshot, territory_team)

@@ -19,9 +19,11 @@ from directory.models import Customer, Organization, Product
 from rules import ast, repository
 from rules import decision_schemas as s
 from rules.decision import (
+    DEFERRED,
     AssignmentDecisionResult,
     LeadFacts,
     candidates_json,
+    completed_trace,
     decide,
     explanation_json,
     territory_facts,
@@ -29,7 +31,7 @@ from rules.decision import (
 from rules.errors import FactsInvalid
 from rules.evaluator import get_evaluator
 from rules.models import StoredDecision
-from rules.service import active_rulesets, active_rulesets_in, rulesets_of_versions
+from rules.service import active_rulesets, active_rulesets_in, rulesets_named, rulesets_of_versions
 from territory.dimensions import Dimension, MemberHierarchy
 from territory.geography import WORLD, region_of
 from territory.repository import (
@@ -279,8 +281,11 @@ def record_decision(
     snapshot: TerritorySnapshot | None,
     facts: Mapping[str, Any],
     result: AssignmentDecisionResult,
+    *,
+    explain_on_read: bool = False,
 ) -> StoredDecision:
-    """Store one decision and its audit row in the caller's transaction."""
+    """Store one decision and its audit row in the caller's transaction (``explain_on_read``: its trace
+    without the explanations, built when the decision is read: `completed_trace`)."""
     row = StoredDecision(
         subject_type=subject_type,
         subject_id=subject_id,
@@ -288,7 +293,7 @@ def record_decision(
         territory_model_id=model_id_of(snapshot) if snapshot else None,
         facts=dict(facts),
         result=result.to_json(),
-        trace=result.trace,
+        trace=result.deferred_trace() if explain_on_read else result.trace,
     )
     session.add(row)
     session.flush()
@@ -343,8 +348,13 @@ def get_decision(
     facts on the territory model the decision used (its content cannot change once it was active)."""
     with db.transaction() as session:
         out = decision_out(_decision(session, decision_id))
-    if detail == s.Detail.FULL and out.territory_model_id is not None:
-        snapshot = snapshot_for(db, out.territory_model_id)
+        deferred = DEFERRED in out.trace
+        rulesets = rulesets_named(session, out.trace.get("rulesets") or {}) if deferred else {}
+    needs_model = deferred or detail == s.Detail.FULL
+    snapshot = snapshot_for(db, out.territory_model_id) if needs_model and out.territory_model_id else None
+    if deferred:  # stored without its explanations: built now, as they were when it was decided
+        out.trace = completed_trace(out.trace, out.facts, snapshot, rulesets)
+    if detail == s.Detail.FULL and snapshot is not None:
         full = candidates_json(snapshot, territory_facts(out.facts, snapshot), None)
         out.trace = {**out.trace, "detail": "full", "facts": out.facts, **full}
     return out

@@ -70,6 +70,12 @@ def get(session: Session, ruleset_id: int, *, for_update: bool = False) -> Store
     return session.scalars(stmt).one_or_none()
 
 
+def get_version(session: Session, kind: str, version_hash: str) -> StoredRuleset | None:
+    """The stored ruleset of one version (a kind's versions are unique)."""
+    stmt = select(StoredRuleset).where(StoredRuleset.kind == kind, StoredRuleset.version_hash == version_hash)
+    return session.scalars(stmt).one_or_none()
+
+
 def by_hash(session: Session, kind: str, version_hash: str) -> StoredRuleset | None:
     stmt = select(StoredRuleset).where(StoredRuleset.kind == kind, StoredRuleset.version_hash == version_hash)
     return session.scalars(stmt).one_or_none()

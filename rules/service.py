@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -399,6 +399,23 @@ def rulesets_of_versions(
     if changed and engine is not None:  # durable not imported in this process: no host to reload
         engine.reload_host()
     return result
+
+
+def rulesets_named(session: Session, versions: Mapping[str, str]) -> dict[ast.Kind, ast.Ruleset]:
+    """The rulesets of the given versions (kind -> version hash), whatever their status now (a stored
+    decision's, to explain it again); versions this process has not compiled yet are read. A version
+    no longer stored is left out."""
+    missing = [(kind, h) for kind, h in versions.items() if (kind, h) not in _AST_CACHE]
+    loaded: dict[tuple[str, str], ast.Ruleset] = {}
+    for kind, h in missing:
+        row = repository.get_version(session, kind, h)
+        if row is not None:
+            loaded[(kind, h)] = ast.ruleset_from_json(row.ast)
+    with _CACHE_LOCK:
+        _AST_CACHE.update(loaded)
+        return {
+            ast.Kind(kind): _AST_CACHE[(kind, h)] for kind, h in versions.items() if (kind, h) in _AST_CACHE
+        }
 
 
 def warm_up(db: Database) -> None:

@@ -251,7 +251,15 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             now=now,
         )
         decision = record_decision(
-            session, principal, "lead", lead.id, lead.organization_id, snapshot, enriched, result
+            session,
+            principal,
+            "lead",
+            lead.id,
+            lead.organization_id,
+            snapshot,
+            enriched,
+            result,
+            explain_on_read=True,  # GET /v1/decisions/{id} explains it
         )
         # submitted and routed at once: one new version of the lead, written by one UPDATE
         lead.registration_number, lead.decision_id = number, decision.id

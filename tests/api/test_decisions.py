@@ -8,6 +8,7 @@ import pytest
 
 from demo import seed_demo
 from rules.service import active_rulesets
+from tests.api.leads_support import created, jp_security_lead, load_demo, submit
 
 JP_SECURITY_RESALE = {
     "customer": "C-0002",
@@ -133,3 +134,27 @@ def test_previewing_a_planning_model_reports_the_leads_that_would_move(client, d
     assert client.get("/v1/decisions/1", headers=admin).get_json()["result"]["lowest_territories"] == [
         "JP-SEC-RESELL"
     ]
+
+
+def test_a_submitted_registrations_decision_is_explained_when_read_as_it_was_decided(client, db, tmp_path):
+    demo = load_demo(db, tmp_path / "leads")
+    h, admin = demo["northwind-user"], demo["admin"]
+    lead = created(client, h, jp_security_lead(demo, deal_size=400000)).get_json()
+    submitted = submit(client, h, lead["id"])
+    assert submitted.status_code == 200, submitted.get_json()
+    decision_id = submitted.get_json()["decision_id"]
+    decision = client.get(f"/v1/decisions/{decision_id}", headers=admin).get_json()
+    # the trace a decision on the same facts, model and rulesets gives: every fired rule and the
+    # candidates explained, the other rules and losers counted
+    assert decision["trace"] == _what_if(client, admin, decision["facts"]).get_json()["trace"]
+    approval = decision["trace"]["rules"]["approval"]
+    assert approval["fired"] == ["cam-approves", "large-deals-need-the-director"]
+    assert [r["rule_id"] for r in approval["results"]] == approval["fired"]
+    assert decision["trace"]["candidates"]
+    full = client.get(f"/v1/decisions/{decision_id}?detail=full", headers=admin).get_json()
+    assert full["trace"]["rules"] == decision["trace"]["rules"]
+    assert full["trace"]["candidates_omitted"]["count"] == 0
+    assert full["trace"]["facts"] == decision["facts"]
+    why = client.get(f"/v1/decisions/{decision_id}/why-not?territory=DE", headers=admin).get_json()
+    assert why["territory_model_version"] == decision["trace"]["territory_model_version"]
+    assert why["territory"]["territory"] == "DE"
