@@ -66,9 +66,15 @@ def json_response(
     payload: BaseModel | dict[str, Any], status: int = 200, etag: tuple[int, int] | None = None
 ) -> Response:
     """Serialise a model (or dict) as JSON, with the record's ETag when given."""
-    data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-    # compact: a what-if answer or a page of records is read by programs, and every byte is sent
-    resp = Response(json.dumps(data, separators=(",", ":")), status=status, mimetype="application/json")
+    # compact: a what-if answer or a page of records is read by programs, and every byte is sent; a model
+    # by pydantic's own serializer, in one pass (dumping it to Python and encoding that with the standard
+    # library's encoder was a tenth of the CPU of a page of 20 leads)
+    text = (
+        payload.model_dump_json()
+        if isinstance(payload, BaseModel)
+        else json.dumps(payload, separators=(",", ":"))
+    )
+    resp = Response(text, status=status, mimetype="application/json")
     if etag is not None:
         resp.headers["ETag"] = etag_for(*etag)
     return resp
