@@ -4,7 +4,8 @@ The brand owner's deliverer and the partner's app in one process and one thread,
 (``PRM_BENCH_POSTGRES_URL``), the partner reached through httpx's WSGI transport: the CPU time
 (``time.process_time``) per delivery of each side and the SQL statements each side runs per delivery,
 without the noise of servers and threads on a shared machine. ``--profile`` also writes a cProfile of the
-deliveries (CPU-time clock) for ``python -m pstats``. What ``bench.transfer`` measures end to end is the
+deliveries (CPU-time clock) for ``python -m pstats``. ``--batch-calls 1`` sends one call per request (as
+before the batch call), the default 20 to a request. What ``bench.transfer`` measures end to end is the
 figure that counts; this one says where to look.
 """
 
@@ -56,7 +57,7 @@ class _Statements:
         self.count += 1
 
 
-def run(opportunities: int, pg_url: str, profile: Path | None) -> dict[str, float]:
+def run(opportunities: int, pg_url: str, profile: Path | None, batch_calls: int = 1) -> dict[str, float]:
     with (
         tempfile.TemporaryDirectory(prefix="prm-bench-transfer-profile-") as tmp,
         postgres_databases(pg_url, ("brand", "partner")) as urls,
@@ -83,9 +84,21 @@ def run(opportunities: int, pg_url: str, profile: Path | None) -> dict[str, floa
             cpu, partner_cpu = time.process_time(), metered.cpu
             if profiler:
                 profiler.enable()
-            report = delivery.deliver(
-                db, CHANNEL, sender, limit=opportunities, batch_size=20, policy=policy, lease_seconds=600
-            )
+            if batch_calls > 1:  # the calls to the partner batch_calls to a request, one after another
+                report = delivery.deliver_batches(
+                    db,
+                    CHANNEL,
+                    sender.send_batch,
+                    group_of=lambda item: item.payload.get("recipient"),
+                    group_size=batch_calls,
+                    limit=opportunities,
+                    policy=policy,
+                    lease_seconds=600,
+                )
+            else:
+                report = delivery.deliver(
+                    db, CHANNEL, sender, limit=opportunities, batch_size=20, policy=policy, lease_seconds=600
+                )
             if profiler:
                 profiler.disable()
             cpu, partner_cpu = time.process_time() - cpu, metered.cpu - partner_cpu
@@ -125,9 +138,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--opportunities", type=int, default=100)
     parser.add_argument("--profile", type=Path, help="write a cProfile (CPU time) of the deliveries here")
+    parser.add_argument(
+        "--batch-calls",
+        type=int,
+        default=20,
+        help="calls per request (the batch call); 1: single calls, as before the batch call",
+    )
     args = parser.parse_args(argv)
     pg_url = os.environ.get("PRM_BENCH_POSTGRES_URL", DEFAULT_PG)
-    for line in _lines(run(args.opportunities, pg_url, args.profile)):
+    for line in _lines(run(args.opportunities, pg_url, args.profile, args.batch_calls)):
         print(line)
 
 

@@ -139,6 +139,75 @@ def deliver(
     return report
 
 
+#: Sends several messages at once (one call for all, where the receiver takes batches); returns, for each
+#: message in order, what `Sender` would have: True (settled by the sender), None (the loop records the
+#: delivery), or the exception it would have raised.
+BatchSender = Callable[[list[OutboxItem]], list[bool | BaseException | None]]
+
+
+def deliver_batches(
+    db: Database,
+    channel: str,
+    send_batch: BatchSender,
+    *,
+    group_of: Callable[[OutboxItem], object],
+    group_size: int = 20,
+    limit: int = 100,
+    lease_seconds: float = 300.0,
+    policy: RetryPolicy | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    rand: Callable[[], float] = random.random,
+    concurrency: int = 1,
+) -> DeliveryReport:
+    """`deliver`, with the due messages grouped (``group_of``: messages of one group may travel together,
+    e.g. those to one partner) into batches of up to ``group_size`` that ``send_batch`` sends at once;
+    ``concurrency`` batches in flight. Each round claims what that many batches hold, sends them, and
+    records every message's outcome as `deliver` does."""
+    if concurrency < 1 or group_size < 1:
+        raise ValueError("concurrency and group_size are at least 1")
+    policy = policy or RetryPolicy()
+
+    def settle(group: list[OutboxItem]) -> DeliveryReport:
+        report = DeliveryReport()
+        live = [item for item in group if clock() < item.lease_until]
+        report.lease_lost += len(group) - len(live)
+        if not live:
+            return report
+        try:
+            results = send_batch(live)
+        except Exception as exc:
+            results = [exc] * len(live)
+        for item, result in zip(live, results, strict=True):
+            report.add(_record(db, channel, item, result, policy=policy, clock=clock, rand=rand))
+        return report
+
+    report = DeliveryReport()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"outbox-{channel}") as pool:
+        while report.claimed < limit:
+            items = claim(
+                db,
+                channel,
+                limit=min(group_size * concurrency, limit - report.claimed),
+                lease_seconds=lease_seconds,
+                policy=policy,
+                now=clock(),
+            )
+            if not items:
+                break
+            report.claimed += len(items)
+            groups: dict[object, list[OutboxItem]] = {}
+            for item in items:
+                groups.setdefault(group_of(item), []).append(item)
+            batches = [
+                members[i : i + group_size]
+                for members in groups.values()
+                for i in range(0, len(members), group_size)
+            ]
+            for done in pool.map(settle, batches) if concurrency > 1 else map(settle, batches):
+                report.add(done)
+    return report
+
+
 def _send_one(
     db: Database,
     channel: str,
@@ -156,11 +225,29 @@ def _send_one(
         report.lease_lost += 1
         return report
     try:
-        settled = send(item)
-    except LeaseLost:
+        result: bool | BaseException | None = send(item)
+    except Exception as exc:
+        result = exc
+    return _record(db, channel, item, result, policy=policy, clock=clock, rand=rand)
+
+
+def _record(
+    db: Database,
+    channel: str,
+    item: OutboxItem,
+    result: bool | BaseException | None,
+    *,
+    policy: RetryPolicy,
+    clock: Callable[[], datetime],
+    rand: Callable[[], float],
+) -> DeliveryReport:
+    """Record what sending `item` came to: ``result`` is what the sender returned, or what it raised."""
+    report = DeliveryReport()
+    if isinstance(result, LeaseLost):
         report.lease_lost += 1
         return report
-    except Exception as exc:
+    if isinstance(result, BaseException):
+        exc = result
         retryable = not isinstance(exc, DeliveryFailed) or exc.retryable
         retry_after = exc.retry_after_seconds if isinstance(exc, DeliveryFailed) else None
         error = f"{type(exc).__name__}: {exc}"
@@ -182,11 +269,10 @@ def _send_one(
             report.retrying += 1
         else:
             report.lease_lost += 1
+    elif result is True or mark_sent(db, item, now=clock()):
+        report.sent += 1
     else:
-        if settled is True or mark_sent(db, item, now=clock()):
-            report.sent += 1
-        else:
-            report.lease_lost += 1
+        report.lease_lost += 1
     return report
 
 
@@ -197,12 +283,14 @@ def run_worker(
     *,
     stop: threading.Event,
     poll_seconds: float = 5.0,
+    once: Callable[[], DeliveryReport] | None = None,
     **deliver_options: Any,
 ) -> DeliveryReport:
-    """Deliver until ``stop`` is set, waiting ``poll_seconds`` whenever nothing was due."""
+    """Deliver until ``stop`` is set, waiting ``poll_seconds`` whenever nothing was due; ``once``: one
+    pass of another kind (e.g. `deliver_batches`) in place of ``deliver`` with ``deliver_options``."""
     total = DeliveryReport()
     while not stop.is_set():
-        report = deliver(db, channel, send, **deliver_options)
+        report = once() if once is not None else deliver(db, channel, send, **deliver_options)
         total.add(report)
         if report.claimed == 0:
             stop.wait(poll_seconds)

@@ -70,6 +70,8 @@ class Settings:
     # The demo users' API keys (``prm demo seed``): PRM_DEMO_KEYS_FILE, default beside the database.
     demo_keys_file: str = DEFAULT_DEMO_KEYS_FILE
     transfer_concurrency: int = 8
+    # Calls to one partner sent together in one batch request (1: one request per call).
+    transfer_batch_calls: int = 20
     transfer_retry_base_seconds: float = 2.0
     transfer_retry_cap_seconds: float = 300.0
     transfer_max_attempts: int = 20
@@ -98,6 +100,7 @@ class Settings:
             session_hours=float(env.get("PRM_SESSION_HOURS", cls.session_hours)),
             transfer_allow_private_urls=env.get("PRM_TRANSFER_ALLOW_PRIVATE_URLS") == "1",
             transfer_concurrency=int(env.get("PRM_TRANSFER_CONCURRENCY", cls.transfer_concurrency)),
+            transfer_batch_calls=max(1, int(env.get("PRM_TRANSFER_BATCH_CALLS", cls.transfer_batch_calls))),
             transfer_retry_base_seconds=float(
                 env.get("PRM_TRANSFER_RETRY_BASE", cls.transfer_retry_base_seconds)
             ),

@@ -300,12 +300,17 @@ def connect(
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1, max=64),
-    help="Calls in flight at once (default: PRM_TRANSFER_CONCURRENCY, 8).",
+    help="Requests in flight at once (default: PRM_TRANSFER_CONCURRENCY, 8).",
+)
+@click.option(
+    "--batch-calls",
+    type=click.IntRange(min=1, max=100),
+    help="Calls to one partner per request (default: PRM_TRANSFER_BATCH_CALLS, 20; 1: single calls).",
 )
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    help="Calls claimed at a time (default: twice the concurrency).",
+    help="With single calls: calls claimed at a time (default: twice the concurrency).",
 )
 @click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True)
 @click.option("--lease", type=click.FloatRange(min=1), help="Lease seconds (default: outlasts a batch).")
@@ -323,6 +328,7 @@ def deliver(
     once: bool,
     limit: int,
     concurrency: int | None,
+    batch_calls: int | None,
     batch_size: int | None,
     poll: float,
     lease: float | None,
@@ -342,18 +348,24 @@ def deliver(
         max_attempts=max_attempts if max_attempts is not None else defaults.max_attempts,
     )
     concurrency = concurrency or settings.transfer_concurrency
-    batch_size = batch_size or 2 * concurrency
     sender = delivery_service.PartnerCrmSender(_db(), settings, policy, connections=concurrency)
-    options = {
-        "limit": limit,
-        "batch_size": batch_size,
-        "concurrency": concurrency,
-        "lease_seconds": lease or delivery_service.lease_for(settings, batch_size, concurrency),
-        "policy": policy,
-    }
+
+    def one_pass() -> delivery.DeliveryReport:
+        return delivery_service.deliver_with(
+            _db(),
+            sender,
+            settings,
+            limit=limit,
+            concurrency=concurrency,
+            policy=policy,
+            batch_size=batch_size,
+            batch_calls=batch_calls,
+            lease_seconds=lease,
+        )
+
     try:
         if once:
-            report = delivery.deliver(_db(), CHANNEL, sender, **options)  # type: ignore[arg-type]
+            report = one_pass()
             click.echo(
                 f"claimed {report.claimed}, sent {report.sent}, retrying {report.retrying}, "
                 f"dead {report.dead}, lease lost {report.lease_lost}"
@@ -362,7 +374,7 @@ def deliver(
         stop = threading.Event()
         click.echo(f"delivering partner CRM calls, {concurrency} at a time; Ctrl-C stops", err=True)
         try:
-            delivery.run_worker(_db(), CHANNEL, sender, stop=stop, poll_seconds=poll, **options)
+            delivery.run_worker(_db(), CHANNEL, sender, stop=stop, poll_seconds=poll, once=one_pass)
         except KeyboardInterrupt:
             stop.set()
     finally:

@@ -14,6 +14,8 @@ The protocol, relative to the connection's base URL:
 - ``GET {base}/opportunities/{our id}`` (query): the answer is the opportunity in the partner's model.
 - ``POST {base}/leads/update`` and ``GET {base}/leads/{our id}``: the same, from a lead we keep the
   partner's transfer as (our leads and opportunities are two id spaces).
+- ``POST {base}/batch``: several of these calls in one request, each signed on its own
+  (``transfer.batch_service``); a partner that answers 404 takes single calls.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import httpx
 
 from common.errors import ValidationFailed
 from common.jsonbody import parse_strict
-from transfer.retry import Failure, Outcome, classify
+from transfer.retry import Failure, Outcome, Verdict, classify
 from transfer.signing import signature_headers
 from transfer.status_messages import cause_of
 from transfer.urls import Resolver, check_partner_url, resolve_host
@@ -107,6 +109,27 @@ class PartnerCrmClient:
         return self._call(
             "GET", f"/{collection}/{quote(local_id, safe='')}", msg_id, idempotency_key, None, now
         )
+
+    def batch(self, msg_id: str, calls: list[BatchCall], now: Callable[[], datetime]) -> CallResult:
+        """Several calls in one request (``POST {base}/batch``), each signed on its own; the answer's
+        ``items`` hold each call's status and body, in order (`batch_results` reads them)."""
+        timestamp = int(now().timestamp())
+        items = []
+        for call in calls:
+            content = (
+                "" if call.body is None else json.dumps(call.body, separators=(",", ":"), ensure_ascii=False)
+            )
+            item: dict[str, Any] = {
+                "operation": call.operation,
+                "record": "lead" if call.lead else "opportunity",
+                "idempotency_key": call.idempotency_key,
+                "headers": signature_headers(self.signing_secret, call.msg_id, timestamp, content),
+                "body": content,
+            }
+            if call.remote_id is not None:
+                item["remote_id"] = call.remote_id
+            items.append(item)
+        return self._call("POST", "/batch", msg_id, msg_id, {"items": items}, now)
 
     def _call(
         self,
@@ -193,6 +216,51 @@ class PartnerCrmClient:
             )
             return CallResult(replace(invalid, reason=f"HTTP {status} without a JSON object"), status)
         return CallResult(outcome, status, parsed)
+
+
+@dataclass(frozen=True)
+class BatchCall:
+    """One call of a batch: what the single call would send (its own message id and idempotency key)."""
+
+    operation: str  # create, update, query
+    msg_id: str
+    idempotency_key: str
+    body: Any = None  # the document (create, update)
+    remote_id: str | None = None  # a query: our id asked about
+    lead: bool = False  # from a lead we keep the partner's transfer as
+
+
+def batch_results(result: CallResult, count: int, now: datetime) -> list[CallResult] | None:
+    """Each call's result from a batch's answer (None: the answer is no list of `count` items, or the
+    batch itself failed: the caller treats every call alike)."""
+    if result.outcome.verdict is not Verdict.DELIVERED or not isinstance(result.body, dict):
+        return None
+    items = result.body.get("items")
+    if not isinstance(items, list) or len(items) != count:
+        return None
+    out = []
+    for item in items:
+        status = item.get("status") if isinstance(item, dict) else None
+        body = item.get("body") if isinstance(item, dict) else None
+        if not isinstance(status, int) or isinstance(status, bool):
+            invalid = classify(Failure.INVALID_RESPONSE).explained(cause="a batch answer without a status")
+            out.append(CallResult(invalid, None))
+            continue
+        outcome = classify(status, now=now)
+        if outcome.retryable or outcome.verdict is Verdict.PERMANENT:
+            detail = str(body.get("detail"))[:300] if isinstance(body, dict) and body.get("detail") else ""
+            told = outcome.explained(detail=detail or None)
+            out.append(
+                CallResult(
+                    replace(told, reason=outcome.reason + (f": {detail}" if detail else "")), status, body
+                )
+            )
+        elif not isinstance(body, dict):
+            cause = f"HTTP {status} without a JSON object"
+            out.append(CallResult(classify(Failure.INVALID_RESPONSE).explained(cause=cause), status))
+        else:
+            out.append(CallResult(outcome, status, body))
+    return out
 
 
 class AdminApiError(Exception):

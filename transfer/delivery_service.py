@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -37,16 +39,34 @@ from registration.opportunities.models import Opportunity
 from transfer import inbound_repository, repository, status_messages
 from transfer import schemas as s
 from transfer import service as transfer_service
-from transfer.client import CallResult, PartnerCrmClient, new_pool
+from transfer.client import BatchCall, CallResult, PartnerCrmClient, batch_results, new_pool
 from transfer.connection_service import outbound_profile, secrets_of
 from transfer.errors import PartnerDataInvalid
 from transfer.mapping import from_partner
 from transfer.models import OpportunityTransfer, PartnerCrmConnection
 from transfer.profile import CORRELATIONS_KEY, DELETIONS_KEY
-from transfer.retry import Outcome, Verdict
+from transfer.retry import Failure, Outcome, Verdict, classify
 from transfer.service import CHANNEL, connection_prefix
 
 ClientFactory = Callable[[PartnerCrmConnection, str], PartnerCrmClient]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A claimed message ready to go: its transfer, operation, connection, client and call."""
+
+    item: OutboxItem
+    transfer_id: int
+    operation: str
+    connection_id: int
+    client: PartnerCrmClient
+    call: BatchCall
+
+
+def _no_items() -> CallResult:
+    cause = "a batch answer without one answer per call"
+    return CallResult(classify(Failure.INVALID_RESPONSE).explained(cause=cause), None)
+
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +90,7 @@ class PartnerCrmSender:
         self._pool: httpx.Client | None = None
         self._connections = connections
         self._lock = threading.Lock()
+        self._no_batch: set[int] = set()  # connections whose partner answered 404 to a batch
 
     def _http(self) -> httpx.Client:
         with self._lock:
@@ -92,141 +113,256 @@ class PartnerCrmSender:
             http=self._http(),
         )
 
-    def __call__(self, item: OutboxItem) -> bool:
+    def _prepare(self, session: Session, item: OutboxItem) -> _Prepared:
+        """The call `item` makes: its client, and what it sends (the child pairs we know now, not when
+        the message was queued, go along with a create or update, and the tombstones of deleted
+        children)."""
         transfer_id = int(item.payload["transfer_id"])
         operation = str(item.payload["operation"])
-        with self.db.transaction() as session:
-            t = session.get(OpportunityTransfer, transfer_id)
-            c = session.get(PartnerCrmConnection, t.connection_id) if t else None
-            if t is None or c is None:
-                raise DeliveryFailed(f"transfer {transfer_id} no longer exists", retryable=False)
-            secret, _ = secrets_of(self.settings, c)
-            client = self.client_factory(c, secret)
-            # the child pairs we know now (not when the message was queued) go along with a create or
-            # update, and the tombstones of deleted children
+        t = session.get(OpportunityTransfer, transfer_id)
+        c = session.get(PartnerCrmConnection, t.connection_id) if t else None
+        if t is None or c is None:
+            raise DeliveryFailed(f"transfer {transfer_id} no longer exists", retryable=False)
+        if operation not in ("create", "update", "query"):
+            raise DeliveryFailed(f"unknown operation {operation!r}", retryable=False)
+        secret, _ = secrets_of(self.settings, c)
+        client = self.client_factory(c, secret)
+        msg_id = f"{item.dedupe_key}:a{item.attempts}"[-256:]
+        lead = item.payload.get("record") == "lead"  # from a lead we keep the partner's transfer as
+        if operation == "query":
+            call = BatchCall(
+                operation, msg_id, item.dedupe_key, remote_id=str(item.payload["local_id"]), lead=lead
+            )
+        else:
             known, deleted = repository.document_pairs(session, t)
             pairs: dict[str, Any] = {CORRELATIONS_KEY: {**known, **repository.record_pair(t)}}
             if deleted:
                 pairs[DELETIONS_KEY] = deleted
-            connection_id = c.id
-            session.expunge(c)
-        msg_id = f"{item.dedupe_key}:a{item.attempts}"[-256:]
-        lead = item.payload.get("record") == "lead"  # from a lead we keep the partner's transfer as
-        if operation == "create":
-            result = client.create(msg_id, item.dedupe_key, {**item.payload["body"], **pairs}, self.clock)
-        elif operation == "update":
-            body = {**item.payload["body"], **pairs}
-            result = client.update(msg_id, item.dedupe_key, body, self.clock, lead=lead)
-        elif operation == "query":
-            local_id = str(item.payload["local_id"])
-            result = client.query(msg_id, item.dedupe_key, local_id, self.clock, lead=lead)
+            call = BatchCall(operation, msg_id, item.dedupe_key, {**item.payload["body"], **pairs}, lead=lead)
+        return _Prepared(item, transfer_id, operation, c.id, client, call)
+
+    def __call__(self, item: OutboxItem) -> bool:
+        with self.db.transaction() as session:
+            p = self._prepare(session, item)
+        call = p.call
+        if call.operation == "create":
+            result = p.client.create(call.msg_id, call.idempotency_key, call.body, self.clock)
+        elif call.operation == "update":
+            result = p.client.update(call.msg_id, call.idempotency_key, call.body, self.clock, lead=call.lead)
         else:
-            raise DeliveryFailed(f"unknown operation {operation!r}", retryable=False)
+            assert call.remote_id is not None
+            result = p.client.query(
+                call.msg_id, call.idempotency_key, call.remote_id, self.clock, lead=call.lead
+            )
         if result.outcome.verdict is Verdict.DELIVERED:
             if item.attempts > 1:
                 # The partner answers again after failing: what waits out a backoff for it goes now.
-                outbox.expedite(self.db, CHANNEL, connection_prefix(connection_id), now=self.clock())
+                outbox.expedite(self.db, CHANNEL, connection_prefix(p.connection_id), now=self.clock())
             try:
-                self._apply(transfer_id, operation, item, result)
+                self._apply(p.transfer_id, p.operation, item, result)
                 return True  # the message was marked sent with the answer applied
             except LeaseLost:
                 raise
-            except PartnerDataInvalid as exc:
-                problems = "; ".join(f"{e.pointer}: {e.message}" for e in exc.errors[:10])
-                reason = f"{exc.detail}: {problems}" if problems else exc.detail
-                cause = status_messages.cause_of(exc)
-                outcome = Outcome(Verdict.PERMANENT, reason, cause=cause, detail=reason)
-                result = CallResult(outcome, result.status)
-            except Exception as exc:  # our own bookkeeping failed: said on the status, the rest logged
-                logger.exception("transfer %s: applying the partner's answer failed", transfer_id)
-                verdict = Verdict.PERMANENT if isinstance(exc, IntegrityError) else Verdict.RETRY
-                reason = f"applying the answer failed: {type(exc).__name__}: {exc}"[:2000]
-                outcome = Outcome(verdict, reason, cause=status_messages.cause_of(exc))
-                result = CallResult(outcome, result.status)
-        self._failed(transfer_id, operation, item, result.outcome)
+            except Exception as exc:
+                result = self._not_applied(p.transfer_id, exc, result)
+        self._failed(p.transfer_id, p.operation, item, result.outcome)
+
+    def _not_applied(self, transfer_id: int, exc: Exception, result: CallResult) -> CallResult:
+        """The result of a call whose answer could not be applied (`exc`): the partner's data is
+        invalid (permanent), or our own bookkeeping failed (said on the status, the rest logged)."""
+        if isinstance(exc, PartnerDataInvalid):
+            problems = "; ".join(f"{e.pointer}: {e.message}" for e in exc.errors[:10])
+            reason = f"{exc.detail}: {problems}" if problems else exc.detail
+            cause = status_messages.cause_of(exc)
+            return CallResult(Outcome(Verdict.PERMANENT, reason, cause=cause, detail=reason), result.status)
+        logger.exception("transfer %s: applying the partner's answer failed", transfer_id, exc_info=exc)
+        verdict = Verdict.PERMANENT if isinstance(exc, IntegrityError) else Verdict.RETRY
+        reason = f"applying the answer failed: {type(exc).__name__}: {exc}"[:2000]
+        return CallResult(Outcome(verdict, reason, cause=status_messages.cause_of(exc)), result.status)
+
+    def send_batch(self, items: list[OutboxItem]) -> list[bool | BaseException | None]:
+        """Send `items` (calls to one partner) as one batch call, apply the answers in one transaction
+        (each in a savepoint, with its message marked sent), and record the failures; returns each
+        item's outcome as `common.delivery` takes it. A partner without the batch call (404) gets
+        single calls, from then on."""
+        if len(items) == 1:
+            return [self._single(items[0])]
+        outcomes: dict[int, bool | BaseException | None] = {}
+        prepared: list[_Prepared] = []
+        with self.db.transaction() as session:
+            for item in items:
+                try:
+                    prepared.append(self._prepare(session, item))
+                except DeliveryFailed as exc:
+                    outcomes[item.id] = exc
+        by_connection = {p.connection_id for p in prepared}
+        if len(prepared) < 2 or len(by_connection) > 1 or by_connection & self._no_batch:
+            for p in prepared:
+                outcomes[p.item.id] = self._single(p.item)
+            return [outcomes[item.id] for item in items]
+        [connection_id] = by_connection
+        result = prepared[0].client.batch(f"batch:{uuid.uuid4().hex}", [p.call for p in prepared], self.clock)
+        if result.status in (404, 405):  # the partner does not take batches
+            logger.info("partner CRM connection %s has no batch call: single calls", connection_id)
+            self._no_batch.add(connection_id)
+            for p in prepared:
+                outcomes[p.item.id] = self._single(p.item)
+            return [outcomes[item.id] for item in items]
+        results = batch_results(result, len(prepared), self.clock())
+        if results is None:  # the batch as a whole failed: each call failed so
+            results = [result if result.outcome.verdict is not Verdict.DELIVERED else _no_items()] * len(
+                prepared
+            )
+        failed: list[tuple[_Prepared, CallResult]] = []
+        delivered = [
+            (p, r) for p, r in zip(prepared, results, strict=True) if r.outcome.verdict is Verdict.DELIVERED
+        ]
+        failed += [
+            (p, r)
+            for p, r in zip(prepared, results, strict=True)
+            if r.outcome.verdict is not Verdict.DELIVERED
+        ]
+        if delivered:
+            if any(p.item.attempts > 1 for p, _ in delivered):
+                outbox.expedite(self.db, CHANNEL, connection_prefix(connection_id), now=self.clock())
+            try:
+                applied = self._apply_all(delivered, outcomes, failed)
+            except Exception as exc:  # the transaction itself failed: nothing of it was kept
+                logger.exception("applying a batch of %s answers failed", len(delivered))
+                for p, r in delivered:
+                    if outcomes.get(p.item.id) is True:
+                        del outcomes[p.item.id]
+                    if p.item.id not in outcomes:
+                        failed.append((p, self._not_applied(p.transfer_id, exc, r)))
+            else:
+                for item_id in applied:
+                    outcomes[item_id] = True
+        for p, r in failed:
+            try:
+                self._failed(p.transfer_id, p.operation, p.item, r.outcome)
+            except DeliveryFailed as exc:
+                outcomes[p.item.id] = exc
+        return [outcomes.get(item.id) for item in items]
+
+    def _apply_all(
+        self,
+        delivered: list[tuple[_Prepared, CallResult]],
+        outcomes: dict[int, bool | BaseException | None],
+        failed: list[tuple[_Prepared, CallResult]],
+    ) -> list[int]:
+        """Apply each delivered answer in a savepoint of one transaction; returns the ids of the messages
+        applied (and marked sent) once it committed. A lost lease goes to `outcomes`, an answer that
+        cannot be applied to `failed`."""
+        applied = []
+        now = self.clock()
+        with self.db.transaction() as session:
+            for p, r in delivered:
+                try:
+                    with session.begin_nested():
+                        self._apply_in(session, p.transfer_id, p.operation, p.item, r, now)
+                    applied.append(p.item.id)
+                    # written (the savepoint flushed it): forgotten, so that the next answer's queries do
+                    # not check every object of the earlier ones for changes (quadratic in the batch)
+                    session.expunge_all()
+                except LeaseLost as exc:
+                    outcomes[p.item.id] = exc
+                except Exception as exc:
+                    failed.append((p, self._not_applied(p.transfer_id, exc, r)))
+        return applied
+
+    def _single(self, item: OutboxItem) -> bool | BaseException | None:
+        try:
+            return self(item)
+        except Exception as exc:
+            return exc
 
     def _apply(self, transfer_id: int, operation: str, item: OutboxItem, result: CallResult) -> None:
-        now = self.clock()
-        body: dict[str, Any] = result.body
         with self.db.transaction() as session:
-            t = session.get(OpportunityTransfer, transfer_id, with_for_update=True)
-            assert t is not None
-            c = session.get(PartnerCrmConnection, t.connection_id)
-            assert c is not None
-            before = {"status": t.status}
-            details: dict[str, Any] = {
-                "operation": operation,
-                "http_status": result.status,
-                "key": item.dedupe_key,
-            }
-            if operation in ("create", "update"):
-                remote_id = body.get("id")
-                pairs: list[tuple[str, int, str]] = []
-                if operation == "create" and isinstance(remote_id, str | int) and str(remote_id):
-                    t.remote_id = str(remote_id)[:200]
-                    t.remote_type = _remote_type(body, c)
-                    if t.opportunity_id is not None:
-                        pairs.append(("opportunity", t.opportunity_id, t.remote_id))
-                if operation == "update" and _follow_remote(session, t, c, body):
-                    repository.adopt_pairs(session, t, body.get("correlations"))  # every pair it keeps
-                gone: list[tuple[str, int, str]] = []
-                pairs += repository.reply_pairs(session, t, body.get("correlations"), gone)
-                repository.remember_many(session, t, pairs)
-                if gone:  # children of ours deleted while the document that carried them travelled
-                    sent = _sent_child_ids(c, item)
-                    buried = [
-                        (kind, ours, theirs) for kind, ours, theirs in gone if ours in sent.get(kind, ())
-                    ]
-                    repository.remember_many(session, t, buried, deleted_at=now)
-                theirs_deleted = repository.deletions_of({DELETIONS_KEY: body.get(DELETIONS_KEY)})
-                if theirs_deleted:  # children the partner deleted: ours go too
-                    deleted_here = inbound_repository.apply_deletions(
-                        session, t, repository.mirrored(theirs_deleted), now=now
-                    )
-                    if deleted_here:
-                        details["changes"] = deleted_here
-                action = "transferred" if operation == "create" else "update_sent"
-                t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
+            self._apply_in(session, transfer_id, operation, item, result, self.clock())
+
+    def _apply_in(
+        self,
+        session: Session,
+        transfer_id: int,
+        operation: str,
+        item: OutboxItem,
+        result: CallResult,
+        now: datetime,
+    ) -> None:
+        """Apply the partner's answer to `item` and mark it sent, in `session`'s transaction."""
+        body: dict[str, Any] = result.body
+        t = session.get(OpportunityTransfer, transfer_id, with_for_update=True)
+        assert t is not None
+        c = session.get(PartnerCrmConnection, t.connection_id)
+        assert c is not None
+        before = {"status": t.status}
+        details: dict[str, Any] = {
+            "operation": operation,
+            "http_status": result.status,
+            "key": item.dedupe_key,
+        }
+        if operation in ("create", "update"):
+            remote_id = body.get("id")
+            pairs: list[tuple[str, int, str]] = []
+            if operation == "create" and isinstance(remote_id, str | int) and str(remote_id):
+                t.remote_id = str(remote_id)[:200]
+                t.remote_type = _remote_type(body, c)
+                if t.opportunity_id is not None:
+                    pairs.append(("opportunity", t.opportunity_id, t.remote_id))
+            if operation == "update" and _follow_remote(session, t, c, body):
+                repository.adopt_pairs(session, t, body.get("correlations"))  # every pair it keeps
+            gone: list[tuple[str, int, str]] = []
+            pairs += repository.reply_pairs(session, t, body.get("correlations"), gone)
+            repository.remember_many(session, t, pairs)
+            if gone:  # children of ours deleted while the document that carried them travelled
+                sent = _sent_child_ids(c, item)
+                buried = [(kind, ours, theirs) for kind, ours, theirs in gone if ours in sent.get(kind, ())]
+                repository.remember_many(session, t, buried, deleted_at=now)
+            theirs_deleted = repository.deletions_of({DELETIONS_KEY: body.get(DELETIONS_KEY)})
+            if theirs_deleted:  # children the partner deleted: ours go too
+                deleted_here = inbound_repository.apply_deletions(
+                    session, t, repository.mirrored(theirs_deleted), now=now
+                )
+                if deleted_here:
+                    details["changes"] = deleted_here
+            action = "transferred" if operation == "create" else "update_sent"
+            t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
+        else:
+            doc = from_partner(outbound_profile(c), body)
+            hints, deletions = repository.hints_of(body), repository.deletions_of(body)
+            if t.remote_type == s.RemoteType.LEAD.value and doc.get("id") not in (None, t.remote_id):
+                # the partner's lead answers under another id: it became the partner's opportunity
+                renamed = {"type": s.RemoteType.OPPORTUNITY.value, "id": doc["id"]}
+                if _follow_remote(session, t, c, renamed):
+                    repository.adopt_pairs(session, t, repository.mirrored(hints))
+            inbound_repository.converted(session, t)  # kept as a lead here that converted since
+            opp = (
+                session.get(Opportunity, t.opportunity_id, with_for_update=True) if t.opportunity_id else None
+            )
+            lead = session.get(Lead, t.lead_id, with_for_update=True) if opp is None and t.lead_id else None
+            if opp is not None:
+                _, changes = inbound_repository.apply_document(
+                    session, t, opp, doc, now=now, hints=hints, deletions=deletions
+                )
+            elif lead is not None:
+                _, changes = inbound_repository.apply_lead_document(
+                    session, t, lead, doc, now=now, hints=hints, deletions=deletions
+                )
             else:
-                doc = from_partner(outbound_profile(c), body)
-                hints, deletions = repository.hints_of(body), repository.deletions_of(body)
-                if t.remote_type == s.RemoteType.LEAD.value and doc.get("id") not in (None, t.remote_id):
-                    # the partner's lead answers under another id: it became the partner's opportunity
-                    renamed = {"type": s.RemoteType.OPPORTUNITY.value, "id": doc["id"]}
-                    if _follow_remote(session, t, c, renamed):
-                        repository.adopt_pairs(session, t, repository.mirrored(hints))
-                inbound_repository.converted(session, t)  # kept as a lead here that converted since
-                opp = (
-                    session.get(Opportunity, t.opportunity_id, with_for_update=True)
-                    if t.opportunity_id
-                    else None
-                )
-                lead = (
-                    session.get(Lead, t.lead_id, with_for_update=True) if opp is None and t.lead_id else None
-                )
-                if opp is not None:
-                    _, changes = inbound_repository.apply_document(
-                        session, t, opp, doc, now=now, hints=hints, deletions=deletions
-                    )
-                elif lead is not None:
-                    _, changes = inbound_repository.apply_lead_document(
-                        session, t, lead, doc, now=now, hints=hints, deletions=deletions
-                    )
-                else:
-                    raise PartnerDataInvalid("the transfer has no opportunity to apply the answer to")
-                details["changes"] = changes
-                action = "update_received"
-                t.message = status_messages.received(c.name, t.remote_type, t.remote_id, changes)
-            t.status, t.last_error, t.attempts = s.TransferState.SUCCESSFUL.value, None, item.attempts
-            t.last_synced_at = t.updated_at = now
-            repository.record(session, None, t, action, now=now, before=before, details=details)
-            if operation == "create":
-                self._follow_up(session, t, c, item, now)
-            if action == "transferred":
-                _tell_transferred(session, t, c, now)
-            if not outbox.mark_sent_in(session, item, now=now):
-                # another deliverer took the message over: it applies the same answer (rolled back here)
-                raise LeaseLost(f"outbox message {item.id}: lease lost before the answer was applied")
+                raise PartnerDataInvalid("the transfer has no opportunity to apply the answer to")
+            details["changes"] = changes
+            action = "update_received"
+            t.message = status_messages.received(c.name, t.remote_type, t.remote_id, changes)
+        t.status, t.last_error, t.attempts = s.TransferState.SUCCESSFUL.value, None, item.attempts
+        t.last_synced_at = t.updated_at = now
+        repository.record(session, None, t, action, now=now, before=before, details=details)
+        if operation == "create":
+            self._follow_up(session, t, c, item, now)
+        if action == "transferred":
+            _tell_transferred(session, t, c, now)
+        if not outbox.mark_sent_in(session, item, now=now):
+            # another deliverer took the message over: it applies the same answer (rolled back here)
+            raise LeaseLost(f"outbox message {item.id}: lease lost before the answer was applied")
 
     def _follow_up(
         self,
@@ -316,27 +452,74 @@ def deliver(
     concurrency: int | None = None,
     policy: RetryPolicy | None = None,
     client_factory: ClientFactory | None = None,
+    batch_calls: int | None = None,
 ) -> DeliveryReport:
-    """Send what is due on the ``partner_crm`` channel once, ``concurrency`` calls at a time (default
-    ``PRM_TRANSFER_CONCURRENCY``), claimed ``batch_size`` at a time (default: twice the concurrency)."""
+    """Send what is due on the ``partner_crm`` channel once, ``concurrency`` requests at a time (default
+    ``PRM_TRANSFER_CONCURRENCY``): the calls to one partner ``batch_calls`` to a request (default
+    ``PRM_TRANSFER_BATCH_CALLS``; 1: single calls, claimed ``batch_size`` at a time, default twice the
+    concurrency)."""
     policy = policy or retry_policy(settings)
     concurrency = concurrency or settings.transfer_concurrency
-    batch_size = batch_size or 2 * concurrency
     sender = PartnerCrmSender(db, settings, policy, client_factory=client_factory, connections=concurrency)
     try:
-        return delivery.deliver(
+        return deliver_with(
             db,
-            CHANNEL,
             sender,
+            settings,
             limit=limit,
             batch_size=batch_size,
-            lease_seconds=lease_for(settings, batch_size, concurrency),
+            concurrency=concurrency,
+            policy=policy,
+            batch_calls=batch_calls,
+        )
+    finally:
+        sender.close()
+
+
+def deliver_with(
+    db: Database,
+    sender: PartnerCrmSender,
+    settings: Settings,
+    *,
+    limit: int,
+    concurrency: int,
+    policy: RetryPolicy,
+    batch_size: int | None = None,
+    batch_calls: int | None = None,
+    lease_seconds: float | None = None,
+) -> DeliveryReport:
+    """One pass of `deliver` with `sender` (which the caller keeps, and closes)."""
+    batch_calls = batch_calls or settings.transfer_batch_calls
+    if batch_calls > 1:
+        return delivery.deliver_batches(
+            db,
+            CHANNEL,
+            sender.send_batch,
+            group_of=_recipient,
+            group_size=batch_calls,
+            limit=limit,
+            lease_seconds=lease_seconds or lease_for(settings, 2, concurrency),
             policy=policy,
             rand=random.random,
             concurrency=concurrency,
         )
-    finally:
-        sender.close()
+    batch_size = batch_size or 2 * concurrency
+    return delivery.deliver(
+        db,
+        CHANNEL,
+        sender,
+        limit=limit,
+        batch_size=batch_size,
+        lease_seconds=lease_seconds or lease_for(settings, batch_size, concurrency),
+        policy=policy,
+        rand=random.random,
+        concurrency=concurrency,
+    )
+
+
+def _recipient(item: OutboxItem) -> object:
+    """The partner a message goes to (its calls may share a batch request)."""
+    return item.payload.get("recipient") or f"transfer:{item.payload.get('transfer_id')}"
 
 
 def lease_for(settings: Settings, batch_size: int, concurrency: int = 1) -> float:

@@ -4,6 +4,8 @@ read into anything; every signature failure is a 401 problem)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 from flask_openapi3.blueprint import APIBlueprint
@@ -17,7 +19,7 @@ from common.http import json_response
 from common.openapi import DOCUMENTED_BODIES, view_operation_id
 from common.settings import Settings
 from directory.schemas import Input
-from transfer import inbound_service
+from transfer import batch_service, inbound_service
 from transfer.canonical import document_schemas
 from transfer.schemas import RemoteType
 
@@ -145,11 +147,32 @@ def answer_partner_lead_query(path: QueryPath) -> Response:
     return json_response(reply.body, reply.status)
 
 
+class BatchItemAnswer(BaseModel):
+    status: int = Field(description="the HTTP status the single call would have answered")
+    body: dict[str, Any] = Field(description="its answer (a TransferReply, a document, or a problem)")
+
+
+class BatchReply(BaseModel):
+    items: list[BatchItemAnswer] = Field(description="one answer per item, in the items' order")
+
+
+@api.post("/partner-crm/<connection_key>/batch", tags=[inbound], responses={200: BatchReply})
+@public
+def receive_partner_batch(path: ConnectionPath) -> Response:
+    """Batch: up to 100 signed creates, updates and queries in one call and one transaction, each item
+    signed on its own (replay protection and idempotency per item) and answered on its own."""
+    reply = batch_service.batch(
+        _db(), _settings(), path.connection_key, dict(request.headers), request.get_data()
+    )
+    return json_response(reply.body, reply.status)
+
+
 _DOCUMENT = ("application/json", {"$ref": "#/components/schemas/CanonicalOpportunity"}, document_schemas())
 DOCUMENTED_BODIES.update(
     {
         "receive_partner_transfer": _DOCUMENT,
         "receive_partner_update": _DOCUMENT,
         "receive_partner_lead_update": _DOCUMENT,
+        "receive_partner_batch": ("application/json", batch_service.BATCH_SCHEMA, document_schemas()),
     }
 )

@@ -68,7 +68,7 @@ class _SeenIds:
         return inserted is not None
 
 
-def _verified(
+def verified(
     session: Session, settings: Settings, key: str, headers: Mapping[str, str], body: bytes, now: datetime
 ) -> PartnerCrmConnection:
     """The connection whose inbound secret signed this request; every failure is a 401."""
@@ -179,48 +179,50 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
     for _ in range(3):  # a concurrent identical create loses the unique race: read its result instead
         try:
             with db.transaction() as session:
-                c = _verified(session, settings, key, headers, body, now)
-                doc, hints, _ = _document(c, body)
-                existing = _by_remote(session, c, doc["id"])
-                if existing is not None:
-                    return Reply(200, _answer(session, existing))
-                t = OpportunityTransfer(
-                    connection_id=c.id,
-                    remote_id=doc["id"],
-                    remote_type=inbound_profile(c).object_name[:100],
-                    origin="inbound",
-                    status=s.TransferState.SUCCESSFUL.value,
-                    last_operation="create",
-                    attempts=1,
-                    last_synced_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(t)
-                session.flush()
-                if c.inbound_creates == s.InboundCreates.LEAD:
-                    lead, correlations = inbound_repository.create_lead(
-                        session, c, t, doc, now=now, hints=hints
-                    )
-                    local = str(lead.id)
-                else:
-                    opp, correlations = inbound_repository.create_opportunity(
-                        session, c, t, doc, now=now, hints=hints
-                    )
-                    local = str(opp.id)
-                t.message = status_messages.kept(c.name, t.remote_type, doc["id"], _local_type(t), local)
-                repository.record(
-                    session,
-                    None,
-                    t,
-                    "received_transfer",
-                    now=now,
-                    details={"creates": c.inbound_creates, "idempotency_key": headers.get("Idempotency-Key")},
-                )
-                return Reply(201, {"id": local, "type": _local_type(t), "correlations": correlations})
+                return create_in(session, settings, key, headers, body, now)
         except IntegrityError:
             continue
     raise ValidationFailed("the transfer could not be stored; retry")
+
+
+def create_in(
+    session: Session, settings: Settings, key: str, headers: Mapping[str, str], body: bytes, now: datetime
+) -> Reply:
+    c = verified(session, settings, key, headers, body, now)
+    doc, hints, _ = _document(c, body)
+    existing = _by_remote(session, c, doc["id"])
+    if existing is not None:
+        return Reply(200, _answer(session, existing))
+    t = OpportunityTransfer(
+        connection_id=c.id,
+        remote_id=doc["id"],
+        remote_type=inbound_profile(c).object_name[:100],
+        origin="inbound",
+        status=s.TransferState.SUCCESSFUL.value,
+        last_operation="create",
+        attempts=1,
+        last_synced_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(t)
+    session.flush()
+    if c.inbound_creates == s.InboundCreates.LEAD:
+        lead, correlations = inbound_repository.create_lead(session, c, t, doc, now=now, hints=hints)
+        local = str(lead.id)
+    else:
+        opp, correlations = inbound_repository.create_opportunity(session, c, t, doc, now=now, hints=hints)
+        local = str(opp.id)
+    t.message = status_messages.kept(c.name, t.remote_type, doc["id"], _local_type(t), local)
+    repository.record(
+        session,
+        None,
+        t,
+        "received_transfer",
+        now=now,
+        details={"creates": c.inbound_creates, "idempotency_key": headers.get("Idempotency-Key")},
+    )
+    return Reply(201, {"id": local, "type": _local_type(t), "correlations": correlations})
 
 
 def update(
@@ -238,40 +240,53 @@ def update(
     lead's)."""
     now = utcnow()
     with db.transaction() as session:
-        c = _verified(session, settings, key, headers, body, now)
-        doc, hints, deletions = _document(c, body)
-        if from_lead:
-            t = _by_remote_lead(session, c, doc["id"])
-            if t is None:
-                raise NotFound(f"no transfer is kept as a lead with id {doc['id']}")
-        else:
-            t = _by_remote(session, c, doc["id"])
-            if t is None:
-                t = _renamed(session, c, doc["id"], hints)
-                if t is not None:  # and so did its children: their ids as the partner numbers them now
-                    repository.adopt_pairs(session, t, repository.mirrored(hints))
-            if t is None:
-                raise NotFound(f"no opportunity was transferred with id {doc['id']}")
-        inbound_repository.converted(session, t)  # a lead converted since: the update goes to its opportunity
-        if t.opportunity_id is not None:
-            opp = session.get(Opportunity, t.opportunity_id, with_for_update=True)
-            assert opp is not None
-            _, changes = inbound_repository.apply_document(
-                session, t, opp, doc, now=now, hints=hints, deletions=deletions
-            )
-        else:
-            lead = session.get(Lead, t.lead_id, with_for_update=True)
-            assert lead is not None
-            _, changes = inbound_repository.apply_lead_document(
-                session, t, lead, doc, now=now, hints=hints, deletions=deletions
-            )
-        t.last_operation, t.last_synced_at, t.updated_at = "update", now, now
-        t.status = s.TransferState.SUCCESSFUL.value
-        t.message = status_messages.received(c.name, t.remote_type, t.remote_id, changes, inbound=True)
-        repository.record(
-            session, None, t, "update_received", now=now, details={"changes": changes, "inbound": True}
+        return update_in(session, settings, key, headers, body, now, from_lead=from_lead)
+
+
+def update_in(
+    session: Session,
+    settings: Settings,
+    key: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    *,
+    from_lead: bool = False,
+) -> Reply:
+    c = verified(session, settings, key, headers, body, now)
+    doc, hints, deletions = _document(c, body)
+    if from_lead:
+        t = _by_remote_lead(session, c, doc["id"])
+        if t is None:
+            raise NotFound(f"no transfer is kept as a lead with id {doc['id']}")
+    else:
+        t = _by_remote(session, c, doc["id"])
+        if t is None:
+            t = _renamed(session, c, doc["id"], hints)
+            if t is not None:  # and so did its children: their ids as the partner numbers them now
+                repository.adopt_pairs(session, t, repository.mirrored(hints))
+        if t is None:
+            raise NotFound(f"no opportunity was transferred with id {doc['id']}")
+    inbound_repository.converted(session, t)  # a lead converted since: the update goes to its opportunity
+    if t.opportunity_id is not None:
+        opp = session.get(Opportunity, t.opportunity_id, with_for_update=True)
+        assert opp is not None
+        _, changes = inbound_repository.apply_document(
+            session, t, opp, doc, now=now, hints=hints, deletions=deletions
         )
-        return Reply(200, _answer(session, t))
+    else:
+        lead = session.get(Lead, t.lead_id, with_for_update=True)
+        assert lead is not None
+        _, changes = inbound_repository.apply_lead_document(
+            session, t, lead, doc, now=now, hints=hints, deletions=deletions
+        )
+    t.last_operation, t.last_synced_at, t.updated_at = "update", now, now
+    t.status = s.TransferState.SUCCESSFUL.value
+    t.message = status_messages.received(c.name, t.remote_type, t.remote_id, changes, inbound=True)
+    repository.record(
+        session, None, t, "update_received", now=now, details={"changes": changes, "inbound": True}
+    )
+    return Reply(200, _answer(session, t))
 
 
 def query(
@@ -288,23 +303,37 @@ def query(
     profile), with our ids. `from_lead`: `remote_id` is the partner's lead it keeps our transfer as."""
     now = utcnow()
     with db.transaction() as session:
-        c = _verified(session, settings, key, headers, body, now)
-        t = (_by_remote_lead if from_lead else _by_remote)(session, c, remote_id)
-        if t is None:
-            what = "no transfer is kept as a lead" if from_lead else "no opportunity was transferred"
-            raise NotFound(f"{what} with id {remote_id}")
-        inbound_repository.converted(session, t)
-        if t.opportunity_id is not None:
-            opp = session.get(Opportunity, t.opportunity_id)
-            assert opp is not None
-            doc = repository.opportunity_document(session, opp)
-        else:
-            lead = session.get(Lead, t.lead_id)
-            assert lead is not None
-            doc = repository.lead_document(session, lead)
-        answer = to_partner(inbound_profile(c), doc)
-        pairs, deleted = repository.document_pairs(session, t)
-        answer[CORRELATIONS_KEY] = pairs  # {kind: {our id: theirs}}
-        if deleted:
-            answer[DELETIONS_KEY] = deleted
-        return Reply(200, answer)
+        return query_in(session, settings, key, headers, body, remote_id, now, from_lead=from_lead)
+
+
+def query_in(
+    session: Session,
+    settings: Settings,
+    key: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    remote_id: str,
+    now: datetime,
+    *,
+    from_lead: bool = False,
+) -> Reply:
+    c = verified(session, settings, key, headers, body, now)
+    t = (_by_remote_lead if from_lead else _by_remote)(session, c, remote_id)
+    if t is None:
+        what = "no transfer is kept as a lead" if from_lead else "no opportunity was transferred"
+        raise NotFound(f"{what} with id {remote_id}")
+    inbound_repository.converted(session, t)
+    if t.opportunity_id is not None:
+        opp = session.get(Opportunity, t.opportunity_id)
+        assert opp is not None
+        doc = repository.opportunity_document(session, opp)
+    else:
+        lead = session.get(Lead, t.lead_id)
+        assert lead is not None
+        doc = repository.lead_document(session, lead)
+    answer = to_partner(inbound_profile(c), doc)
+    pairs, deleted = repository.document_pairs(session, t)
+    answer[CORRELATIONS_KEY] = pairs  # {kind: {our id: theirs}}
+    if deleted:
+        answer[DELETIONS_KEY] = deleted
+    return Reply(200, answer)

@@ -608,6 +608,9 @@ def _body(env: Env, op: str) -> dict[str, Any]:
         "receive_partner_transfer": {"json": {"id": f"remote-{n}", "name": f"Deal {n}"}},
         "receive_partner_update": {"json": {"id": f"remote-{n}", "name": f"Deal {n}"}},
         "receive_partner_lead_update": {"json": {"id": f"remote-{n}", "name": f"Deal {n}"}},
+        "receive_partner_batch": {
+            "json": {"items": [{"operation": "query", "remote_id": f"r-{n}", "headers": {}}]}
+        },
         "transfer_opportunity": {"json": {"partner_organization_id": env.world.partner_a_id}},
         "send_opportunity_update": {"json": {"partner_organization_id": env.world.partner_a_id}},
         "receive_opportunity_update": {"json": {"partner_organization_id": env.world.partner_a_id}},
