@@ -41,7 +41,8 @@ class Recorded(httpx.BaseTransport):
     """The partner's app over WSGI, with the paths called; ``no_batch``: the partner knows no batch call."""
 
     def __init__(self, app: Any, *, no_batch: bool = False) -> None:
-        self.inner, self.no_batch, self.paths = httpx.WSGITransport(app=app), no_batch, []
+        self.inner, self.no_batch = httpx.WSGITransport(app=app), no_batch
+        self.paths: list[str] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.paths.append(request.url.path.rsplit("/", 1)[-1])
