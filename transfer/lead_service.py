@@ -31,6 +31,7 @@ from transfer.service import (
     TransferInProgress,
     connection_for,
     enqueue,
+    queue_query,
     queue_update,
     transfer_out,
 )
@@ -121,21 +122,9 @@ def receive_lead_update(db: Database, principal: Principal, lead_id: int, data: 
         lead = visible_lead(session, principal, lead_id, for_update=True)
         c = connection_for(session, data.partner_organization_id, s.Operation.QUERY)
         t = _transfer_of_lead(session, c, lead)
-        before = {"status": t.status}
-        t.status, t.last_operation, t.last_error, t.attempts, t.updated_at = (
-            s.TransferState.UPDATE_PENDING.value,
-            "query",
-            None,
-            0,
-            now,
-        )
-        t.message = status_messages.queued("query", c.name)
         if t.opportunity_id is not None:
             payload = {"local_id": str(t.opportunity_id)}
         else:
             payload = {"local_id": str(lead.id), "record": LEAD_RECORD}
-        key = enqueue(session, t, "query", payload, now)
-        repository.record(
-            session, principal, t, "receive_requested", now=now, before=before, details={"key": key}
-        )
+        queue_query(session, principal, c, t, payload, now=now)
         return transfer_out(session, t)

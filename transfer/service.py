@@ -278,20 +278,33 @@ def receive_update(
         opp = visible_opportunity(session, principal, opportunity_id, for_update=True)
         c = connection_for(session, data.partner_organization_id, s.Operation.QUERY)
         t = _previous(session, c, opp)
-        before = {"status": t.status}
-        t.status, t.last_operation, t.last_error, t.attempts, t.updated_at = (
-            s.TransferState.UPDATE_PENDING.value,
-            "query",
-            None,
-            0,
-            now,
-        )
-        t.message = status_messages.queued("query", c.name)
-        key = enqueue(session, t, "query", {"local_id": str(opp.id)}, now)
-        repository.record(
-            session, principal, t, "receive_requested", now=now, before=before, details={"key": key}
-        )
+        queue_query(session, principal, c, t, {"local_id": str(opp.id)}, now=now)
         return transfer_out(session, t)
+
+
+def queue_query(
+    session: Session,
+    principal: Principal,
+    c: PartnerCrmConnection,
+    t: OpportunityTransfer,
+    payload: dict[str, Any],
+    *,
+    now: datetime,
+) -> None:
+    """Queue a query of the partner's version of ``t``'s record (``payload`` names it)."""
+    before = {"status": t.status}
+    t.status, t.last_operation, t.last_error, t.attempts, t.updated_at = (
+        s.TransferState.UPDATE_PENDING.value,
+        "query",
+        None,
+        0,
+        now,
+    )
+    t.message = status_messages.queued("query", c.name)
+    key = enqueue(session, t, "query", payload, now)
+    repository.record(
+        session, principal, t, "receive_requested", now=now, before=before, details={"key": key}
+    )
 
 
 # --- automation ---------------------------------------------------------------------------------------
