@@ -104,8 +104,9 @@ def _plain(node: Any, path: PathKey, pos: Positions) -> Any:
     """Plain Python data of a round-trip node, recording positions on the way."""
     if isinstance(node, CommentedMap):
         out = {}
+        own = node.lc.data or {}  # None when every key is merged in from an alias
         for k, v in node.items():
-            if k in node.lc.data:
+            if k in own:
                 line, col = node.lc.key(k)
                 pos.keys[(*path, str(k))] = (line + 1, col + 1)
                 vline, vcol = node.lc.value(k)

@@ -46,6 +46,15 @@ def test_aliases_within_the_bound_are_read_and_merge_keys_keep_positions():
     assert pos.of(("rules", 0, "when", "value")) == (6, 30)
 
 
+def test_a_mapping_made_only_of_merged_keys_takes_its_own_position():
+    # ruamel keeps no key positions for a mapping whose every key comes from `<<: *name`
+    text = HEAD + "base: &base {fact: region, op: eq, value: EMEA}\nrules:\n  - id: a\n    when: {<<: *base}\n"
+    data, pos, problems = parse_yaml(text, "p.yaml")
+    assert problems == []
+    assert data["rules"][0]["when"] == {"fact": "region", "op": "eq", "value": "EMEA"}
+    assert pos.of(("rules", 0, "when", "value")) == (6, 11)
+
+
 def test_nesting_is_bounded_and_the_deepest_allowed_condition_evaluates():
     # root mapping, rules list, rule mapping, `not` mappings, the condition's mapping: MAX_DEPTH levels
     depth = MAX_DEPTH - 4
