@@ -296,7 +296,13 @@ def document_schemas() -> dict[str, dict[str, Any]]:
         }
     pairs = {
         "type": "object",
-        "additionalProperties": {"type": "object", "additionalProperties": {"type": ["string", "integer"]}},
+        "additionalProperties": {
+            "type": "object",
+            "additionalProperties": {  # an id as text, or as a 64-bit integer (kept as its text)
+                "type": ["string", "integer"],
+                **{"minLength": 1, "maxLength": 200, "minimum": -(2**63), "maximum": 2**63 - 1},
+            },
+        },
     }
     top["properties"]["correlations"] = {
         **pairs,
