@@ -31,6 +31,12 @@ def statements(db: Database) -> Iterator[list[str]]:
         event.remove(db.engine, "before_cursor_execute", record)
 
 
+ON_SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+ON_POSTGRES = pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
 def _is_sqlite(db: Database) -> bool:
     return db.engine.dialect.name == "sqlite"
 
@@ -54,9 +60,8 @@ def test_reading_takes_no_write_lock_and_writing_still_does(db):
         assert [s for s in seen if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE"]
 
 
+@ON_SQLITE  # PostgreSQL readers never wait for writers
 def test_a_reader_does_not_wait_for_a_writer_on_sqlite(db):
-    if not _is_sqlite(db):
-        pytest.skip("PostgreSQL readers never wait for writers")
     with db.transaction() as writer:
         writer.add(Product(key="w-1", name="Being written", level=ProductLevel.GROUP))
         writer.flush()  # the write lock is held until the block ends
@@ -90,9 +95,8 @@ def _count_pings(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return pings
 
 
+@ON_POSTGRES  # SQLite connections are files, never stale
 def test_a_connection_used_moments_ago_is_not_pinged_an_idle_one_is(db, monkeypatch):
-    if _is_sqlite(db):
-        pytest.skip("SQLite connections are files, never stale")
     db.engine.dispose()
     pings = _count_pings(db, monkeypatch)
     monkeypatch.setattr(database, "PING_IDLE_SECONDS", 3600.0)
@@ -106,9 +110,8 @@ def test_a_connection_used_moments_ago_is_not_pinged_an_idle_one_is(db, monkeypa
     assert pings == [1]
 
 
+@ON_POSTGRES  # SQLite connections are files, never stale
 def test_a_stale_idle_connection_costs_no_failed_request(db, monkeypatch):
-    if _is_sqlite(db):
-        pytest.skip("SQLite connections are files, never stale")
     with db.read() as session:
         session.execute(text("SELECT 1"))
         pid = session.scalar(text("SELECT pg_backend_pid()"))

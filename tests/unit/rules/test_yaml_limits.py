@@ -48,7 +48,9 @@ def test_aliases_within_the_bound_are_read_and_merge_keys_keep_positions():
 
 def test_a_mapping_made_only_of_merged_keys_takes_its_own_position():
     # ruamel keeps no key positions for a mapping whose every key comes from `<<: *name`
-    text = HEAD + "base: &base {fact: region, op: eq, value: EMEA}\nrules:\n  - id: a\n    when: {<<: *base}\n"
+    text = (
+        HEAD + "base: &base {fact: region, op: eq, value: EMEA}\nrules:\n  - id: a\n    when: {<<: *base}\n"
+    )
     data, pos, problems = parse_yaml(text, "p.yaml")
     assert problems == []
     assert data["rules"][0]["when"] == {"fact": "region", "op": "eq", "value": "EMEA"}
