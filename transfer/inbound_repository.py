@@ -278,11 +278,12 @@ def _correlation_maps(
     buried: dict[str, set[str]] = {}
     for key in keys:
         kind = plain_kind(key.kind)
-        if kind in CHILD_KINDS and key.kind == stored_kind(transfer, kind):
-            if key.deleted_at is None:
-                out.setdefault(kind, {})[key.remote_id] = key.local_id
-            else:
-                buried.setdefault(kind, set()).add(key.remote_id)
+        if kind not in CHILD_KINDS:
+            continue
+        if key.deleted_at is not None:  # (a lead child's tombstone too, after the lead converted)
+            buried.setdefault(kind, set()).add(key.remote_id)
+        elif key.kind == stored_kind(transfer, kind):
+            out.setdefault(kind, {})[key.remote_id] = key.local_id
     return out, buried
 
 
@@ -309,15 +310,18 @@ def _delete_children(
             continue
         stored = stored_kind(transfer, kind)
         by_remote = {k.remote_id: k for k in keys if k.kind == stored}
+        # a tombstone of a lead child, after the lead converted: its id is no child of the opportunity
+        by_remote |= {k.remote_id: k for k in keys if k.deleted_at is not None and plain_kind(k.kind) == kind}
         by_local = {k.local_id: k for k in keys if k.kind == stored}
         own = target.own(kind)
         deleted = 0
         for theirs, ours in pairs.items():
             key = by_remote.get(theirs)
             if key is not None:
+                if key.deleted_at is not None:
+                    continue  # deleted here already
                 local_id: int | None = key.local_id
-                if key.deleted_at is None:
-                    key.deleted_at = now
+                key.deleted_at = now
             else:
                 local_id = parse_id(ours)
                 if local_id is None or local_id not in own:
@@ -670,8 +674,10 @@ def follow_conversion(session: Session, transfer: OpportunityTransfer, opp: Oppo
         }
     for key in all_correlations(session, transfer):
         kind = plain_kind(key.kind)
-        if key.kind == kind:
-            continue  # not a lead child's key
+        if key.kind == kind or key.deleted_at is not None:
+            # not a lead child's key, or a tombstone: kept as it is (its child is gone, and its id names
+            # a lead child, not one of the opportunity's), so the partner's copy never comes back
+            continue
         now_id = carried.get(kind, {}).get(key.local_id)
         if now_id is None:
             session.delete(key)
