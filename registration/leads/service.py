@@ -9,6 +9,7 @@ import json
 from collections.abc import Sequence
 from functools import cache
 from typing import Any, NamedTuple
+from typing import cast as typed
 
 from sqlalchemy import (
     JSON,
@@ -17,10 +18,12 @@ from sqlalchemy import (
     Numeric,
     Select,
     String,
+    Table,
     any_,
     bindparam,
     cast,
     func,
+    insert,
     literal,
     null,
     or_,
@@ -31,6 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, lazyload, make_transient_to_detached, raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
+from sqlalchemy.sql.dml import Insert, ReturningInsert
 
 from common import audit
 from common.clock import utcnow
@@ -494,18 +498,34 @@ class _Named(NamedTuple):
     all_products_known: bool
 
 
+@cache
+def _named_statement() -> Select[Any]:
+    """The statement of `_named`, built once (``partner_id``, ``customer_id``, ``program`` and
+    ``product_ids`` are its parameters): building it cost a tenth of a create."""
+    wanted = bindparam("product_ids", type_=Integer(), expanding=True)
+    products = select(func.count(Product.id)).where(Product.id.in_(wanted)).scalar_subquery()
+    one = select(literal(1).label("one")).subquery()
+    return (
+        select(Organization, Customer, PartnerProgram, products)
+        .select_from(one)
+        .outerjoin(Organization, Organization.id == bindparam("partner_id", type_=Integer()))
+        .outerjoin(Customer, Customer.id == bindparam("customer_id", type_=Integer()))
+        .outerjoin(PartnerProgram, PartnerProgram.key == bindparam("program", type_=String()))
+    )
+
+
 def _named(session: Session, partner_id: int | None, data: s.LeadCreate) -> _Named:
     """The partner organization ``partner_id``, and the customer, program and products the body names, by
     one statement (each left join finds its row or none; the products are counted)."""
-    wanted = {item.product_id for item in data.products}
-    products = select(func.count(Product.id)).where(Product.id.in_(wanted)).scalar_subquery()
-    one = select(literal(1).label("one")).subquery()
+    wanted = sorted({item.product_id for item in data.products})
     row = session.execute(
-        select(Organization, Customer, PartnerProgram, products)
-        .select_from(one)
-        .outerjoin(Organization, Organization.id == partner_id)
-        .outerjoin(Customer, Customer.id == data.customer_id)
-        .outerjoin(PartnerProgram, PartnerProgram.key == data.program)
+        _named_statement(),
+        {
+            "partner_id": partner_id,
+            "customer_id": data.customer_id,
+            "program": data.program,
+            "product_ids": wanted,
+        },
     ).one()
     return _Named(row[0], row[1], row[2], row[3] == len(wanted))
 
@@ -644,6 +664,18 @@ def _claim_key(session: Session, organization_id: int, key: str, request_hash: s
     return row
 
 
+@cache
+def _lead_inserts() -> tuple[ReturningInsert[tuple[int]], Insert, Insert]:
+    """The INSERTs of a new lead (of the tables, not through the unit of work), built once: the lead
+    (returning its id), its products, its sales team."""
+    leads = typed(Table, Lead.__table__)
+    return (
+        insert(leads).returning(leads.c.id),
+        insert(typed(Table, LeadProduct.__table__)),
+        insert(typed(Table, SalesTeamMember.__table__)),
+    )
+
+
 def _new_lead(
     session: Session,
     principal: Principal,
@@ -651,7 +683,12 @@ def _new_lead(
     program: PartnerProgram | None,
     partner: Organization | None,
 ) -> Lead:
-    """The new lead (flushed); ``partner``: the organization of its primary partner, read already."""
+    """The new lead, written; ``partner``: the organization of its primary partner, read already.
+
+    The lead, its products and its creator on its sales team are written by three INSERTs of their
+    values, not through the unit of work (its flush was near half of a create); the lead returned
+    holds what was written, outside the session (nothing in the creating transaction changes it).
+    """
     values = _field_values(data.model_dump(exclude={"products"}), program)
     if principal.internal:
         # An internal user's lead is not accepted; it belongs to the partner it is for, if any.
@@ -665,20 +702,39 @@ def _new_lead(
         partner = None
     if values.get("partner_type") is None and partner is not None and partner.partner_type is not None:
         values["partner_type"] = str(partner.partner_type)
-    lead = Lead(
-        **values,
+    now = utcnow()
+    values.update(
         organization_id=organization_id,
         accepted=accepted,
         sales_channel=s.SalesChannel.PARTNER.value,
         owner_user_id=principal.user_id,
         created_by=principal.user_id,
         status=RegistrationStatus.DRAFT.value,
+        lead_status=LeadStatus.OPEN.value,
+        created_at=now,
+        updated_at=now,
+        version=1,
     )
-    lead.sales_team = [SalesTeamMember(user_id=principal.user_id, role=LEAD_OWNER, source="creator")]
-    lead.products = [LeadProduct(product_id=p.product_id, is_primary=p.primary) for p in data.products]
-    lead.territory_team = []  # known empty: reading it back costs no statement
-    session.add(lead)
-    session.flush()
+    insert_lead, insert_products, insert_team = _lead_inserts()
+    lead_id = session.execute(insert_lead, values).scalar_one()
+    products = [
+        {
+            "lead_id": lead_id,
+            "product_id": p.product_id,
+            "is_primary": p.primary,
+            "amount": None,
+            "currency": None,
+        }
+        for p in data.products
+    ]
+    creator = {"lead_id": lead_id, "user_id": principal.user_id, "role": LEAD_OWNER, "source": "creator"}
+    if products:
+        session.execute(insert_products, products)
+    session.execute(insert_team, creator)
+    lead = Lead(id=lead_id, **values)
+    lead.products = [LeadProduct(**p) for p in products]
+    lead.sales_team = [SalesTeamMember(**creator)]
+    lead.territory_team = []
     return lead
 
 

@@ -24,7 +24,7 @@ from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, 
 #: any converted), their products, teams, contacts and activities (one statement).
 PAGE_BUDGET = 4
 WHAT_IF_BUDGET = 9
-CREATE_BUDGET = 6
+CREATE_BUDGET = 5
 SUBMIT_BUDGET = 17
 #: approving a step that is not the last; the last one (the lead converts into an opportunity)
 APPROVE_STEP_BUDGET = 10
