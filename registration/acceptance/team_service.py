@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.orm import Session
 
 from common import audit
@@ -31,8 +31,9 @@ from registration.notifications.notifications import NotificationEvent
 from territory.models import Territory
 
 
-def offered_to(lead_id: Any, organization_id: int) -> Any:
-    """SQL condition: the lead is offered to the organization (usable in ``where`` or evaluated)."""
+def offered_to(lead_id: Any, organization_id: int | ColumnElement[int]) -> Any:
+    """SQL condition: the lead is offered to the organization (usable in ``where`` or evaluated; the
+    organization an id or a bound parameter)."""
     return exists().where(LeadOffer.lead_id == lead_id, LeadOffer.organization_id == organization_id)
 
 

@@ -16,11 +16,13 @@ from sqlalchemy import (
     Boolean,
     Integer,
     Numeric,
+    Row,
     Select,
     String,
     Table,
     any_,
     bindparam,
+    case,
     cast,
     func,
     insert,
@@ -225,7 +227,11 @@ class _References(NamedTuple):
 
 
 def _references(
-    session: Session, leads: Sequence[Lead], *, with_teams: bool = False, children: Children | None = None
+    session: Session,
+    leads: Sequence[Lead | Row[Any]],
+    *,
+    with_teams: bool = False,
+    children: Children | None = None,
 ) -> _References:
     """The program keys, opportunity ids, contacts and activities of several leads (``with_teams``: also
     their products, sales and territory teams, the leads having been read without them; ``children``:
@@ -390,10 +396,15 @@ def _children(
 
 
 def lead_out(
-    session: Session, lead: Lead, references: _References | None = None, *, children: Children | None = None
+    session: Session,
+    lead: Lead | Row[Any],
+    references: _References | None = None,
+    *,
+    children: Children | None = None,
 ) -> s.LeadOut:
-    """The lead as the API shows it (``references``: `_references` of a page the lead is on;
-    ``children``: its contacts and activities as `locked_lead` read them, when the action kept them)."""
+    """The lead as the API shows it, an object or a row of `_page_statement` (``references``: `_references`
+    of a page the lead is on, always given with a row; ``children``: its contacts and activities as
+    `locked_lead` read them, when the action kept them)."""
     refs = references if references is not None else _references(session, [lead], children=children)
     programs, opportunities = refs.programs, refs.opportunities
     if refs.teams is not None:
@@ -460,28 +471,49 @@ def get_lead(db: Database, principal: Principal, lead_id: int) -> s.LeadOut:
         return lead_out(session, lead, _references(session, [lead], with_teams=True))
 
 
+@cache
+def _page_statement(internal: bool, by_status: bool) -> Select[Any]:
+    """The leads of a page as rows (no ORM objects: a page only shows them), each with its program's key
+    and the opportunity it converted into, built once per kind of caller and filter; parameters
+    ``after``, ``limit``, and ``org`` (partners) and ``status`` (filtered)."""
+    leads = Lead.__table__.c
+    program_key = select(PartnerProgram.key).where(PartnerProgram.id == Lead.program_id).scalar_subquery()
+    opportunity_id = case(
+        (
+            Lead.lead_status == LeadStatus.CONVERTED.value,
+            select(Opportunity.id).where(Opportunity.lead_id == Lead.id).scalar_subquery(),
+        ),
+        else_=null(),
+    )
+    stmt = select(*leads, program_key.label("program_key"), opportunity_id.label("opportunity_id")).where(
+        Lead.id > bindparam("after", type_=Integer())
+    )
+    if not internal:
+        org = bindparam("org", type_=Integer())
+        stmt = stmt.where(or_(Lead.organization_id == org, offered_to(Lead.id, org)))
+    if by_status:
+        stmt = stmt.where(Lead.status == bindparam("status", type_=String()))
+    return stmt.order_by(Lead.id).limit(bindparam("limit", type_=Integer()))
+
+
 def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Page[s.LeadOut]:
-    after = decode_cursor(query.cursor)
+    """A page of the leads the caller sees, in two statements whatever its size: the leads with their
+    program keys and opportunity ids, then their children (products, teams, contacts, activities)."""
+    params: dict[str, Any] = {"after": decode_cursor(query.cursor), "limit": query.limit + 1}
+    if not principal.internal:
+        params["org"] = principal.organization_id
+    if query.status is not None:
+        params["status"] = query.status.value
     with db.read() as session:
-        stmt: Select[Lead] = select(Lead).where(Lead.id > after)
-        if not principal.internal:
-            stmt = stmt.where(
-                or_(
-                    Lead.organization_id == principal.organization_id,
-                    offered_to(Lead.id, principal.organization_id),
-                )
-            )
-        if query.status is not None:
-            stmt = stmt.where(Lead.status == query.status.value)
-        # the page's products and teams come with its contacts and activities (one statement)
-        rows = list(
-            session.scalars(stmt.options(*_WITHOUT_COLLECTIONS).order_by(Lead.id).limit(query.limit + 1))
-        )
+        connection = session.connection()  # Core rows: no ORM machinery
+        rows = connection.execute(_page_statement(principal.internal, query.status is not None), params).all()
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        references = _references(session, rows, with_teams=True)
+        programs = {row.program_id: row.program_key for row in rows if row.program_id}
+        opportunities = {row.id: row.opportunity_id for row in rows if row.opportunity_id is not None}
+        references = _children(session, [row.id for row in rows], programs, opportunities, True)
         return Page[s.LeadOut](
-            items=[lead_out(session, r, references) for r in rows],
+            items=[lead_out(session, row, references) for row in rows],
             next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
         )
 
