@@ -7,11 +7,9 @@ function ``task(database_url, chunk) -> dict[str, int]`` named by ``"module:func
 
 from __future__ import annotations
 
-import gc
 import importlib
 import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from common.database import Database
@@ -59,21 +57,3 @@ def database_for(url: str) -> Database:
 def run_chunk(task: str, database_url: str, chunk: Chunk) -> tuple[Chunk, dict[str, int]]:
     """Run one chunk in this process (what a worker executes)."""
     return chunk, dict(resolve_task(task)(database_url, chunk))
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cycle collector held off while a chunk decides its leads.
-
-    A chunk allocates and frees objects by the hundred thousand, and every collection pass they caused
-    scanned the territory model's millions of objects with them: a fifth of a plan's CPU (measured: 232 us
-    a lead, 181 us with the collector off). What a chunk leaves behind is freed by reference counting; a
-    cycle, if any, is collected once the chunk is over.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, object_session
 
 from common.clock import utcnow
+from common.collector import collector_paused
 from common.database import Database
 from common.errors import Conflict, FieldProblem, NotFound
 from directory.enums import OrganizationKind
@@ -551,13 +552,14 @@ def build_snapshot(
     url = _url_key(session)
 
     def build() -> TerritorySnapshot:
-        dims = load_dimensions(session, fp, model)
-        return TerritorySnapshot(
-            model_version_label(model.id, model.version),
-            load_defs(session, model.id),
-            dims,
-            dimension_sources(session, model.id),
-        )
+        with collector_paused():  # (millions of objects made: collection passes cost more than the build)
+            dims = load_dimensions(session, fp, model)
+            return TerritorySnapshot(
+                model_version_label(model.id, model.version),
+                load_defs(session, model.id),
+                dims,
+                dimension_sources(session, model.id),
+            )
 
     return _snapshots.get_or_build((url, model.id, model.version, fp), build)
 

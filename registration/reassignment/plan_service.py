@@ -14,8 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from common.batch import Chunk, database_for
-from common.chunks import collector_paused
 from common.clock import utcnow
+from common.collector import collector_paused
 from common.database import Database, json_loads
 from common.errors import NotFound
 from directory.models import Customer, Organization, PartnerProgram, Product
@@ -125,7 +125,7 @@ def incremental_members(base: Model, target: Model) -> dict[str, list[str]] | No
 
 def definitions_for(db: Database, model_id: int) -> Definitions:
     """What comparing a model with another reads of it (not the snapshot: nothing is matched on it)."""
-    with db.transaction() as session:
+    with db.transaction() as session, collector_paused():
         model = session.get(TerritoryModel, model_id)
         if model is None:
             raise NotFound(f"territory model {model_id} not found")
