@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Date, Integer, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from directory.models import Customer, Organization, PartnerProgram, Product, ProgramMembership
@@ -69,6 +70,35 @@ def eligibility(session: Session, lead: Lead, today: date, *, with_keys: bool = 
     return Eligibility(blockers, partner, program, membership, keys)
 
 
+@cache
+def _statement(with_keys: bool) -> Select[*tuple[Any, ...]]:
+    """The one statement of `_partner_program_membership`, built once (``partner_id``, ``program_id``,
+    ``today``, and with the keys ``customer_id`` and ``product_id``, are its parameters)."""
+    today = bindparam("today", type_=Date())
+    valid = and_(
+        ProgramMembership.organization_id == Organization.id,
+        ProgramMembership.program_id == PartnerProgram.id,
+        ProgramMembership.valid_from <= today,
+        or_(ProgramMembership.valid_to.is_(None), ProgramMembership.valid_to >= today),
+    )
+    stmt = (
+        select(Organization, PartnerProgram, ProgramMembership)
+        .select_from(Organization)
+        .join(PartnerProgram, PartnerProgram.id == bindparam("program_id", type_=Integer()))
+        .outerjoin(ProgramMembership, valid)
+        .where(Organization.id == bindparam("partner_id", type_=Integer()))
+    )
+    if with_keys:
+        customer_id, product_id = (
+            bindparam("customer_id", type_=Integer()),
+            bindparam("product_id", type_=Integer()),
+        )
+        customer = select(Customer.key).where(Customer.id == customer_id).scalar_subquery()
+        product = select(Product.key).where(Product.id == product_id).scalar_subquery()
+        return stmt.add_columns(customer, product)
+    return stmt
+
+
 def _partner_program_membership(
     session: Session, lead: Lead, today: date, with_keys: bool
 ) -> tuple[
@@ -82,25 +112,15 @@ def _partner_program_membership(
     (the usual case), else what it names read on its own (and no keys)."""
     row = None
     if lead.primary_partner_id is not None and lead.program_id is not None:
-        valid = and_(
-            ProgramMembership.organization_id == Organization.id,
-            ProgramMembership.program_id == PartnerProgram.id,
-            ProgramMembership.valid_from <= today,
-            or_(ProgramMembership.valid_to.is_(None), ProgramMembership.valid_to >= today),
-        )
-        stmt = (
-            select(Organization, PartnerProgram, ProgramMembership)
-            .select_from(Organization)
-            .join(PartnerProgram, PartnerProgram.id == lead.program_id)
-            .outerjoin(ProgramMembership, valid)
-            .where(Organization.id == lead.primary_partner_id)
-        )
-        if with_keys:
-            product_id = next((p.product_id for p in lead.products if p.is_primary), None)
-            customer = select(Customer.key).where(Customer.id == lead.customer_id).scalar_subquery()
-            product = select(Product.key).where(Product.id == product_id).scalar_subquery()
-            stmt = stmt.add_columns(customer, product)
-        row = session.execute(stmt).first()
+        product_id = next((p.product_id for p in lead.products if p.is_primary), None) if with_keys else None
+        params = {
+            "partner_id": lead.primary_partner_id,
+            "program_id": lead.program_id,
+            "today": today,
+            "customer_id": lead.customer_id,
+            "product_id": product_id,
+        }
+        row = session.execute(_statement(with_keys), params).first()
     if row is not None:
         cells: tuple[Any, ...] = tuple(row)
         return cells[0], cells[1], cells[2], ((cells[3], cells[4]) if with_keys else None)

@@ -4,12 +4,18 @@ approvers, all in one transaction; and the approver preview, which decides witho
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, Table, bindparam, insert, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate, Update
 
 from common import audit
 from common.clock import utcnow
@@ -99,14 +105,21 @@ def lead_facts(session: Session, lead: Lead, allowed: Eligibility) -> dict[str, 
 # --- the number, the teams ----------------------------------------------------------------------------
 
 
+@functools.cache
+def _counter_bump() -> ReturningUpdate[int]:
+    """The UPDATE of `next_registration_value` (of the table), built once."""
+    counters = cast(Table, RegistrationCounter.__table__)
+    return (
+        update(counters)
+        .where(counters.c.name == COUNTER)
+        .values(last_value=counters.c.last_value + 1)
+        .returning(counters.c.last_value)
+    )
+
+
 def next_registration_value(session: Session) -> int:
     """Take the next value of the counter row in the caller's transaction (row-locked until commit)."""
-    bump = (
-        update(RegistrationCounter)
-        .where(RegistrationCounter.name == COUNTER)
-        .values(last_value=RegistrationCounter.last_value + 1)
-        .returning(RegistrationCounter.last_value)
-    )
+    bump = _counter_bump()
     value = session.execute(bump).scalar()
     if value is None:  # a database whose counter row was never created (or was emptied)
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
@@ -118,27 +131,73 @@ def next_registration_value(session: Session) -> int:
     return int(value)
 
 
+_Record = TypeVar("_Record", LeadTerritory, SalesTeamMember)
+
+
+@functools.cache
+def _team_inserts() -> tuple[ReturningInsert[Any], ReturningInsert[Any]]:
+    """The INSERTs of an assignment (of the tables, not through the unit of work), built once: the
+    territory team, the sales team; each returning its ids in the order of its rows."""
+    territories, members = cast(Table, LeadTerritory.__table__), cast(Table, SalesTeamMember.__table__)
+    return (
+        insert(territories).returning(territories.c.id, sort_by_parameter_order=True),
+        insert(members).returning(members.c.id, sort_by_parameter_order=True),
+    )
+
+
+def _inserted(
+    session: Session, statement: ReturningInsert[Any], rows: list[dict[str, Any]]
+) -> list[tuple[int, dict[str, Any]]]:
+    """(id, row) of each row ``statement`` inserted."""
+    ids = [int(row[0]) for row in session.execute(statement, rows)]
+    return list(zip(ids, rows, strict=True))
+
+
+def _attached(session: Session, records: list[_Record]) -> list[_Record]:
+    """Records just inserted, put in the session as if read back."""
+    for record in records:
+        make_transient_to_detached(record)
+        session.add(record)
+    return records
+
+
 def _assign(
+    session: Session,
     lead: Lead,
     snapshot: TerritorySnapshot | None,
     result: AssignmentDecisionResult,
     users: Mapping[str, int],
 ) -> dict[str, Any]:
     """Put the decided territories on the territory team and the resources on the sales team (``users``:
-    user key -> id of the directory's users the decision names)."""
+    user key -> id of the directory's users the decision names), one INSERT per table: the rows become
+    the lead's collections as if loaded."""
     model_id = model_id_of(snapshot) if snapshot else None
-    for key in result.territory_team:
-        lead.territory_team.append(LeadTerritory(territory_key=key, territory_model_id=model_id))
+    territories = [
+        {"lead_id": lead.id, "territory_key": key, "territory_model_id": model_id}
+        for key in result.territory_team
+    ]
     keys = sorted({r.user for r in result.resources})
     present = {(m.user_id, m.role) for m in lead.sales_team}
+    members = []
     added = []
     for resource in result.resources:
         user_id = users.get(resource.user)
         if user_id is None or (user_id, resource.role) in present:
             continue
         present.add((user_id, resource.role))
-        lead.sales_team.append(SalesTeamMember(user_id=user_id, role=resource.role, source="assignment"))
+        members.append(
+            {"lead_id": lead.id, "user_id": user_id, "role": resource.role, "source": "assignment"}
+        )
         added.append({"user": resource.user, "role": resource.role})
+    insert_territories, insert_members = _team_inserts()
+    if territories:
+        new = [LeadTerritory(id=i, **row) for i, row in _inserted(session, insert_territories, territories)]
+        set_committed_value(lead, "territory_team", [*lead.territory_team, *_attached(session, new)])
+    if members:
+        added_members = [
+            SalesTeamMember(id=i, **row) for i, row in _inserted(session, insert_members, members)
+        ]
+        set_committed_value(lead, "sales_team", [*lead.sales_team, *_attached(session, added_members)])
     return {
         "territories": list(result.territory_team),
         "territory_model_id": model_id,
@@ -196,6 +255,34 @@ def _decide(
     if team and result.policy.reassign_on_resubmit:  # policy rules read facts only: the same either way
         enriched, result = decide_facts_in(session, facts, snapshot, rulesets)
     return snapshot, enriched, result
+
+
+@functools.cache
+def _lead_update() -> Update:
+    """The UPDATE of `_write` (of the table; its SET names the columns a call gives), built once."""
+    leads = cast(Table, Lead.__table__)
+    return update(leads).where(
+        leads.c.id == bindparam("lead_id", type_=Integer()),
+        leads.c.version == bindparam("lead_version", type_=Integer()),
+    )
+
+
+def _write(session: Session, lead: Lead, values: dict[str, Any], now: datetime) -> None:
+    """Give the lead ``values`` and its next version by one UPDATE of the table (the unit of work's
+    flush of it cost as much as the statement), then hold them on the lead as if read back. A lead the
+    request changed already (an implicit acceptance) takes them as changes instead, so one UPDATE of
+    the unit of work writes everything under one new version."""
+    if inspect(lead).modified:
+        for name, value in values.items():
+            setattr(lead, name, value)
+        return
+    values = {**values, "updated_at": now, "version": lead.version + 1}
+    params = {**values, "lead_id": lead.id, "lead_version": lead.version}
+    written = cast(CursorResult[Any], session.execute(_lead_update(), params))
+    if written.rowcount != 1:  # the lead is locked: cannot happen
+        raise StaleDataError(f"lead {lead.id} changed under its lock (version {lead.version})")
+    for name, value in values.items():
+        set_committed_value(lead, name, value)
 
 
 # --- submit -------------------------------------------------------------------------------------------
@@ -262,14 +349,20 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             explain_on_read=True,  # GET /v1/decisions/{id} explains it
         )
         # submitted and routed at once: one new version of the lead, written by one UPDATE
-        lead.registration_number, lead.decision_id = number, decision.id
-        lead.status, lead.submitted_at, lead.submitted_by = routed.value, now, principal.user_id
+        routed_values = {
+            "registration_number": number,
+            "decision_id": decision.id,
+            "status": routed.value,
+            "submitted_at": now,
+            "submitted_by": principal.user_id,
+        }
+        _write(session, lead, routed_values, now)
         users, people = _people(session, principal, lead, snapshot, result)
         if not result.kept_team:  # first submission, or the policy's fresh assignment: never a mix
             replaced = _unassign(lead) if lead.territory_team else {}
             if replaced:
                 session.flush()  # the replaced rows go before the new ones arrive (same unique keys)
-            assigned = {**_assign(lead, snapshot, result, users), **replaced}
+            assigned = {**_assign(session, lead, snapshot, result, users), **replaced}
             audit.record(
                 session,
                 principal,
