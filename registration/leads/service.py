@@ -33,6 +33,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, lazyload, make_transient_to_detached, raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -361,17 +362,18 @@ def _children_statement(with_teams: bool, dialect: str) -> Select[Any]:
 
 
 def _children(
-    session: Session,
+    session: Session | Connection,
     lead_ids: Sequence[int],
     programs: dict[int, str],
     opportunities: dict[int, int],
     with_teams: bool,
 ) -> _References:
-    """The contacts and activities (and teams) of several leads, in one statement whatever their number."""
+    """The contacts and activities (and teams) of several leads, in one statement whatever their number
+    (``session``: a connection where nothing is to be flushed first, as on a page)."""
     contacts: dict[int, list[s.LeadContactOut]] = {}
     activities: dict[int, list[s.LeadActivityOut]] = {}
     teams = _Teams({}, {}, {}) if with_teams else None
-    dialect = session.get_bind().dialect.name
+    dialect = session.dialect.name if isinstance(session, Connection) else session.get_bind().dialect.name
     for row in session.execute(_children_statement(with_teams, dialect), {"lead_ids": list(lead_ids)}):
         what = row.what
         if what == "contact":
@@ -511,7 +513,7 @@ def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Pa
         rows = rows[: query.limit]
         programs = {row.program_id: row.program_key for row in rows if row.program_id}
         opportunities = {row.id: row.opportunity_id for row in rows if row.opportunity_id is not None}
-        references = _children(session, [row.id for row in rows], programs, opportunities, True)
+        references = _children(connection, [row.id for row in rows], programs, opportunities, True)
         return Page[s.LeadOut](
             items=[lead_out(session, row, references) for row in rows],
             next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
