@@ -26,12 +26,21 @@ from rules.reference import explain
 from rules.vocabulary import FACTS, NormalizedFacts, normalize_facts
 from territory.dimensions import BUILT_IN
 from territory.errors import hint
-from territory.snapshot import CamAssignment, Explanation, MatchResult, TerritorySnapshot, UnknownValue
+from territory.snapshot import (
+    CamAssignment,
+    Candidates,
+    Explanation,
+    MatchResult,
+    TerritorySnapshot,
+    UnknownValue,
+)
 from territory.tree import CHANNEL_ACCOUNT_MANAGER
 
 #: Losing territories a trace explains besides the matches (the closest by dimensions met); the others
 #: are counted by reason. ``detail=full`` explains them all.
 TRACE_CLOSEST_LOSERS = 3
+#: Bounded traces' candidates a snapshot remembers (`_bounded_candidates`) before starting afresh.
+CANDIDATES_CAP = 1_024
 
 DEFAULT_STEP = ast.ApprovalStep(
     name="channel account manager", roles=(CHANNEL_ACCOUNT_MANAGER,), mode="parallel"
@@ -332,11 +341,32 @@ def candidates_json(
     if snapshot is None:
         return {"candidates": [], "candidates_omitted": {"count": 0, "reasons": {}}}
     brief = closest is not None
-    found = snapshot.candidates(tfacts, closest, paths=not brief, match=match)
+    found = (
+        _bounded_candidates(snapshot, tfacts, closest, match)
+        if closest is not None
+        else snapshot.candidates(tfacts, closest, paths=True, match=match)
+    )
     return {
         "candidates": [explanation_json(e, brief=brief) for e in found.explained],
-        "candidates_omitted": {"count": found.omitted, "reasons": found.omitted_reasons},
+        "candidates_omitted": {"count": found.omitted, "reasons": dict(found.omitted_reasons)},
     }
+
+
+def _bounded_candidates(
+    snapshot: TerritorySnapshot, tfacts: Mapping[str, str], closest: int, match: MatchResult | None
+) -> Candidates:
+    """The candidates of a bounded trace, remembered per snapshot: they depend on the territory facts
+    alone (``match``, when given, is the snapshot's match of them), which leads share (a country, a
+    product line), and explaining them was most of a bounded trace's cost. At most
+    ``CANDIDATES_CAP`` are kept (the snapshot's own cap is for far smaller values)."""
+    remembered: dict[tuple[Any, ...], Candidates] = snapshot.derived(("bounded candidates",), dict)
+    key = (tuple(sorted(tfacts.items())), closest)
+    found = remembered.get(key)
+    if found is None:
+        if len(remembered) >= CANDIDATES_CAP:
+            remembered.clear()
+        found = remembered[key] = snapshot.candidates(tfacts, closest, paths=False, match=match)
+    return found
 
 
 def deepest_territories(snapshot: TerritorySnapshot | None, keys: Sequence[str]) -> tuple[str, ...]:

@@ -163,6 +163,26 @@ def test_the_trace_says_why_a_losing_territory_lost(evaluator):
     assert why["dimension"] == "geography"
 
 
+def test_bounded_traces_on_one_snapshot_explain_each_lead_as_a_fresh_snapshot_does(evaluator):
+    # a snapshot remembers the candidates of the territory facts it explained: leads with other facts
+    # get their own, and a caller changing one answer's trace changes no later answer
+    snapshot = _snapshot()
+    leads = [
+        {"geography": "JP", "product": "fw-1"},
+        {"geography": "JP", "product": "sw-1"},
+        {"geography": "DE"},
+        {"geography": "JP", "product": "fw-1"},
+    ]
+    for facts in leads:
+        trace = decide(LeadFacts.check(facts), snapshot, {}, evaluator).trace
+        fresh = decide(LeadFacts.check(facts), _snapshot(), {}, evaluator).trace
+        assert trace == fresh
+        trace["candidates_omitted"]["reasons"]["changed"] = 1
+        trace["candidates"].clear()
+    again = decide(LeadFacts.check(leads[0]), snapshot, {}, evaluator).trace
+    assert again == decide(LeadFacts.check(leads[0]), _snapshot(), {}, evaluator).trace
+
+
 def test_the_rules_compare_the_checked_facts_and_the_trace_shows_them_as_given(evaluator):
     given = {"geography": "JP", "product": "fw-1", "deal_size": 250000.0, "crm_note": "from the CRM"}
     facts = LeadFacts.check(given)
