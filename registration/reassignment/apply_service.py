@@ -39,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.functions import Function
 
 from common import audit, outbox
@@ -241,6 +241,7 @@ def _store_decisions(session: Session, chunk: Chunk, movable: Sequence[int], now
     """Each movable lead's decision, on its item: a new one when the plan re-decided it, the earlier
     one on a revert; the items are marked applied."""
     pending = [*_pending(chunk), _among(session, Item.lead_id, movable)]
+    planned = aliased(StoredDecision)
     new = session.execute(
         insert(StoredDecision)
         .from_select(
@@ -260,12 +261,13 @@ def _store_decisions(session: Session, chunk: Chunk, movable: Sequence[int], now
                 Item.lead_id,
                 Lead.organization_id,
                 Item.after["territory_model_id"].as_integer(),
-                Item.facts,
+                planned.facts,  # (the lead is at the planned version: its decision is the one planned on)
                 Item.result_json,
                 # (the facts are the decision's own column: not copied into its trace)
                 _json_object(session, "reassignment_run_id", Item.run_id, "reason", Item.reason),
             )
             .join(Lead, Lead.id == Item.lead_id)
+            .join(planned, planned.id == Lead.decision_id)
             .where(*pending, _present(session, Item.result_json))
             .order_by(Item.id),
         )

@@ -76,9 +76,8 @@ class ReassignmentItem(Base):
     after: Mapped[dict[str, Any]] = mapped_column(JSON)
     # What the apply does with the lead's registration in flight (policy): reroute, move_team...
     action: Mapped[str | None] = mapped_column(String(20))
-    # The new decision to store (facts and result) when the plan re-decided the lead; a revert names
-    # the earlier decision in ``after`` instead.
-    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The new decision's result when the plan re-decided the lead (its facts are those of the lead's
+    # decision at the planned version); a revert names the earlier decision in ``after`` instead.
     result_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The decision the lead has after the apply (a new one, or the earlier one a revert restores).
     decision_id: Mapped[int | None] = mapped_column(Integer)

@@ -433,7 +433,6 @@ def _plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
                     **({"opportunity_owner_id": owners[lead.lead_id]} if lead.lead_id in owners else {}),
                 },
                 "after": {**after.to_json(), "territory_model_id": context.model_id},
-                "facts": dict(lead.facts) if found.outcome is ItemOutcome.MOVE else None,
                 "result_json": result.to_json() if result and found.outcome is ItemOutcome.MOVE else None,
             }
         )

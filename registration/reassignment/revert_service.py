@@ -86,7 +86,6 @@ def _inverse(
         "cam_after": original.cam_before,
         "before": before,
         "after": after,
-        "facts": None,
         "result_json": None,
     }
 
