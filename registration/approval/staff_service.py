@@ -7,13 +7,13 @@ These decide its expiry and extension requests, and the managers among them hear
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, bindparam, literal, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Integer, Select, String, and_, bindparam, literal, null, or_, select, union_all
+from sqlalchemy.orm import Session, aliased, lazyload
 
 from common.principal import CHANNEL_ROLES, Principal, Role
 from directory.models import User
@@ -76,6 +76,111 @@ def _channel_roles_up_statement() -> Select[Any]:
         .where(TerritoryMember.role.in_(sorted(_CHANNEL)))
         .order_by(up.c.depth, TerritoryMember.id)
     )
+
+
+@cache
+def _staff_and_users_statement() -> Select[Any]:
+    """The statement of `channel_roles_and_users`, built once (``model_id``, ``territories``, ``ids`` and
+    ``keys`` are its parameters): the recursive walk of `_channel_roles_up_statement` from every
+    territory at once (each row says which one it walked up from), each role with its user (a key no
+    user has gives a role row without one), then every user ``ids`` and ``keys`` name, without a role."""
+    model_id = bindparam("model_id", type_=Integer())
+    up = (
+        select(
+            Territory.key.label("origin"),
+            Territory.key,
+            Territory.parent_key,
+            literal(0).label("depth"),
+        )
+        .where(Territory.model_id == model_id, Territory.key.in_(bindparam("territories", expanding=True)))
+        .cte("up", recursive=True)
+    )
+    parent = aliased(Territory)
+    up = up.union_all(
+        select(up.c.origin, parent.key, parent.parent_key, up.c.depth + 1).where(
+            parent.model_id == model_id, parent.key == up.c.parent_key, up.c.depth < MAX_DEPTH - 1
+        )
+    )
+    roles = (
+        select(
+            User.id.label("user_id"),
+            TerritoryMember.user_key,
+            TerritoryMember.role,
+            up.c.key.label("territory"),
+            up.c.origin,
+            up.c.depth,
+            TerritoryMember.id.label("member_id"),
+        )
+        .select_from(up)
+        .join(Territory, and_(Territory.model_id == model_id, Territory.key == up.c.key))
+        .join(TerritoryMember, TerritoryMember.territory_id == Territory.id)
+        .outerjoin(User, User.key == TerritoryMember.user_key)
+        .where(TerritoryMember.role.in_(sorted(_CHANNEL)))
+    )
+    named = select(
+        User.id,
+        null().label("user_key"),
+        null().label("role"),
+        null().label("territory"),
+        null().label("origin"),
+        null().label("depth"),
+        null().label("member_id"),
+    ).where(
+        or_(
+            User.id.in_(bindparam("ids", expanding=True)),
+            User.key.in_(bindparam("keys", expanding=True)),
+        )
+    )
+    rows = union_all(roles, named).subquery("staff")
+    return (
+        select(
+            User,
+            rows.c.user_key,
+            rows.c.role,
+            rows.c.territory,
+            rows.c.origin,
+            rows.c.depth,
+            rows.c.member_id,
+        )
+        .select_from(rows)
+        .outerjoin(User, User.id == rows.c.user_id)
+        .options(lazyload(User.organization))
+    )
+
+
+def channel_roles_and_users(
+    session: Session,
+    territories: Sequence[tuple[int | None, str]],
+    keys: Iterable[str],
+    ids: Iterable[int],
+) -> tuple[list[tuple[str, str, str]], list[User]] | None:
+    """`channel_roles_on` and every user the roles, ``keys`` and ``ids`` name, by one statement, when the
+    territories are of one territory model given by its id (None: they are not; read them apart)."""
+    model_ids = {model_id for model_id, _ in territories}
+    if len(model_ids) != 1 or None in model_ids:
+        return None
+    order: dict[str, int] = {}
+    for key in (key for _, key in territories):
+        order.setdefault(key, len(order))
+    if len(order) != len(territories):  # a territory named twice: its roles would come once
+        return None
+    params = {
+        "model_id": next(iter(model_ids)),
+        "territories": list(order),
+        "ids": sorted(ids),
+        "keys": sorted(keys),
+    }
+    found: list[tuple[tuple[int, int, int], tuple[str, str, str]]] = []
+    users: dict[int, User] = {}
+    for user, user_key, role, territory, origin, depth, member_id in session.execute(
+        _staff_and_users_statement(), params
+    ):
+        if user is not None:
+            users[user.id] = user
+        if role is not None:
+            found.append(((order[origin], depth, member_id), (user_key, role, territory)))
+    found.sort(key=lambda f: f[0])
+    return [role for _, role in found], list(users.values())
 
 
 def _channel_roles_up_from(session: Session, model_id: int, key: str) -> list[tuple[str, str, str]]:

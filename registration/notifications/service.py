@@ -33,6 +33,7 @@ from common.principal import Principal
 from directory.models import User
 from registration.approval.staff_service import (
     MANAGER_ROLES,
+    channel_roles_and_users,
     channel_roles_on,
     staff_of,
     territory_channel_roles,
@@ -83,14 +84,21 @@ def read_people(
 ) -> People:
     """The channel roles on ``territories`` (the lead's team as the action will leave it: (territory
     model id, key)) and, by one statement, every user they, ``keys`` and ``ids`` name, with the lead's
-    sales team, owner and submitter; for the action's own use and then `notify`'s."""
-    channel_roles = channel_roles_on(session, territories)
-    wanted_keys = frozenset(keys) | {k for k, _, _ in channel_roles}
-    wanted_ids = (
+    sales team, owner and submitter; for the action's own use and then `notify`'s. Territories of one
+    model given by its id (a submission's) are walked by that same statement."""
+    named_ids = (
         frozenset(ids)
         | {m.user_id for m in lead.sales_team}
         | {i for i in (lead.owner_user_id, lead.submitted_by) if i is not None}
     )
+    named_keys = frozenset(keys)
+    together = channel_roles_and_users(session, territories, named_keys, named_ids)
+    if together is not None:  # one statement
+        roles, found = together
+        return People(named_keys | {k for k, _, _ in roles}, named_ids, found, roles)
+    channel_roles = channel_roles_on(session, territories)
+    wanted_keys = named_keys | {k for k, _, _ in channel_roles}
+    wanted_ids = named_ids
     users = (
         session.scalars(
             select(User)

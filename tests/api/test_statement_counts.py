@@ -25,7 +25,7 @@ from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, 
 PAGE_BUDGET = 2
 WHAT_IF_BUDGET = 9
 CREATE_BUDGET = 5
-SUBMIT_BUDGET = 17
+SUBMIT_BUDGET = 16
 #: approving a step that is not the last; the last one (the lead converts into an opportunity)
 APPROVE_STEP_BUDGET = 10
 APPROVE_LAST_BUDGET = 34
