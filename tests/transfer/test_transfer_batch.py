@@ -6,35 +6,19 @@ Two real instances in one process; SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from common.clock import utcnow
 from tests.api.approvals_support import act, ok, pending
-from tests.api.leads_support import Demo, load_demo
+from tests.api.leads_support import Demo
 from tests.api.test_statement_counts import counted
-from tests.transfer.pair_support import BRAND_SIGNS, PARTNER_HOST, Partner, connect, partner_instance
+from tests.transfer.pair_support import BRAND_SIGNS, PARTNER_HOST, connect
 from transfer import delivery_service
 from transfer.client import PartnerCrmClient
 from transfer.models import OpportunityTransfer, PartnerCrmConnection
 from transfer.signing import signature_headers
-
-
-@pytest.fixture
-def demo(db, tmp_path: Path) -> Demo:
-    brand = tmp_path / "brand"
-    brand.mkdir()
-    return load_demo(db, brand)
-
-
-@pytest.fixture
-def partner(settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Partner]:
-    with partner_instance(settings, tmp_path, request) as instance:
-        yield instance
 
 
 class Recorded(httpx.BaseTransport):

@@ -8,38 +8,14 @@ real instances in one process; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from registration.opportunities.models import OpportunityNote
 from tests.api.approvals_support import act, ok, pending
-from tests.api.leads_support import Demo, load_demo, submit
-from tests.transfer.pair_support import Partner, connect, deliver_to, partner_instance
-
-
-@pytest.fixture
-def demo(db, tmp_path: Path) -> Demo:
-    brand = tmp_path / "brand"
-    brand.mkdir()
-    return load_demo(db, brand)
-
-
-@pytest.fixture
-def partner(settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Partner]:
-    with partner_instance(settings, tmp_path, request) as instance:
-        yield instance
-
-
-def _change(client, headers: dict[str, str], method: str, path: str, body: Any = None) -> Any:
-    record = "/".join(path.split("/")[:4])
-    etag = client.get(record, headers=headers).headers["ETag"]
-    resp = client.open(path, method=method, json=body, headers={**headers, "If-Match": etag})
-    assert resp.status_code in (200, 201), resp.get_data(as_text=True)
-    return resp.get_json()
+from tests.api.leads_support import submit
+from tests.transfer.pair_support import Partner, change, connect, deliver_to
 
 
 def _transfer(client, headers: dict[str, str], path: str) -> dict[str, Any]:
@@ -65,13 +41,13 @@ def test_a_deletion_before_the_partners_lead_converts_stays_a_deletion_after(
     # notes on a lead of the partner's own first: its lead notes are numbered beyond its opportunities'
     own = pending(partner.client, partner.demo)["id"]
     for i in range(4):
-        _change(partner.client, their_admin, "POST", f"/v1/leads/{own}/notes", {"text": f"Own {i}"})
+        change(partner.client, their_admin, "POST", f"/v1/leads/{own}/notes", {"text": f"Own {i}"})
     org = {"partner_organization_id": demo.ids["northwind"]}
     lead = pending(client, demo)
     opp_id = ok(act(client, demo["cam-jp-security"], lead["id"], "approve"))["opportunity_id"]
     path = f"/v1/opportunities/{opp_id}"
     for text in ("Two sites", "One PoC", "Workshop"):
-        _change(client, brand_admin, "POST", f"{path}/notes", {"text": text})
+        change(client, brand_admin, "POST", f"{path}/notes", {"text": text})
     ok(client.post(f"{path}/transfers", json=org, headers=brand_admin), 202)
     assert deliver_to(db, settings, partner.app).sent == 1
     lead_id = int(_transfer(client, brand_admin, path)["remote_id"])
@@ -79,7 +55,7 @@ def test_a_deletion_before_the_partners_lead_converts_stays_a_deletion_after(
 
     # we delete the workshop; the update deletes the partner's copy of it, on its lead
     workshop = next(a for a in ok(client.get(path, headers=brand_admin))["notes"] if a["text"] == "Workshop")
-    _change(client, brand_admin, "DELETE", f"{path}/notes/{workshop['id']}")
+    change(client, brand_admin, "DELETE", f"{path}/notes/{workshop['id']}")
     ok(client.post(f"{path}/transfers/send-update", json=org, headers=brand_admin), 202)
     assert deliver_to(db, settings, partner.app).sent == 1
     kept = ok(partner.client.get(f"{their_lead}/notes", headers=their_admin))["items"]
@@ -118,12 +94,12 @@ def test_a_deletion_before_the_partners_lead_converts_stays_a_deletion_after(
     # had (the two are numbered apart): our deletion must not reach it
     assert _next_note_id(partner) <= their_workshop_id, "the partner's numbers passed the lead's"
     while _next_note_id(partner) <= their_workshop_id:
-        _change(partner.client, their_admin, "POST", f"{their_path}/notes", {"text": "Ours"})
+        change(partner.client, their_admin, "POST", f"{their_path}/notes", {"text": "Ours"})
     before = ok(partner.client.get(their_path, headers=their_admin))
     assert their_workshop_id in [n["id"] for n in before["notes"]]
 
     # our next update carries the deletion again (our tombstone), and a change
-    _change(client, brand_admin, "POST", f"{path}/notes", {"text": "Quote sent"})
+    change(client, brand_admin, "POST", f"{path}/notes", {"text": "Quote sent"})
     ok(client.post(f"{path}/transfers/send-update", json=org, headers=brand_admin), 202)
     assert deliver_to(db, settings, partner.app).sent == 1
     after = ok(partner.client.get(their_path, headers=their_admin))

@@ -9,38 +9,15 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.api.approvals_support import act, ok, pending
-from tests.api.leads_support import Demo, load_demo
-from tests.transfer.pair_support import Partner, connect, deliver_to, partner_instance
+from tests.api.leads_support import Demo
+from tests.transfer.pair_support import Partner, change, connect, deliver_to
 
 KINDS = ("contacts", "revenue_lines", "notes", "activities")
-
-
-@pytest.fixture
-def demo(db, tmp_path: Path) -> Demo:
-    brand = tmp_path / "brand"
-    brand.mkdir()
-    return load_demo(db, brand)
-
-
-@pytest.fixture
-def partner(settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Partner]:
-    with partner_instance(settings, tmp_path, request) as instance:
-        yield instance
-
-
-def _change(client, headers: dict[str, str], method: str, path: str, body: Any = None) -> Any:
-    record = "/".join(path.split("/")[:4])
-    etag = client.get(record, headers=headers).headers["ETag"]
-    resp = client.open(path, method=method, json=body, headers={**headers, "If-Match": etag})
-    assert resp.status_code in (200, 201), resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def _only(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -57,9 +34,9 @@ class Pair:
         lead = pending(client, demo)
         self.ours = ok(act(client, demo["cam-jp-security"], lead["id"], "approve"))["opportunity_id"]
         path = self.path
-        _change(client, demo["admin"], "POST", f"{path}/contacts", {"name": "Ken Sato", "email": "k@x.jp"})
-        _change(client, demo["admin"], "POST", f"{path}/notes", {"text": "Two sites"})
-        _change(client, demo["admin"], "POST", f"{path}/activities", {"kind": "call", "subject": "Kick-off"})
+        change(client, demo["admin"], "POST", f"{path}/contacts", {"name": "Ken Sato", "email": "k@x.jp"})
+        change(client, demo["admin"], "POST", f"{path}/notes", {"text": "Two sites"})
+        change(client, demo["admin"], "POST", f"{path}/activities", {"kind": "call", "subject": "Kick-off"})
         self.brand_queues("")
         self.brand_delivers()
         self.theirs = int(self.brand_transfer()["remote_id"])
@@ -128,7 +105,7 @@ def test_a_child_deleted_here_is_deleted_there_and_a_stale_update_does_not_bring
 
     # the partner queues an update while it still has Ken; then the brand owner deletes him
     pair.partner_queues("/send-update")
-    _change(pair.client, pair.demo["admin"], "DELETE", f"{pair.path}/contacts/{ken['id']}")
+    change(pair.client, pair.demo["admin"], "DELETE", f"{pair.path}/contacts/{ken['id']}")
     [tombstone] = _tombstones(pair.brand_transfer(), "contacts")
     assert tombstone["local_id"] == ken["id"]
 
@@ -156,7 +133,7 @@ def test_a_child_deleted_there_goes_here_with_the_query_and_the_next_update(pair
     note = next(n for n in pair.theirs_now()["notes"] if n["text"] == "Two sites")
     call = next(a for a in pair.theirs_now()["activities"] if a["subject"] == "Kick-off")
     their_admin = pair.partner.demo["admin"]
-    _change(pair.partner.client, their_admin, "DELETE", f"{pair.their_path}/notes/{note['id']}")
+    change(pair.partner.client, their_admin, "DELETE", f"{pair.their_path}/notes/{note['id']}")
 
     # the brand owner's query: the answer carries the tombstone, our note goes
     pair.brand_queues("/receive-update")
@@ -165,7 +142,7 @@ def test_a_child_deleted_there_goes_here_with_the_query_and_the_next_update(pair
     assert len(_tombstones(pair.brand_transfer(), "notes")) == 1
 
     # the partner deletes the call and sends its update: our call goes
-    _change(pair.partner.client, their_admin, "DELETE", f"{pair.their_path}/activities/{call['id']}")
+    change(pair.partner.client, their_admin, "DELETE", f"{pair.their_path}/activities/{call['id']}")
     pair.partner_queues("/send-update")
     pair.partner_delivers()
     assert "Kick-off" not in [a["subject"] for a in pair.mine()["activities"]]

@@ -6,39 +6,13 @@ partner's approval through its own API; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.api.approvals_support import act, ok, pending
-from tests.api.leads_support import Demo, load_demo, submit
-from tests.transfer.pair_support import Partner, connect, deliver_to, partner_instance
+from tests.api.leads_support import submit
+from tests.transfer.pair_support import change, connect, deliver_to
 
 KINDS = ("contacts", "revenue_lines", "notes", "activities")
-
-
-@pytest.fixture
-def demo(db, tmp_path: Path) -> Demo:
-    brand = tmp_path / "brand"
-    brand.mkdir()
-    return load_demo(db, brand)
-
-
-@pytest.fixture
-def partner(settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Partner]:
-    with partner_instance(settings, tmp_path, request) as instance:
-        yield instance
-
-
-def _change(client, headers: dict[str, str], method: str, path: str, body: Any) -> dict[str, Any]:
-    opp_path = "/".join(path.split("/")[:4])
-    etag = client.get(opp_path, headers=headers).headers["ETag"]
-    resp = client.open(path, method=method, json=body, headers={**headers, "If-Match": etag})
-    assert resp.status_code in (200, 201), resp.get_data(as_text=True)
-    out: dict[str, Any] = resp.get_json()
-    return out
 
 
 def _transfer(client, headers: dict[str, str], opp_id: int) -> dict[str, Any]:
@@ -70,14 +44,14 @@ def test_updates_follow_a_lead_kept_by_the_partner_into_the_opportunity_it_conve
     lead = pending(client, demo)
     opp_id = ok(act(client, demo["cam-jp-security"], lead["id"], "approve"))["opportunity_id"]
     path = f"/v1/opportunities/{opp_id}"
-    _change(client, brand_admin, "POST", f"{path}/contacts", {"name": "Ken Sato", "email": "ken@example.jp"})
-    _change(client, brand_admin, "POST", f"{path}/notes", {"text": "Two sites, one PoC"})
-    _change(client, brand_admin, "POST", f"{path}/activities", {"kind": "call", "subject": "Kick-off"})
-    _change(client, brand_admin, "POST", f"{path}/activities", {"kind": "meeting", "subject": "Demo"})
+    change(client, brand_admin, "POST", f"{path}/contacts", {"name": "Ken Sato", "email": "ken@example.jp"})
+    change(client, brand_admin, "POST", f"{path}/notes", {"text": "Two sites, one PoC"})
+    change(client, brand_admin, "POST", f"{path}/activities", {"kind": "call", "subject": "Kick-off"})
+    change(client, brand_admin, "POST", f"{path}/activities", {"kind": "meeting", "subject": "Demo"})
     ours = ok(client.get(path, headers=brand_admin))
     priced = [r for r in ours["revenue_lines"] if r["amount"] is not None]
     line = next(r for r in ours["revenue_lines"] if r["amount"] is None)
-    _change(client, brand_admin, "PATCH", f"{path}/revenue-lines/{line['id']}", {"amount": 1200})
+    change(client, brand_admin, "PATCH", f"{path}/revenue-lines/{line['id']}", {"amount": 1200})
     ours = ok(client.get(path, headers=brand_admin))
     assert priced and _counts(ours)["contacts"] == 2 and _counts(ours)["revenue_lines"] == 2
 
@@ -127,7 +101,7 @@ def test_updates_follow_a_lead_kept_by_the_partner_into_the_opportunity_it_conve
     # the partner speaks first: its approved opportunity's update reaches us under its new id, and our
     # children keep their pairs with the ones the lead carried over (nothing of ours comes back as new)
     their_org = partner.demo.ids["acme"]
-    _change(
+    change(
         partner.client, their_admin, "POST", f"/v1/opportunities/{their_opp_id}/notes", {"text": "Ours now"}
     )
     _queue(partner.client, their_admin, their_opp_id, their_org, "update")
@@ -144,9 +118,9 @@ def test_updates_follow_a_lead_kept_by_the_partner_into_the_opportunity_it_conve
 
     # the brand owner changes a contact and a line, adds an activity, and sends the update
     ken = next(c for c in ours["contacts"] if c["name"] == "Ken Sato")
-    _change(client, brand_admin, "PATCH", f"{path}/contacts/{ken['id']}", {"phone": "+81 3 1234 5678"})
-    _change(client, brand_admin, "PATCH", f"{path}/revenue-lines/{line['id']}", {"amount": 1500})
-    _change(client, brand_admin, "POST", f"{path}/activities", {"kind": "email", "subject": "Quote sent"})
+    change(client, brand_admin, "PATCH", f"{path}/contacts/{ken['id']}", {"phone": "+81 3 1234 5678"})
+    change(client, brand_admin, "PATCH", f"{path}/revenue-lines/{line['id']}", {"amount": 1500})
+    change(client, brand_admin, "POST", f"{path}/activities", {"kind": "email", "subject": "Quote sent"})
     _queue(client, brand_admin, opp_id, org, "update")
     assert deliver_to(db, settings, partner.app).sent == 1
     sent = _transfer(client, brand_admin, opp_id)

@@ -5,38 +5,13 @@ Two real instances in one process; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.api.approvals_support import act, ok, pending
-from tests.api.leads_support import Demo, load_demo, submit
-from tests.transfer.pair_support import Partner, connect, deliver_to, partner_instance
+from tests.api.leads_support import Demo, submit
+from tests.transfer.pair_support import Partner, change, connect, deliver_to
 
 KINDS = ("contacts", "revenue_lines", "notes", "activities")
-
-
-@pytest.fixture
-def demo(db, tmp_path: Path) -> Demo:
-    brand = tmp_path / "brand"
-    brand.mkdir()
-    return load_demo(db, brand)
-
-
-@pytest.fixture
-def partner(settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Partner]:
-    with partner_instance(settings, tmp_path, request) as instance:
-        yield instance
-
-
-def _change(client, headers: dict[str, str], method: str, path: str, body: Any, *, record: str = "") -> Any:
-    record = record or "/".join(path.split("/")[:4])
-    etag = client.get(record, headers=headers).headers["ETag"]
-    resp = client.open(path, method=method, json=body, headers={**headers, "If-Match": etag})
-    assert resp.status_code in (200, 201), resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def _only(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,7 +34,7 @@ def _transferred_as_lead(client, db, settings, demo: Demo, partner: Partner) -> 
     lead = pending(client, demo)
     opp_id = ok(act(client, demo["cam-jp-security"], lead["id"], "approve"))["opportunity_id"]
     path = f"/v1/opportunities/{opp_id}"
-    _change(client, demo["admin"], "PATCH", path, {"stage": "Proposal"})
+    change(client, demo["admin"], "PATCH", path, {"stage": "Proposal"})
     body = {"partner_organization_id": demo.ids["northwind"]}
     ok(client.post(f"{path}/transfers", json=body, headers=demo["admin"]), 202)
     assert deliver_to(db, settings, partner.app).sent == 1
@@ -83,8 +58,8 @@ def test_a_lead_keeps_the_deals_stage_and_status_and_its_opportunity_takes_them_
 
     # the brand owner moves the deal on and wins it; the update reaches the lead
     path = f"/v1/opportunities/{opp_id}"
-    _change(client, demo["admin"], "PATCH", path, {"stage": "Negotiation"})
-    _change(client, demo["admin"], "POST", f"{path}/close", {"status": "won"}, record=path)
+    change(client, demo["admin"], "PATCH", path, {"stage": "Negotiation"})
+    change(client, demo["admin"], "POST", f"{path}/close", {"status": "won"}, record=path)
     body = {"partner_organization_id": demo.ids["northwind"]}
     ok(client.post(f"{path}/transfers/send-update", json=body, headers=demo["admin"]), 202)
     assert deliver_to(db, settings, partner.app).sent == 1
@@ -134,7 +109,7 @@ def test_the_partner_sends_updates_and_queries_from_the_lead_it_keeps(client, db
 
     # the partner renames its lead and sends the update from it
     lead_path = f"/v1/leads/{lead_id}"
-    _change(partner.client, their_admin, "PATCH", lead_path, {"name": "Renamed at the partner"})
+    change(partner.client, their_admin, "PATCH", lead_path, {"name": "Renamed at the partner"})
     queued = ok(
         partner.client.post(f"{lead_path}/transfers/send-update", json=acme, headers=their_admin), 202
     )
@@ -148,8 +123,8 @@ def test_the_partner_sends_updates_and_queries_from_the_lead_it_keeps(client, db
     assert "update" in (received["message"] or "").lower(), received
 
     # the brand owner adds a note and a contact; the partner queries from its lead and gets them once
-    _change(client, brand_admin, "POST", f"{path}/notes", {"text": "Seen by the brand owner"})
-    _change(client, brand_admin, "POST", f"{path}/contacts", {"name": "Ken Sato", "email": "ken@example.jp"})
+    change(client, brand_admin, "POST", f"{path}/notes", {"text": "Seen by the brand owner"})
+    change(client, brand_admin, "POST", f"{path}/contacts", {"name": "Ken Sato", "email": "ken@example.jp"})
     ok(partner.client.post(f"{lead_path}/transfers/receive-update", json=acme, headers=their_admin), 202)
     _partner_delivers(client, partner)
     lead = ok(partner.client.get(lead_path, headers=their_admin))

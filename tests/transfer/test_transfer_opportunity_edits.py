@@ -4,37 +4,11 @@ fields and children (stage, a contact's role). Two real instances in one process
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.api.approvals_support import act, ok, pending
-from tests.api.leads_support import Demo, load_demo
-from tests.transfer.pair_support import Partner, connect, deliver_to, partner_instance
-
-
-@pytest.fixture
-def demo(db, tmp_path: Path) -> Demo:
-    brand = tmp_path / "brand"
-    brand.mkdir()
-    return load_demo(db, brand)
-
-
-@pytest.fixture
-def partner(settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Partner]:
-    with partner_instance(settings, tmp_path, request) as instance:
-        yield instance
-
-
-def _change(client, headers: dict[str, str], method: str, path: str, body: Any) -> dict[str, Any]:
-    opp_path = "/".join(path.split("/")[:4])
-    etag = client.get(opp_path, headers=headers).headers["ETag"]
-    resp = client.open(path, method=method, json=body, headers={**headers, "If-Match": etag})
-    assert resp.status_code in (200, 201), resp.get_data(as_text=True)
-    out: dict[str, Any] = resp.get_json()
-    return out
+from tests.api.leads_support import Demo
+from tests.transfer.pair_support import change, connect, deliver_to
 
 
 def _status(client, demo: Demo, opp_id: int) -> dict[str, Any]:
@@ -54,9 +28,9 @@ def test_a_change_made_while_the_create_travels_follows_it_and_the_partner_store
     ok(client.post(f"/v1/opportunities/{opp_id}/transfers", json=body, headers=demo["admin"]), 202)
 
     # edited before the create reached the partner: nothing to update there yet
-    _change(client, seller, "PATCH", f"/v1/opportunities/{opp_id}", {"stage": "Negotiation"})
+    change(client, seller, "PATCH", f"/v1/opportunities/{opp_id}", {"stage": "Negotiation"})
     path = f"/v1/opportunities/{opp_id}/contacts"
-    _change(client, seller, "POST", path, {"name": "Ken Sato", "role": "IT lead"})
+    change(client, seller, "POST", path, {"name": "Ken Sato", "role": "IT lead"})
     assert _status(client, demo, opp_id)["status"] == "in_progress"
 
     assert deliver_to(db, settings, partner.app, limit=1).sent == 1  # the create, as queued
@@ -76,7 +50,7 @@ def test_a_change_made_while_the_create_travels_follows_it_and_the_partner_store
     assert ("Ken Sato", "IT lead") in [(c["name"], c["role"]) for c in their_opp["contacts"]]
 
     # later edits go out on their own; the partner's copy follows each
-    _change(client, seller, "PATCH", f"/v1/opportunities/{opp_id}", {"stage": "Closing"})
+    change(client, seller, "PATCH", f"/v1/opportunities/{opp_id}", {"stage": "Closing"})
     assert _status(client, demo, opp_id)["status"] == "update_pending"
     deliver_to(db, settings, partner.app)
     their_opp = ok(partner.client.get(f"/v1/opportunities/{theirs['id']}", headers=partner.demo["admin"]))

@@ -5,33 +5,15 @@ one process; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from tests.api.approvals_support import act, ok, pending
-from tests.api.leads_support import Demo, load_demo
+from tests.api.leads_support import Demo
 from tests.api.test_statement_counts import counted
-from tests.transfer.pair_support import Partner, connect, deliver_to, partner_instance
+from tests.transfer.pair_support import Partner, connect, deliver_to
 
 #: Statement budgets of one create's delivery (claim, the call, the answer applied and the message settled
 #: in one commit, the mails the demo's policy sends about it), PostgreSQL; the deliverer's holds on SQLite.
 DELIVERER_BUDGET = 34
 PARTNER_BUDGET = 16
-
-
-@pytest.fixture
-def demo(db, tmp_path: Path) -> Demo:
-    brand = tmp_path / "brand"
-    brand.mkdir()
-    return load_demo(db, brand)
-
-
-@pytest.fixture
-def partner(settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Partner]:
-    with partner_instance(settings, tmp_path, request) as instance:
-        yield instance
 
 
 def _opportunity(client, demo: Demo, extra_children: int) -> int:

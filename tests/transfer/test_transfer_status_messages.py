@@ -6,8 +6,6 @@ one process (tests.transfer.pair_support), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,24 +13,11 @@ import pytest
 
 from common.retry import RetryPolicy
 from tests.api.approvals_support import act, ok, pending
-from tests.api.leads_support import Demo, load_demo
-from tests.transfer.pair_support import Partner, connect, deliver_to, partner_instance
+from tests.api.leads_support import Demo
+from tests.transfer.pair_support import Partner, connect, deliver_to
 from transfer import status_messages
 from transfer.client import PartnerCrmClient
 from transfer.retry import Failure, classify
-
-
-@pytest.fixture
-def demo(db, tmp_path: Path) -> Demo:
-    brand = tmp_path / "brand"
-    brand.mkdir()
-    return load_demo(db, brand)
-
-
-@pytest.fixture
-def partner(settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Partner]:
-    with partner_instance(settings, tmp_path, request) as instance:
-        yield instance
 
 
 def _opportunity(client, demo: Demo) -> int:
