@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -182,9 +182,8 @@ class Database:
             if is_sqlite(url)
             else {READ_ONLY_OPTION: True, "isolation_level": "AUTOCOMMIT"}
         )
-        self._readers = sessionmaker(
-            self.engine.execution_options(**options), class_=ReadOnlySession, expire_on_commit=False
-        )
+        self._reader_engine = self.engine.execution_options(**options)
+        self._readers = sessionmaker(self._reader_engine, class_=ReadOnlySession, expire_on_commit=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -198,6 +197,14 @@ class Database:
         lock on SQLite, no round trips to begin and end one on PostgreSQL). Writing raises."""
         with self._readers() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read_rows(self) -> Iterator[Connection]:
+        """A Core connection that only reads, each statement on its own as in ``read()``, without a
+        session: for reads of plain rows on hot paths (a session and its transaction cost about 50 us
+        of CPU a request on PostgreSQL, a connection 18). The caller only reads; nothing checks it."""
+        with self._reader_engine.connect() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -374,40 +374,40 @@ def _children(
     activities: dict[int, list[s.LeadActivityOut]] = {}
     teams = _Teams({}, {}, {}) if with_teams else None
     dialect = session.dialect.name if isinstance(session, Connection) else session.get_bind().dialect.name
-    for row in session.execute(_children_statement(with_teams, dialect), {"lead_ids": list(lead_ids)}):
-        what = row.what
+    # all rows at once and the columns unpacked by position: a page has a few per lead
+    rows = session.execute(_children_statement(with_teams, dialect), {"lead_ids": list(lead_ids)}).all()
+    for row in rows:
+        what, lead_id, _, i, a, b, _, _, flag, _, _, amount = row
         if what == "contact":
-            contacts.setdefault(row.lead_id, []).append(_contact_out(row))
+            contacts.setdefault(lead_id, []).append(_contact_out(row))
         elif what == "activity":
-            activities.setdefault(row.lead_id, []).append(_activity_out(row))
+            activities.setdefault(lead_id, []).append(_activity_out(row))
         elif teams is None:
             continue
         elif what == "product":
-            teams.products.setdefault(row.lead_id, []).append(
-                s.LeadProductOut(product_id=row.i, primary=bool(row.flag), amount=row.amount, currency=row.a)
+            teams.products.setdefault(lead_id, []).append(
+                s.LeadProductOut(product_id=i, primary=bool(flag), amount=amount, currency=a)
             )
         elif what == "sales":
-            teams.sales_team.setdefault(row.lead_id, []).append(
-                s.SalesTeamMemberOut(user_id=row.i, role=row.a, source=row.b)
-            )
+            teams.sales_team.setdefault(lead_id, []).append(s.SalesTeamMemberOut(user_id=i, role=a, source=b))
         else:
-            teams.territory_team.setdefault(row.lead_id, []).append(
-                s.LeadTerritoryOut(territory=row.a, territory_model_id=row.i)
+            teams.territory_team.setdefault(lead_id, []).append(
+                s.LeadTerritoryOut(territory=a, territory_model_id=i)
             )
     return _References(programs, opportunities, contacts, activities, teams)
 
 
 def lead_out(
-    session: Session,
-    lead: Lead | Row[Any],
-    references: _References | None = None,
-    *,
-    children: Children | None = None,
+    session: Session, lead: Lead, references: _References | None = None, *, children: Children | None = None
 ) -> s.LeadOut:
-    """The lead as the API shows it, an object or a row of `_page_statement` (``references``: `_references`
-    of a page the lead is on, always given with a row; ``children``: its contacts and activities as
-    `locked_lead` read them, when the action kept them)."""
+    """The lead as the API shows it (``references``: `_references` of a page the lead is on;
+    ``children``: its contacts and activities as `locked_lead` read them, when the action kept them)."""
     refs = references if references is not None else _references(session, [lead], children=children)
+    return _shown(lead, refs)
+
+
+def _shown(lead: Lead | Row[Any], refs: _References) -> s.LeadOut:
+    """The lead, an object or a row of `_page_statement`, as the API shows it with its references."""
     programs, opportunities = refs.programs, refs.opportunities
     if refs.teams is not None:
         products = refs.teams.products.get(lead.id, [])
@@ -506,18 +506,17 @@ def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Pa
         params["org"] = principal.organization_id
     if query.status is not None:
         params["status"] = query.status.value
-    with db.read() as session:
-        connection = session.connection()  # Core rows: no ORM machinery
+    with db.read_rows() as connection:  # Core rows: no session, no ORM objects
         rows = connection.execute(_page_statement(principal.internal, query.status is not None), params).all()
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         programs = {row.program_id: row.program_key for row in rows if row.program_id}
         opportunities = {row.id: row.opportunity_id for row in rows if row.opportunity_id is not None}
         references = _children(connection, [row.id for row in rows], programs, opportunities, True)
-        return Page[s.LeadOut](
-            items=[lead_out(session, row, references) for row in rows],
-            next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-        )
+    return Page[s.LeadOut](
+        items=[_shown(row, references) for row in rows],
+        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+    )
 
 
 # --- references in a request body ---------------------------------------------------------------------
