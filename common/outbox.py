@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     and_,
@@ -161,6 +163,16 @@ def enqueue_many(
     return len(enqueue_each(session, channel, topic, messages, now=now))
 
 
+@cache
+def _insert_each(dialect: str) -> Any:
+    """The INSERT of `enqueue_each` on ``dialect`` (of the table: no ORM bulk insert), built once."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = cast(Table, OutboxMessage.__table__)
+    return (
+        insert(table).on_conflict_do_nothing(index_elements=["channel", "dedupe_key"]).returning(table.c.id)
+    )
+
+
 def enqueue_each(
     session: Session,
     channel: str,
@@ -175,12 +187,7 @@ def enqueue_each(
     if any(not key or len(key) > MAX_KEY_LENGTH for key, _ in messages):
         raise ValueError(f"an outbox key has 1 to {MAX_KEY_LENGTH} characters")
     now = now or utcnow()
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(OutboxMessage)
-        .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
-        .returning(OutboxMessage.id)
-    )
+    stmt = _insert_each(session.get_bind().dialect.name)
     rows = [
         {
             "channel": channel,
