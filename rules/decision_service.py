@@ -14,7 +14,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from common import audit
 from common.clock import utcnow
-from common.database import Database
+from common.database import Database, ReadOnlySession
 from common.errors import FieldProblem, NotFound, ValidationFailed
 from common.principal import Principal
 from directory.models import Customer, Organization, Product
@@ -258,9 +258,11 @@ def what_if(
 ) -> s.DecisionOut:
     """Decide without storing anything, against the active or a planning model and draft rulesets.
 
-    Everything read comes from one read-only unit of work (the model, the rulesets, the reference data).
+    Everything read comes from one read-only unit of work (the model, the rulesets, the reference data),
+    a session on a Core connection of its own: what-if reads one statement when what this process holds
+    is current, and a session's own transaction to open and close cost more CPU than its statement.
     """
-    with db.read() as session:
+    with db.read_rows() as connection, ReadOnlySession(bind=connection) as session:
         snapshot, active = current_configuration(session, db.url, data.territory_model_id)
         rulesets = _with_drafts(session, active, data.ruleset_ids)
         checked = _validated(enrich_facts(session, data.facts, snapshot))
