@@ -21,7 +21,8 @@ from common.database import Database
 from common.delivery import DeliveryReport
 from common.retry import RetryPolicy
 from common.settings import Settings
-from tests.api.leads_support import Demo, load_demo
+from tests.api.approvals_support import act, ok
+from tests.api.leads_support import Demo, load_demo, submit
 from transfer import delivery_service
 from transfer.client import PartnerCrmClient
 from transfer.models import PartnerCrmConnection
@@ -164,3 +165,27 @@ def change(
     resp = client.open(path, method=method, json=body, headers={**headers, "If-Match": etag})
     assert resp.status_code in (200, 201), resp.get_data(as_text=True)
     return resp.get_json()
+
+
+def approve_kept_lead(partner: Partner, lead_id: int) -> int:
+    """The partner makes a lead it kept from a transfer a registration of its own (its partner, a
+    customer, resale), Northwind's user submits it and the CAM approves it; the opportunity's id."""
+    change(
+        partner.client,
+        partner.demo["admin"],
+        "PATCH",
+        f"/v1/leads/{lead_id}",
+        {
+            "primary_partner_id": partner.demo.ids["northwind"],
+            "customer_id": partner.demo.ids["C-0002"],
+            "registration_type": "resale",
+            "program": "resell",
+            "partner_type": "reseller",
+        },
+    )
+    submitted = submit(partner.client, partner.demo["northwind-user"], lead_id)
+    assert submitted.status_code == 200, submitted.get_data(as_text=True)
+    opportunity_id: int = ok(act(partner.client, partner.demo["cam-jp-security"], lead_id, "approve"))[
+        "opportunity_id"
+    ]
+    return opportunity_id

@@ -14,8 +14,7 @@ from sqlalchemy import func, select
 
 from registration.opportunities.models import OpportunityNote
 from tests.api.approvals_support import act, ok, pending
-from tests.api.leads_support import submit
-from tests.transfer.pair_support import Partner, change, connect, deliver_to
+from tests.transfer.pair_support import Partner, approve_kept_lead, change, connect, deliver_to
 
 
 def _transfer(client, headers: dict[str, str], path: str) -> dict[str, Any]:
@@ -69,21 +68,7 @@ def test_a_deletion_before_the_partners_lead_converts_stays_a_deletion_after(
     )
 
     # the partner completes the lead and approves it: an opportunity with the lead's children
-    etag = partner.client.get(their_lead, headers=their_admin).headers["ETag"]
-    completed = partner.client.patch(
-        their_lead,
-        json={
-            "primary_partner_id": partner.demo.ids["northwind"],
-            "customer_id": partner.demo.ids["C-0002"],
-            "registration_type": "resale",
-            "program": "resell",
-            "partner_type": "reseller",
-        },
-        headers={**their_admin, "If-Match": etag},
-    )
-    assert completed.status_code == 200, completed.get_data(as_text=True)
-    assert submit(partner.client, partner.demo["northwind-user"], lead_id).status_code == 200
-    their_opp = ok(act(partner.client, partner.demo["cam-jp-security"], lead_id, "approve"))["opportunity_id"]
+    their_opp = approve_kept_lead(partner, lead_id)
     their_path = f"/v1/opportunities/{their_opp}"
     # the tombstone goes on with the transfer
     assert ("lead_notes", str(workshop["id"])) in _tombstones(

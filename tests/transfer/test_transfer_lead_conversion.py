@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.api.approvals_support import act, ok, pending
-from tests.api.leads_support import submit
-from tests.transfer.pair_support import change, connect, deliver_to
+from tests.transfer.pair_support import approve_kept_lead, change, connect, deliver_to
 
 KINDS = ("contacts", "revenue_lines", "notes", "activities")
 
@@ -66,23 +65,7 @@ def test_updates_follow_a_lead_kept_by_the_partner_into_the_opportunity_it_conve
     assert sorted(p["amount"] for p in kept["products"]) == sorted(r["amount"] for r in ours["revenue_lines"])
 
     # the partner makes the lead a registration of its own and approves it, through its API
-    etag = partner.client.get(f"/v1/leads/{lead_id}", headers=their_admin).headers["ETag"]
-    completed = partner.client.patch(
-        f"/v1/leads/{lead_id}",
-        json={
-            "primary_partner_id": partner.demo.ids["northwind"],
-            "customer_id": partner.demo.ids["C-0002"],
-            "registration_type": "resale",
-            "program": "resell",
-            "partner_type": "reseller",
-        },
-        headers={**their_admin, "If-Match": etag},
-    )
-    assert completed.status_code == 200, completed.get_data(as_text=True)
-    submitted = submit(partner.client, partner.demo["northwind-user"], lead_id)
-    assert submitted.status_code == 200, submitted.get_data(as_text=True)
-    approved = ok(act(partner.client, partner.demo["cam-jp-security"], lead_id, "approve"))
-    their_opp_id = approved["opportunity_id"]
+    their_opp_id = approve_kept_lead(partner, lead_id)
     theirs = ok(partner.client.get(f"/v1/opportunities/{their_opp_id}", headers=their_admin))
     assert _counts(theirs) == {
         "contacts": 2,

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.api.approvals_support import act, ok, pending
-from tests.api.leads_support import Demo, submit
-from tests.transfer.pair_support import Partner, change, connect, deliver_to
+from tests.api.leads_support import Demo
+from tests.transfer.pair_support import Partner, approve_kept_lead, change, connect, deliver_to
 
 KINDS = ("contacts", "revenue_lines", "notes", "activities")
 
@@ -70,23 +70,8 @@ def test_a_lead_keeps_the_deals_stage_and_status_and_its_opportunity_takes_them_
     assert answer["items"][0]["status"] == "successful"
 
     # the partner approves the lead: its opportunity carries the stage and the status
-    etag = partner.client.get(f"/v1/leads/{lead_id}", headers=their_admin).headers["ETag"]
-    completed = partner.client.patch(
-        f"/v1/leads/{lead_id}",
-        json={
-            "primary_partner_id": partner.demo.ids["northwind"],
-            "customer_id": partner.demo.ids["C-0002"],
-            "registration_type": "resale",
-            "program": "resell",
-            "partner_type": "reseller",
-        },
-        headers={**their_admin, "If-Match": etag},
-    )
-    assert completed.status_code == 200, completed.get_data(as_text=True)
-    submitted = submit(partner.client, partner.demo["northwind-user"], lead_id)
-    assert submitted.status_code == 200, submitted.get_data(as_text=True)
-    approved = ok(act(partner.client, partner.demo["cam-jp-security"], lead_id, "approve"))
-    theirs = ok(partner.client.get(f"/v1/opportunities/{approved['opportunity_id']}", headers=their_admin))
+    their_opp_id = approve_kept_lead(partner, lead_id)
+    theirs = ok(partner.client.get(f"/v1/opportunities/{their_opp_id}", headers=their_admin))
     assert (theirs["stage"], theirs["status"]) == ("Negotiation", "won")
     assert theirs["closed_at"] is not None
 
