@@ -99,6 +99,8 @@ class ReassignmentChunk(Base):
     number: Mapped[int] = mapped_column(Integer)
     first_id: Mapped[int] = mapped_column(Integer)
     last_id: Mapped[int] = mapped_column(Integer)
+    # The leads of a chunk of an incremental plan (a few of its range), chosen when the chunk was cut.
+    lead_ids: Mapped[list[int] | None] = mapped_column(JSON)
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 

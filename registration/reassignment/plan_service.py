@@ -4,19 +4,20 @@ one item per lead that would move or be kept."""
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, and_, cast, exists, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, Table, Text, and_, cast, exists, func, or_, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from common.batch import Chunk, database_for
 from common.clock import utcnow
 from common.collector import collector_paused
-from common.database import Database, json_loads
+from common.database import Database, copy_rows, json_loads
 from common.errors import NotFound
 from directory.models import Customer, Organization, PartnerProgram, Product
 from registration.leads.models import Lead, LeadProduct, LeadTerritory
@@ -43,6 +44,9 @@ from territory.snapshot import TerritorySnapshot
 
 PLAN_TASK = "registration.reassignment.plan_service:plan_chunk"
 PHASE = "plan"
+
+
+ITEMS = typing.cast(Table, ReassignmentItem.__table__)
 
 
 def insert_for(session: Session) -> Any:
@@ -106,20 +110,26 @@ def _member_condition(dimension: str, members: set[str]) -> ColumnElement[bool]:
     )
 
 
-def changed_members(base: Model, target: Model) -> dict[str, set[str]] | None:
+def changed_members(
+    base: Model, target: Model, changed: frozenset[str] | None = None
+) -> dict[str, set[str]] | None:
     """Per dimension, the members a lead must carry to fall in the coverage that changed between the two
-    models; ``None``: every lead may (members moved, a country to another region...: territories left
-    alike may match otherwise)."""
+    models (``changed``: their ``changed_territories``, when the caller has them); ``None``: every lead
+    may (members moved, a country to another region...: territories left alike may match otherwise)."""
     if base.dimensions != target.dimensions or any(
         base.hierarchy(d).parents() != target.hierarchy(d).parents() for d in base.dimensions
     ):
         return None
-    return candidate_members((base, target), changed_territories(base, target))
+    return candidate_members(
+        (base, target), changed_territories(base, target) if changed is None else changed
+    )
 
 
-def incremental_members(base: Model, target: Model) -> dict[str, list[str]] | None:
+def incremental_members(
+    base: Model, target: Model, changed: frozenset[str] | None = None
+) -> dict[str, list[str]] | None:
     """What a run stores of ``changed_members`` (JSON: sorted lists)."""
-    members = changed_members(base, target)
+    members = changed_members(base, target, changed)
     return None if members is None else {d: sorted(m) for d, m in members.items()}
 
 
@@ -207,23 +217,32 @@ def create_chunks(session: Session, run: ReassignmentRun, branches: Branches) ->
     """Cut the leads of ``branches`` into chunks of ``run.chunk_size`` ids; returns how many
     leads (the count an incremental plan reports as evaluated: counting them again at the end would
     scan every lead once more)."""
-    number, first, count, last, leads = 0, None, 0, 0, 0
-    for lead_id in lead_ids(session, branches, max(run.chunk_size, 1000)):
-        leads += 1
-        if first is None:
-            first = lead_id
-        count, last = count + 1, lead_id
-        if count == run.chunk_size:
-            number += 1
-            session.add(
-                ReassignmentChunk(run_id=run.id, phase=PHASE, number=number, first_id=first, last_id=last)
-            )
-            first, count = None, 0
-    if first is not None:
+    number, leads = 0, 0
+    ids: list[int] = []
+
+    def cut() -> None:
+        nonlocal number
         number += 1
         session.add(
-            ReassignmentChunk(run_id=run.id, phase=PHASE, number=number, first_id=first, last_id=last)
+            ReassignmentChunk(
+                run_id=run.id,
+                phase=PHASE,
+                number=number,
+                first_id=ids[0],
+                last_id=ids[-1],
+                # an incremental plan's chunk names its leads: a few of a wide range, not found again
+                lead_ids=list(ids) if run.incremental else None,
+            )
         )
+        ids.clear()
+
+    for lead_id in lead_ids(session, branches, max(run.chunk_size, 1000)):
+        leads += 1
+        ids.append(lead_id)
+        if len(ids) == run.chunk_size:
+            cut()
+    if ids:
+        cut()
     return leads
 
 
@@ -368,25 +387,28 @@ def _plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
     context = context_for(db, database_url, run)
     evaluator = get_evaluator()
     with db.transaction() as session:  # read, then decide outside any transaction
-        done = session.scalar(
-            select(ReassignmentChunk.done_at).where(
+        done, named = session.execute(
+            select(ReassignmentChunk.done_at, ReassignmentChunk.lead_ids).where(
                 ReassignmentChunk.run_id == chunk.run_id,
                 ReassignmentChunk.phase == PHASE,
                 ReassignmentChunk.number == chunk.number,
             )
-        )
+        ).one()
         if done is not None:
             return {}
         run = session.get(ReassignmentRun, chunk.run_id)
         assert run is not None
         in_range = [Lead.id >= chunk.first_id, Lead.id <= chunk.last_id]
-        branches = run_branches(session, run)
         slices: list[list[ColumnElement[bool]]]
         if run.incremental:  # the few leads of a wide id range first, then their decisions by id
-            ids = list(session.scalars(branch_ids(branches, *in_range)))
+            ids = (
+                named
+                if named is not None
+                else list(session.scalars(branch_ids(run_branches(session, run), *in_range)))
+            )
             slices = [[Lead.id.in_(ids[i : i + 1000])] for i in range(0, len(ids), 1000)]
         else:
-            slices = [[*in_range, *conditions] for conditions in branches]
+            slices = [[*in_range, *conditions] for conditions in run_branches(session, run)]
         rows = [row for where in slices for row in _rows(session, where)]
         states, owners = _states(session, chunk, rows) if rows else ({}, {})
     items: list[dict[str, Any]] = []
@@ -448,13 +470,9 @@ def _plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
         )
         if row is None or row.done_at is not None:  # another worker finished it meanwhile
             return {}
-        if items:
-            session.execute(  # (the table's, not the ORM's bulk insert: a fifth of the CPU of a chunk's writes)
-                insert_for(session)(ReassignmentItem.__table__).on_conflict_do_nothing(
-                    index_elements=["run_id", "lead_id"]
-                ),
-                items,
-            )
+        # new rows all: the chunk is not done, and its items are written with its done_at, in this
+        # transaction (the chunk's row locked)
+        copy_rows(session, ITEMS, items)
         row.done_at = utcnow()
     moved = sum(1 for i in items if i["outcome"] == ItemOutcome.MOVE.value)
     return {"evaluated": len(rows), "moved": moved, "kept": len(items) - moved}

@@ -105,7 +105,7 @@ def changed_territories(old: Model, new: Model) -> frozenset[str]:
     """Territories that differ (or exist in one model only), with everything below them in either."""
     keys = set(old.keys()) | set(new.keys())
     changed = {k for k in keys if k not in old or k not in new or old.territory(k) != new.territory(k)}
-    below = {k for snapshot in (old, new) for k in snapshot if any(p in changed for p in snapshot.path(k))}
+    below = {k for snapshot in (old, new) for k in snapshot if not changed.isdisjoint(snapshot.path(k))}
     return frozenset(changed | below)
 
 

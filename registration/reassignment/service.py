@@ -175,9 +175,10 @@ def create_run(
         assert model_id is not None
         # the active model is only compared: its definitions, not a snapshot to match with
         base, target = plan_service.definitions_for(db, active), snapshot_for(db, model_id)
-        if not plan_service.rules_name_territories(rulesets, changed_territories(base, target)):
+        changed = changed_territories(base, target)
+        if not plan_service.rules_name_territories(rulesets, changed):
             # None: members moved between parents, every lead may match otherwise (a full plan)
-            members = plan_service.incremental_members(base, target)
+            members = plan_service.incremental_members(base, target, changed)
     scope = data.where.model_dump(mode="json", exclude_none=True)
     with db.transaction() as session:
         run = ReassignmentRun(
@@ -204,8 +205,9 @@ def create_run(
             after={"territory_model_id": model_id, "ruleset_ids": list(data.ruleset_ids), "scope": scope},
         )
         run_id = run.id
+    started = None if wait else get_run(db, principal, run_id)  # (see `apply_run`)
     run_service.plan_phase(db, run_id, plan_service.PLAN_TASK, backend or backend_named(), progress, wait)
-    return get_run(db, principal, run_id)
+    return started or get_run(db, principal, run_id)
 
 
 def get_run(db: Database, principal: Principal | None, run_id: int) -> s.RunSummary:
@@ -309,10 +311,13 @@ def apply_run(
         _create_apply_chunks(session, run)
         audit.record(session, principal, ENTITY, run.id, "apply_started", after={"status": run.status})
     if not wait:
+        # the run as it starts: a small run may be done before the caller's answer is written, and
+        # that answer says the work was accepted, not finished (the run's URL tells the rest)
+        started = get_run(db, principal, run_id)
         run_service.launch(
             db, run_id, apply_service.PHASE, apply_service.APPLY_TASK, backend or backend_named()
         )
-        return get_run(db, principal, run_id)
+        return started
     return _continue_apply(db, principal, run_id, backend, progress)
 
 
@@ -404,5 +409,6 @@ def revert_run(
         revert_service.create_chunks(session, run, original.id)
         audit.record(session, principal, ENTITY, run.id, "created", details={"reverts_run_id": original.id})
         new_id = run.id
+    started = None if wait else get_run(db, principal, new_id)  # (see `apply_run`)
     run_service.plan_phase(db, new_id, revert_service.REVERT_TASK, backend or backend_named(), progress, wait)
-    return get_run(db, principal, new_id)
+    return started or get_run(db, principal, new_id)
