@@ -1,6 +1,7 @@
 """What one REST request costs the server, measured in process: CPU time and SQL statements per request
-of create + submit a lead, create and submit alone, approve, a page of 20 leads, one lead, and
-``GET /livez`` as the yardstick.
+of create + submit a lead, create and submit alone, approve, a page of 20 leads, one lead, what-if on
+the demo model and on a 10,000-territory model (``bench/rest.py``'s), and ``GET /livez`` as the
+yardstick.
 
 Run ``python -m bench.request_cost`` (a minute or two) or ``--quick``. The requests go through the Flask
 application (WSGI stack, authentication, validation, logging, the real database and evaluator) with its
@@ -11,7 +12,8 @@ partners of the demo data, each submitting cleanly and routed to an approver who
 CPU is this process's ``time.process_time`` over each case, which counts the application, the driver
 and the client, not the database server, and which a loaded machine stretches far less than the wall
 clock; each case runs in blocks and reports the lowest block's mean (the least disturbed) and the mean
-of all. Statements are counted with SQLAlchemy's ``before_cursor_execute`` (SQLite's ``BEGIN
+of all. ``--profile DIR`` also writes each case's cProfile statistics (CPU clock) to ``DIR/<case>.prof``
+(read them with ``python -m pstats``); the profiler's own cost inflates the figures of that run. Statements are counted with SQLAlchemy's ``before_cursor_execute`` (SQLite's ``BEGIN
 IMMEDIATE`` included: on SQLite every transaction costs one more). Where ``bench/rest.py``
 measures throughput and latency from outside, this isolates the request path's own work, so a change
 to it can be compared on a shared machine: run it before and after. Results go to
@@ -21,6 +23,7 @@ to it can be compared on a shared machine: run it before and after. Results go t
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import logging
 import os
@@ -37,6 +40,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from bench.rest import WHAT_IF_FACTS, _ten_thousand_territories
 from common import migrate
 from common.settings import Settings
 from demo import seed_demo
@@ -74,6 +78,7 @@ class Bench:
         event.listen(self.db.engine, "before_cursor_execute", self._count)
         self.pending: list[tuple[int, str, str]] = []  # submitted: lead id, ETag, approver
         self.drafts: list[tuple[str, int, str, str]] = []  # created: user, lead id, ETag, approver
+        self.model_10k: int | None = None
 
     def _count(self, *_: Any) -> None:
         self.statements += 1
@@ -166,6 +171,12 @@ def cases(b: Bench, combos: list[Combo]) -> list[tuple[str, Callable[[int], None
     def livez(i: int) -> None:
         b.call("GET", "/livez", None)
 
+    def what_if(i: int) -> None:
+        b.call("POST", "/v1/what-if", "cam-jp", {"facts": WHAT_IF_FACTS})
+
+    def what_if_10k(i: int) -> None:
+        b.call("POST", "/v1/what-if", "cam-jp", {"facts": WHAT_IF_FACTS, "territory_model_id": b.model_10k})
+
     return [
         ("livez", livez),
         ("create_submit", create_submit),
@@ -174,18 +185,29 @@ def cases(b: Bench, combos: list[Combo]) -> list[tuple[str, Callable[[int], None
         ("leads_page_20", page),
         ("lead", one),
         ("approve", approve),
+        ("what_if_demo", what_if),
+        *([("what_if_10k_territories", what_if_10k)] if b.model_10k is not None else []),
     ]
 
 
-def measure(b: Bench, fn: Callable[[int], None], n: int, blocks: int) -> dict[str, float]:
+def measure(
+    b: Bench, fn: Callable[[int], None], n: int, blocks: int, profile: Path | None = None
+) -> dict[str, float]:
     per_block = max(1, n // blocks)
     means = []
     b.statements = 0
+    profiler = cProfile.Profile(time.process_time) if profile is not None else None
     for k in range(blocks):
         start = time.process_time()
+        if profiler is not None:
+            profiler.enable()
         for i in range(k * per_block, (k + 1) * per_block):
             fn(i)
+        if profiler is not None:
+            profiler.disable()
         means.append((time.process_time() - start) * 1000 / per_block)
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile)
     return {
         "cpu_ms": round(min(means), 2),
         "cpu_ms_mean": round(sum(means) / len(means), 2),
@@ -199,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=5, help="blocks per case (the lowest counts)")
     parser.add_argument("--quick", action="store_true", help="20 requests per case in 2 blocks")
     parser.add_argument("--sqlite", action="store_true", help="a SQLite file instead of PostgreSQL")
+    parser.add_argument("--no-10k", action="store_true", help="no 10,000-territory model (its what-if)")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="write each case's cProfile stats here")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     n, blocks = (20, 2) if args.quick else (args.requests, args.blocks)
@@ -215,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     b: Bench | None = None
     try:
         b = Bench(url, folder)
+        if not args.no_10k:
+            b.model_10k = _ten_thousand_territories(url)
         quiet = open(os.devnull, "w")  # noqa: SIM115 (the request log, for the whole run)
         for handler in logging.getLogger("prm").handlers:
             if isinstance(handler, logging.StreamHandler):
@@ -223,12 +249,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not combos:
             raise SystemExit("no lead of the demo data submits cleanly: nothing to measure")
         steps = cases(b, combos)
-        for _, fn in steps[:2]:  # warm: keys verified, the snapshot and rulesets held, statements cached
+        # warm: keys verified, the snapshots and rulesets held, statements cached
+        for _, fn in (*steps[:2], *steps[7:]):
             for i in range(5):
                 fn(i)
         results: dict[str, dict[str, float]] = {}
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
         for case, fn in steps:
-            results[case] = measure(b, fn, n, blocks)
+            results[case] = measure(
+                b, fn, n, blocks, args.profile / f"{case}.prof" if args.profile is not None else None
+            )
             r = results[case]
             print(
                 f"  {case:<15} cpu {r['cpu_ms']:7.2f} ms (mean {r['cpu_ms_mean']:7.2f})  "
