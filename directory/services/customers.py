@@ -10,6 +10,7 @@ sees.
 from __future__ import annotations
 
 import secrets
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
@@ -48,7 +49,17 @@ def _out(session: Session, c: Customer) -> s.CustomerOut:
     return customer_out(c, parent_key(session, Customer, c))
 
 
-def customer_visible(principal: Principal, c: Customer) -> bool:
+class Visibility(Protocol):
+    """What `customer_visible` looks at: a customer, or a row of those columns."""
+
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def proposed_by_organization_id(self) -> int | None: ...
+
+
+def customer_visible(principal: Principal, c: Visibility) -> bool:
     """Whether the caller may see (and name on a lead) the customer."""
     if principal.internal:
         return True
