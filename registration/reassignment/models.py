@@ -100,7 +100,7 @@ class ReassignmentChunk(Base):
     first_id: Mapped[int] = mapped_column(Integer)
     last_id: Mapped[int] = mapped_column(Integer)
     # The leads of a chunk of an incremental plan (a few of its range), chosen when the chunk was cut.
-    lead_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    lead_ids: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True))
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
