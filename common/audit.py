@@ -99,6 +99,20 @@ def batched(session: Session) -> Iterator[None]:
         session.execute(_insert(), pending)
 
 
+@contextmanager
+def undone_on_error(session: Session) -> Iterator[None]:
+    """Inside `batched`: a block that may fail alone (in a savepoint of its own, the others kept) has
+    the rows it recorded dropped if it raises, as its savepoint's changes are."""
+    pending: list[dict[str, Any]] | None = session.info.get(_BATCH)
+    mark = len(pending) if pending is not None else 0
+    try:
+        yield
+    except BaseException:
+        if pending is not None:
+            del pending[mark:]
+        raise
+
+
 @cache
 def _insert() -> Insert:
     """The INSERT of `batched` (of the table: the ORM's bulk insert cost twice the statement), built

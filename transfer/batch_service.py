@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from common import audit
 from common.clock import utcnow
 from common.database import Database
 from common.errors import FieldProblem, PrmError, ServiceUnavailable, ValidationFailed
@@ -28,6 +29,7 @@ from common.jsonbody import parse_strict
 from common.settings import Settings
 from transfer import inbound_service
 from transfer.inbound_service import Reply
+from transfer.models import PartnerCrmConnection
 
 MAX_ITEMS = 100
 OPERATIONS = ("create", "update", "query")
@@ -37,29 +39,43 @@ RECORDS = ("opportunity", "lead")
 def batch(db: Database, settings: Settings, key: str, headers: Mapping[str, str], body: bytes) -> Reply:
     """Apply each signed call the batch carries, in one transaction; answer each."""
     now = utcnow()
-    with db.transaction() as session:
-        inbound_service.verified(session, settings, key, headers, body, now)
+    with db.transaction() as session, audit.batched(session):  # the items' audit rows: one INSERT
+        c = inbound_service.verified(session, settings, key, headers, body, now)
         items = _items(parse_strict(body, settings.max_json_depth))
-        answers = [_answer(session, settings, key, item, now) for item in items]
+        answers = [_answer(session, settings, key, item, now, c) for item in items]
     return Reply(200, {"items": answers})
 
 
 def _answer(
-    session: Session, settings: Settings, key: str, item: dict[str, Any], now: datetime
+    session: Session,
+    settings: Settings,
+    key: str,
+    item: dict[str, Any],
+    now: datetime,
+    c: PartnerCrmConnection,
 ) -> dict[str, Any]:
+    """One item's answer; `c`: the connection the batch call was verified for (each item is verified
+    with it, not read again)."""
     content = item["body"].encode()
     headers = {**item["headers"], "Idempotency-Key": item.get("idempotency_key") or ""}
     call: Callable[[], Reply]
     if item["operation"] == "create":
 
         def call() -> Reply:
-            return inbound_service.create_in(session, settings, key, headers, content, now)
+            return inbound_service.create_in(session, settings, key, headers, content, now, c)
 
     elif item["operation"] == "update":
 
         def call() -> Reply:
             return inbound_service.update_in(
-                session, settings, key, headers, content, now, from_lead=item["record"] == "lead"
+                session,
+                settings,
+                key,
+                headers,
+                content,
+                now,
+                from_lead=item["record"] == "lead",
+                connection=c,
             )
 
     else:
@@ -74,14 +90,18 @@ def _answer(
                 item["remote_id"],
                 now,
                 from_lead=item["record"] == "lead",
+                connection=c,
             )
 
     try:
-        with session.begin_nested():  # an item that fails changes nothing; the others stay
+        # an item that fails changes nothing (its audit rows dropped too); the others stay
+        with audit.undone_on_error(session), session.begin_nested():
             reply = call()
         # written (the savepoint flushed it): forgotten, so that the next item's queries do not check
-        # every object of the earlier ones for changes (quadratic in the batch)
-        session.expunge_all()
+        # every object of the earlier ones for changes (quadratic in the batch); the connection stays
+        for obj in list(session.identity_map.values()):
+            if obj is not c:
+                session.expunge(obj)
     except PrmError as exc:
         return {"status": exc.status, "body": exc.to_problem()}
     except IntegrityError:  # a concurrent identical create won the race: the retry reads its result

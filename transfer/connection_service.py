@@ -231,5 +231,11 @@ def update_connection(
 
 def secrets_of(settings: Settings, c: PartnerCrmConnection) -> tuple[str, str]:
     """(signing secret, inbound secret) of a connection, decrypted."""
-    box = SecretBox(settings.secret_key)
-    return box.decrypt(c.signing_secret_encrypted), box.decrypt(c.inbound_secret_encrypted)
+    return _decrypted(settings.secret_key, c.signing_secret_encrypted, c.inbound_secret_encrypted)
+
+
+@lru_cache(maxsize=128)
+def _decrypted(secret_key: str, signing: str, inbound: str) -> tuple[str, str]:
+    """Decrypted once per stored pair (a new secret is a new token): every call and answer needs them."""
+    box = SecretBox(secret_key)
+    return box.decrypt(signing), box.decrypt(inbound)

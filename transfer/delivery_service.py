@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from common import delivery, outbox
+from common import audit, delivery, outbox
 from common.clock import utcnow
 from common.database import Database
 from common.delivery import DeliveryFailed, DeliveryReport, LeaseLost
@@ -61,6 +61,19 @@ class _Prepared:
     connection_id: int
     client: PartnerCrmClient
     call: BatchCall
+
+
+@dataclass
+class _Loaded:
+    """What applying a batch of answers reads once for all of them, in its transaction: the transfers
+    (locked), their connections, and of each opportunity a create was about, its version and lead (the
+    lead and its organization read too, for the ``transferred`` mail); `keep`: those objects (by id),
+    which stay in the session from one answer to the next."""
+
+    facts: dict[int, tuple[int, int | None]]
+    keep: set[int]
+    # held here: the session holds what it read only as long as something else does
+    objects: list[Any]
 
 
 def _no_items() -> CallResult:
@@ -113,10 +126,15 @@ class PartnerCrmSender:
             http=self._http(),
         )
 
-    def _prepare(self, session: Session, item: OutboxItem) -> _Prepared:
+    def _prepare(
+        self,
+        session: Session,
+        item: OutboxItem,
+        known: dict[int, tuple[repository.Correlations, repository.Correlations]] | None = None,
+    ) -> _Prepared:
         """The call `item` makes: its client, and what it sends (the child pairs we know now, not when
         the message was queued, go along with a create or update, and the tombstones of deleted
-        children)."""
+        children). `known`: the pairs of the batch's transfers, read at once (`_read_batch`)."""
         transfer_id = int(item.payload["transfer_id"])
         operation = str(item.payload["operation"])
         t = session.get(OpportunityTransfer, transfer_id)
@@ -134,8 +152,8 @@ class PartnerCrmSender:
                 operation, msg_id, item.dedupe_key, remote_id=str(item.payload["local_id"]), lead=lead
             )
         else:
-            known, deleted = repository.document_pairs(session, t)
-            pairs: dict[str, Any] = {CORRELATIONS_KEY: {**known, **repository.record_pair(t)}}
+            mine, deleted = known[t.id] if known and t.id in known else repository.document_pairs(session, t)
+            pairs: dict[str, Any] = {CORRELATIONS_KEY: {**mine, **repository.record_pair(t)}}
             if deleted:
                 pairs[DELETIONS_KEY] = deleted
             call = BatchCall(operation, msg_id, item.dedupe_key, {**item.payload["body"], **pairs}, lead=lead)
@@ -190,9 +208,10 @@ class PartnerCrmSender:
         outcomes: dict[int, bool | BaseException | None] = {}
         prepared: list[_Prepared] = []
         with self.db.transaction() as session:
+            _held, known = _read_batch(session, items)
             for item in items:
                 try:
-                    prepared.append(self._prepare(session, item))
+                    prepared.append(self._prepare(session, item, known))
                 except DeliveryFailed as exc:
                     outcomes[item.id] = exc
         by_connection = {p.connection_id for p in prepared}
@@ -255,15 +274,19 @@ class PartnerCrmSender:
         cannot be applied to `failed`."""
         applied = []
         now = self.clock()
-        with self.db.transaction() as session:
+        with self.db.transaction() as session, audit.batched(session):
+            loaded = _load(session, [(p.transfer_id, p.operation) for p, _ in delivered])
             for p, r in delivered:
                 try:
-                    with session.begin_nested():
-                        self._apply_in(session, p.transfer_id, p.operation, p.item, r, now)
+                    with audit.undone_on_error(session), session.begin_nested():
+                        self._apply_in(session, p.transfer_id, p.operation, p.item, r, now, loaded)
                     applied.append(p.item.id)
                     # written (the savepoint flushed it): forgotten, so that the next answer's queries do
-                    # not check every object of the earlier ones for changes (quadratic in the batch)
-                    session.expunge_all()
+                    # not check every object of the earlier ones for changes (quadratic in the batch);
+                    # what was read for the whole batch stays
+                    for obj in list(session.identity_map.values()):
+                        if id(obj) not in loaded.keep:
+                            session.expunge(obj)
                 except LeaseLost as exc:
                     outcomes[p.item.id] = exc
                 except Exception as exc:
@@ -278,7 +301,8 @@ class PartnerCrmSender:
 
     def _apply(self, transfer_id: int, operation: str, item: OutboxItem, result: CallResult) -> None:
         with self.db.transaction() as session:
-            self._apply_in(session, transfer_id, operation, item, result, self.clock())
+            loaded = _load(session, [(transfer_id, operation)])
+            self._apply_in(session, transfer_id, operation, item, result, self.clock(), loaded)
 
     def _apply_in(
         self,
@@ -288,10 +312,12 @@ class PartnerCrmSender:
         item: OutboxItem,
         result: CallResult,
         now: datetime,
+        loaded: _Loaded,
     ) -> None:
-        """Apply the partner's answer to `item` and mark it sent, in `session`'s transaction."""
+        """Apply the partner's answer to `item` and mark it sent, in `session`'s transaction (whose
+        `_load` read and locked the transfer)."""
         body: dict[str, Any] = result.body
-        t = session.get(OpportunityTransfer, transfer_id, with_for_update=True)
+        t = session.get(OpportunityTransfer, transfer_id)
         assert t is not None
         c = session.get(PartnerCrmConnection, t.connection_id)
         assert c is not None
@@ -302,31 +328,35 @@ class PartnerCrmSender:
             "key": item.dedupe_key,
         }
         if operation in ("create", "update"):
-            remote_id = body.get("id")
-            pairs: list[tuple[str, int, str]] = []
-            if operation == "create" and isinstance(remote_id, str | int) and str(remote_id):
-                t.remote_id = str(remote_id)[:200]
-                t.remote_type = _remote_type(body, c)
-                if t.opportunity_id is not None:
-                    pairs.append(("opportunity", t.opportunity_id, t.remote_id))
-            if operation == "update" and _follow_remote(session, t, c, body):
-                repository.adopt_pairs(session, t, body.get("correlations"))  # every pair it keeps
-            gone: list[tuple[str, int, str]] = []
-            pairs += repository.reply_pairs(session, t, body.get("correlations"), gone)
-            repository.remember_many(session, t, pairs)
-            if gone:  # children of ours deleted while the document that carried them travelled
-                sent = _sent_child_ids(c, item)
-                buried = [(kind, ours, theirs) for kind, ours, theirs in gone if ours in sent.get(kind, ())]
-                repository.remember_many(session, t, buried, deleted_at=now)
-            theirs_deleted = repository.deletions_of({DELETIONS_KEY: body.get(DELETIONS_KEY)})
-            if theirs_deleted:  # children the partner deleted: ours go too
-                deleted_here = inbound_repository.apply_deletions(
-                    session, t, repository.mirrored(theirs_deleted), now=now
-                )
-                if deleted_here:
-                    details["changes"] = deleted_here
-            action = "transferred" if operation == "create" else "update_sent"
-            t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
+            # the transfer's changes are written once, with its status below (not also before the reads)
+            with session.no_autoflush:
+                remote_id = body.get("id")
+                pairs: list[tuple[str, int, str]] = []
+                if operation == "create" and isinstance(remote_id, str | int) and str(remote_id):
+                    t.remote_id = str(remote_id)[:200]
+                    t.remote_type = _remote_type(body, c)
+                    if t.opportunity_id is not None:
+                        pairs.append(("opportunity", t.opportunity_id, t.remote_id))
+                if operation == "update" and _follow_remote(session, t, c, body):
+                    repository.adopt_pairs(session, t, body.get("correlations"))  # every pair it keeps
+                gone: list[tuple[str, int, str]] = []
+                pairs += repository.reply_pairs(session, t, body.get("correlations"), gone)
+                repository.remember_many(session, t, pairs)
+                if gone:  # children of ours deleted while the document that carried them travelled
+                    sent = _sent_child_ids(c, item)
+                    buried = [
+                        (kind, ours, theirs) for kind, ours, theirs in gone if ours in sent.get(kind, ())
+                    ]
+                    repository.remember_many(session, t, buried, deleted_at=now)
+                theirs_deleted = repository.deletions_of({DELETIONS_KEY: body.get(DELETIONS_KEY)})
+                if theirs_deleted:  # children the partner deleted: ours go too
+                    deleted_here = inbound_repository.apply_deletions(
+                        session, t, repository.mirrored(theirs_deleted), now=now
+                    )
+                    if deleted_here:
+                        details["changes"] = deleted_here
+                action = "transferred" if operation == "create" else "update_sent"
+                t.message = status_messages.created(operation, c.name, t.remote_type, t.remote_id)
         else:
             doc = from_partner(outbound_profile(c), body)
             hints, deletions = repository.hints_of(body), repository.deletions_of(body)
@@ -356,10 +386,11 @@ class PartnerCrmSender:
         t.status, t.last_error, t.attempts = s.TransferState.SUCCESSFUL.value, None, item.attempts
         t.last_synced_at = t.updated_at = now
         repository.record(session, None, t, action, now=now, before=before, details=details)
+        facts = loaded.facts.get(t.opportunity_id) if t.opportunity_id is not None else None
         if operation == "create":
-            self._follow_up(session, t, c, item, now)
+            self._follow_up(session, t, c, item, now, facts[0] if facts else None)
         if action == "transferred":
-            _tell_transferred(session, t, c, now)
+            _tell_transferred(session, t, c, now, facts[1] if facts else None)
         if not outbox.mark_sent_in(session, item, now=now):
             # another deliverer took the message over: it applies the same answer (rolled back here)
             raise LeaseLost(f"outbox message {item.id}: lease lost before the answer was applied")
@@ -371,13 +402,13 @@ class PartnerCrmSender:
         c: PartnerCrmConnection,
         item: OutboxItem,
         now: datetime,
+        version: int | None,
     ) -> None:
-        """The opportunity changed while its create was on the way (its version moved past the one
-        sent) and updates go out automatically: the change follows as an update now."""
+        """The opportunity changed while its create was on the way (its `version` now moved past the
+        one sent) and updates go out automatically: the change follows as an update now."""
         sent = item.payload.get("version")
         if t.opportunity_id is None or not isinstance(sent, int):
             return
-        version = session.scalar(select(Opportunity.version).where(Opportunity.id == t.opportunity_id))
         if version is None or version <= sent:
             return  # unchanged in transit (the usual case): the opportunity and its children stay unread
         opp = session.get(Opportunity, t.opportunity_id)
@@ -429,6 +460,69 @@ class PartnerCrmSender:
         raise DeliveryFailed(
             outcome.reason, retryable=outcome.retryable, retry_after_seconds=outcome.retry_after_seconds
         )
+
+
+def _read_batch(
+    session: Session, items: list[OutboxItem]
+) -> tuple[list[Any], dict[int, tuple[repository.Correlations, repository.Correlations]]]:
+    """The transfers of a batch's messages and their connections, read into the session at once (each
+    message's `_prepare` finds its own there while the caller holds them), and the child pairs of those
+    with a document to send, by one statement."""
+    ids, sending = set(), set()
+    for item in items:
+        transfer_id = parse_id(str(item.payload.get("transfer_id")))
+        if transfer_id is not None:
+            ids.add(transfer_id)
+            if item.payload.get("operation") in ("create", "update"):
+                sending.add(transfer_id)
+    if not ids:
+        return [], {}
+    transfers = list(session.scalars(select(OpportunityTransfer).where(OpportunityTransfer.id.in_(ids))))
+    connections = session.scalars(
+        select(PartnerCrmConnection).where(PartnerCrmConnection.id.in_({t.connection_id for t in transfers}))
+    )
+    return [*transfers, *connections], repository.documents_pairs(
+        session, [t for t in transfers if t.id in sending]
+    )
+
+
+def _load(session: Session, answers: list[tuple[int, str]]) -> _Loaded:
+    """What applying these answers ((transfer id, operation) each) reads once for all (`_Loaded`): the
+    transfers locked (in the order of their ids), their connections, and for a create, its
+    opportunity's version and lead, the lead and its organization."""
+    ids = sorted({transfer_id for transfer_id, _ in answers})
+    transfers = list(
+        session.scalars(
+            select(OpportunityTransfer)
+            .where(OpportunityTransfer.id.in_(ids))
+            .order_by(OpportunityTransfer.id)
+            .with_for_update()
+        )
+    )
+    connections = list(
+        session.scalars(
+            select(PartnerCrmConnection).where(
+                PartnerCrmConnection.id.in_({t.connection_id for t in transfers})
+            )
+        )
+    )
+    creates = {transfer_id for transfer_id, operation in answers if operation == "create"}
+    opportunity_ids = {t.opportunity_id for t in transfers if t.id in creates and t.opportunity_id}
+    facts: dict[int, tuple[int, int | None]] = {}
+    if opportunity_ids:
+        rows = session.execute(
+            select(Opportunity.id, Opportunity.version, Opportunity.lead_id).where(
+                Opportunity.id.in_(opportunity_ids)
+            )
+        )
+        facts = {opp_id: (version, lead_id) for opp_id, version, lead_id in rows}
+    lead_ids = {lead_id for _, lead_id in facts.values() if lead_id is not None}
+    if lead_ids:
+        organizations = {c.organization_id for c in connections}
+        others: list[Any] = [*session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))]
+        others += session.scalars(select(Organization).where(Organization.id.in_(organizations)))
+    objects = list(session.identity_map.values())  # with the leads' children
+    return _Loaded(facts, {id(obj) for obj in objects}, objects)
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -576,15 +670,10 @@ def _follow_remote(
 
 
 def _tell_transferred(
-    session: Session, t: OpportunityTransfer, c: PartnerCrmConnection, now: datetime
+    session: Session, t: OpportunityTransfer, c: PartnerCrmConnection, now: datetime, lead_id: int | None
 ) -> None:
-    """The partner's CRM took the opportunity: its registration's people are told (the policy's
-    ``transferred`` event), once per transfer."""
-    lead_id = (
-        session.scalar(select(Opportunity.lead_id).where(Opportunity.id == t.opportunity_id))
-        if t.opportunity_id is not None
-        else None
-    )
+    """The partner's CRM took the opportunity: its registration's people (of its lead `lead_id`) are
+    told (the policy's ``transferred`` event), once per transfer."""
     lead = session.get(Lead, lead_id) if lead_id is not None else None
     if lead is None:
         return

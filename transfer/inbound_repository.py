@@ -55,6 +55,11 @@ def _trim(value: Any, length: int) -> Any:
     return value[:length] if isinstance(value, str) else value
 
 
+#: Where a transaction keeps the products and customers its documents named (a batch call's items name
+#: the same few again and again): {key or name: id}.
+_PRODUCTS, _CUSTOMERS = "prm.transfer.products", "prm.transfer.customers"
+
+
 def _products(session: Session, doc: Mapping[str, Any]) -> dict[str, int]:
     """Product key or name -> id for every product the document names; unknown ones are an error."""
     wanted = {
@@ -62,13 +67,24 @@ def _products(session: Session, doc: Mapping[str, Any]) -> dict[str, int]:
         for line in doc.get("revenue_lines") or []
         if isinstance(line.get("product"), str) and line["product"]
     }
-    found: dict[str, int] = {}
-    if wanted:
-        for p in session.scalars(
-            select(Product).where(or_(Product.key.in_(wanted), Product.name.in_(wanted)))
-        ):
-            found.setdefault(p.key, p.id)
-            found.setdefault(p.name, p.id)
+    known: dict[str, int] = session.info.setdefault(_PRODUCTS, {})
+    found = {name: known[name] for name in wanted if name in known}
+    if wanted - found.keys():
+        asked = wanted - found.keys()
+        rows = session.execute(
+            select(Product.id, Product.key, Product.name)
+            .where(or_(Product.key.in_(asked), Product.name.in_(asked)))
+            .order_by(Product.id)
+        )
+        by_name = []
+        for product_id, product_key, product_name in rows:  # a key names its product before a name does
+            if product_key in asked:
+                found.setdefault(product_key, product_id)
+            by_name.append((product_name, product_id))
+        for product_name, product_id in by_name:
+            if product_name in asked:
+                found.setdefault(product_name, product_id)
+        known.update(found)
     problems = [
         FieldProblem(f"/revenue_lines/{i}/product", f"unknown product {line['product']!r}")
         for i, line in enumerate(doc.get("revenue_lines") or [])
@@ -522,12 +538,15 @@ def _update_child(kind: str, record: Any, item: Mapping[str, Any], products: Map
 def _customer_id(session: Session, name: Any) -> int | None:
     if not isinstance(name, str) or not name:
         return None
-    return session.scalar(
-        select(Customer.id)
-        .where(or_(Customer.name == name, Customer.key == name))
-        .order_by(Customer.id)
-        .limit(1)
-    )
+    known: dict[str, int | None] = session.info.setdefault(_CUSTOMERS, {})
+    if name not in known:
+        known[name] = session.scalar(
+            select(Customer.id)
+            .where(or_(Customer.name == name, Customer.key == name))
+            .order_by(Customer.id)
+            .limit(1)
+        )
+    return known[name]
 
 
 def create_opportunity(

@@ -69,14 +69,23 @@ class _SeenIds:
 
 
 def verified(
-    session: Session, settings: Settings, key: str, headers: Mapping[str, str], body: bytes, now: datetime
+    session: Session,
+    settings: Settings,
+    key: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    connection: PartnerCrmConnection | None = None,
 ) -> PartnerCrmConnection:
-    """The connection whose inbound secret signed this request; every failure is a 401."""
-    c = session.scalar(
-        select(PartnerCrmConnection).where(
-            PartnerCrmConnection.key == key, PartnerCrmConnection.active.is_(True)
+    """The connection whose inbound secret signed this request; every failure is a 401. `connection`:
+    the connection `key` names, read already in this transaction (an item of a batch call)."""
+    c = connection
+    if c is None or c.key != key:
+        c = session.scalar(
+            select(PartnerCrmConnection).where(
+                PartnerCrmConnection.key == key, PartnerCrmConnection.active.is_(True)
+            )
         )
-    )
     if c is None:
         # The same answer as a bad signature: an unknown key tells a prober nothing.
         raise SignatureMismatch("no signature matches the body")
@@ -186,9 +195,15 @@ def create(db: Database, settings: Settings, key: str, headers: Mapping[str, str
 
 
 def create_in(
-    session: Session, settings: Settings, key: str, headers: Mapping[str, str], body: bytes, now: datetime
+    session: Session,
+    settings: Settings,
+    key: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    connection: PartnerCrmConnection | None = None,
 ) -> Reply:
-    c = verified(session, settings, key, headers, body, now)
+    c = verified(session, settings, key, headers, body, now, connection)
     doc, hints, _ = _document(c, body)
     existing = _by_remote(session, c, doc["id"])
     if existing is not None:
@@ -252,8 +267,9 @@ def update_in(
     now: datetime,
     *,
     from_lead: bool = False,
+    connection: PartnerCrmConnection | None = None,
 ) -> Reply:
-    c = verified(session, settings, key, headers, body, now)
+    c = verified(session, settings, key, headers, body, now, connection)
     doc, hints, deletions = _document(c, body)
     if from_lead:
         t = _by_remote_lead(session, c, doc["id"])
@@ -316,8 +332,9 @@ def query_in(
     now: datetime,
     *,
     from_lead: bool = False,
+    connection: PartnerCrmConnection | None = None,
 ) -> Reply:
-    c = verified(session, settings, key, headers, body, now)
+    c = verified(session, settings, key, headers, body, now, connection)
     t = (_by_remote_lead if from_lead else _by_remote)(session, c, remote_id)
     if t is None:
         what = "no transfer is kept as a lead" if from_lead else "no opportunity was transferred"

@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import insert, literal, or_, select, union_all
+from sqlalchemy import Table, literal, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from common import audit
 from common.clock import utcnow
@@ -90,27 +93,15 @@ def remember_many(
     *,
     deleted_at: datetime | None = None,
 ) -> None:
-    """Record `pairs` of (kind, our id, their id) as `remember` does each, in order, in two statements
-    whatever their number: a pair whose id on either side is paired already (by a key of the connection,
-    or by an earlier pair of the list) is left out. `deleted_at`: the pairs are tombstones (of children
-    deleted here)."""
+    """Record `pairs` of (kind, our id, their id) as `remember` does each, in order, in one statement
+    whatever their number: a pair whose id on either side is paired already (by a key of the connection:
+    the table's unique keys, ON CONFLICT DO NOTHING; or by an earlier pair of the list) is left out.
+    `deleted_at`: the pairs are tombstones (of children deleted here)."""
     wanted = [(stored_kind(transfer, kind), local_id, remote_id) for kind, local_id, remote_id in pairs]
     if not wanted:
         return
     taken_local: set[tuple[str, int]] = set()
     taken_remote: set[tuple[str, str]] = set()
-    for kind, local_id, remote_id in session.execute(
-        select(CorrelationKey.kind, CorrelationKey.local_id, CorrelationKey.remote_id).where(
-            CorrelationKey.connection_id == transfer.connection_id,
-            CorrelationKey.kind.in_({k for k, _, _ in wanted}),
-            or_(
-                CorrelationKey.local_id.in_({local for _, local, _ in wanted}),
-                CorrelationKey.remote_id.in_({remote for _, _, remote in wanted}),
-            ),
-        )
-    ):
-        taken_local.add((kind, local_id))
-        taken_remote.add((kind, remote_id))
     rows = []
     for kind, local_id, remote_id in wanted:
         if (kind, local_id) in taken_local or (kind, remote_id) in taken_remote:
@@ -128,8 +119,18 @@ def remember_many(
                 "deleted_at": deleted_at,
             }
         )
-    if rows:
-        session.execute(insert(CorrelationKey), rows)  # one statement (executemany), no ids read back
+    if rows:  # one statement (executemany), no ids read back
+        session.execute(_insert_keys(session.get_bind().dialect.name), rows)
+
+
+@cache
+def _insert_keys(dialect: str) -> Insert:
+    """The INSERT of `remember_many`: a pair either of whose ids the connection pairs already (a unique
+    key of the table) is skipped."""
+    table = cast(Table, CorrelationKey.__table__)
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def remember_reply(session: Session, transfer: OpportunityTransfer, correlations: Any) -> None:
@@ -196,6 +197,33 @@ def document_pairs(session: Session, transfer: OpportunityTransfer) -> tuple[Cor
         if kind in CHILD_KINDS:
             (pairs if k.deleted_at is None else deleted).setdefault(kind, {})[str(k.local_id)] = k.remote_id
     return pairs, deleted
+
+
+def documents_pairs(
+    session: Session, transfers: Iterable[OpportunityTransfer]
+) -> dict[int, tuple[Correlations, Correlations]]:
+    """`document_pairs` of several transfers by one statement: {transfer id: (pairs, deletions)}."""
+    by_id = {t.id: t for t in transfers}
+    out: dict[int, tuple[Correlations, Correlations]] = {i: ({}, {}) for i in by_id}
+    if not by_id:
+        return out
+    rows = session.execute(
+        select(
+            CorrelationKey.transfer_id,
+            CorrelationKey.kind,
+            CorrelationKey.local_id,
+            CorrelationKey.remote_id,
+            CorrelationKey.deleted_at,
+        )
+        .where(CorrelationKey.transfer_id.in_(by_id))
+        .order_by(CorrelationKey.transfer_id, CorrelationKey.kind, CorrelationKey.local_id)
+    )
+    for transfer_id, stored, local_id, remote_id, deleted_at in rows:
+        kind = plain_kind(stored)
+        if kind in CHILD_KINDS:
+            pairs, deleted = out[transfer_id]
+            (pairs if deleted_at is None else deleted).setdefault(kind, {})[str(local_id)] = remote_id
+    return out
 
 
 def replied_pairs(session: Session, transfer: OpportunityTransfer) -> tuple[Correlations, Correlations]:

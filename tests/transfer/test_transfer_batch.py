@@ -146,11 +146,17 @@ def test_a_batch_costs_the_deliverer_a_fixed_number_of_statements_per_call(
     per_call = (six[0] - two[0]) / 4
     assert per_call == (ten[0] - six[0]) / 4, (two, six, ten)  # a constant cost per call
     assert six[0] < 6 * per_call + 20, (two, six, ten)  # and a constant cost per batch
-    from tests.transfer.test_transfer_statement_counts import DELIVERER_BUDGET
+    from tests.transfer.test_transfer_statement_counts import (
+        BATCHED_DELIVERER_BUDGET,
+        BATCHED_PARTNER_BUDGET,
+        DELIVERER_BUDGET,
+    )
 
     assert per_call < DELIVERER_BUDGET, (per_call, DELIVERER_BUDGET)
+    assert per_call <= BATCHED_DELIVERER_BUDGET, (two, six, ten)
     if settings.database_url.startswith("postgresql"):
         assert (six[1] - two[1]) / 4 == (ten[1] - six[1]) / 4, (two, six, ten)
+        assert (six[1] - two[1]) / 4 <= BATCHED_PARTNER_BUDGET, (two, six, ten)
 
 
 def test_each_item_of_a_batch_is_verified_and_remembered_on_its_own(client, db, settings, demo, partner):
