@@ -81,6 +81,28 @@ _WITHOUT_COLLECTIONS = (raiseload(Lead.products), raiseload(Lead.sales_team), ra
 _COLLECTIONS_ON_ACCESS = (lazyload(Lead.products), lazyload(Lead.sales_team), lazyload(Lead.territory_team))
 
 
+@cache
+def _visible_statement(collections: bool) -> Select[Any]:
+    """The statement of `visible_lead`'s plain read, built once per ``collections`` (``lead_id`` and
+    ``org`` its parameters): building it cost as much as a tenth of reading one lead."""
+    org = bindparam("org", type_=Integer())
+    stmt = select(Lead, offered_to(Lead.id, org).label("offered")).where(
+        Lead.id == bindparam("lead_id", type_=Integer())
+    )
+    return stmt if collections else stmt.options(*_WITHOUT_COLLECTIONS)
+
+
+@cache
+def _locked_statement() -> Select[Lead]:
+    """The locking read of `locked_lead`, built once (``lead_id`` its parameter)."""
+    return (
+        select(Lead)
+        .where(Lead.id == bindparam("lead_id", type_=Integer()))
+        .with_for_update()
+        .options(*_COLLECTIONS_ON_ACCESS)
+    )
+
+
 def visible_lead(
     session: Session,
     principal: Principal,
@@ -107,8 +129,7 @@ def visible_lead(
     if for_update:
         locked, _ = locked_lead(session, principal, lead_id)
         return locked
-    stmt = select(Lead, offered_to(Lead.id, org).label("offered")).where(Lead.id == lead_id)
-    row = session.execute(stmt if collections else stmt.options(*_WITHOUT_COLLECTIONS)).first()
+    row = session.execute(_visible_statement(collections), {"lead_id": lead_id, "org": org}).first()
     lead: Lead | None = row[0] if row is not None else None
     offered = bool(row[1]) if row is not None else False
     if lead is None or not (principal.internal or lead.organization_id == org or offered):
@@ -129,9 +150,7 @@ def locked_lead(session: Session, principal: Principal, lead_id: int) -> tuple[L
     the lead's collections as if loaded, so the unit of work changes them as usual; the contacts and
     activities answer the action when it does not change them (`lead_out`'s ``children``)."""
     org = principal.organization_id
-    lead = session.scalar(
-        select(Lead).where(Lead.id == lead_id).with_for_update().options(*_COLLECTIONS_ON_ACCESS)
-    )
+    lead = session.scalar(_locked_statement(), {"lead_id": lead_id})
     offered = (
         lead is not None
         and not principal.internal
