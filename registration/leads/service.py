@@ -246,6 +246,17 @@ class _References(NamedTuple):
     teams: _Teams | None = None  # None: the leads' own collections are loaded
 
 
+@cache
+def _reference_statements() -> tuple[Select[int, str], Select[int, int]]:
+    """The statements of `_references`, built once (``ids`` their parameter): the keys of programs by id,
+    the opportunities of converted leads by lead id."""
+    ids = bindparam("ids", type_=Integer(), expanding=True)
+    return (
+        select(PartnerProgram.id, PartnerProgram.key).where(PartnerProgram.id.in_(ids)),
+        select(Opportunity.lead_id, Opportunity.id).where(Opportunity.lead_id.in_(ids)),
+    )
+
+
 def _references(
     session: Session,
     leads: Sequence[Lead | Row[Any]],
@@ -262,20 +273,13 @@ def _references(
         if isinstance(held, PartnerProgram):  # already read in this transaction (submitting reads it)
             programs[program_id] = held.key
     unknown = {lead.program_id for lead in leads if lead.program_id and lead.program_id not in programs}
+    program_keys, opportunity_ids = _reference_statements()
     if unknown:
-        rows = session.execute(
-            select(PartnerProgram.id, PartnerProgram.key).where(PartnerProgram.id.in_(unknown))
-        )
+        rows = session.execute(program_keys, {"ids": sorted(unknown)})
         programs.update((program_id, key) for program_id, key in rows)
     converted = [lead.id for lead in leads if lead.lead_status == LeadStatus.CONVERTED]
     opportunities: dict[int, int] = (
-        dict(
-            session.execute(
-                select(Opportunity.lead_id, Opportunity.id).where(Opportunity.lead_id.in_(converted))
-            ).all()
-        )
-        if converted
-        else {}
+        dict(session.execute(opportunity_ids, {"ids": converted}).all()) if converted else {}
     )
     if children is not None and not with_teams and len(leads) == 1:
         lead_id = leads[0].id
