@@ -14,13 +14,15 @@ tombstones of its pairs (``deletions``), and is never brought back by a document
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from functools import cache
+from typing import Any, Protocol, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, insert, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from common.clock import utcnow
 from common.errors import FieldProblem
@@ -557,51 +559,140 @@ def create_opportunity(
     *,
     now: datetime,
     hints: Correlations | None = None,
-) -> tuple[Opportunity, Correlations]:
+    message: Callable[[int], str] | None = None,
+) -> tuple[int, Correlations]:
     """A new opportunity (under a lead of its own: an opportunity always has one) from a partner's
     document; the connection's organization owns both, and its key pairs it with the document's id. No
-    registration: nothing is approved by this."""
-    lead = Lead(
-        organization_id=connection.organization_id,
-        name=_trim(doc.get("name") or "Transferred opportunity", 200),
-        description=doc.get("description"),
-        customer_id=_customer_id(session, doc.get("customer")),
-        deal_size=_amount(doc.get("amount")),
-        currency=doc.get("currency"),
-        expected_close_date=_close_date(doc),
-        sales_channel="partner",
-        accepted=True,
-        status=RegistrationStatus.DRAFT.value,
-        lead_status=LeadStatus.CONVERTED.value,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(lead)
-    session.flush()
-    opp = Opportunity(
-        number=opportunity_number(None, lead.id),
-        lead_id=lead.id,
-        organization_id=connection.organization_id,
-        customer_id=lead.customer_id,
-        name=lead.name,
-        status="open",
-        created_at=now,
-        updated_at=now,
-        # a new record has no children yet: known empty, not loaded by a query each
-        contacts=[],
-        revenue_lines=[],
-        notes=[],
-        activities=[],
-        sales_team=[],
-    )
-    _put_fields(opp, doc, _OPPORTUNITY_COLUMNS, {})
-    session.add(opp)
-    with session.no_autoflush:  # the opportunity is inserted with its fields and children, not updated after
-        correlations, _ = apply_document(
-            session, transfer, opp, doc, now=now, hints=hints, record_key=str(doc["id"])
+    registration: nothing is approved by this. Returns its id and the children's correlations.
+    `transfer` (new, or written already) is written with the opportunity's id, and the `message` of it.
+
+    The rows are written by plain INSERTs (the lead, the opportunity, one per kind of child), not by the
+    ORM's unit of work: a record new here is nothing but what the document says (`apply_document` on an
+    empty opportunity, whose children all are new, and a child id the document names twice is one child
+    updated by the later item). `hints` pair nothing yet: no child of a new record is anyone's copy."""
+    with session.no_autoflush:  # the transfer, if new, is written once: with the opportunity's id
+        products = _products(session, doc)
+        name = _trim(doc.get("name") or "Transferred opportunity", 200)
+        customer_id = _customer_id(session, doc.get("customer"))
+        lead_id = session.execute(
+            _insert_returning_id(Lead),
+            {
+                "organization_id": connection.organization_id,
+                "name": name,
+                "description": doc.get("description"),
+                "customer_id": customer_id,
+                "deal_size": _amount(doc.get("amount")),
+                "currency": doc.get("currency"),
+                "expected_close_date": _close_date(doc),
+                "sales_channel": "partner",
+                "accepted": True,
+                "status": RegistrationStatus.DRAFT.value,
+                "lead_status": LeadStatus.CONVERTED.value,
+                "created_at": now,
+                "updated_at": now,
+            },
+        ).scalar_one()
+        opp = _Fields(
+            name=name, **dict.fromkeys(("description", "stage", "amount", "currency", "expected_close_date"))
         )
-    transfer.opportunity_id = opp.id
-    return opp, correlations
+        _put_fields(opp, doc, _OPPORTUNITY_COLUMNS, {})
+        status, closed_at = "open", None
+        if doc.get("status") and doc["status"] != status:
+            status = doc["status"]
+            closed_at = now if status in ("won", "lost") else None
+        opp_id = session.execute(
+            _insert_returning_id(Opportunity),
+            {
+                "number": opportunity_number(None, lead_id),
+                "lead_id": lead_id,
+                "organization_id": connection.organization_id,
+                "customer_id": customer_id,
+                **vars(opp),
+                "status": status,
+                "closed_at": closed_at,
+                "created_at": now,
+                "updated_at": now,
+            },
+        ).scalar_one()
+    transfer.opportunity_id = opp_id
+    if message is not None:
+        transfer.message = message(opp_id)
+    session.flush()  # the transfer, whose id its keys and its activity name
+    keys: list[tuple[str, int, str]] = [("opportunity", opp_id, str(doc["id"]))]
+    activities: list[dict[str, Any]] = []
+    if status != "open":
+        activities.append(
+            {
+                "kind": f"partner_{status}",
+                "subject": f"Status set to {status} in the partner's CRM",
+                "occurred_at": now,
+                "details": {"transfer_id": transfer.id},
+            }
+        )
+    correlations: Correlations = {}
+    for kind in CHILD_KINDS:
+        rows: list[_Fields] = []
+        pairs: dict[str, _Fields] = {}  # their id -> the row, as the document names it
+        for item in doc.get(kind) or []:
+            remote_id = item.get("id")
+            if remote_id and remote_id in pairs:  # named twice: one child, as the later item says
+                _update_child(kind, pairs[remote_id], item, products)
+                continue
+            row = _Fields(**_new_child_columns(kind, item, products, now))
+            rows.append(row)
+            if remote_id:
+                pairs[remote_id] = row
+        # the activity of a status set by the partner goes first, as `apply_document` adds it
+        values = [{**a, "opportunity_id": opp_id} for a in activities] if kind == "activities" else []
+        values += [{**vars(row), "opportunity_id": opp_id} for row in rows]
+        if not values:
+            continue
+        ids = list(session.execute(_insert_returning_id(_CHILD_MODELS[kind], many=True), values).scalars())
+        new_ids = dict(zip(map(id, rows), ids[len(values) - len(rows) :], strict=True))
+        if pairs:
+            correlations[kind] = {}
+            for remote_id, row in pairs.items():
+                keys.append((kind, new_ids[id(row)], remote_id))
+                correlations[kind][remote_id] = str(new_ids[id(row)])
+    remember_many(session, transfer, keys)
+    return opp_id, correlations
+
+
+class _Fields:
+    """A new row's columns as attributes (what `_put_fields` and `_update_child` set)."""
+
+    def __init__(self, **columns: Any) -> None:
+        self.__dict__.update(columns)
+
+
+_CHILD_MODELS: dict[str, Any] = {
+    "contacts": OpportunityContact,
+    "revenue_lines": OpportunityRevenueLine,
+    "notes": OpportunityNote,
+    "activities": OpportunityActivity,
+}
+
+
+def _new_child_columns(
+    kind: str, item: Mapping[str, Any], products: Mapping[str, int], now: datetime
+) -> dict[str, Any]:
+    """The columns of a new opportunity child of `kind` (what `_new_child` makes a record of)."""
+    values = _child_values(kind, item, products, now)
+    if kind == "notes":
+        return {"text": values["text"], "written_at": values["written"]}
+    return values
+
+
+@cache
+def _insert_statement(model: Any, many: bool) -> Insert:
+    table = cast(Table, model.__table__)
+    return insert(table).returning(table.c.id, sort_by_parameter_order=many)
+
+
+def _insert_returning_id(model: Any, *, many: bool = False) -> Insert:
+    """INSERT into `model`'s table returning the new ids (`many`: in the order of the rows given), the
+    table's defaults applied as the ORM applies them; built once."""
+    return _insert_statement(model, many)
 
 
 def create_lead(

@@ -221,14 +221,20 @@ def create_in(
         updated_at=now,
     )
     session.add(t)
-    session.flush()
     if c.inbound_creates == s.InboundCreates.LEAD:
+        session.flush()
         lead, correlations = inbound_repository.create_lead(session, c, t, doc, now=now, hints=hints)
         local = str(lead.id)
-    else:
-        opp, correlations = inbound_repository.create_opportunity(session, c, t, doc, now=now, hints=hints)
-        local = str(opp.id)
-    t.message = status_messages.kept(c.name, t.remote_type, doc["id"], _local_type(t), local)
+        t.message = status_messages.kept(c.name, t.remote_type, doc["id"], _local_type(t), local)
+    else:  # the transfer is written once, with its opportunity and message (its children after it)
+
+        def kept(opp_id: int) -> str:
+            return status_messages.kept(c.name, t.remote_type, doc["id"], "opportunity", str(opp_id))
+
+        opp_id, correlations = inbound_repository.create_opportunity(
+            session, c, t, doc, now=now, hints=hints, message=kept
+        )
+        local = str(opp_id)
     repository.record(
         session,
         None,

@@ -13,11 +13,11 @@ from tests.transfer.pair_support import Partner, connect, deliver_to
 #: Statement budgets of one create's delivery (claim, the call, the answer applied and the message settled
 #: in one commit, the mails the demo's policy sends about it), PostgreSQL; the deliverer's holds on SQLite.
 DELIVERER_BUDGET = 25
-PARTNER_BUDGET = 15
+PARTNER_BUDGET = 14
 #: A create's statements in a batch call, per call: the deliverer reads the batch's transfers, their
 #: pairs, leads and connections once for all; the partner verifies the batch's connection once.
 BATCHED_DELIVERER_BUDGET = 10
-BATCHED_PARTNER_BUDGET = 12
+BATCHED_PARTNER_BUDGET = 11
 
 
 def _opportunity(client, demo: Demo, extra_children: int) -> int:
