@@ -161,7 +161,7 @@ def _step_details(rnd: ApprovalRound, step: ApprovalStep) -> dict[str, Any]:
 def _refuse_ended_agreement(session: Session, lead: Lead, now: datetime) -> Eligibility:
     """What submitting checked must still hold when approving: the partner's agreement and program
     membership may have ended (or the lead changed hands) while the registration waited. Returns what
-    was read (holding it keeps its program in the session for the answer)."""
+    was read (the answer names its program)."""
     allowed = eligibility(session, lead, now.date())
     blockers = allowed.blockers
     if blockers:
@@ -234,9 +234,8 @@ def approve(
                     session, principal, lead, rnd, data.comment, details, now, on_opportunity_created
                 )
         session.flush()
-        out = lead_out(session, lead, children=children)  # approving changes no contact or activity
-        del allowed  # held until here: the answer names its program
-        return out
+        # approving changes no contact or activity; the answer names the program read
+        return lead_out(session, lead, children=children, programs=allowed.program_keys)
 
 
 def _finish_approval(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any, NamedTuple
 from typing import cast as typed
@@ -263,30 +263,33 @@ def _references(
     *,
     with_teams: bool = False,
     children: Children | None = None,
+    programs: Mapping[int, str] | None = None,
 ) -> _References:
     """The program keys, opportunity ids, contacts and activities of several leads (``with_teams``: also
     their products, sales and territory teams, the leads having been read without them; ``children``:
-    the contacts and activities of the one lead, already read)."""
-    programs: dict[int, str] = {}
+    the contacts and activities of the one lead, already read; ``programs``: keys of programs already
+    read)."""
+    keys: dict[int, str] = {}
     for program_id in {lead.program_id for lead in leads if lead.program_id}:
+        if programs is not None and program_id in programs:  # read by the action (submitting reads it)
+            keys[program_id] = programs[program_id]
+            continue
         held = session.identity_map.get(identity_key(PartnerProgram, program_id))
-        if isinstance(held, PartnerProgram):  # already read in this transaction (submitting reads it)
-            programs[program_id] = held.key
-    unknown = {lead.program_id for lead in leads if lead.program_id and lead.program_id not in programs}
+        if isinstance(held, PartnerProgram):  # already read in this transaction
+            keys[program_id] = held.key
+    unknown = {lead.program_id for lead in leads if lead.program_id and lead.program_id not in keys}
     program_keys, opportunity_ids = _reference_statements()
     if unknown:
         rows = session.execute(program_keys, {"ids": sorted(unknown)})
-        programs.update((program_id, key) for program_id, key in rows)
+        keys.update((program_id, key) for program_id, key in rows)
     converted = [lead.id for lead in leads if lead.lead_status == LeadStatus.CONVERTED]
     opportunities: dict[int, int] = (
         dict(session.execute(opportunity_ids, {"ids": converted}).all()) if converted else {}
     )
     if children is not None and not with_teams and len(leads) == 1:
         lead_id = leads[0].id
-        return _References(
-            programs, opportunities, {lead_id: children.contacts}, {lead_id: children.activities}
-        )
-    return _children(session, [lead.id for lead in leads], programs, opportunities, with_teams)
+        return _References(keys, opportunities, {lead_id: children.contacts}, {lead_id: children.activities})
+    return _children(session, [lead.id for lead in leads], keys, opportunities, with_teams)
 
 
 #: The columns every part of `_children_statement` has, with their types (a part leaves out what its
@@ -421,12 +424,19 @@ def _children(
 
 
 def lead_out(
-    session: Session, lead: Lead, references: _References | None = None, *, children: Children | None = None
+    session: Session,
+    lead: Lead,
+    references: _References | None = None,
+    *,
+    children: Children | None = None,
+    programs: Mapping[int, str] | None = None,
 ) -> s.LeadOut:
     """The lead as the API shows it (``references``: `_references` of a page the lead is on;
-    ``children``: its contacts and activities as `locked_lead` read them, when the action kept them)."""
-    refs = references if references is not None else _references(session, [lead], children=children)
-    return _shown(lead, refs)
+    ``children``: its contacts and activities as `locked_lead` read them, when the action kept them;
+    ``programs``: program id -> key of programs the action read already)."""
+    if references is None:
+        references = _references(session, [lead], children=children, programs=programs)
+    return _shown(lead, references)
 
 
 def _shown(lead: Lead | Row[Any], refs: _References) -> s.LeadOut:

@@ -392,7 +392,8 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
         )
         start_round(session, principal, lead, now=now, user_ids=users)  # this submission's round
         notifications_service.notify(session, lead, "submitted", principal, now=now, people=people)
-        out = lead_out(session, lead, children=children)  # submitting changes no contact or activity
+        # submitting changes no contact or activity; the answer names the program eligibility read
+        out = lead_out(session, lead, children=children, programs=allowed.program_keys)
         out.warnings = [FactWarning.model_validate(w) for w in result.warnings]
         return out
 
