@@ -198,3 +198,41 @@ def test_leads_last_decided_with_another_model_are_evaluated_too(client, db, dem
     run = plan(client, admin, territory_model_id=model_id)
     assert run["incremental"] and run["evaluated"] == 3  # the two German leads, and the Japanese one
     assert run["moved"] == 2
+
+
+def test_chunks_that_do_not_name_their_leads_select_them_from_their_range(client, db, demo):
+    """A chunk of an incremental plan names its leads; one cut before chunks did (a run planning when the
+    service was upgraded, then resumed) selects them from its id range again, and plans the same."""
+    from sqlalchemy import delete, update
+
+    from registration.reassignment import service
+    from registration.reassignment.models import ReassignmentChunk, ReassignmentItem, ReassignmentRun
+
+    admin = demo["admin"]
+    _leads(client, db, demo)
+    model_id, etag = planning_copy(client, admin)
+    set_team(client, admin, model_id, etag, "DE", [("cam-gb", CAM)])
+    run = plan(client, admin, territory_model_id=model_id, chunk_size=1)
+    assert run["incremental"] and run["evaluated"] == 2
+    planned = _content(client, admin, run["id"])
+    with db.transaction() as session:
+        named = session.scalars(
+            select(ReassignmentChunk.lead_ids).where(ReassignmentChunk.run_id == run["id"])
+        )
+        assert sorted(len(ids or []) for ids in named) == [1, 1]
+        # as the run was before its chunks ran, with chunks of the kind cut before they named their leads
+        session.execute(delete(ReassignmentItem).where(ReassignmentItem.run_id == run["id"]))
+        session.execute(
+            update(ReassignmentChunk)
+            .where(ReassignmentChunk.run_id == run["id"])
+            .values(lead_ids=None, done_at=None)
+        )
+        session.execute(
+            update(ReassignmentRun)
+            .where(ReassignmentRun.id == run["id"])
+            .values(status="planning", moved=0, kept=0, content_hash=None, planned_at=None)
+        )
+    resumed = service.resume_run(db, None, run["id"])
+    assert (resumed.status, resumed.evaluated, resumed.moved) == ("planned", 2, 2)
+    assert resumed.content_hash == run["content_hash"]
+    assert _content(client, admin, run["id"]) == planned
