@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from common import audit, delivery, outbox
 from common.clock import utcnow
@@ -31,7 +31,8 @@ from common.ids import parse_id
 from common.outbox import OutboxItem
 from common.retry import RetryPolicy
 from common.settings import Settings
-from directory.models import Organization
+from directory.models import Organization, User
+from registration.approval.staff_service import territory_channel_roles
 from registration.leads.models import Lead
 from registration.notifications import service as notifications_service
 from registration.notifications.notifications import NotificationEvent
@@ -71,6 +72,10 @@ class _Loaded:
     which stay in the session from one answer to the next."""
 
     facts: dict[int, tuple[int, int | None]]
+    # the child ids of the opportunities created ({opportunity id: {kind: ids}})
+    children: dict[int, dict[str, set[int]]]
+    # the people the ``transferred`` mail of each lead may go to, read at once ({lead id: People})
+    people: dict[int, notifications_service.People]
     keep: set[int]
     # held here: the session holds what it read only as long as something else does
     objects: list[Any]
@@ -340,7 +345,13 @@ class PartnerCrmSender:
                 if operation == "update" and _follow_remote(session, t, c, body):
                     repository.adopt_pairs(session, t, body.get("correlations"))  # every pair it keeps
                 gone: list[tuple[str, int, str]] = []
-                pairs += repository.reply_pairs(session, t, body.get("correlations"), gone)
+                # a create's record is the opportunity it was read for (an update's may have moved on)
+                own = (
+                    loaded.children.get(t.opportunity_id)
+                    if operation == "create" and t.opportunity_id
+                    else None
+                )
+                pairs += repository.reply_pairs(session, t, body.get("correlations"), gone, own)
                 repository.remember_many(session, t, pairs)
                 if gone:  # children of ours deleted while the document that carried them travelled
                     sent = _sent_child_ids(c, item)
@@ -390,7 +401,7 @@ class PartnerCrmSender:
         if operation == "create":
             self._follow_up(session, t, c, item, now, facts[0] if facts else None)
         if action == "transferred":
-            _tell_transferred(session, t, c, now, facts[1] if facts else None)
+            _tell_transferred(session, t, c, now, facts[1] if facts else None, loaded.people)
         if not outbox.mark_sent_in(session, item, now=now):
             # another deliverer took the message over: it applies the same answer (rolled back here)
             raise LeaseLost(f"outbox message {item.id}: lease lost before the answer was applied")
@@ -516,13 +527,45 @@ def _load(session: Session, answers: list[tuple[int, str]]) -> _Loaded:
             )
         )
         facts = {opp_id: (version, lead_id) for opp_id, version, lead_id in rows}
+    children = repository.opportunities_child_ids(session, facts)
     lead_ids = {lead_id for _, lead_id in facts.values() if lead_id is not None}
+    people: dict[int, notifications_service.People] = {}
     if lead_ids:
         organizations = {c.organization_id for c in connections}
-        others: list[Any] = [*session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))]
-        others += session.scalars(select(Organization).where(Organization.id.in_(organizations)))
-    objects = list(session.identity_map.values())  # with the leads' children
-    return _Loaded(facts, {id(obj) for obj in objects}, objects)
+        leads: list[Any] = list(session.scalars(select(Lead).where(Lead.id.in_(lead_ids))))
+        people = _people(session, leads)
+        leads += session.scalars(select(Organization).where(Organization.id.in_(organizations)))
+    objects = list(session.identity_map.values())  # with the leads' children and the users
+    return _Loaded(facts, children, people, {id(obj) for obj in objects}, objects)
+
+
+def _people(session: Session, leads: list[Lead]) -> dict[int, notifications_service.People]:
+    """Whom each lead's ``transferred`` mail may go to (its owner, submitter and sales team, and the
+    channel roles on its territories), their users read by one statement for all: `notify`'s `People`.
+    A lead whose decision's policy names people is left to `notify`, which reads them."""
+    named: dict[int, tuple[set[int], list[tuple[str, str, str]]]] = {}
+    for lead in leads:
+        if lead.decision_id is None:
+            ids = {m.user_id for m in lead.sales_team}
+            ids |= {i for i in (lead.owner_user_id, lead.submitted_by) if i is not None}
+            named[lead.id] = (ids, territory_channel_roles(session, lead))
+    all_ids = {i for ids, _ in named.values() for i in ids}
+    all_keys = {k for _, roles in named.values() for k, _, _ in roles}
+    users = (
+        list(
+            session.scalars(
+                select(User)
+                .where(or_(User.id.in_(all_ids), User.key.in_(all_keys)))
+                .options(lazyload(User.organization))
+            )
+        )
+        if all_ids or all_keys
+        else []
+    )
+    return {
+        lead_id: notifications_service.People(frozenset(k for k, _, _ in roles), frozenset(ids), users, roles)
+        for lead_id, (ids, roles) in named.items()
+    }
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -670,10 +713,15 @@ def _follow_remote(
 
 
 def _tell_transferred(
-    session: Session, t: OpportunityTransfer, c: PartnerCrmConnection, now: datetime, lead_id: int | None
+    session: Session,
+    t: OpportunityTransfer,
+    c: PartnerCrmConnection,
+    now: datetime,
+    lead_id: int | None,
+    people: dict[int, notifications_service.People],
 ) -> None:
-    """The partner's CRM took the opportunity: its registration's people (of its lead `lead_id`) are
-    told (the policy's ``transferred`` event), once per transfer."""
+    """The partner's CRM took the opportunity: its registration's people (of its lead `lead_id`, read
+    ahead in `people`) are told (the policy's ``transferred`` event), once per transfer."""
     lead = session.get(Lead, lead_id) if lead_id is not None else None
     if lead is None:
         return
@@ -685,5 +733,6 @@ def _tell_transferred(
         None,
         now=now,
         occurrence=f"transfer:{t.id}",
+        people=people.get(lead.id),
         partner=partner.name if partner else None,
     )

@@ -144,17 +144,18 @@ def reply_pairs(
     transfer: OpportunityTransfer,
     correlations: Any,
     gone: list[tuple[str, int, str]] | None = None,
+    own: dict[str, set[int]] | None = None,
 ) -> list[tuple[str, int, str]]:
     """The (kind, our id, their id) pairs of a partner's reply ({kind: {our id: their id}}) that name a
     child of the transfer's record here, for `remember_many`. `gone` receives the pairs naming an id
     that is no child here (a child deleted while the document that carried it travelled, or nonsense:
-    the caller tells them apart)."""
+    the caller tells them apart). `own`: the record's child ids, read already in this transaction."""
     if not isinstance(correlations, Mapping):
         return []
     kinds = [k for k, pairs in correlations.items() if k in CHILD_KINDS and isinstance(pairs, Mapping)]
     if not kinds:
         return []
-    own = all_child_ids(session, transfer)
+    own = own if own is not None else all_child_ids(session, transfer)
     wanted = []
     for kind in kinds:
         for ours, theirs in correlations[kind].items():
@@ -412,6 +413,25 @@ def all_child_ids(session: Session, transfer: OpportunityTransfer) -> dict[str, 
     ]
     for kind, child_id in session.execute(union_all(*parts)):
         out[kind].add(child_id)
+    return out
+
+
+def opportunities_child_ids(
+    session: Session, opportunity_ids: Iterable[int]
+) -> dict[int, dict[str, set[int]]]:
+    """`all_child_ids` of several opportunities by one statement: {opportunity id: {kind: ids}}."""
+    wanted = set(opportunity_ids)
+    out: dict[int, dict[str, set[int]]] = {i: {kind: set() for kind in CHILD_KINDS} for i in wanted}
+    if not wanted:
+        return out
+    parts = [
+        select(literal(kind).label("kind"), table.opportunity_id, table.id).where(
+            table.opportunity_id.in_(wanted)
+        )
+        for kind, table in _OPPORTUNITY_CHILD_TABLES.items()
+    ]
+    for kind, opp_id, child_id in session.execute(union_all(*parts)):
+        out[opp_id][kind].add(child_id)
     return out
 
 

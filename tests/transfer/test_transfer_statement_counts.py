@@ -16,7 +16,7 @@ DELIVERER_BUDGET = 25
 PARTNER_BUDGET = 14
 #: A create's statements in a batch call, per call: the deliverer reads the batch's transfers, their
 #: pairs, leads and connections once for all; the partner verifies the batch's connection once.
-BATCHED_DELIVERER_BUDGET = 10
+BATCHED_DELIVERER_BUDGET = 9
 BATCHED_PARTNER_BUDGET = 11
 
 
