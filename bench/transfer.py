@@ -203,10 +203,12 @@ def run(opportunities: int, deliverers: int, deliver_args: list[str], pg_url: st
                 assert w.stderr is not None
                 w.stderr.readline()
             load_before = os.getloadavg()
+            queue_started = time.monotonic()
+            queue_transfers(brand, ids)
+            # the clock and the CPU count start at the commit that queued them all (queue_seconds: how
+            # long queueing took, before it: the service's transfer requests, not deliveries)
             started = time.monotonic()
             cpu_before = _children_cpu(workers, brand, partner)
-            queue_transfers(brand, ids)
-            queued = time.monotonic()
             while _successful(brand) < opportunities:
                 if any(w.poll() is not None for w in workers):
                     raise SystemExit("a deliverer stopped")
@@ -245,7 +247,7 @@ def run(opportunities: int, deliverers: int, deliver_args: list[str], pg_url: st
         "children_per_opportunity": CHILDREN,
         "deliverers": deliverers,
         "deliver_args": deliver_args,
-        "queue_seconds": round(queued - started, 3),
+        "queue_seconds": round(started - queue_started, 3),
         "seconds": round(seconds, 3),
         "deliveries_per_s": round(opportunities / seconds, 1),
         "target_per_s": TARGET_PER_S,
