@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Integer, Select, bindparam, select
+from sqlalchemy import Integer, Select, Table, Update, bindparam, inspect, select, update
 from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
 
 from common import audit
 from common.clock import utcnow
@@ -46,6 +47,7 @@ from registration.leads.errors import RegistrationNotAllowed
 from registration.leads.lifecycle import Event, LeadStatus, next_status
 from registration.leads.models import Lead, LeadNote
 from registration.leads.service import Children, lead_out, locked_lead, visible_lead
+from registration.leads.submission_service import write_lead
 from registration.leads.transition_service import apply_transition
 from registration.opportunities.conversion_service import OpportunityCreated, convert_lead, decision_policy
 from registration.opportunities.opportunity import expires_at
@@ -195,30 +197,41 @@ def approve(
         rnd, step = _current_step(session, lead)
         allowed = _refuse_ended_agreement(session, lead, now)
         row = _approver_row(principal, step)
-        row.decision, row.decided_at, row.comment = ApproverDecision.APPROVED.value, now, data.comment
-        decisions = [ap.decision for ap in step.approvers if ap.role != ADMIN_OVERRIDE]
+        approved = ApproverDecision.APPROVED.value
+        decided: dict[str, Any] = {"decision": approved, "decided_at": now, "comment": data.comment}
+        decisions = [
+            approved if ap is row else ap.decision for ap in step.approvers if ap.role != ADMIN_OVERRIDE
+        ]
         outcome = StepStatus.APPROVED if row.role == ADMIN_OVERRIDE else step_outcome(step.mode, decisions)
         details = _step_details(rnd, step)
-        lead.updated_at = now  # every decision is a new version of the registration
-        if outcome is StepStatus.PENDING:  # mode "all": others still have to approve
-            session.flush()
-            audit.record(
-                session,
-                principal,
-                "lead",
-                lead.id,
-                "approval_recorded",
-                reason=data.comment,
-                details=details,
-                now=now,
-            )
-        else:
-            step.status, step.decided_at = StepStatus.APPROVED.value, now
-            following = next((st for st in rnd.steps if st.position == step.position + 1), None)
+        following = (
+            next((st for st in rnd.steps if st.position == step.position + 1), None)
+            if outcome is not StepStatus.PENDING
+            else None
+        )
+        if inspect(row).persistent and (outcome is StepStatus.PENDING or following is not None):
+            # the registration stays pending: the rows the decision changes are written by one UPDATE
+            # each, of their tables (the unit of work's flush of them cost as much as the statements)
+            _written(session, row, {**decided, "updated_at": now})
             if following is not None:
-                following.status = StepStatus.PENDING.value
-                rnd.current_step_id, rnd.updated_at = following.id, now
-                session.flush()
+                _written(
+                    session, step, {"status": StepStatus.APPROVED.value, "decided_at": now, "updated_at": now}
+                )
+                _written(session, following, {"status": StepStatus.PENDING.value, "updated_at": now})
+                _written(session, rnd, {"current_step_id": following.id, "updated_at": now})
+            write_lead(session, lead, {}, now)  # every decision is a new version of the registration
+            if following is None:  # mode "all": others still have to approve
+                audit.record(
+                    session,
+                    principal,
+                    "lead",
+                    lead.id,
+                    "approval_recorded",
+                    reason=data.comment,
+                    details=details,
+                    now=now,
+                )
+            else:
                 audit.record(
                     session,
                     principal,
@@ -229,13 +242,62 @@ def approve(
                     details={**details, "next_step": following.name},
                     now=now,
                 )
-            else:
-                _finish_approval(
-                    session, principal, lead, rnd, data.comment, details, now, on_opportunity_created
+        else:
+            row.decision, row.decided_at, row.comment = approved, now, data.comment
+            lead.updated_at = now  # every decision is a new version of the registration
+            if outcome is StepStatus.PENDING:  # mode "all": others still have to approve
+                session.flush()
+                audit.record(
+                    session,
+                    principal,
+                    "lead",
+                    lead.id,
+                    "approval_recorded",
+                    reason=data.comment,
+                    details=details,
+                    now=now,
                 )
+            else:
+                step.status, step.decided_at = StepStatus.APPROVED.value, now
+                if following is not None:
+                    following.status = StepStatus.PENDING.value
+                    rnd.current_step_id, rnd.updated_at = following.id, now
+                    session.flush()
+                    audit.record(
+                        session,
+                        principal,
+                        "lead",
+                        lead.id,
+                        "step_approved",
+                        reason=data.comment,
+                        details={**details, "next_step": following.name},
+                        now=now,
+                    )
+                else:
+                    _finish_approval(
+                        session, principal, lead, rnd, data.comment, details, now, on_opportunity_created
+                    )
         session.flush()
         # approving changes no contact or activity; the answer names the program read
         return lead_out(session, lead, children=children, programs=allowed.program_keys)
+
+
+@cache
+def _row_update(table: Table) -> Update:
+    """The UPDATE of `_written` of one row (``row_id``) of ``table``, built once (its SET names the
+    columns a call gives)."""
+    return update(table).where(table.c.id == bindparam("row_id", type_=Integer()))
+
+
+def _written(
+    session: Session, record: ApprovalRound | ApprovalStep | ApprovalStepApprover, values: dict[str, Any]
+) -> None:
+    """Give the persistent, unchanged ``record`` ``values`` by one UPDATE of its table, then hold them on
+    it as if read back (the unit of work has nothing left to write for it)."""
+    table = cast(Table, type(record).__table__)
+    session.execute(_row_update(table), {**values, "row_id": record.id})
+    for name, value in values.items():
+        set_committed_value(record, name, value)
 
 
 def _finish_approval(

@@ -259,7 +259,7 @@ def _decide(
 
 @functools.cache
 def _lead_update() -> Update:
-    """The UPDATE of `_write` (of the table; its SET names the columns a call gives), built once."""
+    """The UPDATE of `write_lead` (of the table; its SET names the columns a call gives), built once."""
     leads = cast(Table, Lead.__table__)
     return update(leads).where(
         leads.c.id == bindparam("lead_id", type_=Integer()),
@@ -267,7 +267,7 @@ def _lead_update() -> Update:
     )
 
 
-def _write(session: Session, lead: Lead, values: dict[str, Any], now: datetime) -> None:
+def write_lead(session: Session, lead: Lead, values: dict[str, Any], now: datetime) -> None:
     """Give the lead ``values`` and its next version by one UPDATE of the table (the unit of work's
     flush of it cost as much as the statement), then hold them on the lead as if read back. A lead the
     request changed already (an implicit acceptance) takes them as changes instead, so one UPDATE of
@@ -356,7 +356,7 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             "submitted_at": now,
             "submitted_by": principal.user_id,
         }
-        _write(session, lead, routed_values, now)
+        write_lead(session, lead, routed_values, now)
         users, people = _people(session, principal, lead, snapshot, result)
         if not result.kept_team:  # first submission, or the policy's fresh assignment: never a mix
             replaced = _unassign(lead) if lead.territory_team else {}
