@@ -36,14 +36,56 @@ OPERATIONS = ("create", "update", "query")
 RECORDS = ("opportunity", "lead")
 
 
+class _ItemFailed(Exception):
+    """An item failed while the batch was applied without savepoints: it is applied again with them."""
+
+
 def batch(db: Database, settings: Settings, key: str, headers: Mapping[str, str], body: bytes) -> Reply:
-    """Apply each signed call the batch carries, in one transaction; answer each."""
+    """Apply each signed call the batch carries, in one transaction; answer each.
+
+    All items together first, without a savepoint each (two statements an item); if one fails, that
+    transaction is rolled back whole and the batch is applied again with each item in a savepoint of its
+    own, so that it fails alone (the answers are those a batch applied item by item gives)."""
     now = utcnow()
-    with db.transaction() as session, audit.batched(session):  # the items' audit rows: one INSERT
+    try:
+        with db.transaction() as session, audit.batched(session):  # the items' audit rows: one INSERT
+            c = inbound_service.verified(session, settings, key, headers, body, now)
+            items = _items(parse_strict(body, settings.max_json_depth))
+            if len(items) > 1:
+                return Reply(200, {"items": [_together(session, settings, key, i, now, c) for i in items]})
+    except _ItemFailed:
+        pass  # nothing of it was kept
+    with db.transaction() as session, audit.batched(session):
         c = inbound_service.verified(session, settings, key, headers, body, now)
         items = _items(parse_strict(body, settings.max_json_depth))
         answers = [_answer(session, settings, key, item, now, c) for item in items]
     return Reply(200, {"items": answers})
+
+
+def _together(
+    session: Session,
+    settings: Settings,
+    key: str,
+    item: dict[str, Any],
+    now: datetime,
+    c: PartnerCrmConnection,
+) -> dict[str, Any]:
+    """One item's answer, without a savepoint: any failure is `_ItemFailed`."""
+    try:
+        reply = _call(session, settings, key, item, now, c)()
+        session.flush()
+    except Exception as exc:
+        raise _ItemFailed(str(exc)) from exc
+    _forget(session, c)
+    return {"status": reply.status, "body": reply.body}
+
+
+def _forget(session: Session, c: PartnerCrmConnection) -> None:
+    """What an item read and wrote (flushed) leaves the session, so that the next item's queries do not
+    check every object of the earlier ones for changes (quadratic in the batch); the connection stays."""
+    for obj in list(session.identity_map.values()):
+        if obj is not c:
+            session.expunge(obj)
 
 
 def _answer(
@@ -54,8 +96,31 @@ def _answer(
     now: datetime,
     c: PartnerCrmConnection,
 ) -> dict[str, Any]:
-    """One item's answer; `c`: the connection the batch call was verified for (each item is verified
-    with it, not read again)."""
+    """One item's answer, in a savepoint of its own; `c`: the connection the batch call was verified for
+    (each item is verified with it, not read again)."""
+    call = _call(session, settings, key, item, now, c)
+    try:
+        # an item that fails changes nothing (its audit rows dropped too); the others stay
+        with audit.undone_on_error(session), session.begin_nested():
+            reply = call()
+        _forget(session, c)  # written: the savepoint flushed it
+    except PrmError as exc:
+        return {"status": exc.status, "body": exc.to_problem()}
+    except IntegrityError:  # a concurrent identical create won the race: the retry reads its result
+        busy = ServiceUnavailable("the item could not be stored now; retry")
+        return {"status": busy.status, "body": busy.to_problem()}
+    return {"status": reply.status, "body": reply.body}
+
+
+def _call(
+    session: Session,
+    settings: Settings,
+    key: str,
+    item: dict[str, Any],
+    now: datetime,
+    c: PartnerCrmConnection,
+) -> Callable[[], Reply]:
+    """The item's call (create, update or query) as the single call would make it."""
     content = item["body"].encode()
     headers = {**item["headers"], "Idempotency-Key": item.get("idempotency_key") or ""}
     call: Callable[[], Reply]
@@ -93,21 +158,7 @@ def _answer(
                 connection=c,
             )
 
-    try:
-        # an item that fails changes nothing (its audit rows dropped too); the others stay
-        with audit.undone_on_error(session), session.begin_nested():
-            reply = call()
-        # written (the savepoint flushed it): forgotten, so that the next item's queries do not check
-        # every object of the earlier ones for changes (quadratic in the batch); the connection stays
-        for obj in list(session.identity_map.values()):
-            if obj is not c:
-                session.expunge(obj)
-    except PrmError as exc:
-        return {"status": exc.status, "body": exc.to_problem()}
-    except IntegrityError:  # a concurrent identical create won the race: the retry reads its result
-        busy = ServiceUnavailable("the item could not be stored now; retry")
-        return {"status": busy.status, "body": busy.to_problem()}
-    return {"status": reply.status, "body": reply.body}
+    return call
 
 
 def _items(payload: Any) -> list[dict[str, Any]]:

@@ -274,9 +274,37 @@ class PartnerCrmSender:
         outcomes: dict[int, bool | BaseException | None],
         failed: list[tuple[_Prepared, CallResult]],
     ) -> list[int]:
-        """Apply each delivered answer in a savepoint of one transaction; returns the ids of the messages
-        applied (and marked sent) once it committed. A lost lease goes to `outcomes`, an answer that
-        cannot be applied to `failed`."""
+        """Apply each delivered answer in one transaction; returns the ids of the messages applied (and
+        marked sent) once it committed. A lost lease goes to `outcomes`, an answer that cannot be
+        applied to `failed`.
+
+        All together first, without a savepoint each (two statements an answer); if one fails, that
+        transaction is rolled back whole and each answer is applied again in a savepoint of its own, so
+        that it fails alone."""
+        if len(delivered) > 1:
+            try:
+                return self._apply_together(delivered)
+            except Exception as exc:  # nothing of it was kept
+                logger.info("a batch of %s answers: one failed (%s); each on its own", len(delivered), exc)
+        return self._apply_each(delivered, outcomes, failed)
+
+    def _apply_together(self, delivered: list[tuple[_Prepared, CallResult]]) -> list[int]:
+        now = self.clock()
+        with self.db.transaction() as session, audit.batched(session):
+            loaded = _load(session, [(p.transfer_id, p.operation) for p, _ in delivered])
+            for p, r in delivered:
+                self._apply_in(session, p.transfer_id, p.operation, p.item, r, now, loaded)
+                session.flush()
+                _forget(session, loaded)
+        return [p.item.id for p, _ in delivered]
+
+    def _apply_each(
+        self,
+        delivered: list[tuple[_Prepared, CallResult]],
+        outcomes: dict[int, bool | BaseException | None],
+        failed: list[tuple[_Prepared, CallResult]],
+    ) -> list[int]:
+        """`_apply_all`, each answer in a savepoint of its own."""
         applied = []
         now = self.clock()
         with self.db.transaction() as session, audit.batched(session):
@@ -286,12 +314,7 @@ class PartnerCrmSender:
                     with audit.undone_on_error(session), session.begin_nested():
                         self._apply_in(session, p.transfer_id, p.operation, p.item, r, now, loaded)
                     applied.append(p.item.id)
-                    # written (the savepoint flushed it): forgotten, so that the next answer's queries do
-                    # not check every object of the earlier ones for changes (quadratic in the batch);
-                    # what was read for the whole batch stays
-                    for obj in list(session.identity_map.values()):
-                        if id(obj) not in loaded.keep:
-                            session.expunge(obj)
+                    _forget(session, loaded)  # written: the savepoint flushed it
                 except LeaseLost as exc:
                     outcomes[p.item.id] = exc
                 except Exception as exc:
@@ -471,6 +494,15 @@ class PartnerCrmSender:
         raise DeliveryFailed(
             outcome.reason, retryable=outcome.retryable, retry_after_seconds=outcome.retry_after_seconds
         )
+
+
+def _forget(session: Session, loaded: _Loaded) -> None:
+    """What an answer read and wrote (flushed) leaves the session, so that the next answer's queries do
+    not check every object of the earlier ones for changes (quadratic in the batch); what was read for
+    the whole batch stays."""
+    for obj in list(session.identity_map.values()):
+        if id(obj) not in loaded.keep:
+            session.expunge(obj)
 
 
 def _read_batch(

@@ -17,7 +17,7 @@ from tests.api.test_statement_counts import counted
 from tests.transfer.pair_support import BRAND_SIGNS, PARTNER_HOST, connect
 from transfer import delivery_service
 from transfer.client import PartnerCrmClient
-from transfer.models import OpportunityTransfer, PartnerCrmConnection
+from transfer.models import CorrelationKey, OpportunityTransfer, PartnerCrmConnection
 from transfer.signing import signature_headers
 
 
@@ -112,6 +112,51 @@ def test_the_calls_due_for_a_partner_go_in_one_request_and_one_that_fails_fails_
     transport = Recorded(partner.app)
     assert _deliver(db, settings, transport, batch_calls=1).sent == 3
     assert sorted(transport.paths) == ["update"] * 3
+
+
+class UnknownProductInQueries(Recorded):
+    """The partner's batch answers, with a line of a product we do not have added to each query's document
+    (its answer cannot be applied here)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        self.paths.append(request.url.path.rsplit("/", 1)[-1])
+        if not request.url.path.endswith("/batch"):
+            return response
+        answer = json.loads(response.read())
+        for item in answer["items"]:
+            if item["status"] == 200 and "LineItems" in item["body"]:
+                item["body"]["LineItems"].append({"ExternalId": "x-1", "ItemName": "no-such-product"})
+        return httpx.Response(response.status_code, json=answer)
+
+
+def test_an_answer_that_cannot_be_applied_fails_alone_and_the_others_of_its_batch_are_kept(
+    client, db, settings, demo, partner
+):
+    connect(client, demo, partner)
+    first, *others = _opportunities(client, demo, 3)
+    _queue(client, demo, first)
+    assert _deliver(db, settings, Recorded(partner.app)).sent == 1
+    for opp_id in others:
+        _queue(client, demo, opp_id)
+    _queue(client, demo, first, "/receive-update")
+
+    transport = UnknownProductInQueries(partner.app)
+    report = _deliver(db, settings, transport)
+    assert transport.paths == ["batch"], transport.paths  # three calls, one request
+    assert (report.claimed, report.sent, report.dead) == (3, 2, 1), report
+    for opp_id in others:
+        t = _transfer(client, demo, opp_id)
+        assert t["status"] == "successful" and t["remote_id"], t
+        opp = ok(client.get(f"/v1/opportunities/{opp_id}", headers=demo["admin"]))
+        with db.transaction() as session:
+            keys = session.query(CorrelationKey).filter(CorrelationKey.transfer_id == t["id"]).count()
+        # the record's key and one per child, once each (the answers applied once)
+        assert keys == 1 + sum(len(opp[k]) for k in ("contacts", "revenue_lines", "notes", "activities"))
+    failed = _transfer(client, demo, first)
+    assert failed["status"] == "failed" and "no-such-product" in failed["message"], failed
+    lines = ok(client.get(f"/v1/opportunities/{first}", headers=demo["admin"]))["revenue_lines"]
+    assert all(line.get("product") != "no-such-product" for line in lines)
 
 
 def test_a_partner_without_the_batch_call_gets_single_calls(client, db, settings, demo, partner):
