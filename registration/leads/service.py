@@ -170,25 +170,23 @@ def _load_collections(session: Session, lead: Lead) -> Children:
     territory_team: list[LeadTerritory] = []
     contacts: list[s.LeadContactOut] = []
     activities: list[s.LeadActivityOut] = []
-    dialect = session.get_bind().dialect.name
-    for row in session.execute(_children_statement(True, dialect), {"lead_ids": [lead.id]}):
-        what = row.what
+    # plain rows on the session's connection (the lock was just taken: nothing to flush first), not the
+    # ORM's execution of a statement of plain rows; the columns unpacked by position
+    connection = session.connection()
+    rows = connection.execute(_children_statement(True, connection.dialect.name), {"lead_ids": [lead.id]})
+    for row in rows.all():
+        what, _, id_, i, a, b, _, _, flag, _, _, amount = row
         record: LeadProduct | SalesTeamMember | LeadTerritory
         if what == "product":
             record = LeadProduct(
-                id=row.id,
-                lead_id=lead.id,
-                product_id=row.i,
-                is_primary=bool(row.flag),
-                amount=row.amount,
-                currency=row.a,
+                id=id_, lead_id=lead.id, product_id=i, is_primary=bool(flag), amount=amount, currency=a
             )
             products.append(record)
         elif what == "sales":
-            record = SalesTeamMember(id=row.id, lead_id=lead.id, user_id=row.i, role=row.a, source=row.b)
+            record = SalesTeamMember(id=id_, lead_id=lead.id, user_id=i, role=a, source=b)
             sales_team.append(record)
         elif what == "territory":
-            record = LeadTerritory(id=row.id, lead_id=lead.id, territory_key=row.a, territory_model_id=row.i)
+            record = LeadTerritory(id=id_, lead_id=lead.id, territory_key=a, territory_model_id=i)
             territory_team.append(record)
         else:
             if what == "contact":
