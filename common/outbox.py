@@ -41,6 +41,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -346,6 +347,30 @@ def mark_sent_in(session: Session, item: OutboxItem, *, now: datetime | None = N
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_all_sent_in(session: Session, items: Sequence[OutboxItem], *, now: datetime | None = None) -> int:
+    """`mark_sent_in` of several messages by one statement; returns how many were still leased to us (and
+    are marked sent): fewer than `items` means a lease was lost, and the caller rolls back."""
+    if not items:
+        return 0
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxMessage)
+        .where(
+            tuple_(OutboxMessage.id, OutboxMessage.lease_token).in_([(i.id, i.lease_token) for i in items]),
+            OutboxMessage.status == OutboxStatus.SENDING.value,
+        )
+        .values(
+            status=OutboxStatus.SENT.value,
+            sent_at=now,
+            lease_until=None,
+            lease_token=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def mark_failed(

@@ -293,10 +293,13 @@ class PartnerCrmSender:
         with self.db.transaction() as session, audit.batched(session):
             loaded = _load(session, [(p.transfer_id, p.operation) for p, _ in delivered])
             for p, r in delivered:
-                self._apply_in(session, p.transfer_id, p.operation, p.item, r, now, loaded)
+                self._apply_in(session, p.transfer_id, p.operation, p.item, r, now, loaded, settle=False)
                 session.flush()
                 _forget(session, loaded)
-        return [p.item.id for p, _ in delivered]
+            items = [p.item for p, _ in delivered]
+            if outbox.mark_all_sent_in(session, items, now=now) != len(items):
+                raise LeaseLost("a lease was lost before the answers were applied")  # rolled back
+        return [item.id for item in items]
 
     def _apply_each(
         self,
@@ -341,9 +344,11 @@ class PartnerCrmSender:
         result: CallResult,
         now: datetime,
         loaded: _Loaded,
+        *,
+        settle: bool = True,
     ) -> None:
-        """Apply the partner's answer to `item` and mark it sent, in `session`'s transaction (whose
-        `_load` read and locked the transfer)."""
+        """Apply the partner's answer to `item` and mark it sent (unless not `settle`: the caller marks
+        it), in `session`'s transaction (whose `_load` read and locked the transfer)."""
         body: dict[str, Any] = result.body
         t = session.get(OpportunityTransfer, transfer_id)
         assert t is not None
@@ -425,7 +430,7 @@ class PartnerCrmSender:
             self._follow_up(session, t, c, item, now, facts[0] if facts else None)
         if action == "transferred":
             _tell_transferred(session, t, c, now, facts[1] if facts else None, loaded.people)
-        if not outbox.mark_sent_in(session, item, now=now):
+        if settle and not outbox.mark_sent_in(session, item, now=now):
             # another deliverer took the message over: it applies the same answer (rolled back here)
             raise LeaseLost(f"outbox message {item.id}: lease lost before the answer was applied")
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from common.clock import utcnow
+from common.outbox import OutboxMessage
 from tests.api.approvals_support import act, ok, pending
 from tests.api.leads_support import Demo
 from tests.api.test_statement_counts import counted
@@ -157,6 +158,42 @@ def test_an_answer_that_cannot_be_applied_fails_alone_and_the_others_of_its_batc
     assert failed["status"] == "failed" and "no-such-product" in failed["message"], failed
     lines = ok(client.get(f"/v1/opportunities/{first}", headers=demo["admin"]))["revenue_lines"]
     assert all(line.get("product") != "no-such-product" for line in lines)
+
+
+class LeaseTakenOver(Recorded):
+    """The partner's app; while it answers the batch, another deliverer takes over the lease of the
+    message of one transfer (``taken``)."""
+
+    def __init__(self, app: Any, db: Any, taken: int) -> None:
+        super().__init__(app)
+        self.db, self.taken = db, taken
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self.db.transaction() as session:
+            for message in session.query(OutboxMessage).filter(OutboxMessage.status == "sending"):
+                if message.payload.get("transfer_id") == self.taken:
+                    message.lease_token = "another deliverer's"
+        return super().handle_request(request)
+
+
+def test_an_answer_whose_lease_was_taken_over_is_not_applied_and_the_others_of_its_batch_are(
+    client, db, settings, demo, partner
+):
+    connect(client, demo, partner)
+    taken, *others = _opportunities(client, demo, 3)
+    for opp_id in (taken, *others):
+        _queue(client, demo, opp_id)
+    taken_transfer = _transfer(client, demo, taken)["id"]
+
+    report = _deliver(db, settings, LeaseTakenOver(partner.app, db, taken_transfer))
+    assert (report.claimed, report.sent, report.lease_lost) == (3, 2, 1), report
+    for opp_id in others:
+        assert _transfer(client, demo, opp_id)["status"] == "successful"
+    # its new owner applies the partner's answer: nothing of it here yet
+    t = _transfer(client, demo, taken)
+    assert t["status"] == "in_progress" and t["remote_id"] is None, t
+    with db.transaction() as session:
+        assert session.query(CorrelationKey).filter(CorrelationKey.transfer_id == t["id"]).count() == 0
 
 
 def test_a_partner_without_the_batch_call_gets_single_calls(client, db, settings, demo, partner):

@@ -17,7 +17,7 @@ PARTNER_BUDGET = 14
 #: A create's statements in a batch call, per call: the deliverer reads the batch's transfers, their
 #: pairs, leads and connections once for all; the partner verifies the batch's connection once; neither
 #: opens a savepoint per call while none fails.
-BATCHED_DELIVERER_BUDGET = 7
+BATCHED_DELIVERER_BUDGET = 6
 BATCHED_PARTNER_BUDGET = 9
 
 
