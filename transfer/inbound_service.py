@@ -14,12 +14,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from common.clock import utcnow
 from common.database import Database
@@ -52,20 +54,26 @@ class _SeenIds:
         self.session, self.connection_id, self.now = session, connection_id, now
 
     def remember(self, msg_id: str, timestamp: int) -> bool:
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         inserted = self.session.execute(
-            insert(InboundMessageId)
-            .values(
-                connection_id=self.connection_id,
-                msg_id=msg_id,
-                signed_at=timestamp,
-                received_at=self.now,
-            )
-            .on_conflict_do_nothing(index_elements=["connection_id", "msg_id"])
-            .returning(InboundMessageId.id)
+            _remember_statement(self.session.get_bind().dialect.name),
+            {
+                "connection_id": self.connection_id,
+                "msg_id": msg_id,
+                "signed_at": timestamp,
+                "received_at": self.now,
+            },
         ).scalar()
         return inserted is not None
+
+
+@cache
+def _remember_statement(dialect: str) -> Insert:
+    """The replay store's INSERT (built once per dialect: it runs for every call and batch item)."""
+    table = cast(Table, InboundMessageId.__table__)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(table).on_conflict_do_nothing(index_elements=["connection_id", "msg_id"]).returning(table.c.id)
+    )
 
 
 def verified(
@@ -112,19 +120,23 @@ def _document(
 def _by_remote(session: Session, c: PartnerCrmConnection, remote_id: str) -> OpportunityTransfer | None:
     """The transfer of the partner's opportunity `remote_id` (a partner only ever sends us opportunities;
     a lead of theirs with the same id is another record)."""
-    return session.scalar(
-        select(OpportunityTransfer)
-        .where(
-            OpportunityTransfer.connection_id == c.id,
-            # not the partner's lead (a transfer it keeps as a lead has its own ids)
-            or_(
-                OpportunityTransfer.remote_type.is_(None),
-                OpportunityTransfer.remote_type != s.RemoteType.LEAD.value,
-            ),
-            OpportunityTransfer.remote_id == remote_id,
-        )
-        .with_for_update()
+    return session.scalar(_BY_REMOTE, {"connection_id": c.id, "remote_id": remote_id})
+
+
+#: `_by_remote`'s query, built once (it runs for every create and update).
+_BY_REMOTE = (
+    select(OpportunityTransfer)
+    .where(
+        OpportunityTransfer.connection_id == bindparam("connection_id"),
+        # not the partner's lead (a transfer it keeps as a lead has its own ids)
+        or_(
+            OpportunityTransfer.remote_type.is_(None),
+            OpportunityTransfer.remote_type != s.RemoteType.LEAD.value,
+        ),
+        OpportunityTransfer.remote_id == bindparam("remote_id"),
     )
+    .with_for_update()
+)
 
 
 def _by_remote_lead(session: Session, c: PartnerCrmConnection, remote_id: str) -> OpportunityTransfer | None:
