@@ -5,11 +5,12 @@ The call itself is signed like any other (a caller without the connection's secr
 is read). Each item is still a whole signed call of its own: its ``headers`` (``webhook-id``,
 ``webhook-timestamp``, ``webhook-signature``) sign its ``body``, the document as a JSON text, exactly as
 a single call would send it; its message id goes to the replay store, its ``idempotency_key`` names it in
-the audit, and a create is idempotent by the sender's id as always. Each item runs in a savepoint: one
-that fails (a bad signature, an unknown id, invalid data) is answered with its problem and changes
-nothing, the others are kept. The answer lists, in order, each item's HTTP status and body (what the
-single call would have answered). A partner that does not know the call answers 404, and the sender
-falls back to single calls.
+the audit, and a create is idempotent by the sender's id as always. An item that fails (a bad signature,
+an unknown id, invalid data) is answered with its problem and changes nothing, the others are kept: the
+items are applied together, and when one fails that transaction is rolled back and the batch applied
+again with each item in a savepoint of its own. The answer lists, in order, each item's HTTP status and
+body (what the single call would have answered). A partner that does not know the call answers 404, and
+the sender falls back to single calls.
 """
 
 from __future__ import annotations

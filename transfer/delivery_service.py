@@ -205,7 +205,7 @@ class PartnerCrmSender:
 
     def send_batch(self, items: list[OutboxItem]) -> list[bool | BaseException | None]:
         """Send `items` (calls to one partner) as one batch call, apply the answers in one transaction
-        (each in a savepoint, with its message marked sent), and record the failures; returns each
+        (with their messages marked sent; `_apply_all`), and record the failures; returns each
         item's outcome as `common.delivery` takes it. A partner without the batch call (404) gets
         single calls, from then on."""
         if len(items) == 1:
