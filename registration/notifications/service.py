@@ -33,6 +33,7 @@ from common.principal import Principal
 from directory.models import User
 from registration.approval.staff_service import (
     MANAGER_ROLES,
+    StaffUser,
     channel_roles_and_users,
     channel_roles_on,
     staff_of,
@@ -64,7 +65,7 @@ class People:
 
     keys: frozenset[str]
     ids: frozenset[int]
-    users: Sequence[User]
+    users: Sequence[StaffUser]  # directory users or plain rows of them
     channel_roles: list[tuple[str, str, str]]
 
     def covers(self, ids: set[int], keys: set[str]) -> bool:
@@ -111,7 +112,7 @@ def read_people(
     return People(wanted_keys, wanted_ids, users, channel_roles)
 
 
-def _person(user: User) -> Person:
+def _person(user: StaffUser) -> Person:
     return Person(user.id, user.key, user.email, user.name)
 
 
@@ -154,7 +155,7 @@ def audience_of(session: Session, lead: Lead) -> tuple[Audience, list[NotifyEntr
 
 def _audience(
     session: Session, lead: Lead, actor_id: int | None, people: People | None = None
-) -> tuple[Audience, list[NotifyEntry], User | None]:
+) -> tuple[Audience, list[NotifyEntry], StaffUser | None]:
     """`audience_of`, and the acting user (read with the audience, or found among ``people``)."""
     approvers, entries = _decision_parts(session, lead)
     named_keys = {u for e in entries for u in e.users}
@@ -164,6 +165,8 @@ def _audience(
     channel_roles = people.channel_roles if people is not None else territory_channel_roles(session, lead)
     staff_keys = {k for k, _, _ in channel_roles}
     keys = {k for k, _ in approvers} | named_keys | staff_keys
+    by_id: Mapping[int, StaffUser]
+    by_key: Mapping[str, StaffUser]
     if people is not None and people.covers(ids, keys):
         active = [u for u in people.users if u.active]
         by_id, by_key = {u.id: u for u in active}, {u.key: u for u in active}
@@ -196,7 +199,7 @@ def _audience(
         managers=managers,
         named={k: _person(by_key[k]) for k in named_keys if k in by_key},
     )
-    actor = by_id.get(actor_id) if actor_id is not None else None
+    actor: StaffUser | None = by_id.get(actor_id) if actor_id is not None else None
     if actor is None and actor_id is not None:  # not an active user: still named as the actor
         actor = session.get(User, actor_id)
     return audience, entries, actor
