@@ -7,6 +7,12 @@ without the noise of servers and threads on a shared machine. ``--profile`` also
 deliveries (CPU-time clock) for ``python -m pstats``. ``--batch-calls 1`` sends one call per request (as
 before the batch call), the default 20 to a request. What ``bench.transfer`` measures end to end is the
 figure that counts; this one says where to look.
+
+``--served``: the partner served as in production instead (``prm serve``: gunicorn), the deliverer in this
+process as ``prm transfer deliver`` runs it (``--concurrency`` batches in flight over real HTTP): the CPU
+per delivery of the deliverer, of the partner's server (every worker) and of each side's PostgreSQL
+server processes, and the deliveries/s this process saw (a lighter look at what ``bench.transfer``
+measures, with the brand owner's server idle).
 """
 
 from __future__ import annotations
@@ -55,6 +61,68 @@ class _Statements:
 
     def __call__(self, *_: Any) -> None:
         self.count += 1
+
+
+def run_served(opportunities: int, pg_url: str, batch_calls: int, concurrency: int) -> dict[str, float]:
+    """`--served`: the partner under ``prm serve``, the deliverer here; CPU ms per delivery of each."""
+    from bench.transfer import ServedInstance, _backends, _cpu, _tree
+
+    with (
+        tempfile.TemporaryDirectory(prefix="prm-bench-transfer-profile-") as tmp,
+        postgres_databases(pg_url, ("brand", "partner")) as urls,
+        two_instances(Path(tmp), database_urls=(urls[0], urls[1]), instance_type=ServedInstance) as (
+            brand,
+            partner,
+        ),
+    ):
+        [connection] = brand.get("/v1/partner-crm-connections")["items"]
+        brand.call(  # the tests' 2 s is no timeout for a loaded machine
+            "PATCH",
+            f"/v1/partner-crm-connections/{connection['id']}",
+            200,
+            json={"timeout_seconds": 30},
+            headers={"If-Match": f'"{connection["id"]}.{connection["version"]}"'},
+        )
+        queue_transfers(brand, seed_opportunities(brand, opportunities + 1))
+        settings = Settings.from_env(brand.env())
+        brand_app = create_app(settings)
+        assert partner.process is not None
+
+        def others() -> tuple[float, float, float]:
+            assert partner.process is not None
+            return (
+                sum(_cpu(p) for p in _tree(partner.process.pid)),
+                sum(_cpu(p) for p in _backends(partner)),
+                sum(_cpu(p) for p in _backends(brand)),
+            )
+
+        with brand_app.app_context():
+            db = brand_app.extensions["prm.db"]
+            policy = delivery_service.retry_policy(settings)
+            sender = delivery_service.PartnerCrmSender(db, settings, policy, connections=concurrency)
+            try:
+                options: dict[str, Any] = {"policy": policy, "batch_calls": batch_calls}
+                delivery_service.deliver_with(db, sender, settings, limit=1, concurrency=1, **options)
+                before, cpu, wall = others(), time.process_time(), time.monotonic()
+                report = delivery_service.deliver_with(
+                    db, sender, settings, limit=opportunities, concurrency=concurrency, **options
+                )
+                cpu, wall, after = time.process_time() - cpu, time.monotonic() - wall, others()
+            finally:
+                sender.close()
+        if report.sent != opportunities:
+            raise SystemExit(f"sent {report.sent} of {opportunities}: {report.errors[:3]}")
+        n = report.sent
+        server, partner_pg, brand_pg = (
+            round((b - a) / n * 1000, 1) for a, b in zip(before, after, strict=True)
+        )
+        return {
+            "deliveries_per_s": round(n / wall, 1),
+            "deliverer_cpu_ms": round(cpu / n * 1000, 1),
+            "partner_server_cpu_ms": server,
+            "partner_postgres_cpu_ms": partner_pg,
+            "brand_postgres_cpu_ms": brand_pg,
+        }
 
 
 def run(opportunities: int, pg_url: str, profile: Path | None, batch_calls: int = 1) -> dict[str, float]:
@@ -144,8 +212,18 @@ def main(argv: list[str] | None = None) -> None:
         default=20,
         help="calls per request (the batch call); 1: single calls, as before the batch call",
     )
+    parser.add_argument("--served", action="store_true", help="the partner under prm serve (see above)")
+    parser.add_argument("--concurrency", type=int, default=8, help="with --served: batches in flight")
     args = parser.parse_args(argv)
     pg_url = os.environ.get("PRM_BENCH_POSTGRES_URL", DEFAULT_PG)
+    if args.served:
+        result = run_served(args.opportunities, pg_url, args.batch_calls, args.concurrency)
+        print(
+            f"{result['deliveries_per_s']} deliveries/s; CPU ms per delivery: deliverer "
+            f"{result['deliverer_cpu_ms']}, partner server {result['partner_server_cpu_ms']}, partner "
+            f"PostgreSQL {result['partner_postgres_cpu_ms']}, brand PostgreSQL {result['brand_postgres_cpu_ms']}"
+        )
+        return
     for line in _lines(run(args.opportunities, pg_url, args.profile, args.batch_calls)):
         print(line)
 
