@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import literal, null, select
+from sqlalchemy import String, literal_column, null, select
 from sqlalchemy.orm import Session
 
 from common.principal import Role
@@ -14,7 +14,7 @@ from directory.models import Customer, Organization, PartnerProgram, Product, Us
 from rules.checks import RuleContext
 from rules.models import RulesetStatus, StoredRuleset
 from territory.models import ModelStatus, Territory, TerritoryDimension, TerritoryModel
-from territory.repository import ACTIVE_LITERAL, StateSelect
+from territory.repository import ACTIVE_LITERAL, StateSelect, state_tag
 
 #: Lead fact -> the table whose keys are its known members.
 _MEMBER_TABLES: dict[str, type[Customer] | type[Product] | type[PartnerProgram]] = {
@@ -93,9 +93,10 @@ def active(session: Session, kind: str, *, for_update: bool = False) -> StoredRu
 def active_versions_select(tag: int) -> StateSelect:
     """``active_versions`` as rows of the freshness statement (``territory.repository.state_selects``):
     ``(tag, id, NULL, NULL, "kind version_hash")``; ``versions_of`` reads them back."""
-    label = StoredRuleset.kind + " " + StoredRuleset.version_hash
-    # the status written into the statement: see ``territory.repository.ACTIVE_LITERAL``
-    return select(literal(tag), StoredRuleset.id, null(), null(), label).where(
+    label = StoredRuleset.kind + literal_column("' '", String) + StoredRuleset.version_hash
+    # the status, the tag and the separator written into the statement: see
+    # ``territory.repository.ACTIVE_LITERAL`` and ``state_tag``
+    return select(state_tag(tag), StoredRuleset.id, null(), null(), label).where(
         StoredRuleset.status == ACTIVE_LITERAL
     )
 

@@ -27,7 +27,6 @@ from sqlalchemy import (
     cast,
     column,
     func,
-    literal,
     literal_column,
     null,
     select,
@@ -146,6 +145,12 @@ def _fingerprint_statement() -> CompoundSelect[Any]:
     return union_all(*_fingerprint_selects())
 
 
+def state_tag(tag: int) -> ColumnElement[int]:
+    """A row's tag in the freshness statement, written into it (not bound: each bound value is
+    processed on every execution, and the statement runs on every what-if and submission)."""
+    return literal_column(str(int(tag)), Integer)
+
+
 def _fingerprint_selects() -> tuple[StateSelect, ...]:
     tables: tuple[type[Customer] | type[Product] | type[PartnerProgram] | type[Organization], ...] = (
         Customer,
@@ -156,7 +161,7 @@ def _fingerprint_selects() -> tuple[StateSelect, ...]:
     # One aggregate per subquery: SQLite answers max() from an index only when it is the query's only one.
     selects: list[StateSelect] = [
         select(
-            literal(i).label("i"),
+            state_tag(i).label("i"),
             select(func.max(m.id)).scalar_subquery(),
             cast(null(), Integer),  # typed: PostgreSQL takes an untyped NULL column for text
             select(func.max(m.updated_at)).scalar_subquery(),
@@ -193,12 +198,12 @@ def state_selects(*, requested: bool = False) -> tuple[StateSelect, ...]:
     the answer. One round trip per request, however many things it checks.
     """
     active = select(
-        literal(_ACTIVE_MODEL_TAG), TerritoryModel.id, TerritoryModel.version, null(), null()
+        state_tag(_ACTIVE_MODEL_TAG), TerritoryModel.id, TerritoryModel.version, null(), null()
     ).where(TerritoryModel.status == ACTIVE_LITERAL)
     if not requested:
         return (*_fingerprint_selects(), active)
     named = select(
-        literal(_REQUESTED_MODEL_TAG), TerritoryModel.id, TerritoryModel.version, null(), null()
+        state_tag(_REQUESTED_MODEL_TAG), TerritoryModel.id, TerritoryModel.version, null(), null()
     ).where(TerritoryModel.id == bindparam(REQUESTED_MODEL_PARAM, type_=Integer))
     return (*_fingerprint_selects(), active, named)
 
