@@ -476,8 +476,3 @@ def _plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
         row.done_at = utcnow()
     moved = sum(1 for i in items if i["outcome"] == ItemOutcome.MOVE.value)
     return {"evaluated": len(rows), "moved": moved, "kept": len(items) - moved}
-
-
-def covered_lead_count(session: Session, scope: Mapping[str, Any]) -> int:
-    """Leads in ``scope`` (what an incremental plan reports its evaluated count against)."""
-    return count_leads(session, scope_conditions(session, scope))
