@@ -220,59 +220,20 @@ def approve(
                 _written(session, following, {"status": StepStatus.PENDING.value, "updated_at": now})
                 _written(session, rnd, {"current_step_id": following.id, "updated_at": now})
             write_lead(session, lead, {}, now)  # every decision is a new version of the registration
-            if following is None:  # mode "all": others still have to approve
-                audit.record(
-                    session,
-                    principal,
-                    "lead",
-                    lead.id,
-                    "approval_recorded",
-                    reason=data.comment,
-                    details=details,
-                    now=now,
-                )
-            else:
-                audit.record(
-                    session,
-                    principal,
-                    "lead",
-                    lead.id,
-                    "step_approved",
-                    reason=data.comment,
-                    details={**details, "next_step": following.name},
-                    now=now,
-                )
+            _record_step(session, principal, lead.id, data.comment, details, following, now)
         else:
             row.decision, row.decided_at, row.comment = approved, now, data.comment
             lead.updated_at = now  # every decision is a new version of the registration
             if outcome is StepStatus.PENDING:  # mode "all": others still have to approve
                 session.flush()
-                audit.record(
-                    session,
-                    principal,
-                    "lead",
-                    lead.id,
-                    "approval_recorded",
-                    reason=data.comment,
-                    details=details,
-                    now=now,
-                )
+                _record_step(session, principal, lead.id, data.comment, details, None, now)
             else:
                 step.status, step.decided_at = StepStatus.APPROVED.value, now
                 if following is not None:
                     following.status = StepStatus.PENDING.value
                     rnd.current_step_id, rnd.updated_at = following.id, now
                     session.flush()
-                    audit.record(
-                        session,
-                        principal,
-                        "lead",
-                        lead.id,
-                        "step_approved",
-                        reason=data.comment,
-                        details={**details, "next_step": following.name},
-                        now=now,
-                    )
+                    _record_step(session, principal, lead.id, data.comment, details, following, now)
                 else:
                     _finish_approval(
                         session, principal, lead, rnd, data.comment, details, now, on_opportunity_created
@@ -280,6 +241,34 @@ def approve(
         session.flush()
         # approving changes no contact or activity; the answer names the program read
         return lead_out(session, lead, children=children, programs=allowed.program_keys)
+
+
+def _record_step(
+    session: Session,
+    principal: Principal,
+    lead_id: int,
+    comment: str | None,
+    details: dict[str, Any],
+    following: ApprovalStep | None,
+    now: datetime,
+) -> None:
+    """An approval that leaves the registration pending, in its history: the approver's decision
+    recorded (others of an 'all' step still to approve), or the step approved and ``following``'s turn."""
+    if following is None:
+        audit.record(
+            session, principal, "lead", lead_id, "approval_recorded", reason=comment, details=details, now=now
+        )
+    else:
+        audit.record(
+            session,
+            principal,
+            "lead",
+            lead_id,
+            "step_approved",
+            reason=comment,
+            details={**details, "next_step": following.name},
+            now=now,
+        )
 
 
 @cache
