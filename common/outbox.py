@@ -330,6 +330,17 @@ def mark_sent(db: Database, item: OutboxItem, *, now: datetime | None = None) ->
         return mark_sent_in(session, item, now=now)
 
 
+def _sent(now: datetime) -> dict[str, Any]:
+    """What marking a message sent writes."""
+    return {
+        "status": OutboxStatus.SENT.value,
+        "sent_at": now,
+        "lease_until": None,
+        "lease_token": None,
+        "updated_at": now,
+    }
+
+
 def mark_sent_in(session: Session, item: OutboxItem, *, now: datetime | None = None) -> bool:
     """`mark_sent` in the caller's transaction: a sender that records what the receiver answered and
     the delivery in one commit (``common.delivery``: it then returns True); False if the lease was lost."""
@@ -337,13 +348,7 @@ def mark_sent_in(session: Session, item: OutboxItem, *, now: datetime | None = N
     result = session.execute(
         update(OutboxMessage)
         .where(_leased(item))
-        .values(
-            status=OutboxStatus.SENT.value,
-            sent_at=now,
-            lease_until=None,
-            lease_token=None,
-            updated_at=now,
-        )
+        .values(_sent(now))
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -361,13 +366,7 @@ def mark_all_sent_in(session: Session, items: Sequence[OutboxItem], *, now: date
             tuple_(OutboxMessage.id, OutboxMessage.lease_token).in_([(i.id, i.lease_token) for i in items]),
             OutboxMessage.status == OutboxStatus.SENDING.value,
         )
-        .values(
-            status=OutboxStatus.SENT.value,
-            sent_at=now,
-            lease_until=None,
-            lease_token=None,
-            updated_at=now,
-        )
+        .values(_sent(now))
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
