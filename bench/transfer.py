@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -169,7 +171,10 @@ def _successful(instance: Instance) -> int:
     return _count(instance, OpportunityTransfer, OpportunityTransfer.status == "successful")
 
 
-def run(opportunities: int, deliverers: int, deliver_args: list[str], pg_url: str) -> dict[str, Any]:
+@contextmanager
+def served_pair(pg_url: str) -> Iterator[tuple[Instance, Instance]]:
+    """The brand owner and the partner under ``prm serve``, each on a PostgreSQL database of its own,
+    connected to each other as in the README (the brand owner's calls time out after 30 s)."""
     with (
         tempfile.TemporaryDirectory(prefix="prm-bench-transfer-") as tmp,
         postgres_databases(pg_url, ("brand", "partner")) as urls,
@@ -186,6 +191,11 @@ def run(opportunities: int, deliverers: int, deliver_args: list[str], pg_url: st
             json={"timeout_seconds": 30},
             headers={"If-Match": f'"{connection["id"]}.{connection["version"]}"'},
         )
+        yield brand, partner
+
+
+def run(opportunities: int, deliverers: int, deliver_args: list[str], pg_url: str) -> dict[str, Any]:
+    with served_pair(pg_url) as (brand, partner):
         ids = seed_opportunities(brand, opportunities)
         workers = [
             subprocess.Popen(

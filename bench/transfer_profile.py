@@ -65,24 +65,9 @@ class _Statements:
 
 def run_served(opportunities: int, pg_url: str, batch_calls: int, concurrency: int) -> dict[str, float]:
     """`--served`: the partner under ``prm serve``, the deliverer here; CPU ms per delivery of each."""
-    from bench.transfer import ServedInstance, _backends, _cpu, _tree
+    from bench.transfer import _backends, _cpu, _tree, served_pair
 
-    with (
-        tempfile.TemporaryDirectory(prefix="prm-bench-transfer-profile-") as tmp,
-        postgres_databases(pg_url, ("brand", "partner")) as urls,
-        two_instances(Path(tmp), database_urls=(urls[0], urls[1]), instance_type=ServedInstance) as (
-            brand,
-            partner,
-        ),
-    ):
-        [connection] = brand.get("/v1/partner-crm-connections")["items"]
-        brand.call(  # the tests' 2 s is no timeout for a loaded machine
-            "PATCH",
-            f"/v1/partner-crm-connections/{connection['id']}",
-            200,
-            json={"timeout_seconds": 30},
-            headers={"If-Match": f'"{connection["id"]}.{connection["version"]}"'},
-        )
+    with served_pair(pg_url) as (brand, partner):
         queue_transfers(brand, seed_opportunities(brand, opportunities + 1))
         settings = Settings.from_env(brand.env())
         brand_app = create_app(settings)
