@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,6 +115,15 @@ def copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]])
             copy.write_row(
                 [json_dumps(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns]
             )
+
+
+def expunge_except(session: Session, keep: Container[int]) -> None:
+    """Drop from ``session`` every object but those whose ``id()`` is in ``keep``: what one item of a
+    batch read and wrote (flushed), so that the next item's queries do not check every object of the
+    earlier ones for changes (quadratic in the batch), while what the whole batch shares stays."""
+    for obj in list(session.identity_map.values()):
+        if id(obj) not in keep:
+            session.expunge(obj)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from common import audit
 from common.clock import utcnow
-from common.database import Database
+from common.database import Database, expunge_except
 from common.errors import FieldProblem, PrmError, ServiceUnavailable, ValidationFailed
 from common.jsonbody import parse_strict
 from common.settings import Settings
@@ -77,16 +77,8 @@ def _together(
         session.flush()
     except Exception as exc:
         raise _ItemFailed(str(exc)) from exc
-    _forget(session, c)
+    expunge_except(session, {id(c)})  # the connection stays
     return {"status": reply.status, "body": reply.body}
-
-
-def _forget(session: Session, c: PartnerCrmConnection) -> None:
-    """What an item read and wrote (flushed) leaves the session, so that the next item's queries do not
-    check every object of the earlier ones for changes (quadratic in the batch); the connection stays."""
-    for obj in list(session.identity_map.values()):
-        if obj is not c:
-            session.expunge(obj)
 
 
 def _answer(
@@ -104,7 +96,7 @@ def _answer(
         # an item that fails changes nothing (its audit rows dropped too); the others stay
         with audit.undone_on_error(session), session.begin_nested():
             reply = call()
-        _forget(session, c)  # written: the savepoint flushed it
+        expunge_except(session, {id(c)})  # written (the savepoint flushed it); the connection stays
     except PrmError as exc:
         return {"status": exc.status, "body": exc.to_problem()}
     except IntegrityError:  # a concurrent identical create won the race: the retry reads its result

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, lazyload
 
 from common import audit, delivery, outbox
 from common.clock import utcnow
-from common.database import Database
+from common.database import Database, expunge_except
 from common.delivery import DeliveryFailed, DeliveryReport, LeaseLost
 from common.ids import parse_id
 from common.outbox import OutboxItem
@@ -295,7 +295,7 @@ class PartnerCrmSender:
             for p, r in delivered:
                 self._apply_in(session, p.transfer_id, p.operation, p.item, r, now, loaded, settle=False)
                 session.flush()
-                _forget(session, loaded)
+                expunge_except(session, loaded.keep)
             items = [p.item for p, _ in delivered]
             if outbox.mark_all_sent_in(session, items, now=now) != len(items):
                 raise LeaseLost("a lease was lost before the answers were applied")  # rolled back
@@ -317,7 +317,7 @@ class PartnerCrmSender:
                     with audit.undone_on_error(session), session.begin_nested():
                         self._apply_in(session, p.transfer_id, p.operation, p.item, r, now, loaded)
                     applied.append(p.item.id)
-                    _forget(session, loaded)  # written: the savepoint flushed it
+                    expunge_except(session, loaded.keep)  # written: the savepoint flushed it
                 except LeaseLost as exc:
                     outcomes[p.item.id] = exc
                 except Exception as exc:
@@ -499,15 +499,6 @@ class PartnerCrmSender:
         raise DeliveryFailed(
             outcome.reason, retryable=outcome.retryable, retry_after_seconds=outcome.retry_after_seconds
         )
-
-
-def _forget(session: Session, loaded: _Loaded) -> None:
-    """What an answer read and wrote (flushed) leaves the session, so that the next answer's queries do
-    not check every object of the earlier ones for changes (quadratic in the batch); what was read for
-    the whole batch stays."""
-    for obj in list(session.identity_map.values()):
-        if id(obj) not in loaded.keep:
-            session.expunge(obj)
 
 
 def _read_batch(
