@@ -38,7 +38,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, object_session
 
 from common.clock import utcnow
-from common.collector import collector_paused
+from common.collector import collector_paused, release_kept
 from common.database import Database
 from common.errors import Conflict, FieldProblem, NotFound
 from directory.enums import OrganizationKind
@@ -72,10 +72,12 @@ _CACHE_SIZE = 16
 
 
 class _LruCache:
-    """A small thread-safe LRU map; values are immutable, so handing them out is safe."""
+    """A small thread-safe LRU map; values are immutable, so handing them out is safe. ``on_drop`` is
+    called after a value was evicted or the map cleared."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, on_drop: Callable[[], None] | None = None) -> None:
         self._size = size
+        self._on_drop = on_drop
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -89,8 +91,11 @@ class _LruCache:
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
+            dropped = len(self._items) > self._size
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
+        if dropped and self._on_drop is not None:
+            self._on_drop()
         return value
 
     def get(self, key: Hashable) -> Any:
@@ -105,9 +110,12 @@ class _LruCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+        if self._on_drop is not None:
+            self._on_drop()
 
 
-_snapshots = _LruCache(_CACHE_SIZE)
+#: snapshots are built with the collector paused and kept frozen (``common.collector``)
+_snapshots = _LruCache(_CACHE_SIZE, on_drop=release_kept)
 _dimensions = _LruCache(16)
 
 
@@ -557,7 +565,8 @@ def build_snapshot(
     url = _url_key(session)
 
     def build() -> TerritorySnapshot:
-        with collector_paused():  # (millions of objects made: collection passes cost more than the build)
+        # millions of objects made and kept: collection passes would cost more than the build
+        with collector_paused(keep=True):
             dims = load_dimensions(session, fp, model)
             return TerritorySnapshot(
                 model_version_label(model.id, model.version),

@@ -31,7 +31,6 @@ from registration.reassignment import apply_service, plan_service, revert_servic
 from registration.reassignment import schemas as s
 from registration.reassignment.models import ReassignmentChunk, ReassignmentItem, ReassignmentRun
 from registration.reassignment.planning import ItemOutcome, ItemResult, RunKind, RunStatus
-from registration.reassignment.realignment import changed_territories
 from registration.reassignment.run_service import ENTITY, Progress, load_run
 from rules import repository as rules_repository
 from territory.models import ModelStatus, TerritoryModel
@@ -173,12 +172,7 @@ def create_run(
     members = None
     if not data.full and not data.ruleset_ids and active is not None and model_id not in (None, active):
         assert model_id is not None
-        # the active model is only compared: its definitions, not a snapshot to match with
-        base, target = plan_service.definitions_for(db, active), snapshot_for(db, model_id)
-        changed = changed_territories(base, target)
-        if not plan_service.rules_name_territories(rulesets, changed):
-            # None: members moved between parents, every lead may match otherwise (a full plan)
-            members = plan_service.incremental_members(base, target, changed)
+        members = plan_service.changed_coverage(db, active, model_id, rulesets)
     scope = data.where.model_dump(mode="json", exclude_none=True)
     with db.transaction() as session:
         run = ReassignmentRun(
