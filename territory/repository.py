@@ -395,11 +395,13 @@ def def_of(t: Territory) -> TerritoryDef:
 def load_defs(session: Session, model_id: int) -> list[TerritoryDef]:
     """Every territory of a model as definitions, ordered by key: three plain queries read as rows (the
     same definitions ``def_of`` gives of the loaded objects, at a fraction of the cost over 10,000
-    territories and their 100,000 coverage rows)."""
+    territories and their 100,000 coverage rows). The rows come from the connection, not the session:
+    they are tuples to read, with no ORM loading per row; a coverage shared by many territories (a
+    product group, a country) is one object."""
+    conn = session.connection()
     in_model = select(Territory.id).where(Territory.model_id == model_id)
-    include: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    exclude: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for territory_id, dimension, member, mode in session.execute(
+    rows: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
+    for territory_id, dimension, member, mode in conn.execute(
         select(
             TerritoryCoverage.territory_id,
             TerritoryCoverage.dimension,
@@ -409,16 +411,17 @@ def load_defs(session: Session, model_id: int) -> list[TerritoryDef]:
         .where(TerritoryCoverage.territory_id.in_(in_model))
         .order_by(TerritoryCoverage.id)
     ):
-        (include if mode == CoverageMode.INCLUDE else exclude)[territory_id][dimension].add(member)
+        rows[territory_id].append((dimension, member, mode))
     teams: dict[int, list[TeamMember]] = defaultdict(list)
-    for territory_id, user_key, role in session.execute(
+    for territory_id, user_key, role in conn.execute(
         select(TerritoryMember.territory_id, TerritoryMember.user_key, TerritoryMember.role)
         .where(TerritoryMember.territory_id.in_(in_model))
         .order_by(TerritoryMember.id)
     ):
         teams[territory_id].append(TeamMember(user_key, role))
+    shared: dict[tuple[frozenset[str], frozenset[str]], Coverage] = {}
     out = []
-    for territory_id, key, parent_key, name, type_, partner_key in session.execute(
+    for territory_id, key, parent_key, name, type_, partner_key in conn.execute(
         select(
             Territory.id,
             Territory.key,
@@ -430,11 +433,32 @@ def load_defs(session: Session, model_id: int) -> list[TerritoryDef]:
         .where(Territory.model_id == model_id)
         .order_by(Territory.key)
     ):
-        inc, exc = include.get(territory_id, {}), exclude.get(territory_id, {})
-        coverage = {d: Coverage.of(inc.get(d, ()), exc.get(d, ())) for d in ordered([*inc, *exc])}
+        coverage = _coverage_of(rows.get(territory_id, ()), shared)
         team = tuple(teams.get(territory_id, ()))
         out.append(TerritoryDef(key, parent_key, name, type_, team, partner_key, coverage))
     return out
+
+
+def _coverage_of(
+    rows: Iterable[tuple[str, str, str]], shared: dict[tuple[frozenset[str], frozenset[str]], Coverage]
+) -> dict[str, Coverage]:
+    """One territory's coverage from its (dimension, member, mode) rows; ``shared``: the coverages made
+    so far, each handed out again rather than made twice."""
+    include: dict[str, set[str]] = {}
+    exclude: dict[str, set[str]] = {}
+    for dimension, member, mode in rows:
+        (include if mode == _INCLUDE else exclude).setdefault(dimension, set()).add(member)
+    out = {}
+    for d in ordered([*include, *exclude]):
+        sets = (frozenset(include.get(d, ())), frozenset(exclude.get(d, ())))
+        found = shared.get(sets)
+        if found is None:
+            found = shared[sets] = Coverage(*sets)
+        out[d] = found
+    return out
+
+
+_INCLUDE = CoverageMode.INCLUDE.value
 
 
 def territory_rows(session: Session, model_id: int) -> dict[str, Territory]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import networkx as nx
 
-from territory.dimensions import Dimension, MemberHierarchy, ordered
+from territory.dimensions import BUILT_IN, MemberHierarchy, ordered
 from territory.errors import TreeInvalid, TreeProblem, did_you_mean, hint
 
 #: Role that owns partner leads on a territory (see ``TerritorySnapshot.cam_for``).
@@ -158,6 +158,7 @@ def validate_tree(
 
     Examples
     --------
+    >>> from territory.dimensions import Dimension
     >>> geo = MemberHierarchy({"world": None, "EMEA": "world"}, name="geography")
     >>> defs = [
     ...     TerritoryDef("WW", None, "Worldwide", "channel"),
@@ -217,8 +218,11 @@ def _coverage_problems(
     defs: Iterable[TerritoryDef], dimensions: Mapping[str, MemberHierarchy]
 ) -> list[TreeProblem]:
     problems: list[TreeProblem] = []
+    known_good: set[tuple[str, int]] = set()  # (dimension, id of a coverage) found to name known members
     for d in defs:
         for dim, cov in d.coverage.items():
+            if (dim, id(cov)) in known_good:  # a coverage many territories share (a product group...)
+                continue
             hierarchy = dimensions.get(dim)
             if hierarchy is None:
                 if cov.include or cov.exclude:
@@ -233,8 +237,10 @@ def _coverage_problems(
                     )
                 continue
             known_members = hierarchy.ancestor_sets()
+            unknown_any = False
             for verb, members in (("includes", cov.include), ("excludes", cov.exclude)):
                 unknown = [m for m in members if m not in known_members]
+                unknown_any = unknown_any or bool(unknown)
                 for m in sorted(unknown) if unknown else ():
                     problems.append(
                         TreeProblem(
@@ -244,6 +250,8 @@ def _coverage_problems(
                             f"{hint(hierarchy.suggest(m))}",
                         )
                     )
+            if not unknown_any:
+                known_good.add((dim, id(cov)))
     return problems
 
 
@@ -269,11 +277,14 @@ def _parent_coverage_warnings(
     by_key: Mapping[str, TerritoryDef], dimensions: Mapping[str, MemberHierarchy]
 ) -> list[TreeWarning]:
     warnings: list[TreeWarning] = []
+    # the gap of a pair of coverages, by their ids (coverages are shared by many territories: the
+    # same product group under each customer bucket...); the definitions hold them meanwhile
+    gaps: dict[tuple[str, int, int], str | None] = {}
     for d in by_key.values():
         if d.parent_key is None:
             continue
         parent = by_key[d.parent_key]
-        for dim in ordered([*Dimension, *d.coverage, *parent.coverage]):
+        for dim in ordered([*BUILT_IN, *d.coverage, *parent.coverage]):
             child_cov = d.coverage.get(dim, UNRESTRICTED)
             parent_cov = parent.coverage.get(dim, UNRESTRICTED)
             if child_cov is parent_cov or child_cov == parent_cov:
@@ -281,7 +292,11 @@ def _parent_coverage_warnings(
             hierarchy = dimensions.get(dim)
             if hierarchy is None:
                 continue
-            gap = coverage_gap(child_cov, parent_cov, hierarchy)
+            pair = (dim, id(child_cov), id(parent_cov))
+            if pair in gaps:
+                gap = gaps[pair]
+            else:
+                gap = gaps[pair] = coverage_gap(child_cov, parent_cov, hierarchy)
             if gap is None:
                 continue
             what = f"any {dim}" if gap == ANY_MEMBER else f"{dim} {gap!r}"
