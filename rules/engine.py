@@ -110,13 +110,14 @@ def shard_definitions(ruleset: ast.Ruleset) -> list[Shard]:
 
 
 def fact_names(shards: Iterable[Shard]) -> frozenset[str]:
-    """The fact names the shards' conditions read (every key of a condition that is no operator)."""
+    """The fact names the shards' conditions read (every key of a condition that is no operator, nor
+    ``MARK``, which every message carries and no lead fact is)."""
     names: set[str] = set()
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if not key.startswith("$"):
+                if not key.startswith("$") and key != MARK:
                     names.add(key)
                 walk(value)
         elif isinstance(node, list):

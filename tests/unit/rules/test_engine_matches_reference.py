@@ -82,3 +82,24 @@ def test_numbers_are_classed_by_the_constants_they_fall_between():
         assert durable.evaluate(ruleset, facts, trace=False) == reference.evaluate(
             ruleset, facts, trace=False
         )
+
+
+def test_facts_of_one_class_reach_the_durable_core_once(monkeypatch):
+    """The rules that fired are remembered per class of facts, also for rulesets with an ``always`` rule
+    (whose compiled condition, like the internal catch-all, reads the mark every message carries)."""
+    import durable_rules_engine
+
+    asked: list[str] = []
+    real = durable_rules_engine.assert_event
+
+    def counted(handle: int, message: str) -> object:
+        asked.append(message)
+        return real(handle, message)
+
+    monkeypatch.setattr(durable_rules_engine, "assert_event", counted)
+    big = ast.Rule("big", 0, ast.Compare("deal_size", ast.Op.GT, 1000), ast.PolicyActions(expiry_days=30))
+    other = ast.Rule("other", 0, ast.Always(), ast.PolicyActions(expiry_days=90))
+    ruleset = ast.make_ruleset(ast.Kind.POLICY, ast.HitPolicy.FIRST, (big, other))
+    fired = [durable.evaluate(ruleset, {"deal_size": d}, trace=False).fired for d in (1001, 4999, 500, 999)]
+    assert fired == [("big",), ("big",), ("other",), ("other",)]
+    assert len(asked) == 2  # one message per class: above 1000, not above
