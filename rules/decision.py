@@ -22,7 +22,7 @@ from typing import Any
 from rules import ast
 from rules.evaluator import Evaluator
 from rules.outcome import ApprovalDecision, AssignmentDecision, Outcome, PolicyDecision
-from rules.reference import explain
+from rules.reference import explain, explain_rule
 from rules.vocabulary import FACTS, NormalizedFacts, normalize_facts
 from territory.dimensions import BUILT_IN
 from territory.errors import hint
@@ -153,13 +153,14 @@ class AssignmentDecisionResult:
         i = self._inputs
         snapshot, cam = i.snapshot, i.cam
         rules: dict[str, Any] = {}
+        facts = i.facts.normalized
         for kind, o in i.outcomes.items():
-            out = replace(o, results=explain(i.rulesets[kind], i.facts.normalized)).to_json()
-            if closest is not None:  # why the fired rules fired; the others counted
-                del out["actions"], out["ruleset_version"]
-                fired = [r for r in out["results"] if r["rule_id"] in o.fired]
-                out["results"], out["results_omitted"] = fired, len(out["results"]) - len(fired)
-            rules[kind.value] = out
+            ruleset = i.rulesets[kind]
+            rules[kind.value] = (
+                replace(o, results=explain(ruleset, facts)).to_json()
+                if closest is None
+                else _fired_rules_json(o, ruleset, facts)
+            )
         return {
             "detail": "full" if closest is None else "summary",
             "territory_model_version": self.territory_model_version,
@@ -250,6 +251,23 @@ class AssignmentDecisionResult:
                 ],
             },
         }
+
+
+def _fired_rules_json(outcome: Outcome, ruleset: ast.Ruleset, facts: NormalizedFacts) -> dict[str, Any]:
+    """A ruleset's part of a bounded trace: why the fired rules fired (only they are explained), the
+    others counted; its merged actions and version are left to the result and the trace's ``rulesets``."""
+    fired = [rule for rule in ruleset.rules if rule.id in outcome.fired]
+    return {
+        "kind": outcome.kind.value,
+        "hit_policy": outcome.hit_policy.value,
+        "engine": outcome.engine,
+        "fired": list(outcome.fired),
+        "results": [
+            {"rule_id": r.rule_id, "matched": r.matched, "reason": r.reason}
+            for r in (explain_rule(rule, facts) for rule in fired)
+        ],
+        "results_omitted": len(ruleset.rules) - len(fired),
+    }
 
 
 def warning_json(u: UnknownValue, suggestions: Sequence[str]) -> dict[str, Any]:

@@ -105,14 +105,14 @@ def describe(cond: ast.Condition, facts: Facts) -> str:
 
 def explain(ruleset: ast.Ruleset, facts: Facts) -> tuple[RuleResult, ...]:
     """Per rule (file order): whether its condition held and why."""
-    results = []
-    for rule in ruleset.rules:
-        matched = holds(rule.condition, facts)
-        verdict = "true" if matched else "false"
-        results.append(
-            RuleResult(rule.id, matched, f"condition {verdict} ({describe(rule.condition, facts)})")
-        )
-    return tuple(results)
+    return tuple(explain_rule(rule, facts) for rule in ruleset.rules)
+
+
+def explain_rule(rule: ast.Rule, facts: Facts) -> RuleResult:
+    """Whether one rule's condition held and why."""
+    matched = holds(rule.condition, facts)
+    verdict = "true" if matched else "false"
+    return RuleResult(rule.id, matched, f"condition {verdict} ({describe(rule.condition, facts)})")
 
 
 def select(ruleset: ast.Ruleset, matched: set[str]) -> tuple[str, ...]:
