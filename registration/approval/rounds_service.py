@@ -10,7 +10,21 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Insert, Integer, String, Table, Update, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Insert,
+    Integer,
+    String,
+    Table,
+    TextClause,
+    Update,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from common import audit
@@ -72,6 +86,86 @@ def _round_statements() -> tuple[Insert, Insert, Insert, Update]:
     return new_round, new_steps, new_approvers, current
 
 
+@cache
+def _round_statement_pg() -> TextClause:
+    """PostgreSQL: the round, its steps and their approvers by one statement, built once. The step ids
+    are taken from their sequence in position order, the first one by the round's INSERT, which names
+    it as the current step (no UPDATE after the steps): rows as the four statements of
+    `_round_statements` write them."""
+    next_step_id = "nextval(pg_get_serial_sequence('approval_steps', 'id'))"
+    return text(
+        f"""
+        WITH new_round AS (
+            INSERT INTO approval_rounds (lead_id, number, decision_id, status, started_at, started_by,
+                                         current_step_id, created_at, updated_at)
+            SELECT :lead_id,
+                   (SELECT coalesce(max(number), 0) + 1 FROM approval_rounds WHERE lead_id = :lead_id),
+                   :decision_id, :status, :now, :started_by,
+                   CASE WHEN :has_steps THEN {next_step_id} END, :now, :now
+            RETURNING id, number, current_step_id
+        ), step_ids AS (
+            SELECT s.position,
+                   CASE WHEN s.position = 1 THEN r.current_step_id ELSE {next_step_id} END AS id
+            FROM new_round AS r, jsonb_to_recordset(:steps) AS s(position integer)
+            ORDER BY s.position
+        ), new_steps AS (
+            INSERT INTO approval_steps (id, round_id, position, name, mode, status, decided_at,
+                                        created_at, updated_at)
+            SELECT i.id, r.id, s.position, s.name, s.mode, s.status, NULL, :now, :now
+            FROM new_round AS r,
+                 jsonb_to_recordset(:steps) AS s(position integer, name varchar, mode varchar,
+                                                  status varchar)
+                 JOIN step_ids AS i ON i.position = s.position
+            ORDER BY s.position
+        ), new_approvers AS (
+            INSERT INTO approval_step_approvers (step_id, user_id, user_key, role, source, decision,
+                                                 comment, decided_at, created_at, updated_at)
+            SELECT i.id, a.user_id, a.user_key, a.role, a.source, NULL, NULL, NULL, :now, :now
+            FROM jsonb_to_recordset(:approvers) AS a(n integer, position integer, user_id integer,
+                                                     user_key varchar, role varchar, source varchar)
+                 JOIN step_ids AS i ON i.position = a.position
+            ORDER BY a.n
+        )
+        SELECT id, number FROM new_round
+        """
+    ).bindparams(
+        bindparam("lead_id", type_=Integer()),
+        bindparam("decision_id", type_=Integer()),
+        bindparam("status", type_=String()),
+        bindparam("now", type_=UtcDateTime()),
+        bindparam("started_by", type_=Integer()),
+        bindparam("has_steps"),
+        bindparam("steps", type_=JSONB()),
+        bindparam("approvers", type_=JSONB()),
+    )
+
+
+def _write_round(
+    session: Session,
+    new_round: dict[str, Any],
+    steps: list[dict[str, Any]],
+    approvers: list[list[dict[str, Any]]],
+) -> tuple[int, int]:
+    """The round, its steps, their approvers and its current step, one statement each (SQLite: no
+    INSERT in a WITH); (its id, its number)."""
+    insert_round, insert_steps, insert_approvers, current = _round_statements()
+    now = new_round["now"]
+    round_id, number = session.execute(insert_round, new_round).one()
+    if steps:
+        stamps = {"decided_at": None, "created_at": now, "updated_at": now}
+        step_rows = [{**st, **stamps, "round_id": round_id} for st in steps]
+        step_ids = list(session.execute(insert_steps, step_rows).scalars())
+        rows = [
+            {**ap, **stamps, "decision": None, "comment": None, "step_id": step_id}
+            for step_id, mine in zip(step_ids, approvers, strict=True)
+            for ap in mine
+        ]
+        if rows:
+            session.execute(insert_approvers, rows)
+        session.execute(current, {"round_id": round_id, "step_id": step_ids[0], "now": now})
+    return round_id, number
+
+
 def start_round(
     session: Session,
     actor: Principal | None,
@@ -86,7 +180,8 @@ def start_round(
 
     ``user_ids``: user key -> id, already looked up for every approver the decision names (a key it
     lacks is no user); without it they are looked up here. The round, its steps and their approvers are
-    written as rows, one statement per table (and one naming the current step), not as objects.
+    written as rows, not as objects: by one statement on PostgreSQL, one per table (and one naming the
+    current step) on SQLite.
     """
     decision = session.get(StoredDecision, lead.decision_id) if lead.decision_id else None
     steps_in: list[dict[str, Any]] = list((decision.result if decision else {}).get("approval_steps", []))
@@ -100,30 +195,15 @@ def start_round(
         }
     else:
         users = {}
-    new_round, new_steps, new_approvers, current = _round_statements()
-    round_id, number = session.execute(
-        new_round,
-        {
-            "lead_id": lead.id,
-            "decision_id": lead.decision_id,
-            "status": RoundStatus.OPEN.value,
-            "started_by": actor.user_id if actor else None,
-            "now": now,
-        },
-    ).one()
     steps: list[dict[str, Any]] = []
     approvers: list[list[dict[str, Any]]] = []
     for position, st in enumerate(steps_in, start=1):
         steps.append(
             {
-                "round_id": round_id,
                 "position": position,
                 "name": st.get("name") or f"step {position}",
                 "mode": st.get("mode") or "parallel",
                 "status": (StepStatus.PENDING if position == 1 else StepStatus.WAITING).value,
-                "decided_at": None,
-                "created_at": now,
-                "updated_at": now,
             }
         )
         seen: set[int] = set()
@@ -134,29 +214,29 @@ def start_round(
                 continue  # a user key the directory does not know cannot act; admins still can
             seen.add(user_id)
             mine.append(
-                {
-                    "user_id": user_id,
-                    "user_key": ap["user"],
-                    "role": ap["role"],
-                    "source": ap["source"],
-                    "decision": None,
-                    "comment": None,
-                    "decided_at": None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                {"user_id": user_id, "user_key": ap["user"], "role": ap["role"], "source": ap["source"]}
             )
         approvers.append(mine)
-    if steps:
-        step_ids = list(session.execute(new_steps, steps).scalars())
+    new_round = {
+        "lead_id": lead.id,
+        "decision_id": lead.decision_id,
+        "status": RoundStatus.OPEN.value,
+        "started_by": actor.user_id if actor else None,
+        "now": now,
+    }
+    if session.get_bind().dialect.name == "postgresql":
         rows = [
-            {**ap, "step_id": step_id}
-            for step_id, mine in zip(step_ids, approvers, strict=True)
+            {**ap, "position": st["position"]}
+            for st, mine in zip(steps, approvers, strict=True)
             for ap in mine
         ]
-        if rows:
-            session.execute(new_approvers, rows)
-        session.execute(current, {"round_id": round_id, "step_id": step_ids[0], "now": now})
+        for n, row in enumerate(rows):
+            row["n"] = n  # their order of insertion (their ids)
+        round_id, number = session.execute(
+            _round_statement_pg(), {**new_round, "has_steps": bool(steps), "steps": steps, "approvers": rows}
+        ).one()
+    else:
+        round_id, number = _write_round(session, new_round, steps, approvers)
     audit.record(
         session,
         actor,

@@ -24,8 +24,9 @@ from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, 
 #: statement), their products, teams, contacts and activities (one statement).
 PAGE_BUDGET = 2
 WHAT_IF_BUDGET = 9
-CREATE_BUDGET = 5
-SUBMIT_BUDGET = 16
+CREATE_BUDGET = {"postgresql": 5, "sqlite": 5}
+#: by database: PostgreSQL writes an approval round with its steps and approvers by one statement
+SUBMIT_BUDGET = {"postgresql": 13, "sqlite": 16}
 #: approving a step that is not the last; the last one (the lead converts into an opportunity)
 APPROVE_STEP_BUDGET = 10
 APPROVE_LAST_BUDGET = 34
@@ -117,7 +118,8 @@ def test_create_and_submit_stay_within_their_budgets_and_do_not_grow(client, db,
             assert submit(client, h, resp.get_json()["id"], resp.headers["ETag"]).status_code == 200
         counts.append((creating, len(c.statements)))
     assert counts[0] == counts[-1], counts
-    assert counts[0][0] <= CREATE_BUDGET and counts[0][1] <= SUBMIT_BUDGET, counts
+    database = db.engine.dialect.name
+    assert counts[0][0] <= CREATE_BUDGET[database] and counts[0][1] <= SUBMIT_BUDGET[database], counts
 
 
 def test_approving_stays_within_its_budget_and_does_not_grow(client, db, demo):
