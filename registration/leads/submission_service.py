@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Integer, Table, bindparam, insert, inspect, select, update
+from sqlalchemy import Integer, Table, TextClause, bindparam, insert, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -145,12 +145,61 @@ def _team_inserts() -> tuple[ReturningInsert[Any], ReturningInsert[Any]]:
     )
 
 
+@functools.cache
+def _team_insert_pg() -> TextClause:
+    """PostgreSQL: the two INSERTs of `_team_inserts` as one statement, built once: the territory team and
+    the sales team (JSON arrays of rows numbered ``n`` in their order), returning (0 for a territory, 1
+    for a member; the id) of each row. A table's ids come from its sequence in the order of its rows."""
+    return text(
+        """
+        WITH new_territories AS (
+            INSERT INTO lead_territories (lead_id, territory_key, territory_model_id)
+            SELECT :lead_id, t.territory_key, :territory_model_id
+            FROM jsonb_to_recordset(:territories) AS t(n integer, territory_key varchar)
+            ORDER BY t.n
+            RETURNING id
+        ), new_members AS (
+            INSERT INTO lead_sales_team (lead_id, user_id, role, source)
+            SELECT :lead_id, m.user_id, m.role, m.source
+            FROM jsonb_to_recordset(:members) AS m(n integer, user_id integer, role varchar, source varchar)
+            ORDER BY m.n
+            RETURNING id
+        )
+        SELECT 0, id FROM new_territories UNION ALL SELECT 1, id FROM new_members
+        """
+    ).bindparams(
+        bindparam("lead_id", type_=Integer()),
+        bindparam("territory_model_id", type_=Integer()),
+        bindparam("territories", type_=postgresql.JSONB()),
+        bindparam("members", type_=postgresql.JSONB()),
+    )
+
+
 def _inserted(
     session: Session, statement: ReturningInsert[Any], rows: list[dict[str, Any]]
 ) -> list[tuple[int, dict[str, Any]]]:
     """(id, row) of each row ``statement`` inserted."""
     ids = [int(row[0]) for row in session.execute(statement, rows)]
     return list(zip(ids, rows, strict=True))
+
+
+def _inserted_pg(
+    session: Session, lead_id: int, territories: list[dict[str, Any]], members: list[dict[str, Any]]
+) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]]]:
+    """`_inserted` of both teams by one statement (PostgreSQL)."""
+    ids: tuple[list[int], list[int]] = ([], [])
+    params = {
+        "lead_id": lead_id,
+        "territory_model_id": territories[0]["territory_model_id"] if territories else None,
+        "territories": [{"n": n, "territory_key": t["territory_key"]} for n, t in enumerate(territories)],
+        "members": [{"n": n, **m} for n, m in enumerate(members)],
+    }
+    for team, id_ in session.execute(_team_insert_pg(), params):
+        ids[team].append(int(id_))
+    return (
+        list(zip(sorted(ids[0]), territories, strict=True)),
+        list(zip(sorted(ids[1]), members, strict=True)),
+    )
 
 
 def _attached(session: Session, records: list[_Record]) -> list[_Record]:
@@ -169,8 +218,8 @@ def _assign(
     users: Mapping[str, int],
 ) -> dict[str, Any]:
     """Put the decided territories on the territory team and the resources on the sales team (``users``:
-    user key -> id of the directory's users the decision names), one INSERT per table: the rows become
-    the lead's collections as if loaded."""
+    user key -> id of the directory's users the decision names), one INSERT per table (both by one
+    statement on PostgreSQL): the rows become the lead's collections as if loaded."""
     model_id = model_id_of(snapshot) if snapshot else None
     territories = [
         {"lead_id": lead.id, "territory_key": key, "territory_model_id": model_id}
@@ -190,13 +239,16 @@ def _assign(
         )
         added.append({"user": resource.user, "role": resource.role})
     insert_territories, insert_members = _team_inserts()
-    if territories:
-        new = [LeadTerritory(id=i, **row) for i, row in _inserted(session, insert_territories, territories)]
+    if territories and members and session.get_bind().dialect.name == "postgresql":
+        new_territories, new_members = _inserted_pg(session, lead.id, territories, members)
+    else:  # SQLite (no INSERT in a WITH), or one team only: one statement each
+        new_territories = _inserted(session, insert_territories, territories) if territories else []
+        new_members = _inserted(session, insert_members, members) if members else []
+    if new_territories:
+        new = [LeadTerritory(id=i, **row) for i, row in new_territories]
         set_committed_value(lead, "territory_team", [*lead.territory_team, *_attached(session, new)])
-    if members:
-        added_members = [
-            SalesTeamMember(id=i, **row) for i, row in _inserted(session, insert_members, members)
-        ]
+    if new_members:
+        added_members = [SalesTeamMember(id=i, **row) for i, row in new_members]
         set_committed_value(lead, "sales_team", [*lead.sales_team, *_attached(session, added_members)])
     return {
         "territories": list(result.territory_team),
