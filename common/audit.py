@@ -84,7 +84,8 @@ def batched(session: Session) -> Iterator[None]:
     at each flush in between); an error leaves them unwritten with the rest of its transaction.
 
     Open it inside the transaction (``with db.transaction() as session, audit.batched(session):``), so
-    the rows are written before the commit. A batch opened inside another joins it.
+    the rows are written before the commit. A batch opened inside another joins it. A statement that
+    can carry them writes the rows recorded so far earlier (`take_batched`: PostgreSQL's outbox INSERT).
     """
     if _BATCH in session.info:
         yield
@@ -97,6 +98,18 @@ def batched(session: Session) -> Iterator[None]:
         del session.info[_BATCH]
     if pending:
         session.execute(_insert(), pending)
+
+
+def take_batched(session: Session) -> list[dict[str, Any]]:
+    """The rows recorded in the open batch and not written yet, handed to the caller to write them in a
+    statement of its own (in the order recorded), and no longer the batch's; none outside a batch, or
+    inside a savepoint (`undone_on_error` may drop rows there)."""
+    pending: list[dict[str, Any]] | None = session.info.get(_BATCH)
+    if not pending or session.in_nested_transaction():
+        return []
+    rows = pending[:]
+    pending.clear()
+    return rows
 
 
 @contextmanager

@@ -35,12 +35,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TextClause,
     UniqueConstraint,
     and_,
+    bindparam,
     exists,
     func,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -174,6 +177,47 @@ def _insert_each(dialect: str) -> Any:
     )
 
 
+@cache
+def _insert_with_audit_pg() -> TextClause:
+    """PostgreSQL: the INSERT of `enqueue_each` (messages of one channel and topic, a JSON array of
+    ``n``, ``dedupe_key``, ``payload``) with the audit rows recorded before it (`audit.take_batched`, a
+    JSON array of their columns and ``n``) written by the same statement, built once. JSON is read as
+    ``json`` (its text kept as written); a row's None stays JSON null, as the columns' type writes it."""
+    audit_columns = (
+        "occurred_at timestamptz, actor_user_id integer, actor_organization_id integer, "
+        "entity_type varchar, entity_id integer, action varchar, before json, after json, "
+        "reason text, details json"
+    )
+    return text(
+        f"""
+        WITH recorded AS (
+            INSERT INTO audit_events (occurred_at, actor_user_id, actor_organization_id, entity_type,
+                                      entity_id, action, before, after, reason, details)
+            SELECT a.occurred_at, a.actor_user_id, a.actor_organization_id, a.entity_type, a.entity_id,
+                   a.action, coalesce(a.before, 'null'), coalesce(a.after, 'null'), a.reason,
+                   coalesce(a.details, 'null')
+            FROM json_to_recordset(:audit) AS a(n integer, {audit_columns})
+            ORDER BY a.n
+        )
+        INSERT INTO outbox_messages (channel, topic, dedupe_key, ordering_key, payload, status, attempts,
+                                     next_attempt_at, created_at, updated_at)
+        SELECT :channel, :topic, m.dedupe_key, NULL, coalesce(m.payload, 'null'), :status, 0, :now, :now,
+               :now
+        FROM json_to_recordset(:messages) AS m(n integer, dedupe_key varchar, payload json)
+        ORDER BY m.n
+        ON CONFLICT (channel, dedupe_key) DO NOTHING
+        RETURNING id
+        """
+    ).bindparams(
+        bindparam("channel", type_=String()),
+        bindparam("topic", type_=String()),
+        bindparam("status", type_=String()),
+        bindparam("now", type_=UtcDateTime()),
+        bindparam("messages", type_=JSON()),
+        bindparam("audit", type_=JSON()),
+    )
+
+
 def enqueue_each(
     session: Session,
     channel: str,
@@ -188,7 +232,24 @@ def enqueue_each(
     if any(not key or len(key) > MAX_KEY_LENGTH for key, _ in messages):
         raise ValueError(f"an outbox key has 1 to {MAX_KEY_LENGTH} characters")
     now = now or utcnow()
-    stmt = _insert_each(session.get_bind().dialect.name)
+    dialect = session.get_bind().dialect.name
+    recorded = audit.take_batched(session) if dialect == "postgresql" else []
+    if recorded:  # one statement writes them with the messages
+        params = {
+            "channel": channel,
+            "topic": topic,
+            "status": OutboxStatus.PENDING.value,
+            "now": now,
+            "messages": [
+                {"n": n, "dedupe_key": key, "payload": payload} for n, (key, payload) in enumerate(messages)
+            ],
+            "audit": [
+                {**row, "n": n, "occurred_at": row["occurred_at"].isoformat()}
+                for n, row in enumerate(recorded)
+            ],
+        }
+        return sorted(session.execute(_insert_with_audit_pg(), params).scalars().all())
+    stmt = _insert_each(dialect)
     rows = [
         {
             "channel": channel,

@@ -25,12 +25,13 @@ from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, 
 PAGE_BUDGET = 2
 WHAT_IF_BUDGET = 9
 #: by database: PostgreSQL writes a new lead with its products and creator, the territory and sales teams
-#: an assignment adds, and an approval round with its steps and approvers, by one statement each
+#: an assignment adds, an approval round with its steps and approvers, and the mails queued with the
+#: audit rows recorded before them, by one statement each
 CREATE_BUDGET = {"postgresql": 3, "sqlite": 5}
-SUBMIT_BUDGET = {"postgresql": 12, "sqlite": 16}
+SUBMIT_BUDGET = {"postgresql": 11, "sqlite": 16}
 #: approving a step that is not the last; the last one (the lead converts into an opportunity)
 APPROVE_STEP_BUDGET = 10
-APPROVE_LAST_BUDGET = 34
+APPROVE_LAST_BUDGET = {"postgresql": 30, "sqlite": 34}
 
 WHAT_IF = {
     "facts": {
@@ -137,7 +138,9 @@ def test_approving_stays_within_its_budget_and_does_not_grow(client, db, demo):
             assert ok(act(client, director, lead["id"], "approve", etag=_etag(body)))["status"] == "approved"
         counts.append((len(step.statements), len(last.statements)))
     assert counts[0] == counts[-1], counts
-    assert counts[0][0] <= APPROVE_STEP_BUDGET and counts[0][1] <= APPROVE_LAST_BUDGET, counts
+    assert (
+        counts[0][0] <= APPROVE_STEP_BUDGET and counts[0][1] <= APPROVE_LAST_BUDGET[db.engine.dialect.name]
+    ), counts
 
 
 def _etag(lead: dict[str, Any]) -> str:
