@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     and_,
     any_,
+    bindparam,
     delete,
     exists,
     func,
@@ -220,23 +221,6 @@ def _movable(session: Session, chunk: Chunk, held: Sequence[int]) -> list[int]:
     return list(session.scalars(stmt))
 
 
-def _pairs(session: Session, pairs: Sequence[tuple[int, int]]) -> Any:
-    """(lead_id, decision_id) pairs as a table to join, one bound value whatever their number."""
-    if _postgres(session):
-        return (
-            func.unnest(
-                literal([p[0] for p in pairs], ARRAY(Integer)), literal([p[1] for p in pairs], ARRAY(Integer))
-            )
-            .table_valued("lead_id", "decision_id")
-            .render_derived(with_types=False)
-        )
-    values = func.json_each(json.dumps([list(p) for p in pairs])).table_valued("value")
-    return select(
-        func.json_extract(values.c.value, "$[0]").label("lead_id"),
-        func.json_extract(values.c.value, "$[1]").label("decision_id"),
-    ).subquery()
-
-
 def _store_decisions(session: Session, chunk: Chunk, movable: Sequence[int], now: datetime) -> None:
     """Each movable lead's decision, on its item: a new one when the plan re-decided it, the earlier
     one on a revert; the items are marked applied."""
@@ -276,11 +260,19 @@ def _store_decisions(session: Session, chunk: Chunk, movable: Sequence[int], now
     pairs = [(lead, decision) for lead, decision in new if lead is not None]
     applied = {"result": ItemResult.APPLIED.value, "applied_at": now}
     if pairs:
-        table = _pairs(session, pairs)
+        # by the (run, lead) key, one row at a time (one round trip): the plan of a join with the pairs
+        # depends on the items' statistics, which an apply keeps outdating, and once they said few were
+        # pending, the database compared every pair with every item (0.7-0.9 s a chunk of 2,000 instead
+        # of 0.03 s); scanning all the run's pending items per chunk came next
         session.execute(
             update(ITEMS)
-            .where(*pending, Item.lead_id == table.c.lead_id)
-            .values(decision_id=table.c.decision_id, **applied)
+            .where(
+                Item.run_id == bindparam("run"),
+                Item.lead_id == bindparam("lead"),
+                Item.result.is_(None),
+            )
+            .values(decision_id=bindparam("decision"), **applied),
+            [{"run": chunk.run_id, "lead": lead, "decision": decision} for lead, decision in pairs],
         )
     if len(pairs) < len(movable):  # a revert's items: the earlier decision
         session.execute(
