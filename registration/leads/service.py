@@ -794,8 +794,8 @@ def _lead_inserts() -> tuple[ReturningInsert[tuple[int]], Insert, Insert]:
 def _lead_insert_pg(columns: tuple[str, ...]) -> Select[tuple[int]]:
     """PostgreSQL: the three INSERTs of `_lead_inserts` as one statement (of a lead given ``columns``),
     built once: the lead, then its products (a JSON array of ``product_id``, ``is_primary``, in their
-    order) and its creator on its sales team (``user_id``, ``role``, ``source``) under its new id;
-    returning the id."""
+    order), its creator on its sales team (``user_id``, ``role``, ``source``) under its new id,
+    and its audit row (``created``, the values of `audit.record` as ``audit_*``); returning the id."""
     leads = typed(Table, Lead.__table__)
     products = typed(Table, LeadProduct.__table__)
     team = typed(Table, SalesTeamMember.__table__)
@@ -833,7 +833,33 @@ def _lead_insert_pg(columns: tuple[str, ...]) -> Select[tuple[int]]:
         )
         .cte("creator")
     )
-    return select(new_lead.c.id).add_cte(new_products, creator)
+    events = typed(Table, audit.AuditEvent.__table__)
+    created = (
+        insert(events)
+        .from_select(
+            [*_CREATED_COLUMNS, "entity_type", "entity_id", "action"],
+            select(
+                *(bindparam(f"audit_{name}", type_=events.c[name].type) for name in _CREATED_COLUMNS),
+                literal("lead", String()),
+                new_lead.c.id,
+                literal("created", String()),
+            ),
+        )
+        .cte("created")
+    )
+    return select(new_lead.c.id).add_cte(new_products, creator, created)
+
+
+#: The columns of a new lead's audit row (``created``) its INSERT on PostgreSQL binds.
+_CREATED_COLUMNS = (
+    "occurred_at",
+    "actor_user_id",
+    "actor_organization_id",
+    "before",
+    "after",
+    "reason",
+    "details",
+)
 
 
 def _new_lead(
@@ -845,9 +871,10 @@ def _new_lead(
 ) -> Lead:
     """The new lead, written; ``partner``: the organization of its primary partner, read already.
 
-    The lead, its products and its creator on its sales team are written by INSERTs of their values,
-    not through the unit of work (its flush was near half of a create): one statement on PostgreSQL,
-    three on SQLite (no INSERT in a WITH there); the lead returned
+    The lead, its products, its creator on its sales team and its audit row (``created``) are written
+    by INSERTs of their values, not through the unit of work (its flush was near half of a create): one
+    statement on PostgreSQL, three and the audit batch's on SQLite (no INSERT in a WITH there); the lead
+    returned
     holds what was written, outside the session (nothing in the creating transaction changes it).
     """
     values = _field_values(data.model_dump(exclude={"products"}), program)
@@ -877,23 +904,35 @@ def _new_lead(
         version=1,
     )
     creator = {"user_id": principal.user_id, "role": LEAD_OWNER, "source": "creator"}
+    after = {"status": values["status"], "accepted": accepted, "owner_user_id": principal.user_id}
     products = [
         {"product_id": p.product_id, "is_primary": p.primary, "amount": None, "currency": None}
         for p in data.products
     ]
     if session.get_bind().dialect.name == "postgresql":
+        created = {
+            "occurred_at": utcnow(),
+            "actor_user_id": principal.user_id,
+            "actor_organization_id": principal.organization_id,
+            "before": None,
+            "after": after,
+            "reason": None,
+            "details": None,
+        }
         params = {
             **values,
             "products": [{"n": n, **p} for n, p in enumerate(products)],
             **{f"creator_{k}": v for k, v in creator.items()},
+            **{f"audit_{k}": v for k, v in created.items()},
         }
-        lead_id = session.execute(_lead_insert_pg(tuple(values)), params).scalar_one()
+        lead_id = typed(int, session.execute(_lead_insert_pg(tuple(values)), params).scalar_one())
     else:
         insert_lead, insert_products, insert_team = _lead_inserts()
-        lead_id = session.execute(insert_lead, values).scalar_one()
+        lead_id = typed(int, session.execute(insert_lead, values).scalar_one())
         if products:
             session.execute(insert_products, [{"lead_id": lead_id, **p} for p in products])
         session.execute(insert_team, {"lead_id": lead_id, **creator})
+        audit.record(session, principal, "lead", lead_id, "created", after=after)
     lead = Lead(id=lead_id, **values)
     lead.products = [LeadProduct(lead_id=lead_id, **p) for p in products]
     lead.sales_team = [SalesTeamMember(lead_id=lead_id, **creator)]
@@ -934,14 +973,6 @@ def create_lead(
         # a new lead: its program is the one named, no opportunity, contacts or activities yet
         programs = {program.id: program.key} if program is not None else {}
         out = lead_out(session, lead, _References(programs, {}, {}, {}))
-        audit.record(
-            session,
-            principal,
-            "lead",
-            lead.id,
-            "created",
-            after={"status": lead.status, "accepted": lead.accepted, "owner_user_id": lead.owner_user_id},
-        )
         if claimed is not None:
             claimed.response_status = 201
             claimed.response_body = out.model_dump(mode="json")
