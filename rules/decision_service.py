@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import CompoundSelect, Table, func, insert, select, union_all
+from sqlalchemy import CompoundSelect, Connection, Row, Table, func, insert, select, union_all
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -243,11 +243,21 @@ def current_configuration(
     Each call asks the database, so an activation or a change of reference data made by any process is
     seen by the next call.
     """
-    # Core rows: no ORM machinery
+    return configuration_of(session, url, _state_rows(session.connection(), model_id), model_id)
+
+
+def _state_rows(connection: Connection, model_id: int | None) -> Sequence[Row[Any]]:
+    """The rows of ``_state_statement`` (naming model ``model_id``, if given), as Core rows."""
     if model_id:
-        rows = session.connection().execute(_state_statement(True), {REQUESTED_MODEL_PARAM: model_id}).all()
-    else:
-        rows = session.connection().execute(_state_statement()).all()
+        return connection.execute(_state_statement(True), {REQUESTED_MODEL_PARAM: model_id}).all()
+    return connection.execute(_state_statement()).all()
+
+
+def configuration_of(
+    session: Session, url: str, rows: Sequence[Row[Any]], model_id: int | None = None
+) -> tuple[TerritorySnapshot | None, dict[ast.Kind, ast.Ruleset]]:
+    """`current_configuration` from the rows of ``_state_statement`` read a moment ago; ``session``
+    reads only what this process does not hold."""
     state = SnapshotState.of(rows)
     snapshot = snapshot_at(session, model_id, state) if model_id else active_snapshot_at(session, state)
     return snapshot, rulesets_of_versions(session, url, repository.versions_of(rows, _RULESETS_TAG))
@@ -260,10 +270,12 @@ def what_if(
 
     Everything read comes from one read-only unit of work (the model, the rulesets, the reference data),
     a session on a Core connection of its own: what-if reads one statement when what this process holds
-    is current, and a session's own transaction to open and close cost more CPU than its statement.
+    is current, and a session's own transaction to open and close cost more CPU than its statement. That
+    statement runs on the connection itself, so the session begins nothing when nothing else is read.
     """
     with db.read_rows() as connection, ReadOnlySession(bind=connection) as session:
-        snapshot, active = current_configuration(session, db.url, data.territory_model_id)
+        rows = _state_rows(connection, data.territory_model_id)
+        snapshot, active = configuration_of(session, db.url, rows, data.territory_model_id)
         rulesets = _with_drafts(session, active, data.ruleset_ids)
         checked = _validated(enrich_facts(session, data.facts, snapshot))
     result = decide(checked, snapshot, rulesets, get_evaluator())
