@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from flask import Response, current_app
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
@@ -34,8 +35,8 @@ def _db() -> Database:
 def what_if(query: s.DetailQuery, body: s.WhatIfRequest) -> Response:
     """Decide without storing anything; the trace is bounded unless ``?detail=full``."""
     out = service.what_if(_db(), current_principal(), body, query.detail)
-    # pydantic's serializer writes the JSON in one pass (a full trace explains hundreds of territories)
-    return Response(out.model_dump_json(), mimetype="application/json")
+    # plain values written by orjson in one pass (a full trace explains hundreds of territories)
+    return Response(orjson.dumps(out), mimetype="application/json")
 
 
 @api.post("/decisions", tags=[tag], responses={201: s.DecisionOut})

@@ -265,8 +265,11 @@ def configuration_of(
 
 def what_if(
     db: Database, principal: Principal, data: s.WhatIfRequest, detail: s.Detail = s.Detail.SUMMARY
-) -> s.DecisionOut:
-    """Decide without storing anything, against the active or a planning model and draft rulesets.
+) -> dict[str, Any]:
+    """Decide without storing anything, against the active or a planning model and draft rulesets; the
+    answer is ``s.DecisionOut``'s JSON (its fields, in its order), made of plain values for the view to
+    write as they are: what was decided is already checked, and validating it again into the model cost
+    more than writing it.
 
     Everything read comes from one read-only unit of work (the model, the rulesets, the reference data),
     a session on a Core connection of its own: what-if reads one statement when what this process holds
@@ -279,13 +282,15 @@ def what_if(
         rulesets = _with_drafts(session, active, data.ruleset_ids)
         checked = _validated(enrich_facts(session, data.facts, snapshot))
     result = decide(checked, snapshot, rulesets, get_evaluator())
-    return s.DecisionOut(
-        territory_model_id=model_id_of(snapshot) if snapshot else None,
-        facts=dict(checked.given),
-        result=result.to_json(),
-        trace=result.full_trace if detail == s.Detail.FULL else result.trace,
-        warnings=result.warnings,
-    )
+    return {
+        "id": None,  # not stored
+        "created_at": None,
+        "territory_model_id": model_id_of(snapshot) if snapshot else None,
+        "facts": dict(checked.given),
+        "result": result.to_json(),
+        "trace": result.full_trace if detail == s.Detail.FULL else result.trace,
+        "warnings": result.warnings,
+    }
 
 
 @functools.cache
