@@ -519,22 +519,42 @@ def apply_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
 # --- the digest -----------------------------------------------------------------------------------------
 
 
-def queue_digests(session: Session, run: ReassignmentRun, now: datetime) -> int:
-    """One mail per CAM who gains or loses leads in ``run`` (idempotent per run and person)."""
+def settle(session: Session, run: ReassignmentRun, now: datetime) -> Counter[str]:
+    """How many of the run's items the apply applied and skipped, and one mail queued per CAM who
+    gains or loses leads (idempotent per run and person): both from one pass over the settled items
+    (a pass reads every item of the run: 0.5-1.3 s each over 200,000 on a loaded machine)."""
+    counts: Counter[str] = Counter()
     gains: dict[str, list[int]] = defaultdict(list)
     losses: dict[str, list[int]] = defaultdict(list)
     rows = session.execute(
-        select(ReassignmentItem.lead_id, ReassignmentItem.cam_before, ReassignmentItem.cam_after).where(
-            ReassignmentItem.run_id == run.id,
-            ReassignmentItem.result == ItemResult.APPLIED.value,
-            and_(ReassignmentItem.cam_before.is_distinct_from(ReassignmentItem.cam_after)),
+        select(
+            ReassignmentItem.result,
+            ReassignmentItem.lead_id,
+            ReassignmentItem.cam_before,
+            ReassignmentItem.cam_after,
         )
+        .where(ReassignmentItem.run_id == run.id, ReassignmentItem.result.is_not(None))
+        .order_by(ReassignmentItem.id)
     )
-    for lead_id, before, after in rows:
-        if before:
-            losses[before].append(lead_id)
-        if after:
-            gains[after].append(lead_id)
+    applied = ItemResult.APPLIED.value
+    for result, lead_id, before, after in rows:
+        counts[str(result)] += 1
+        if result == applied and before != after:
+            if before:
+                losses[before].append(lead_id)
+            if after:
+                gains[after].append(lead_id)
+    _queue_digests(session, run, gains, losses, now)
+    return counts
+
+
+def _queue_digests(
+    session: Session,
+    run: ReassignmentRun,
+    gains: Mapping[str, list[int]],
+    losses: Mapping[str, list[int]],
+    now: datetime,
+) -> int:
     people = set(gains) | set(losses)
     if not people:
         return 0
@@ -559,13 +579,3 @@ def queue_digests(session: Session, run: ReassignmentRun, now: datetime) -> int:
         }
         messages.append((f"reassignment:{run.id}:user:{user.id}", payload))
     return outbox.enqueue_many(session, CHANNEL, "reassignment.digest", messages, now=now)
-
-
-def result_counts(session: Session, run_id: int) -> Counter[str]:
-    """How many of the run's items the apply applied and skipped."""
-    rows = session.execute(
-        select(ReassignmentItem.result, func.count())
-        .where(ReassignmentItem.run_id == run_id, ReassignmentItem.result.is_not(None))
-        .group_by(ReassignmentItem.result)
-    )
-    return Counter({str(result): int(n) for result, n in rows})

@@ -209,11 +209,10 @@ def finish_apply(db: Database, run_id: int, *, only_if_complete: bool = False) -
         pending = _pending_count(session, run_id, apply_service.PHASE)
         if only_if_complete and pending and not run.cancel_requested:
             return
-        counts = apply_service.result_counts(session, run_id)
+        counts = apply_service.settle(session, run, now)
         run.applied, run.skipped = counts["applied"], counts["skipped"]
         run.status = RunStatus.CANCELLED.value if pending else RunStatus.APPLIED.value
         run.finished_at = now
-        apply_service.queue_digests(session, run, now)
         audit.record(
             session,
             None,
