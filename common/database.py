@@ -19,13 +19,25 @@ from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    Row,
+    Table,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -115,6 +127,33 @@ def copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]])
             copy.write_row(
                 [json_dumps(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns]
             )
+
+
+#: (statement id, dialect, driver) -> (the statement, its SQL, its bound values, their order if positional)
+_driver_sql: dict[tuple[int, str, str], tuple[Any, str, dict[str, Any], tuple[str, ...] | None]] = {}
+
+
+def driver_rows(
+    connection: Connection, statement: ClauseElement, params: Mapping[str, Any] | None = None
+) -> Sequence[Row[Any]]:
+    """The rows of a statement built once, run as its SQL for the connection's database (compiled on
+    first use per database), without SQLAlchemy's per-execution work: no cache key of the statement,
+    no type processing of values bound (``params`` and the statement's own, given as the driver takes
+    them) or read (as the driver reads them: on SQLite a time is text). The execution events still
+    fire, so statements are counted as any other. For hot statements of plain values."""
+    key = (id(statement), connection.dialect.name, connection.dialect.driver)
+    found = _driver_sql.get(key)
+    if found is None or found[0] is not statement:
+        compiled = cast(SQLCompiler, statement.compile(dialect=connection.dialect))
+        positions = tuple(compiled.positiontup or ()) if compiled.positional else None
+        found = _driver_sql[key] = (statement, compiled.string, compiled.params, positions)
+    _, sql, values, positions = found
+    if params:
+        values = {**values, **params}
+    # always parameters, if none (a dict or a tuple, as the driver's style asks): the driver then reads
+    # the SQL as compiled for parameters (PostgreSQL's drivers: a % written %%)
+    bound: Any = tuple(values[name] for name in positions) if positions is not None else dict(values)
+    return connection.exec_driver_sql(sql, bound).all()
 
 
 def expunge_except(session: Session, keep: Container[int]) -> None:

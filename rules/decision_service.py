@@ -14,7 +14,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from common import audit
 from common.clock import utcnow
-from common.database import Database, ReadOnlySession
+from common.database import Database, ReadOnlySession, driver_rows
 from common.errors import FieldProblem, NotFound, ValidationFailed
 from common.principal import Principal
 from directory.models import Customer, Organization, Product
@@ -247,10 +247,11 @@ def current_configuration(
 
 
 def _state_rows(connection: Connection, model_id: int | None) -> Sequence[Row[Any]]:
-    """The rows of ``_state_statement`` (naming model ``model_id``, if given), as Core rows."""
+    """The rows of ``_state_statement`` (naming model ``model_id``, if given) as the driver reads them:
+    the statement runs on every what-if and submission, and its rows are plain values."""
     if model_id:
-        return connection.execute(_state_statement(True), {REQUESTED_MODEL_PARAM: model_id}).all()
-    return connection.execute(_state_statement()).all()
+        return driver_rows(connection, _state_statement(True), {REQUESTED_MODEL_PARAM: model_id})
+    return driver_rows(connection, _state_statement())
 
 
 def configuration_of(

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, object_session
 
 from common.clock import utcnow
 from common.collector import collector_paused, release_kept
-from common.database import Database
+from common.database import Database, driver_rows
 from common.errors import Conflict, FieldProblem, NotFound
 from directory.enums import OrganizationKind
 from directory.models import Customer, Organization, PartnerProgram, Product, User
@@ -135,14 +135,17 @@ def reference_fingerprint(session: Session) -> tuple[Any, ...]:
     adding a record moves the first, changing or re-parenting one the second. Records are deactivated,
     never deleted, so a count would add nothing but a scan.
     """
-    stmt = _fingerprint_statement()  # one statement (one round trip) for the four tables
-    return _fingerprint_of(session.execute(stmt).all())
+    # one statement (one round trip) for the four tables, its rows as the driver reads them, as the
+    # freshness statement's (``state_selects``): the fingerprints of both compare equal
+    return _fingerprint_of(driver_rows(session.connection(), _fingerprint_statement()))
 
 
 def _fingerprint_of(rows: Iterable[Sequence[Any]]) -> tuple[Any, ...]:
+    """The fingerprint of the rows of ``_fingerprint_selects`` as the driver reads them (a time is text
+    on SQLite, a ``datetime`` on PostgreSQL: either way a text that changes when the time does)."""
     parts: list[Any] = []
     for row in sorted(rows, key=lambda r: int(r[0])):
-        parts.extend((row[1], row[3].isoformat() if row[3] else None))
+        parts.extend((row[1], str(row[3]) if row[3] is not None else None))
     return tuple(parts)
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import bindparam, create_engine, event, literal, select, text
 
 from common import database
 from common.database import Database
@@ -126,3 +126,24 @@ def test_a_stale_idle_connection_costs_no_failed_request(db, monkeypatch):
     with db.read() as session:
         assert session.scalar(text("SELECT 1")) == 1
         assert session.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
+def test_a_statement_run_as_its_driver_sql_reads_what_it_would_and_is_counted(db):
+    """``driver_rows``: a statement built once, with a bound value and a text containing ``%`` (written
+    ``%%`` for PostgreSQL's drivers), reads the rows ``execute`` reads, values as the driver gives them;
+    each run is one statement as the execution events see it, the SQL compiled once per database."""
+    with db.transaction() as session:
+        session.add_all(Product(key=f"drv-{i}", name=f"{i}% off", level=ProductLevel.GROUP) for i in range(3))
+    stmt = (
+        select(Product.key, Product.name, literal("100%"))
+        .where(Product.key.like(bindparam("prefix")), Product.name.like("%off"))
+        .order_by(Product.key)
+    )
+    with db.read_rows() as connection:
+        want = [tuple(r) for r in connection.execute(stmt, {"prefix": "drv-%"})]
+        with statements(db) as seen:
+            first = database.driver_rows(connection, stmt, {"prefix": "drv-%"})
+            again = database.driver_rows(connection, stmt, {"prefix": "drv-1"})
+    assert [tuple(r) for r in first] == want == [(f"drv-{i}", f"{i}% off", "100%") for i in range(3)]
+    assert [tuple(r) for r in again] == [("drv-1", "1% off", "100%")]
+    assert len(seen) == 2 and seen[0] == seen[1]
