@@ -301,6 +301,63 @@ def _insert_decision() -> ReturningInsert[tuple[int]]:
     return insert(table).returning(table.c.id)
 
 
+def insert_decision(session: Session, values: Mapping[str, Any]) -> int:
+    """Write a decision's ``values`` (`decision_values`) by one INSERT; its id."""
+    return cast(int, session.execute(_insert_decision(), values).scalar_one())
+
+
+def decision_values(
+    subject_type: str,
+    subject_id: int | None,
+    organization_id: int | None,
+    snapshot: TerritorySnapshot | None,
+    facts: Mapping[str, Any],
+    result: AssignmentDecisionResult,
+    *,
+    explain_on_read: bool = False,
+) -> dict[str, Any]:
+    """The columns of a stored decision (`record_decision`), for a caller that writes them by a statement
+    of its own and then hands them to `recorded_decision`."""
+    return {
+        "created_at": utcnow(),
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "organization_id": organization_id,
+        "territory_model_id": model_id_of(snapshot) if snapshot else None,
+        "facts": dict(facts),
+        "result": result.to_json(),
+        "trace": result.deferred_trace() if explain_on_read else result.trace,
+    }
+
+
+def recorded_decision(
+    session: Session,
+    principal: Principal | None,
+    decision_id: int,
+    values: Mapping[str, Any],
+    result: AssignmentDecisionResult,
+) -> StoredDecision:
+    """The decision written as ``values`` (`decision_values`) under ``decision_id``, put in the session as
+    if read back (``session.get`` finds it without a statement), and its audit row."""
+    row = StoredDecision(id=decision_id, **values)
+    make_transient_to_detached(row)
+    session.add(row)
+    audit.record(
+        session,
+        principal,
+        "decision",
+        row.id,
+        "decided",
+        after={"lowest_territories": list(result.lowest), "approvers": list(result.approvers)},
+        details={
+            "subject_type": values["subject_type"],
+            "subject_id": values["subject_id"],
+            "rulesets": result.ruleset_versions,
+        },
+    )
+    return row
+
+
 def record_decision(
     session: Session,
     principal: Principal | None,
@@ -319,33 +376,10 @@ def record_decision(
     The row is written by one INSERT of its values, not through the unit of work; the object returned
     is in the session as if read back (``session.get`` finds it without a statement).
     """
-    values: dict[str, Any] = {
-        "created_at": utcnow(),
-        "subject_type": subject_type,
-        "subject_id": subject_id,
-        "organization_id": organization_id,
-        "territory_model_id": model_id_of(snapshot) if snapshot else None,
-        "facts": dict(facts),
-        "result": result.to_json(),
-        "trace": result.deferred_trace() if explain_on_read else result.trace,
-    }
-    row = StoredDecision(id=session.execute(_insert_decision(), values).scalar_one(), **values)
-    make_transient_to_detached(row)
-    session.add(row)
-    audit.record(
-        session,
-        principal,
-        "decision",
-        row.id,
-        "decided",
-        after={"lowest_territories": list(result.lowest), "approvers": list(result.approvers)},
-        details={
-            "subject_type": subject_type,
-            "subject_id": subject_id,
-            "rulesets": result.ruleset_versions,
-        },
+    values = decision_values(
+        subject_type, subject_id, organization_id, snapshot, facts, result, explain_on_read=explain_on_read
     )
-    return row
+    return recorded_decision(session, principal, insert_decision(session, values), values, result)
 
 
 def decision_out(row: StoredDecision) -> s.DecisionOut:

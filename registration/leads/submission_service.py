@@ -9,7 +9,22 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Integer, Table, TextClause, bindparam, insert, inspect, select, text, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    Table,
+    Text,
+    TextClause,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -34,6 +49,7 @@ from registration.leads.lifecycle import Event, next_status
 from registration.leads.models import Lead, LeadTerritory, RegistrationCounter, SalesTeamMember
 from registration.leads.service import lead_out, locked_lead, visible_lead
 from registration.leads.submission import (
+    NUMBER_PREFIX,
     approver_reason,
     missing_fields,
     missing_problems,
@@ -42,7 +58,14 @@ from registration.leads.submission import (
 from registration.notifications import service as notifications_service
 from rules.decision import AssignmentDecisionResult
 from rules.decision_schemas import FactWarning
-from rules.decision_service import current_configuration, decide_facts_in, record_decision
+from rules.decision_service import (
+    current_configuration,
+    decide_facts_in,
+    decision_values,
+    insert_decision,
+    recorded_decision,
+)
+from rules.models import StoredDecision
 from territory.repository import model_id_of
 from territory.snapshot import TerritorySnapshot
 
@@ -337,6 +360,81 @@ def write_lead(session: Session, lead: Lead, values: dict[str, Any], now: dateti
         set_committed_value(lead, name, value)
 
 
+#: The columns of a submitted lead's UPDATE on PostgreSQL (`_submission_write_pg`) bound as given.
+_SUBMITTED_COLUMNS = ("status", "submitted_at", "submitted_by", "updated_at", "version")
+
+
+@functools.cache
+def _submission_write_pg(decision_columns: tuple[str, ...]) -> Select[int, str | None]:
+    """PostgreSQL: the counter's next value, the decision (``decision_columns`` bound as ``decision_*``)
+    and the submitted lead's UPDATE as one statement, built once: INSERTs and UPDATEs chained in one WITH.
+    The counter row is bumped (created at 1 if missing, as `next_registration_value` does); the lead takes
+    the number (`registration.leads.submission.registration_number`'s format: six digits at least), the
+    decision's id and the values of ``_SUBMITTED_COLUMNS`` where its version is ``lead_version``. Returns
+    the decision's id and the number written (None: the lead was not written)."""
+    counters = cast(Table, RegistrationCounter.__table__)
+    decisions = cast(Table, StoredDecision.__table__)
+    leads = cast(Table, Lead.__table__)
+    counter = (
+        postgresql.insert(counters)
+        .values(name=COUNTER, last_value=1)
+        .on_conflict_do_update(
+            index_elements=[counters.c.name], set_={"last_value": counters.c.last_value + 1}
+        )
+        .returning(counters.c.last_value)
+        .cte("counter")
+    )
+    decision = (
+        insert(decisions)
+        .values(
+            {name: bindparam(f"decision_{name}", type_=decisions.c[name].type) for name in decision_columns}
+        )
+        .returning(decisions.c.id)
+        .cte("decision")
+    )
+    digits = sql_cast(counter.c.last_value, Text())
+    number = literal(NUMBER_PREFIX) + func.lpad(digits, func.greatest(6, func.length(digits)), "0")
+    written = (
+        update(leads)
+        .where(
+            leads.c.id == bindparam("lead_id", type_=Integer()),
+            leads.c.version == bindparam("lead_version", type_=Integer()),
+        )
+        .values(
+            {
+                **{name: bindparam(name, type_=leads.c[name].type) for name in _SUBMITTED_COLUMNS},
+                "registration_number": select(number).scalar_subquery(),
+                "decision_id": select(decision.c.id).scalar_subquery(),
+            }
+        )
+        .returning(leads.c.registration_number)
+        .cte("written")
+    )
+    return select(decision.c.id, select(written.c.registration_number).scalar_subquery())
+
+
+def _write_submission_pg(
+    session: Session, lead: Lead, decided: dict[str, Any], values: dict[str, Any], now: datetime
+) -> tuple[int, str]:
+    """`_submission_write_pg` for a lead taking its first number: the decision written as ``decided``
+    (`decision_values`), the lead given ``values``, the number, the decision and its next version, and
+    holding them as if read back; (the decision's id, the number)."""
+    values = {**values, "updated_at": now, "version": lead.version + 1}
+    params = {
+        **{f"decision_{name}": value for name, value in decided.items()},
+        **values,
+        "lead_id": lead.id,
+        "lead_version": lead.version,
+    }
+    decision_id, number = session.execute(_submission_write_pg(tuple(decided)), params).one()
+    if number is None:  # the lead is locked: cannot happen
+        raise StaleDataError(f"lead {lead.id} changed under its lock (version {lead.version})")
+    values = {**values, "registration_number": number, "decision_id": decision_id}
+    for name, value in values.items():
+        set_committed_value(lead, name, value)
+    return int(decision_id), str(number)
+
+
 # --- submit -------------------------------------------------------------------------------------------
 
 
@@ -344,7 +442,8 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
     """Submit a registration: checked, numbered, assigned and routed to its approvers in one transaction.
 
     The lead is read once, locked, and decided on as the submission's implicit acceptance leaves it;
-    its status, number and decision are written in one UPDATE and the audit rows in one INSERT.
+    its status, number and decision are written in one UPDATE and the audit rows in one INSERT. On
+    PostgreSQL a first submission takes its number, writes its decision and that UPDATE by one statement.
     """
     now = utcnow()
     today = now.date()
@@ -376,8 +475,29 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             raise RegistrationNotAllowed("; ".join(allowed.blockers), reasons=allowed.blockers)
         refuse_overlapping_registration(session, lead, result.policy, now)
         rulesets = result.ruleset_versions
-        number = lead.registration_number or registration_number(next_registration_value(session))
         routed = next_status(submitted, Event.ROUTE)
+        decided = decision_values(
+            "lead",
+            lead.id,
+            lead.organization_id,
+            snapshot,
+            enriched,
+            result,
+            explain_on_read=True,  # GET /v1/decisions/{id} explains it
+        )
+        # submitted and routed at once: one new version of the lead, written by one UPDATE
+        routed_values = {"status": routed.value, "submitted_at": now, "submitted_by": principal.user_id}
+        if (
+            lead.registration_number is None
+            and not inspect(lead).modified
+            and session.get_bind().dialect.name == "postgresql"
+        ):  # its number, its decision and the lead by one statement
+            decision_id, number = _write_submission_pg(session, lead, decided, routed_values, now)
+        else:  # SQLite, a resubmission or a lead this request changed: three statements
+            number = lead.registration_number or registration_number(next_registration_value(session))
+            decision_id = insert_decision(session, decided)
+            numbered = {**routed_values, "registration_number": number, "decision_id": decision_id}
+            write_lead(session, lead, numbered, now)
         audit.record(
             session,
             principal,
@@ -389,26 +509,7 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             details={"registration_number": number, "rulesets": rulesets},
             now=now,
         )
-        decision = record_decision(
-            session,
-            principal,
-            "lead",
-            lead.id,
-            lead.organization_id,
-            snapshot,
-            enriched,
-            result,
-            explain_on_read=True,  # GET /v1/decisions/{id} explains it
-        )
-        # submitted and routed at once: one new version of the lead, written by one UPDATE
-        routed_values = {
-            "registration_number": number,
-            "decision_id": decision.id,
-            "status": routed.value,
-            "submitted_at": now,
-            "submitted_by": principal.user_id,
-        }
-        write_lead(session, lead, routed_values, now)
+        decision = recorded_decision(session, principal, decision_id, decided, result)
         users, people = _people(session, principal, lead, snapshot, result)
         if not result.kept_team:  # first submission, or the policy's fresh assignment: never a mix
             replaced = _unassign(lead) if lead.territory_team else {}

@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from common.audit import AuditEvent
 from directory.models import Organization, ProgramMembership
+from registration.leads.models import RegistrationCounter
 from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, submit
 
 
@@ -113,6 +114,23 @@ def test_registration_numbers_are_unique_and_kept_on_failed_attempts(client, dem
         assert resp.status_code == 200, resp.get_json()
         numbers.append(resp.get_json()["registration_number"])
     assert numbers == ["REG-000001", "REG-000002", "REG-000003"]
+
+
+def test_registration_numbers_start_a_missing_counter_and_grow_past_six_digits(client, db, demo):
+    h = demo["northwind-user"]
+    with db.transaction() as session:
+        session.execute(delete(RegistrationCounter))
+    numbers = []
+    for last_value in (None, 999_998):
+        if last_value is not None:
+            with db.transaction() as session:
+                session.execute(update(RegistrationCounter).values(last_value=last_value))
+        for _ in range(2):
+            lead_id = created(client, h, jp_security_lead(demo)).get_json()["id"]
+            resp = submit(client, h, lead_id)
+            assert resp.status_code == 200, resp.get_json()
+            numbers.append(resp.get_json()["registration_number"])
+    assert numbers == ["REG-000001", "REG-000002", "REG-999999", "REG-1000000"]
 
 
 def test_submitting_twice_answers_409_with_the_current_status(client, demo):
