@@ -6,11 +6,13 @@ are ``service``'s).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     Insert,
     Integer,
     String,
@@ -86,16 +88,13 @@ def _round_statements() -> tuple[Insert, Insert, Insert, Update]:
     return new_round, new_steps, new_approvers, current
 
 
-@cache
-def _round_statement_pg() -> TextClause:
-    """PostgreSQL: the round, its steps and their approvers by one statement, built once. The step ids
-    are taken from their sequence in position order, the first one by the round's INSERT, which names
-    it as the current step (no UPDATE after the steps): rows as the four statements of
-    `_round_statements` write them."""
+def round_ctes_pg() -> str:
+    """PostgreSQL: the common table expressions that write a round (``new_round``, returning its ``id``
+    and ``number``), its steps and their approvers, with `round_bindparams_pg`'s parameters; for a
+    statement that writes other rows with them."""
     next_step_id = "nextval(pg_get_serial_sequence('approval_steps', 'id'))"
-    return text(
-        f"""
-        WITH new_round AS (
+    return f"""
+        new_round AS (
             INSERT INTO approval_rounds (lead_id, number, decision_id, status, started_at, started_by,
                                          current_step_id, created_at, updated_at)
             SELECT :lead_id,
@@ -126,9 +125,12 @@ def _round_statement_pg() -> TextClause:
                  JOIN step_ids AS i ON i.position = a.position
             ORDER BY a.n
         )
-        SELECT id, number FROM new_round
-        """
-    ).bindparams(
+    """
+
+
+def round_bindparams_pg() -> tuple[BindParameter[Any], ...]:
+    """The typed parameters of `round_ctes_pg` (their values: `RoundRows.params_pg`)."""
+    return (
         bindparam("lead_id", type_=Integer()),
         bindparam("decision_id", type_=Integer()),
         bindparam("status", type_=String()),
@@ -138,6 +140,15 @@ def _round_statement_pg() -> TextClause:
         bindparam("steps", type_=JSONB()),
         bindparam("approvers", type_=JSONB()),
     )
+
+
+@cache
+def _round_statement_pg() -> TextClause:
+    """PostgreSQL: the round, its steps and their approvers by one statement, built once. The step ids
+    are taken from their sequence in position order, the first one by the round's INSERT, which names
+    it as the current step (no UPDATE after the steps): rows as the four statements of
+    `_round_statements` write them."""
+    return text(f"WITH {round_ctes_pg()} SELECT id, number FROM new_round").bindparams(*round_bindparams_pg())
 
 
 def _write_round(
@@ -166,23 +177,35 @@ def _write_round(
     return round_id, number
 
 
-def start_round(
+@dataclass(frozen=True)
+class RoundRows:
+    """What a new round writes: the round's values (``now`` its times), its steps, each one's approvers."""
+
+    round: dict[str, Any]
+    steps: list[dict[str, Any]]
+    approvers: list[list[dict[str, Any]]]
+
+    def params_pg(self) -> dict[str, Any]:
+        """The values of `round_ctes_pg`'s parameters."""
+        rows = [
+            {**ap, "position": st["position"]}
+            for st, mine in zip(self.steps, self.approvers, strict=True)
+            for ap in mine
+        ]
+        for n, row in enumerate(rows):
+            row["n"] = n  # their order of insertion (their ids)
+        return {**self.round, "has_steps": bool(self.steps), "steps": self.steps, "approvers": rows}
+
+
+def round_rows(
     session: Session,
     actor: Principal | None,
     lead: Lead,
     *,
     now: datetime,
     user_ids: Mapping[str, int] | None = None,
-) -> int:
-    """Start the lead's next approval round from its stored decision's approval steps (call it right
-    after the submission was routed to ``pending_approval``, in the same transaction, the lead locked);
-    returns the round's id.
-
-    ``user_ids``: user key -> id, already looked up for every approver the decision names (a key it
-    lacks is no user); without it they are looked up here. The round, its steps and their approvers are
-    written as rows, not as objects: by one statement on PostgreSQL, one per table (and one naming the
-    current step) on SQLite.
-    """
+) -> RoundRows:
+    """The rows of the lead's next round, from its stored decision's approval steps (see `start_round`)."""
     decision = session.get(StoredDecision, lead.decision_id) if lead.decision_id else None
     steps_in: list[dict[str, Any]] = list((decision.result if decision else {}).get("approval_steps", []))
     keys = sorted({ap["user"] for st in steps_in for ap in st.get("approvers", [])})
@@ -224,19 +247,20 @@ def start_round(
         "started_by": actor.user_id if actor else None,
         "now": now,
     }
-    if session.get_bind().dialect.name == "postgresql":
-        rows = [
-            {**ap, "position": st["position"]}
-            for st, mine in zip(steps, approvers, strict=True)
-            for ap in mine
-        ]
-        for n, row in enumerate(rows):
-            row["n"] = n  # their order of insertion (their ids)
-        round_id, number = session.execute(
-            _round_statement_pg(), {**new_round, "has_steps": bool(steps), "steps": steps, "approvers": rows}
-        ).one()
-    else:
-        round_id, number = _write_round(session, new_round, steps, approvers)
+    return RoundRows(new_round, steps, approvers)
+
+
+def round_started(
+    session: Session,
+    actor: Principal | None,
+    lead: Lead,
+    rows: RoundRows,
+    round_id: int,
+    number: int,
+) -> int:
+    """A round written as ``rows`` under ``round_id`` and ``number``: its audit row and the transition's
+    side effects; returns its id."""
+    now = rows.round["now"]
     audit.record(
         session,
         actor,
@@ -249,13 +273,43 @@ def start_round(
             "decision_id": lead.decision_id,
             "steps": [
                 {"name": st["name"], "mode": st["mode"], "approvers": [ap["user_key"] for ap in mine]}
-                for st, mine in zip(steps, approvers, strict=True)
+                for st, mine in zip(rows.steps, rows.approvers, strict=True)
             ],
         },
         now=now,
     )
     after_transition(session, lead, Event.ROUTE, actor, previous=RegistrationStatus.SUBMITTED, now=now)
     return int(round_id)
+
+
+def start_round(
+    session: Session,
+    actor: Principal | None,
+    lead: Lead,
+    *,
+    now: datetime,
+    user_ids: Mapping[str, int] | None = None,
+) -> int:
+    """Start the lead's next approval round from its stored decision's approval steps (call it right
+    after the submission was routed to ``pending_approval``, in the same transaction, the lead locked);
+    returns the round's id.
+
+    ``user_ids``: user key -> id, already looked up for every approver the decision names (a key it
+    lacks is no user); without it they are looked up here. The round, its steps and their approvers are
+    written as rows, not as objects: by one statement on PostgreSQL, one per table (and one naming the
+    current step) on SQLite.
+    """
+    rows = round_rows(session, actor, lead, now=now, user_ids=user_ids)
+    return round_started(session, actor, lead, rows, *write_round(session, rows))
+
+
+def write_round(session: Session, rows: RoundRows) -> tuple[int, int]:
+    """Write a round's ``rows``: by one statement on PostgreSQL, one per table (and one naming the
+    current step) on SQLite; (its id, its number)."""
+    if session.get_bind().dialect.name == "postgresql":
+        round_id, number = session.execute(_round_statement_pg(), rows.params_pg()).one()
+        return int(round_id), int(number)
+    return _write_round(session, rows.round, rows.steps, rows.approvers)
 
 
 # --- reading ------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
+    BindParameter,
     Integer,
     Select,
     Table,
@@ -40,7 +41,14 @@ from common.errors import FieldProblem, ValidationFailed
 from common.principal import Principal
 from directory.models import Customer, Product
 from registration.acceptance.team_service import ensure_accepted
-from registration.approval.rounds_service import start_round
+from registration.approval.rounds_service import (
+    RoundRows,
+    round_bindparams_pg,
+    round_ctes_pg,
+    round_rows,
+    round_started,
+    write_round,
+)
 from registration.duplicates.service import refuse_overlapping_registration
 from registration.leads import schemas as s
 from registration.leads.eligibility_service import Eligibility, eligibility
@@ -168,34 +176,56 @@ def _team_inserts() -> tuple[ReturningInsert[Any], ReturningInsert[Any]]:
     )
 
 
-@functools.cache
-def _team_insert_pg() -> TextClause:
-    """PostgreSQL: the two INSERTs of `_team_inserts` as one statement, built once: the territory team and
-    the sales team (JSON arrays of rows numbered ``n`` in their order), returning (0 for a territory, 1
-    for a member; the id) of each row. A table's ids come from its sequence in the order of its rows."""
-    return text(
-        """
-        WITH new_territories AS (
-            INSERT INTO lead_territories (lead_id, territory_key, territory_model_id)
-            SELECT :lead_id, t.territory_key, :territory_model_id
-            FROM jsonb_to_recordset(:territories) AS t(n integer, territory_key varchar)
-            ORDER BY t.n
-            RETURNING id
-        ), new_members AS (
-            INSERT INTO lead_sales_team (lead_id, user_id, role, source)
-            SELECT :lead_id, m.user_id, m.role, m.source
-            FROM jsonb_to_recordset(:members) AS m(n integer, user_id integer, role varchar, source varchar)
-            ORDER BY m.n
-            RETURNING id
-        )
-        SELECT 0, id FROM new_territories UNION ALL SELECT 1, id FROM new_members
-        """
-    ).bindparams(
+#: PostgreSQL: the common table expressions that write the two teams of `_team_inserts` (the territory
+#: team and the sales team: JSON arrays of rows numbered ``n`` in their order, `_team_bindparams_pg`),
+#: each returning its ids. A table's ids come from its sequence in the order of its rows.
+_TEAM_CTES_PG = """
+    new_territories AS (
+        INSERT INTO lead_territories (lead_id, territory_key, territory_model_id)
+        SELECT :lead_id, t.territory_key, :territory_model_id
+        FROM jsonb_to_recordset(:territories) AS t(n integer, territory_key varchar)
+        ORDER BY t.n
+        RETURNING id
+    ), new_members AS (
+        INSERT INTO lead_sales_team (lead_id, user_id, role, source)
+        SELECT :lead_id, m.user_id, m.role, m.source
+        FROM jsonb_to_recordset(:members) AS m(n integer, user_id integer, role varchar, source varchar)
+        ORDER BY m.n
+        RETURNING id
+    )
+"""
+
+
+def _team_bindparams_pg() -> tuple[BindParameter[Any], ...]:
+    return (
         bindparam("lead_id", type_=Integer()),
         bindparam("territory_model_id", type_=Integer()),
         bindparam("territories", type_=postgresql.JSONB()),
         bindparam("members", type_=postgresql.JSONB()),
     )
+
+
+@functools.cache
+def _team_insert_pg() -> TextClause:
+    """PostgreSQL: the two INSERTs of `_team_inserts` as one statement, built once, returning (0 for a
+    territory, 1 for a member; the id) of each row."""
+    return text(
+        f"WITH {_TEAM_CTES_PG} SELECT 0, id, NULL FROM new_territories"
+        " UNION ALL SELECT 1, id, NULL FROM new_members"
+    ).bindparams(*_team_bindparams_pg())
+
+
+@functools.cache
+def _team_and_round_insert_pg() -> TextClause:
+    """PostgreSQL: `_team_insert_pg` and the approval round (`round_ctes_pg`) by one statement, built
+    once, returning (0, the id) of each territory, (1, the id) of each member and (2, the id, the
+    number) of the round."""
+    return text(
+        f"WITH {_TEAM_CTES_PG}, {round_ctes_pg()}"
+        " SELECT 0, id, NULL::integer FROM new_territories"
+        " UNION ALL SELECT 1, id, NULL FROM new_members"
+        " UNION ALL SELECT 2, id, number FROM new_round"
+    ).bindparams(*_team_bindparams_pg(), *round_bindparams_pg())
 
 
 def _inserted(
@@ -207,21 +237,35 @@ def _inserted(
 
 
 def _inserted_pg(
-    session: Session, lead_id: int, territories: list[dict[str, Any]], members: list[dict[str, Any]]
-) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]]]:
-    """`_inserted` of both teams by one statement (PostgreSQL)."""
+    session: Session,
+    lead_id: int,
+    territories: list[dict[str, Any]],
+    members: list[dict[str, Any]],
+    new_round: RoundRows | None,
+) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]], tuple[int, int] | None]:
+    """`_inserted` of both teams by one statement (PostgreSQL), with ``new_round`` if given (then its id
+    and number as well)."""
     ids: tuple[list[int], list[int]] = ([], [])
+    written: tuple[int, int] | None = None
     params = {
         "lead_id": lead_id,
         "territory_model_id": territories[0]["territory_model_id"] if territories else None,
         "territories": [{"n": n, "territory_key": t["territory_key"]} for n, t in enumerate(territories)],
         "members": [{"n": n, **m} for n, m in enumerate(members)],
     }
-    for team, id_ in session.execute(_team_insert_pg(), params):
-        ids[team].append(int(id_))
+    if new_round is None:
+        rows = session.execute(_team_insert_pg(), params)
+    else:
+        rows = session.execute(_team_and_round_insert_pg(), {**params, **new_round.params_pg()})
+    for kind, id_, number in rows:
+        if kind == 2:
+            written = (int(id_), int(number))
+        else:
+            ids[kind].append(int(id_))
     return (
         list(zip(sorted(ids[0]), territories, strict=True)),
         list(zip(sorted(ids[1]), members, strict=True)),
+        written,
     )
 
 
@@ -239,10 +283,12 @@ def _assign(
     snapshot: TerritorySnapshot | None,
     result: AssignmentDecisionResult,
     users: Mapping[str, int],
-) -> dict[str, Any]:
+    new_round: RoundRows | None = None,
+) -> tuple[dict[str, Any], tuple[int, int] | None]:
     """Put the decided territories on the territory team and the resources on the sales team (``users``:
     user key -> id of the directory's users the decision names), one INSERT per table (both by one
-    statement on PostgreSQL): the rows become the lead's collections as if loaded."""
+    statement on PostgreSQL, with ``new_round`` if given): the rows become the lead's collections as if
+    loaded. Returns what the audit row says, and the round's id and number if it was written."""
     model_id = model_id_of(snapshot) if snapshot else None
     territories = [
         {"lead_id": lead.id, "territory_key": key, "territory_model_id": model_id}
@@ -262,8 +308,11 @@ def _assign(
         )
         added.append({"user": resource.user, "role": resource.role})
     insert_territories, insert_members = _team_inserts()
+    written: tuple[int, int] | None = None
     if territories and members and session.get_bind().dialect.name == "postgresql":
-        new_territories, new_members = _inserted_pg(session, lead.id, territories, members)
+        new_territories, new_members, written = _inserted_pg(
+            session, lead.id, territories, members, new_round
+        )
     else:  # SQLite (no INSERT in a WITH), or one team only: one statement each
         new_territories = _inserted(session, insert_territories, territories) if territories else []
         new_members = _inserted(session, insert_members, members) if members else []
@@ -273,12 +322,13 @@ def _assign(
     if new_members:
         added_members = [SalesTeamMember(id=i, **row) for i, row in new_members]
         set_committed_value(lead, "sales_team", [*lead.sales_team, *_attached(session, added_members)])
-    return {
+    assigned = {
         "territories": list(result.territory_team),
         "territory_model_id": model_id,
         "resources": added,
         "unknown_users": [k for k in keys if k not in users],
     }
+    return assigned, written
 
 
 def _people(
@@ -511,11 +561,16 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
         )
         decision = recorded_decision(session, principal, decision_id, decided, result)
         users, people = _people(session, principal, lead, snapshot, result)
+        # this submission's round: on PostgreSQL written with the teams an assignment adds, if it adds
+        # both and replaces none
+        new_round = round_rows(session, principal, lead, now=now, user_ids=users)
+        written: tuple[int, int] | None = None
         if not result.kept_team:  # first submission, or the policy's fresh assignment: never a mix
             replaced = _unassign(lead) if lead.territory_team else {}
             if replaced:
                 session.flush()  # the replaced rows go before the new ones arrive (same unique keys)
-            assigned = {**_assign(session, lead, snapshot, result, users), **replaced}
+            fields, written = _assign(session, lead, snapshot, result, users, None if replaced else new_round)
+            assigned = {**fields, **replaced}
             audit.record(
                 session,
                 principal,
@@ -543,7 +598,7 @@ def submit_lead(db: Database, principal: Principal, lead_id: int, if_match: str 
             },
             now=now,
         )
-        start_round(session, principal, lead, now=now, user_ids=users)  # this submission's round
+        round_started(session, principal, lead, new_round, *(written or write_round(session, new_round)))
         notifications_service.notify(session, lead, "submitted", principal, now=now, people=people)
         # submitting changes no contact or activity; the answer names the program eligibility read
         out = lead_out(session, lead, children=children, programs=allowed.program_keys)
