@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, Text, and_, cast, exists, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, Table, Text, and_, cast, exists, func, or_, select, text, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -216,6 +216,11 @@ def lead_ids(session: Session, branches: Branches, batch: int) -> Iterator[int]:
     """Every lead id of ``branches``, ascending, read ``batch`` at a time: by keyset for one branch (a
     plan's scope), streamed from one query for several (an incremental plan's candidates)."""
     if len(branches) > 1:
+        if session.get_bind().dialect.name == "postgresql":
+            # each branch by its index, as meant: priced with the default random_page_cost (disks that
+            # seek), the ~10,000 leads of 72 customers looked dearer to PostgreSQL than scanning all
+            # 1,000,000, which took 0.21 s where their index takes 0.013 s (tables held in memory)
+            session.execute(text("SET LOCAL enable_seqscan = off"))
         yield from session.scalars(branch_ids(branches).execution_options(yield_per=batch))
         return
     last = 0
