@@ -32,6 +32,11 @@ are its own):
 - ``celery_workers``: the apply of another plan (``--celery-leads`` drafts, chunks of 500) on one
   ``prm worker`` and on two over the local Redis, each twice side by side (``bench.celery_workers``).
 
+Each phase starts from a settled database: ``VACUUM (ANALYZE)`` and a ``CHECKPOINT`` first (untimed,
+``settle_seconds``), so that no phase pays for the writes of the one before it (dirty pages flushed,
+statistics gathered), as a server with autovacuum on would have done between them in use; the floor is
+settled the same way.
+
 Besides wall time, each phase reports ``cpu_seconds``: the CPU its process and its pool workers used (on
 a shared machine the wall figures move with the load; the CPU figures much less).
 
@@ -61,6 +66,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reassignment.json"
 #: The Celery scaling phase: an apply of this many leads, in chunks of this many (what does not scale
@@ -656,7 +662,8 @@ def run(cfg: Config, admin_url: str, keep: bool = False) -> list[Result]:
         results.append({"name": "setup", **info})
         # the 1% plans first: after the apply, the moved leads are decided with another model
         for phase in ("plan", "incremental_plan", "full_plan_1pct", "apply", "bulk_update_floor"):
-            result = _in_child(phase, url, cfg, info)
+            settle_seconds = _settle(url)
+            result = {**_in_child(phase, url, cfg, info), "settle_seconds": settle_seconds}
             if phase == "plan":
                 info["plan_run_id"] = result["run_id"]
             print(f"{phase}: {json.dumps(result)}", flush=True)
@@ -667,6 +674,22 @@ def run(cfg: Config, admin_url: str, keep: bool = False) -> list[Result]:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     return results
+
+
+def _settle(url: str) -> float:
+    """Vacuum and analyze the database, then checkpoint it (see the module docstring); how long it took."""
+    started = time.perf_counter()
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("VACUUM (ANALYZE)"))
+            try:
+                conn.execute(text("CHECKPOINT"))
+            except DBAPIError as exc:  # (a role without pg_checkpoint: the vacuum alone)
+                print(f"settle: no CHECKPOINT ({exc.orig})", flush=True)
+    finally:
+        engine.dispose()
+    return round(time.perf_counter() - started, 2)
 
 
 def _find(results: Sequence[Result], name: str) -> Result:
