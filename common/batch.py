@@ -13,7 +13,8 @@ chunk's counts in the caller's process, and stop handing out chunks once ``stop(
 - ``InlineBackend``: in this process, one chunk after another (small runs, tests, debugging);
 - ``ProcessPoolBackend``: a local pool of worker processes. durable_rules wants processes, not threads,
   and one rules host per process; each worker builds its own host and database engine when it first
-  runs a task (DESIGN.md 2.1 and 2.7).
+  runs a task (DESIGN.md 2.1 and 2.7). A run of a few chunks runs in the calling process instead, on
+  PostgreSQL helped by processes forked from it (see ``ProcessPoolBackend``).
 
 - ``CeleryBackend`` (``common.batch_celery``, ``PRM_BATCH_BACKEND=celery``): each chunk a Celery task
   over the Redis broker, run by ``prm worker`` processes on any number of machines sharing the database.
@@ -26,8 +27,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+import threading
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -37,6 +42,7 @@ from common.chunks import Counts as Counts
 from common.chunks import DoneCallback as DoneCallback
 from common.chunks import StopCheck as StopCheck
 from common.chunks import database_for as database_for
+from common.chunks import dispose_databases
 from common.chunks import resolve_task as resolve_task
 from common.chunks import run_chunk as run_chunk
 from common.database import Database
@@ -84,6 +90,14 @@ class ProcessPoolBackend:
 
     Workers are started with ``spawn`` (a fresh interpreter: no engine, connection or rules host is
     inherited from the parent); a worker keeps its host and engine for every chunk it runs.
+
+    A run of a few chunks on PostgreSQL, started from the main thread, still uses every worker: the
+    calling process takes chunks one after another and ``workers - 1`` processes forked from it take
+    the others from the same counter. A forked helper starts in milliseconds with what the caller has
+    loaded (the imports, the territory snapshot it checked, frozen for the collector); as gunicorn's
+    workers do, it builds its own database engine and rules host (both are per process id) and never
+    touches the caller's connections. Not from another thread (a web server's: locks another thread
+    holds would be inherited held), nor on SQLite (its writers take turns anyway).
     """
 
     name = "local"
@@ -103,7 +117,11 @@ class ProcessPoolBackend:
         self, task: str, database_url: str, chunks: Iterable[Chunk], *, done: DoneCallback, stop: StopCheck
     ) -> None:
         if isinstance(chunks, Sized) and len(chunks) <= self.inline_up_to * self.workers:
-            InlineBackend().run(task, database_url, chunks, done=done, stop=stop)
+            chunks = list(chunks)
+            if self.workers > 1 and len(chunks) > 1 and _may_fork(database_url):
+                _run_forked(task, database_url, chunks, min(self.workers, len(chunks)), done, stop)
+            else:
+                InlineBackend().run(task, database_url, chunks, done=done, stop=stop)
             return
         context = multiprocessing.get_context(self.start_method)
         in_flight: set[Future[tuple[Chunk, dict[str, int]]]] = set()
@@ -124,6 +142,92 @@ class ProcessPoolBackend:
                 for future in in_flight:
                     future.cancel()
                 raise
+
+
+def _may_fork(database_url: str) -> bool:
+    return (
+        database_url.startswith("postgresql")
+        and "fork" in multiprocessing.get_all_start_methods()
+        and threading.current_thread() is threading.main_thread()
+    )
+
+
+def _run_forked(
+    task: str, database_url: str, chunks: Sequence[Chunk], processes: int, done: DoneCallback, stop: StopCheck
+) -> None:
+    """Run ``chunks`` in this process and ``processes - 1`` forked from it, each taking the next chunk
+    from a shared counter; ``done`` is called here for every chunk (the helpers' after this process's
+    own), and once ``stop()`` says so no process takes another chunk. A helper's failure is raised
+    here, after every process stopped."""
+    context = multiprocessing.get_context("fork")
+    taken = context.Value("i", 0)
+    stopped = context.Event()
+
+    def take() -> Chunk | None:
+        with taken.get_lock():
+            index = taken.value
+            taken.value = index + 1
+        return chunks[index] if index < len(chunks) and not stopped.is_set() else None
+
+    helpers = []
+    for _ in range(processes - 1):
+        receive, send = context.Pipe(duplex=False)
+        helper = context.Process(target=_helper, args=(task, database_url, take, send), daemon=True)
+        helper.start()
+        send.close()
+        helpers.append((helper, receive))
+    try:
+        while not stopped.is_set():
+            if stop():
+                stopped.set()
+                break
+            chunk = take()
+            if chunk is None:
+                break
+            done(*run_chunk(task, database_url, chunk))
+    except BaseException:
+        stopped.set()
+        _collect(helpers, done)
+        raise
+    failure = _collect(helpers, done)
+    if failure is not None:
+        raise failure
+
+
+def _helper(task: str, database_url: str, take: Callable[[], Chunk | None], results: Connection) -> None:
+    """A forked helper: chunks from ``take`` until there are none, each chunk's counts (or the failure
+    that stopped it) sent to the caller."""
+    try:
+        while (chunk := take()) is not None:
+            results.send(("done", run_chunk(task, database_url, chunk)))
+    except BaseException as exc:
+        try:
+            results.send(("failed", exc))
+        except Exception:  # (an exception that does not pickle)
+            results.send(("failed", RuntimeError(traceback.format_exc())))
+    finally:
+        results.close()
+        dispose_databases()
+
+
+def _collect(helpers: Sequence[tuple[BaseProcess, Connection]], done: DoneCallback) -> BaseException | None:
+    """Every helper's results, passed to ``done``, once each has ended; the first failure."""
+    failure: BaseException | None = None
+    for helper, receive in helpers:
+        while True:
+            try:
+                kind, value = receive.recv()
+            except EOFError:
+                break
+            if kind == "done":
+                done(*value)
+            elif failure is None:
+                failure = value
+        receive.close()
+        helper.join()
+        if helper.exitcode and failure is None:
+            failure = RuntimeError(f"a forked chunk worker ended with exit code {helper.exitcode}")
+    return failure
 
 
 def _settle(

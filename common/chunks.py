@@ -54,6 +54,14 @@ def database_for(url: str) -> Database:
     return db
 
 
+def dispose_databases() -> None:
+    """Close this process's engines (a forked helper, before it exits)."""
+    for (pid, url), db in list(_DATABASES.items()):
+        if pid == os.getpid():
+            db.dispose()
+            del _DATABASES[(pid, url)]
+
+
 def run_chunk(task: str, database_url: str, chunk: Chunk) -> tuple[Chunk, dict[str, int]]:
     """Run one chunk in this process (what a worker executes)."""
     return chunk, dict(resolve_task(task)(database_url, chunk))
