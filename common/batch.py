@@ -172,7 +172,9 @@ def _run_forked(
     helpers = []
     for _ in range(processes - 1):
         receive, send = context.Pipe(duplex=False)
-        helper = context.Process(target=_helper, args=(task, database_url, take, send), daemon=True)
+        helper = context.Process(
+            target=_helper, args=(task, database_url, take, send, os.getpid()), daemon=True
+        )
         helper.start()
         send.close()
         helpers.append((helper, receive))
@@ -194,15 +196,21 @@ def _run_forked(
         raise failure
 
 
-def _helper(task: str, database_url: str, take: Callable[[], Chunk | None], results: Connection) -> None:
-    """A forked helper: chunks from ``take`` until there are none, each chunk's counts (or the failure
-    that stopped it) sent to the caller."""
+def _helper(
+    task: str, database_url: str, take: Callable[[], Chunk | None], results: Connection, caller: int
+) -> None:
+    """A forked helper: chunks from ``take`` until there are none or the caller is gone (killed: what
+    is left waits for a resume), each chunk's counts (or the failure that stopped it) sent to it."""
     try:
-        while (chunk := take()) is not None:
+        while os.getppid() == caller and (chunk := take()) is not None:
             results.send(("done", run_chunk(task, database_url, chunk)))
+    except BrokenPipeError:  # the caller is gone
+        pass
     except BaseException as exc:
         try:
             results.send(("failed", exc))
+        except BrokenPipeError:
+            pass
         except Exception:  # (an exception that does not pickle)
             results.send(("failed", RuntimeError(traceback.format_exc())))
     finally:

@@ -5,6 +5,9 @@ from it."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -116,3 +119,32 @@ def test_once_stop_says_so_no_process_takes_another_chunk():
     )
     # the caller stops after its first chunk; the helper finishes the one it holds, at most one more
     assert 1 <= len(done) <= 3 and len(done) < len(chunks)
+
+
+def noted(_database_url: str, chunk: Chunk) -> dict[str, int]:
+    """A task that leaves a file per chunk started in ``params["folder"]`` and takes half a second."""
+    (Path(chunk.params["folder"]) / f"chunk-{chunk.number}").touch()
+    time.sleep(0.5)
+    return {"number": chunk.number}
+
+
+CALLER = """
+import sys
+from common.batch import ProcessPoolBackend, Chunk
+chunks = [Chunk(1, "plan", n, n, n, {"folder": sys.argv[1]}) for n in range(1, 9)]
+ProcessPoolBackend(2).run("tests.unit.test_batch_backends:noted", sys.argv[2], chunks,
+                          done=lambda *_: None, stop=lambda: False)
+"""
+
+
+def test_a_forked_helper_takes_no_more_chunks_once_its_caller_is_killed(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    caller = subprocess.Popen([sys.executable, "-c", CALLER, str(tmp_path), POSTGRES_URL], cwd=root)
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:  # both at work
+        time.sleep(0.01)
+    caller.send_signal(signal.SIGKILL)
+    caller.wait()
+    time.sleep(2.5)  # what a helper left alone would need for the rest (4 chunks of 0.5 s each)
+    started = sorted(p.name for p in tmp_path.iterdir())
+    assert 2 <= len(started) <= 3, started  # the two at work when the caller died, at most one more
