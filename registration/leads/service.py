@@ -615,12 +615,12 @@ def _named_statement() -> Select[Any]:
     )
 
 
-def _named(session: Session, partner_id: int | None, data: s.LeadCreate) -> _Named:
+def _named(session: Session | Connection, partner_id: int | None, data: s.LeadCreate) -> _Named:
     """The partner organization ``partner_id``, and the customer, program and products the body names, by
     one statement (each left join finds its row or none; the products are counted)."""
     wanted = sorted({item.product_id for item in data.products})
     row = (
-        session.connection()
+        (session.connection() if isinstance(session, Session) else session)
         .execute(
             _named_statement(),
             {
@@ -640,15 +640,22 @@ def _named(session: Session, partner_id: int | None, data: s.LeadCreate) -> _Nam
     )
 
 
+def _orm(session: Session | Connection) -> Session:
+    """The session of a check that reads records one by one (an update's; a create's `_named` read
+    them before, on a session or a connection)."""
+    assert isinstance(session, Session)
+    return session
+
+
 def _check_references(
-    session: Session,
+    session: Session | Connection,
     principal: Principal,
     data: s.LeadFields,
     products: Sequence[s.LeadProductIn] | None,
     named: _Named | None = None,
 ) -> _Program | None:
     """Every id and key the body names must exist (all problems reported at once); returns the program
-    the body names, if any.
+    the body names, if any (``named``: what `_named` read; ``session`` may then be a connection).
 
     A partner names only its own organization as primary partner: any other id gets that one answer,
     whether it exists or not, so the answer tells nothing about other organizations. A customer the
@@ -659,17 +666,17 @@ def _check_references(
     if named is not None:
         customer = named.customer
     else:
-        customer = session.get(Customer, data.customer_id) if data.customer_id is not None else None
+        customer = _orm(session).get(Customer, data.customer_id) if data.customer_id is not None else None
     if data.customer_id is not None and (customer is None or not customer_visible(principal, customer)):
         problems.append(FieldProblem("/customer_id", f"no customer {data.customer_id}"))
-    program = named.program if named is not None else _program(session, data.program)
+    program = named.program if named is not None else _program(_orm(session), data.program)
     if data.program is not None and program is None:
         problems.append(FieldProblem("/program", f"no partner program {data.program!r}"))
     if not principal.internal:
         if data.primary_partner_id not in (None, principal.organization_id):
             problems.append(FieldProblem("/primary_partner_id", "must be your own organization or left out"))
     elif data.primary_partner_id is not None:
-        org = named.partner if named is not None else session.get(Organization, data.primary_partner_id)
+        org = named.partner if named is not None else _orm(session).get(Organization, data.primary_partner_id)
         if org is None or org.kind != OrganizationKind.PARTNER:
             problems.append(
                 FieldProblem("/primary_partner_id", f"no partner organization {data.primary_partner_id}")
@@ -863,7 +870,7 @@ _CREATED_COLUMNS = (
 
 
 def _new_lead(
-    session: Session,
+    session: Session | Connection,
     principal: Principal,
     data: s.LeadCreate,
     program: _Program | None,
@@ -873,9 +880,9 @@ def _new_lead(
 
     The lead, its products, its creator on its sales team and its audit row (``created``) are written
     by INSERTs of their values, not through the unit of work (its flush was near half of a create): one
-    statement on PostgreSQL, three and the audit batch's on SQLite (no INSERT in a WITH there); the lead
-    returned
-    holds what was written, outside the session (nothing in the creating transaction changes it).
+    statement on PostgreSQL (``session`` may then be a connection: `Database.statements`), three and the
+    audit batch's on SQLite (no INSERT in a WITH there); the lead returned holds what was written,
+    outside the session (nothing in the creating transaction changes it).
     """
     values = _field_values(data.model_dump(exclude={"products"}), program)
     if principal.internal:
@@ -909,7 +916,7 @@ def _new_lead(
         {"product_id": p.product_id, "is_primary": p.primary, "amount": None, "currency": None}
         for p in data.products
     ]
-    if session.get_bind().dialect.name == "postgresql":
+    if isinstance(session, Connection) or session.get_bind().dialect.name == "postgresql":
         created = {
             "occurred_at": utcnow(),
             "actor_user_id": principal.user_id,
@@ -927,6 +934,7 @@ def _new_lead(
         }
         lead_id = typed(int, session.execute(_lead_insert_pg(tuple(values)), params).scalar_one())
     else:
+        assert isinstance(session, Session)
         insert_lead, insert_products, insert_team = _lead_inserts()
         lead_id = typed(int, session.execute(insert_lead, values).scalar_one())
         if products:
@@ -943,11 +951,19 @@ def _new_lead(
 def create_lead(
     db: Database, principal: Principal, data: s.LeadCreate, idempotency_key: str | None = None
 ) -> tuple[s.LeadOut, bool]:
-    """Create a draft lead; returns (the lead, whether this is the stored reply to an earlier request)."""
-    request_hash = _request_hash(data)
+    """Create a draft lead; returns (the lead, whether this is the stored reply to an earlier request).
+
+    On PostgreSQL a create without an ``Idempotency-Key`` is a read of what the body names and one
+    statement writing the lead, its children and its audit row: each commits on its own
+    (`Database.statements`), with no transaction around them.
+    """
+    if idempotency_key is None and db.is_postgresql:
+        with db.statements() as connection:
+            return _create(connection, principal, data), False
     with db.transaction() as session, audit.batched(session):
         claimed: IdempotencyKey | None = None
         if idempotency_key is not None:
+            request_hash = _request_hash(data)
             stored = _claim_key(session, principal.organization_id, idempotency_key, request_hash)
             if stored is not None:
                 assert stored.response_body is not None
@@ -958,25 +974,30 @@ def create_lead(
                     IdempotencyKey.key == idempotency_key,
                 )
             )
-        # the partner the lead is for: a partner's own organization, or the one an internal user names
-        named = _named(
-            session,
-            data.primary_partner_id if principal.internal else principal.organization_id,
-            data,
-        )
-        if not principal.internal:  # refused before the body's references are looked at
-            org = named.partner
-            if org is None or not org.can_register_leads:
-                raise Forbidden("Your organization's partner agreement does not allow registering leads")
-        program = _check_references(session, principal, data, data.products, named)
-        lead = _new_lead(session, principal, data, program, named.partner)
-        # a new lead: its program is the one named, no opportunity, contacts or activities yet
-        programs = {program.id: program.key} if program is not None else {}
-        out = lead_out(session, lead, _References(programs, {}, {}, {}))
+        out = _create(session, principal, data)
         if claimed is not None:
             claimed.response_status = 201
             claimed.response_body = out.model_dump(mode="json")
         return out, False
+
+
+def _create(session: Session | Connection, principal: Principal, data: s.LeadCreate) -> s.LeadOut:
+    """`create_lead`'s checks and writes, in ``session`` (on PostgreSQL: or a connection)."""
+    # the partner the lead is for: a partner's own organization, or the one an internal user names
+    named = _named(
+        session,
+        data.primary_partner_id if principal.internal else principal.organization_id,
+        data,
+    )
+    if not principal.internal:  # refused before the body's references are looked at
+        org = named.partner
+        if org is None or not org.can_register_leads:
+            raise Forbidden("Your organization's partner agreement does not allow registering leads")
+    program = _check_references(session, principal, data, data.products, named)
+    lead = _new_lead(session, principal, data, program, named.partner)
+    # a new lead: its program is the one named, no opportunity, contacts or activities yet
+    programs = {program.id: program.key} if program is not None else {}
+    return _shown(lead, _References(programs, {}, {}, {}))
 
 
 # --- update -------------------------------------------------------------------------------------------
