@@ -96,10 +96,40 @@ def test_reading_endpoints_begin_no_transaction(client, db, demo, monkeypatch):
     with transactions(db) as seen:
         ok(client.post("/v1/what-if", json=WHAT_IF, headers=demo["cam-jp"]))
     assert seen == []
-    # a write still runs in a transaction
+    # a write still runs in a transaction (a create on PostgreSQL is its statements alone: below)
     with transactions(db) as seen:
         created(client, h, jp_security_lead(demo))
     assert seen
+
+
+def test_a_create_is_one_transaction_except_its_statements_alone_on_postgresql(client, db, demo):
+    """On PostgreSQL a create without an Idempotency-Key is a read and one writing statement, each
+    committing on its own (no BEGIN or COMMIT sent); with a key (a row claimed, the reply stored) and on
+    SQLite it is one transaction."""
+    h = demo["northwind-user"]
+    created(client, h, jp_security_lead(demo))  # the key verified
+    autocommit: list[bool] = []
+
+    def statement(conn: Any, *_: Any) -> None:
+        driver = conn.connection.driver_connection
+        autocommit.append(bool(getattr(driver, "autocommit", False)))
+
+    event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        lead = created(client, h, jp_security_lead(demo)).get_json()
+        alone = list(autocommit)
+        autocommit.clear()
+        created(client, {**h, "Idempotency-Key": "k-1"}, jp_security_lead(demo))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", statement)
+    assert autocommit and not any(autocommit)
+    assert alone == ([True, True] if db.is_postgresql else [False] * len(alone))
+    # the lead, its product, its creator on the sales team and its audit row are all there
+    shown = ok(client.get(f"/v1/leads/{lead['id']}", headers=h))
+    assert shown == lead
+    assert [m["role"] for m in shown["sales_team"]] == ["lead_owner"]
+    history = ok(client.get(f"/v1/leads/{lead['id']}/history", headers=h))
+    assert [e["action"] for e in history["items"]] == ["created"]
 
 
 def test_a_what_if_on_a_named_model_costs_one_statement_like_one_on_the_active_model(client, db, demo):
