@@ -12,9 +12,23 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Integer, Select, String, and_, bindparam, literal, null, or_, select, union_all
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 
+from common.database import driver_rows
 from common.principal import CHANNEL_ROLES, Principal, Role
 from directory.models import User
 from registration.approval.approval import ADMIN_OVERRIDE
@@ -107,12 +121,22 @@ def _channel_roles_up_statement() -> Select[Any]:
     )
 
 
+def _one_of(column: Any, name: str, item: Any, dialect: str, value: Any = None) -> Any:
+    """``column`` is one of the list parameter ``name`` (of ``item``s; ``value``: its value, bound in
+    the statement): on PostgreSQL ``= ANY`` of one array parameter, so the statement's text is the same
+    whatever the lists' lengths and `driver_rows` can run it; elsewhere an expanding ``IN``."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, value, type_=postgresql.ARRAY(item)))
+    return column.in_(bindparam(name, value, expanding=True))
+
+
 @cache
-def _staff_and_users_statement() -> Select[Any]:
-    """The statement of `channel_roles_and_users`, built once (``model_id``, ``territories``, ``ids`` and
-    ``keys`` are its parameters): the recursive walk of `_channel_roles_up_statement` from every
-    territory at once (each row says which one it walked up from), each role with its user (a key no
-    user has gives a role row without one), then every user ``ids`` and ``keys`` name, without a role."""
+def _staff_and_users_statement(dialect: str) -> Select[Any]:
+    """The statement of `channel_roles_and_users`, built once per database (``model_id``, ``territories``,
+    ``ids`` and ``keys`` are its parameters): the recursive walk of `_channel_roles_up_statement` from
+    every territory at once (each row says which one it walked up from), each role with its user (a key
+    no user has gives a role row without one), then every user ``ids`` and ``keys`` name, without a
+    role."""
     model_id = bindparam("model_id", type_=Integer())
     up = (
         select(
@@ -121,7 +145,7 @@ def _staff_and_users_statement() -> Select[Any]:
             Territory.parent_key,
             literal(0).label("depth"),
         )
-        .where(Territory.model_id == model_id, Territory.key.in_(bindparam("territories", expanding=True)))
+        .where(Territory.model_id == model_id, _one_of(Territory.key, "territories", String(), dialect))
         .cte("up", recursive=True)
     )
     parent = aliased(Territory)
@@ -144,7 +168,7 @@ def _staff_and_users_statement() -> Select[Any]:
         .join(Territory, and_(Territory.model_id == model_id, Territory.key == up.c.key))
         .join(TerritoryMember, TerritoryMember.territory_id == Territory.id)
         .outerjoin(User, User.key == TerritoryMember.user_key)
-        .where(TerritoryMember.role.in_(sorted(_CHANNEL)))
+        .where(_one_of(TerritoryMember.role, "channel_roles", String(), dialect, sorted(_CHANNEL)))
     )
     named = select(
         User.id,
@@ -156,8 +180,8 @@ def _staff_and_users_statement() -> Select[Any]:
         null().label("member_id"),
     ).where(
         or_(
-            User.id.in_(bindparam("ids", expanding=True)),
-            User.key.in_(bindparam("keys", expanding=True)),
+            _one_of(User.id, "ids", Integer(), dialect),
+            _one_of(User.key, "keys", String(), dialect),
         )
     )
     rows = union_all(roles, named).subquery("staff")
@@ -189,7 +213,7 @@ def channel_roles_and_users(
     """`channel_roles_on` and every user the roles, ``keys`` and ``ids`` name, by one statement, when the
     territories are of one territory model given by its id (None: they are not; read them apart). The
     users are plain rows (read on the session's connection: directory objects for them cost a third of
-    the statement)."""
+    the statement; on PostgreSQL as the driver reads them, `driver_rows`)."""
     model_ids = {model_id for model_id, _ in territories}
     if len(model_ids) != 1 or None in model_ids:
         return None
@@ -206,7 +230,14 @@ def channel_roles_and_users(
     }
     found: list[tuple[tuple[int, int, int], tuple[str, str, str]]] = []
     users: dict[int, UserRow] = {}
-    rows = session.connection().execute(_staff_and_users_statement(), params).all()
+    connection = session.connection()
+    dialect = connection.dialect.name
+    statement = _staff_and_users_statement(dialect)
+    rows: Sequence[Any] = (
+        driver_rows(connection, statement, params)
+        if dialect == "postgresql"
+        else connection.execute(statement, params).all()
+    )
     for user_id, key, email, name, active, user_key, role, territory, origin, depth, member_id in rows:
         if user_id is not None:
             users[user_id] = UserRow(user_id, key, email, name, bool(active))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC
 from functools import cache
 from typing import Any, NamedTuple
 from typing import cast as typed
@@ -44,7 +45,7 @@ from sqlalchemy.sql.dml import Insert, ReturningInsert
 from common import audit
 from common.clock import utcnow
 from common.concurrency import check_if_match
-from common.database import Database, UtcDateTime
+from common.database import Database, UtcDateTime, driver_rows
 from common.errors import FieldProblem, Forbidden, NotFound, ValidationFailed
 from common.pagination import Page, decode_cursor, encode_cursor
 from common.principal import Principal
@@ -173,10 +174,16 @@ def _load_collections(session: Session, lead: Lead) -> Children:
     contacts: list[s.LeadContactOut] = []
     activities: list[s.LeadActivityOut] = []
     # plain rows on the session's connection (the lock was just taken: nothing to flush first), not the
-    # ORM's execution of a statement of plain rows; the columns unpacked by position
+    # ORM's execution of a statement of plain rows; the columns unpacked by position. On PostgreSQL as
+    # the driver reads them (`driver_rows`: the statement's cache key alone was a sixth of its CPU)
     connection = session.connection()
-    rows = connection.execute(_children_statement(True, connection.dialect.name), {"lead_ids": [lead.id]})
-    for row in rows.all():
+    statement = _children_statement(True, connection.dialect.name)
+    if connection.dialect.name == "postgresql":
+        rows = driver_rows(connection, statement, {"lead_ids": [lead.id]})
+    else:
+        rows = connection.execute(statement, {"lead_ids": [lead.id]}).all()
+    row: Any
+    for row in rows:
         what, _, id_, i, a, b, _, _, flag, _, _, amount = row
         record: LeadProduct | SalesTeamMember | LeadTerritory
         if what == "product":
@@ -221,7 +228,8 @@ def _activity_out(row: Any) -> s.LeadActivityOut:
         id=row.id,
         kind=row.a,
         subject=row.b,
-        occurred_at=row.at,
+        # in UTC (`UtcDateTime`) also when the driver read it, in the connection's time zone
+        occurred_at=row.at.astimezone(UTC),
         due_date=details.get("due_date"),
         done=details.get("done"),
     )
