@@ -29,6 +29,7 @@ import logging
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -294,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

@@ -34,6 +34,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -788,6 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SQLAlchemyError as exc:
             print(f"could not drop {name}: {exc}", file=sys.stderr)
         admin.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
