@@ -29,6 +29,7 @@ from sqlalchemy import (
     Engine,
     MetaData,
     Row,
+    Select,
     Table,
     create_engine,
     event,
@@ -154,6 +155,16 @@ def driver_rows(
     # the SQL as compiled for parameters (PostgreSQL's drivers: a % written %%)
     bound: Any = tuple(values[name] for name in positions) if positions is not None else dict(values)
     return connection.exec_driver_sql(sql, bound).all()
+
+
+def plain_rows(
+    connection: Connection, statement: Select[Any], params: Mapping[str, Any] | None = None
+) -> Sequence[Row[Any]]:
+    """The rows of a hot read of plain values: by `driver_rows` on PostgreSQL, by SQLAlchemy's execution
+    elsewhere (SQLite's driver would take a bound date as it is, not as its column stores it: text)."""
+    if connection.dialect.name == "postgresql":
+        return driver_rows(connection, statement, params)
+    return connection.execute(statement, dict(params or {})).all()
 
 
 def expunge_except(session: Session, keep: Container[int]) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 
-from common.database import driver_rows
+from common.database import plain_rows
 from common.principal import CHANNEL_ROLES, Principal, Role
 from directory.models import User
 from registration.approval.approval import ADMIN_OVERRIDE
@@ -124,7 +124,7 @@ def _channel_roles_up_statement() -> Select[Any]:
 def _one_of(column: Any, name: str, item: Any, dialect: str, value: Any = None) -> Any:
     """``column`` is one of the list parameter ``name`` (of ``item``s; ``value``: its value, bound in
     the statement): on PostgreSQL ``= ANY`` of one array parameter, so the statement's text is the same
-    whatever the lists' lengths and `driver_rows` can run it; elsewhere an expanding ``IN``."""
+    whatever the lists' lengths and `plain_rows` can run it as the driver does; elsewhere an expanding ``IN``."""
     if dialect == "postgresql":
         return column == any_(bindparam(name, value, type_=postgresql.ARRAY(item)))
     return column.in_(bindparam(name, value, expanding=True))
@@ -213,7 +213,7 @@ def channel_roles_and_users(
     """`channel_roles_on` and every user the roles, ``keys`` and ``ids`` name, by one statement, when the
     territories are of one territory model given by its id (None: they are not; read them apart). The
     users are plain rows (read on the session's connection: directory objects for them cost a third of
-    the statement; on PostgreSQL as the driver reads them, `driver_rows`)."""
+    the statement; on PostgreSQL as the driver reads them, `plain_rows`)."""
     model_ids = {model_id for model_id, _ in territories}
     if len(model_ids) != 1 or None in model_ids:
         return None
@@ -231,13 +231,7 @@ def channel_roles_and_users(
     found: list[tuple[tuple[int, int, int], tuple[str, str, str]]] = []
     users: dict[int, UserRow] = {}
     connection = session.connection()
-    dialect = connection.dialect.name
-    statement = _staff_and_users_statement(dialect)
-    rows: Sequence[Any] = (
-        driver_rows(connection, statement, params)
-        if dialect == "postgresql"
-        else connection.execute(statement, params).all()
-    )
+    rows: Sequence[Any] = plain_rows(connection, _staff_and_users_statement(connection.dialect.name), params)
     for user_id, key, email, name, active, user_key, role, territory, origin, depth, member_id in rows:
         if user_id is not None:
             users[user_id] = UserRow(user_id, key, email, name, bool(active))

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Date, Integer, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from common.database import driver_rows
+from common.database import plain_rows
 from directory.models import Customer, Organization, PartnerProgram, Product, ProgramMembership
 from registration.leads.models import Lead
 
@@ -159,15 +159,12 @@ def _partner_program_membership(
             "customer_id": lead.customer_id,
             "product_id": product_id,
         }
-        connection = session.connection()
-        if connection.dialect.name == "postgresql":
-            # plain values, as the driver reads them (no per-execution work of SQLAlchemy: a third of
-            # its CPU); what the session holds is flushed first, as its execute would
-            session.flush()
-            rows = driver_rows(connection, _statement(with_keys), params)
-            row = rows[0] if rows else None
-        else:  # SQLite's driver would take the date as it is, not as the column stores it (text)
-            row = session.execute(_statement(with_keys), params).first()
+        # plain values on the session's connection (on PostgreSQL as the driver reads them: no
+        # per-execution work of SQLAlchemy, a third of its CPU); what the session holds goes first, as
+        # its execute would flush it
+        session.flush()
+        rows = plain_rows(session.connection(), _statement(with_keys), params)
+        row = rows[0] if rows else None
     if row is not None:
         c: tuple[Any, ...] = tuple(row)
         membership = Membership(c[8], c[9]) if c[8] is not None else None
