@@ -41,7 +41,9 @@ def _prm(database: str, *args: str) -> subprocess.Popen[str]:
 
 
 def _done_chunks(db, run_id: int) -> int:
-    with db.transaction() as session:
+    # A read takes no write lock: on SQLite a transaction begins IMMEDIATE, and a poller queueing for
+    # the write lock behind the apply's chunks could first get it after the last chunk.
+    with db.read() as session:
         return int(
             session.scalar(
                 select(func.count()).where(
