@@ -9,7 +9,9 @@ Open loop: request *i* of a step is due at ``start + i / rate`` whether or not e
 answered, and its latency is measured from that scheduled time (a slow server does not slow the
 arrivals, so queueing shows in the latency instead of hiding in a lower rate). Each case climbs
 through fixed rates (x1.5 a step) until a step fails: fewer than 95% of the offered rate answered,
-any error, or p99 over 2 s. The case's capacity is the last step that held; every figure is also
+any error, or p99 over 2 s; then two more steps narrow the gap between the last rate that held and the
+first that failed (their geometric mean, twice). The case's capacity is the highest throughput of a
+step that held; every figure is also
 given as a ratio to ``livez`` measured in the same run (figures move with the machine's load, ratios
 much less). Server CPU per request is the gunicorn processes' user + system time over the step
 divided by the requests answered.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -55,6 +58,8 @@ PRM = Path(sys.executable).parent / "prm"
 ADMIN_URL = os.environ.get("PRM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 FIRST_RATE = 2.0
 STEP = 1.5
+#: steps between the last rate that held and the first that failed (each halves the gap's ratio)
+REFINE = 2
 MAX_RATE = 6000.0
 P99_LIMIT_MS = 2000.0
 CONNECTIONS = 64
@@ -284,6 +289,7 @@ async def sweep(
     result = CaseResult(name, unit)
     rate = first_rate
     offered_total = 0
+    held = failed = 0.0
     schedule = list(rates) if rates else None
     while rate <= MAX_RATE:
         if schedule is not None:
@@ -301,20 +307,53 @@ async def sweep(
         step = await run_step(pool, job_at, rate, seconds, master)
         offered_total += step.offered
         result.steps.append(step)
-        print(
-            f"  {name:<28} {rate:>7.0f}/s -> {step.throughput:>7.1f}/s  p50 {step.p50_ms:>7.1f}  "
-            f"p99 {step.p99_ms:>7.1f} ms  errors {step.errors}  cpu {step.server_cpu_ms_per_request} ms/req",
-            flush=True,
-        )
-        if step.held:
+        _print_step(name, rate, step)
+        if step.held and step.throughput >= result.capacity:
             result.capacity, result.capacity_step = step.throughput, step
         if step.errors == 0:
             result.peak = max(result.peak, step.throughput)
         await _drain(pool)
+        if schedule is None:
+            if step.held:
+                held = rate
+            else:
+                failed = rate
         if not step.held and schedule is None:
             break
         rate = rate * STEP
+    # Between the last rate that held and the first that failed (x1.5 apart), halve the gap (in ratio)
+    # REFINE times: a capacity on a x1.5 grid moved a ratio to livez by up to 1.5x, with the luck of
+    # where each case's capacity fell between two steps.
+    if schedule is None and held and failed:
+        for _ in range(REFINE):
+            rate = math.sqrt(held * failed)
+            if max_requests is not None and offered_total + rate * seconds > max_requests:
+                break
+            step = await run_step(
+                pool, functools.partial(_offset, job_for, offered_total), rate, seconds, master
+            )
+            offered_total += step.offered
+            result.steps.append(step)
+            _print_step(name, rate, step)
+            if step.held and step.throughput >= result.capacity:
+                result.capacity, result.capacity_step = step.throughput, step
+            if step.errors == 0:
+                result.peak = max(result.peak, step.throughput)
+            await _drain(pool)
+            held, failed = (rate, failed) if step.held else (held, rate)
     return result
+
+
+def _offset(job_for: Callable[[int], Job], base: int, i: int) -> Job:
+    return job_for(base + i)
+
+
+def _print_step(name: str, rate: float, step: Step) -> None:
+    print(
+        f"  {name:<28} {rate:>7.0f}/s -> {step.throughput:>7.1f}/s  p50 {step.p50_ms:>7.1f}  "
+        f"p99 {step.p99_ms:>7.1f} ms  errors {step.errors}  cpu {step.server_cpu_ms_per_request} ms/req",
+        flush=True,
+    )
 
 
 async def _drain(pool: Pool, limit_s: float = 60.0) -> None:
