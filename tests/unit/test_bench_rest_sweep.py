@@ -18,6 +18,10 @@ def _step(rate: float, seconds: float, limit: float) -> rest.Step:
     return step
 
 
+def _no_job(_i: int) -> rest.Job:
+    raise AssertionError("the steps are simulated: no job is made")
+
+
 @pytest.mark.parametrize("limit", [400.0, 130.0])
 def test_the_climb_narrows_the_gap_between_the_last_held_and_the_first_failed_rate(monkeypatch, limit):
     rates: list[float] = []
@@ -31,7 +35,7 @@ def test_the_climb_narrows_the_gap_between_the_last_held_and_the_first_failed_ra
 
     monkeypatch.setattr(rest, "run_step", run_step)
     monkeypatch.setattr(rest, "_drain", drain)
-    result = asyncio.run(rest.sweep("case", "requests/s", None, lambda i: None, 100.0, 0, first_rate=100.0))
+    result = asyncio.run(rest.sweep("case", "requests/s", None, _no_job, 100.0, 0, first_rate=100.0))
 
     climb = [100.0 * rest.STEP**k for k in range(len(rates) - rest.REFINE)]
     assert rates[: len(climb)] == pytest.approx(climb)
