@@ -1,6 +1,6 @@
-"""Where the local pool runs a run's chunks: in worker processes, or in the caller's own when the run is
-a few chunks (starting workers would cost more than the work), on PostgreSQL helped by processes forked
-from it."""
+"""Where the local pool runs a run's chunks: on PostgreSQL in the caller's process and processes forked
+from it, whatever the run's size; elsewhere in spawned worker processes, or in the caller's own when the
+run is a few chunks (starting workers would cost more than the work)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,25 @@ def test_a_few_chunks_on_postgresql_also_run_in_a_process_forked_from_the_caller
     assert sorted(c["number"] for c in seen) == [c.number for c in chunks]  # each chunk once
     pids = {c["pid"] for c in seen}
     assert os.getpid() in pids and len(pids) == 2
+
+
+def test_a_large_run_on_postgresql_is_shared_with_a_forked_helper_whose_results_arrive_as_it_goes():
+    seen: list[dict[str, int]] = []
+    chunks = [Chunk(1, "apply", n, n, n) for n in range(1, 8 * INLINE_CHUNKS_PER_WORKER + 1)]
+    ProcessPoolBackend(2).run(
+        "tests.unit.test_batch_backends:slow_process_of",
+        POSTGRES_URL,
+        chunks,
+        done=lambda _chunk, counts: seen.append(counts),
+        stop=lambda: False,
+    )
+    assert sorted(c["number"] for c in seen) == [c.number for c in chunks]  # each chunk once
+    pids = [c["pid"] for c in seen]
+    assert set(pids) - {os.getpid()} and os.getpid() in pids
+    # the helper's chunks are counted between the caller's (progress moves with both), not at the end
+    first_helper = next(i for i, pid in enumerate(pids) if pid != os.getpid())
+    last_caller = max(i for i, pid in enumerate(pids) if pid == os.getpid())
+    assert first_helper < last_caller, pids
 
 
 def test_a_forked_helpers_failure_is_raised_in_the_caller():
