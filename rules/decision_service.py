@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import CompoundSelect, Connection, Row, Table, func, insert, select, union_all
+from sqlalchemy import CompoundSelect, Connection, Row, Table, and_, func, insert, select, union_all
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -32,7 +32,7 @@ from rules.decision import (
 )
 from rules.errors import FactsInvalid
 from rules.evaluator import get_evaluator
-from rules.models import StoredDecision
+from rules.models import DECISIONS_IN_FORCE, StoredDecision
 from rules.service import active_rulesets, active_rulesets_in, rulesets_named, rulesets_of_versions
 from territory.dimensions import Dimension, MemberHierarchy
 from territory.geography import WORLD, region_of
@@ -513,20 +513,34 @@ def why_not(db: Database, principal: Principal, decision_id: int, query: s.WhyNo
 
 
 def preview(db: Database, principal: Principal, model_id: int, data: s.PreviewRequest) -> s.PreviewOut:
-    """Re-decide the latest stored decision of every subject with a planning model (and draft rulesets)
-    and report what would move; nothing is stored."""
+    """Re-decide every subject's decision in force (``DECISIONS_IN_FORCE``; else its latest stored
+    decision) with a planning model (and draft rulesets) and report what would move; nothing is
+    stored."""
     snapshot = snapshot_for(db, model_id)
     rulesets = _rulesets_with(db, data.ruleset_ids)
     evaluator = get_evaluator()
     with db.transaction() as session:
+        named = [
+            (subject_type, query().subquery()) for subject_type, query in sorted(DECISIONS_IN_FORCE.items())
+        ]
         latest = (
             select(func.max(StoredDecision.id))
-            .where(StoredDecision.subject_id.is_not(None))
+            .where(
+                StoredDecision.subject_id.is_not(None),
+                *(
+                    ~and_(
+                        StoredDecision.subject_type == subject_type,
+                        StoredDecision.subject_id.in_(select(query.c[0]).where(query.c[1].is_not(None))),
+                    )
+                    for subject_type, query in named
+                ),
+            )
             .group_by(StoredDecision.subject_type, StoredDecision.subject_id)
         )
+        in_force = union_all(latest, *(select(query.c[1]) for _, query in named))
         rows = list(
             session.scalars(
-                select(StoredDecision).where(StoredDecision.id.in_(latest)).order_by(StoredDecision.id)
+                select(StoredDecision).where(StoredDecision.id.in_(in_force)).order_by(StoredDecision.id)
             )
         )
     before_t: Counter[str] = Counter()

@@ -3,11 +3,12 @@ assignment decisions with their traces."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, Select, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.clock import utcnow
@@ -46,6 +47,13 @@ class StoredRuleset(Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
     __mapper_args__: dict[str, Any] = {"version_id_col": version}
+
+
+#: Per subject type whose subjects name their decision in force (a lead does): a query of (subject id,
+#: decision id) for those subjects. Such a subject may have a later decision not in force (a
+#: reassignment plan stores the decisions it makes before they are applied); ``decision_service.preview``
+#: re-decides the decision in force, and the latest one only of subjects no such query names.
+DECISIONS_IN_FORCE: dict[str, Callable[[], Select[int, int | None]]] = {}
 
 
 class StoredDecision(Base):

@@ -16,15 +16,18 @@ from sqlalchemy import (
     Index,
     Integer,
     Numeric,
+    Select,
     String,
     Text,
     UniqueConstraint,
+    select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from common.clock import utcnow
 from common.database import NEVER_REUSED_IDS, Base, UtcDateTime
+from rules.models import DECISIONS_IN_FORCE
 
 
 class Lead(Base):
@@ -206,3 +209,10 @@ class IdempotencyKey(Base):
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+def _decisions_in_force() -> Select[int, int | None]:
+    return select(Lead.id, Lead.decision_id)
+
+
+DECISIONS_IN_FORCE["lead"] = _decisions_in_force

@@ -51,8 +51,8 @@ class ReassignmentRun(Base):
 
 
 class ReassignmentItem(Base):
-    """One lead of a plan: moved (``outcome`` move) or kept with why, before and after, and what the
-    apply did with it (``result``). Unique per (run, lead): a chunk run twice adds and applies nothing
+    """One lead of a plan: moved (``outcome`` move) or kept with why, before and after, and whether the
+    apply skipped it (``result``). Unique per (run, lead): a chunk run twice adds and applies nothing
     twice."""
 
     __tablename__ = "reassignment_items"
@@ -76,14 +76,14 @@ class ReassignmentItem(Base):
     after: Mapped[dict[str, Any]] = mapped_column(JSON)
     # What the apply does with the lead's registration in flight (policy): reroute, move_team...
     action: Mapped[str | None] = mapped_column(String(20))
-    # The new decision's result when the plan re-decided the lead (its facts are those of the lead's
-    # decision at the planned version); a revert names the earlier decision in ``after`` instead.
-    result_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # The decision the lead has after the apply (a new one, or the earlier one a revert restores).
+    # The decision the lead has once applied: the one the plan made when it re-decided the lead (stored
+    # by the plan, its facts those of the lead's decision at the planned version), or the earlier one
+    # a revert restores.
     decision_id: Mapped[int | None] = mapped_column(Integer)
+    # Set only when the apply skipped the item (``skipped``, with why): an applied item is a move of a
+    # finished apply chunk left as planned (``apply_service.applied_items``), not written again.
     result: Mapped[str | None] = mapped_column(String(20))
     result_reason: Mapped[str | None] = mapped_column(Text)
-    applied_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class ReassignmentChunk(Base):
@@ -101,6 +101,8 @@ class ReassignmentChunk(Base):
     last_id: Mapped[int] = mapped_column(Integer)
     # The leads of a chunk of an incremental plan (a few of its range), chosen when the chunk was cut.
     lead_ids: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True))
+    # How many items an apply chunk covers (its range holds kept items too); None where not counted.
+    size: Mapped[int | None] = mapped_column(Integer)
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 

@@ -11,7 +11,21 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, Text, and_, cast, exists, func, or_, select, text, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    Text,
+    and_,
+    cast,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    union,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -329,6 +343,7 @@ class _Row:
     lead_id: int
     version: int
     status: str
+    organization_id: int | None
     decision_id: int
     territory_model_id: int | None
     facts: dict[str, Any]
@@ -338,12 +353,13 @@ class _Row:
 def _rows(session: Session, where: list[ColumnElement[bool]]) -> list[_Row]:
     """The leads ``where`` selects, with their decisions, in id order."""
     return [
-        _Row(lead_id, version, status, decision_id, model_id, json_loads(facts), json_loads(result))
-        for lead_id, version, status, decision_id, model_id, facts, result in session.execute(
+        _Row(lead_id, version, status, org, decision_id, model_id, json_loads(facts), json_loads(result))
+        for lead_id, version, status, org, decision_id, model_id, facts, result in session.execute(
             select(
                 Lead.id,
                 Lead.version,
                 Lead.status,
+                Lead.organization_id,
                 StoredDecision.id,
                 StoredDecision.territory_model_id,
                 cast(StoredDecision.facts, Text),
@@ -463,8 +479,45 @@ def _item(
             **({"opportunity_owner_id": owner} if has_opportunity else {}),
         },
         "after": {**after.to_json(), "territory_model_id": context.model_id},
-        "result_json": result.to_json() if result and found.outcome is ItemOutcome.MOVE else None,
+        # the decision the plan made, stored with the items (``_store_decisions``)
+        "decision": _decision(chunk, context, lead, result, found.reason)
+        if result and found.outcome is ItemOutcome.MOVE
+        else None,
     }
+
+
+def _decision(chunk: Chunk, context: PlanContext, lead: _Row, result: Any, reason: str) -> dict[str, Any]:
+    """The stored decision of a lead the plan re-decided and moves: made of the facts of the lead's
+    decision at the planned version, which the apply checks it still is."""
+    return {
+        "subject_type": "lead",
+        "subject_id": lead.lead_id,
+        "organization_id": lead.organization_id,
+        "territory_model_id": context.model_id,
+        "facts": lead.facts,
+        "result": result.to_json(),
+        # (the facts are the decision's own column: not copied into its trace)
+        "trace": {"reassignment_run_id": chunk.run_id, "reason": reason},
+    }
+
+
+def _store_decisions(session: Session, items: list[dict[str, Any]], now: datetime) -> None:
+    """Store the decisions the plan made (``decision`` of an item) and name each in its item's
+    ``decision_id``. A plan that is never applied leaves them unreferenced: a lead's decision is the
+    one it names (``Lead.decision_id``), and the apply gives the lead this one only if the lead is still
+    as planned."""
+    made = [item for item in items if item.get("decision")]
+    decisions = [{**item["decision"], "created_at": now} for item in made]
+    for item in items:
+        item.setdefault("decision_id", None)
+        item.pop("decision", None)
+    if not decisions:
+        return
+    ids = session.scalars(
+        insert(StoredDecision).returning(StoredDecision.id, sort_by_parameter_order=True), decisions
+    ).all()
+    for item, decision_id in zip(made, ids, strict=True):
+        item["decision_id"] = decision_id
 
 
 def plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
@@ -530,7 +583,9 @@ def _plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
             return {}
         # new rows all: the chunk is not done, and its items are written with its done_at, in this
         # transaction (the chunk's row locked)
+        now = utcnow()
+        _store_decisions(session, items, now)
         copy_rows(session, ITEMS, items)
-        row.done_at = utcnow()
+        row.done_at = now
     moved = sum(1 for i in items if i["outcome"] == ItemOutcome.MOVE.value)
     return {"evaluated": evaluated, "moved": moved, "kept": len(items) - moved}

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from common.batch import Chunk, database_for
 from common.clock import utcnow
 from registration.leads.models import Lead
+from registration.reassignment.apply_service import applied_items
 from registration.reassignment.models import (
     AssignmentLock,
     ReassignmentChunk,
@@ -23,7 +24,7 @@ from registration.reassignment.models import (
     ReassignmentRun,
 )
 from registration.reassignment.plan_service import PHASE, insert_for
-from registration.reassignment.planning import Assignment, ItemOutcome, ItemResult, differences
+from registration.reassignment.planning import Assignment, ItemOutcome, differences
 
 REVERT_TASK = "registration.reassignment.revert_service:revert_chunk"
 
@@ -33,8 +34,7 @@ def create_chunks(session: Session, run: ReassignmentRun, original_id: int) -> i
     are all that is kept); returns how many."""
     size = max(run.chunk_size, 1)
     ids = session.scalars(
-        select(ReassignmentItem.id)
-        .where(ReassignmentItem.run_id == original_id, ReassignmentItem.result == ItemResult.APPLIED.value)
+        applied_items(original_id, ReassignmentItem.id)
         .order_by(ReassignmentItem.id)
         .execution_options(yield_per=max(size, 1000))
     )
@@ -86,7 +86,7 @@ def _inverse(
         "cam_after": original.cam_before,
         "before": before,
         "after": after,
-        "result_json": None,
+        "decision_id": after.get("decision_id"),  # the earlier decision, restored
     }
 
 
@@ -108,13 +108,8 @@ def revert_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
             return {}
         originals = list(
             session.scalars(
-                select(ReassignmentItem)
-                .where(
-                    ReassignmentItem.run_id == run.reverts_run_id,
-                    ReassignmentItem.id >= chunk.first_id,
-                    ReassignmentItem.id <= chunk.last_id,
-                    ReassignmentItem.result == ItemResult.APPLIED.value,
-                )
+                applied_items(run.reverts_run_id, ReassignmentItem)
+                .where(ReassignmentItem.id >= chunk.first_id, ReassignmentItem.id <= chunk.last_id)
                 .order_by(ReassignmentItem.id)
             )
         )

@@ -101,6 +101,10 @@ class ItemOut(BaseModel):
     action: str | None
     before: dict[str, Any]
     after: dict[str, Any]
+    decision_id: int | None = Field(
+        description="the decision the lead has once applied: the one the plan made (explained at "
+        "/v1/decisions/{id} before the apply), or the earlier one a revert restores"
+    )
     result: ItemResult | None
     result_reason: str | None
     applied_at: datetime | None

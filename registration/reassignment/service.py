@@ -11,8 +11,9 @@ and what they read back.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from common import audit
@@ -118,7 +119,13 @@ def summary(session: Session, run: ReassignmentRun) -> s.RunSummary:
     )
 
 
-def item_out(item: ReassignmentItem) -> s.ItemOut:
+def item_out(item: ReassignmentItem, applied_at: datetime | None) -> s.ItemOut:
+    """The item as the API shows it; ``applied_at``: when its apply chunk finished (``None``: not
+    applied, see ``apply_service.applied_items``)."""
+    if item.result:
+        result: ItemResult | None = ItemResult(item.result)
+    else:
+        result = ItemResult.APPLIED if applied_at is not None else None
     return s.ItemOut(
         id=item.id,
         lead_id=item.lead_id,
@@ -129,9 +136,10 @@ def item_out(item: ReassignmentItem) -> s.ItemOut:
         action=item.action,
         before=item.before,
         after=item.after,
-        result=ItemResult(item.result) if item.result else None,
+        decision_id=item.decision_id,
+        result=result,
         result_reason=item.result_reason,
-        applied_at=item.applied_at,
+        applied_at=applied_at,
     )
 
 
@@ -239,10 +247,15 @@ def list_items(db: Database, principal: Principal | None, run_id: int, query: s.
     after = decode_cursor(query.cursor)
     with db.transaction() as session:
         load_run(session, run_id)
-        stmt = select(ReassignmentItem).where(ReassignmentItem.run_id == run_id, ReassignmentItem.id > after)
+        applied_at = apply_service.applied_at()
+        stmt = select(ReassignmentItem, applied_at).where(
+            ReassignmentItem.run_id == run_id, ReassignmentItem.id > after
+        )
         if query.outcome is not None:
             stmt = stmt.where(ReassignmentItem.outcome == query.outcome.value)
-        if query.result is not None:
+        if query.result == ItemResult.APPLIED:
+            stmt = stmt.where(applied_at.is_not(None))
+        elif query.result is not None:
             stmt = stmt.where(ReassignmentItem.result == query.result.value)
         if query.territory is not None:
             stmt = stmt.where(
@@ -251,42 +264,41 @@ def list_items(db: Database, principal: Principal | None, run_id: int, query: s.
                     ReassignmentItem.territory_after == query.territory,
                 )
             )
-        items = list(session.scalars(stmt.order_by(ReassignmentItem.id).limit(query.limit + 1)))
-        more = len(items) > query.limit
-        items = items[: query.limit]
+        rows = session.execute(stmt.order_by(ReassignmentItem.id).limit(query.limit + 1)).all()
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
         return Page[s.ItemOut](
-            items=[item_out(i) for i in items],
-            next_cursor=encode_cursor(items[-1].id) if more and items else None,
+            items=[item_out(item, at) for item, at in rows],
+            next_cursor=encode_cursor(rows[-1][0].id) if more and rows else None,
         )
 
 
 def _create_apply_chunks(session: Session, run: ReassignmentRun) -> None:
-    number, first, count, last = 0, None, 0, 0
-    ids = session.scalars(
-        select(ReassignmentItem.id)
-        .where(ReassignmentItem.run_id == run.id, ReassignmentItem.outcome == ItemOutcome.MOVE.value)
-        .order_by(ReassignmentItem.id)
-        .execution_options(yield_per=5000)
-    )
-    for item_id in ids:
-        if first is None:
-            first = item_id
-        count, last = count + 1, item_id
-        if count == run.chunk_size:
-            number += 1
-            session.add(
-                ReassignmentChunk(
-                    run_id=run.id, phase=apply_service.PHASE, number=number, first_id=first, last_id=last
-                )
-            )
-            first, count = None, 0
-    if first is not None:
-        number += 1
-        session.add(
-            ReassignmentChunk(
-                run_id=run.id, phase=apply_service.PHASE, number=number, first_id=first, last_id=last
-            )
+    """The apply's chunks: the run's moves by item id, ``chunk_size`` to a chunk, cut by the database
+    in one statement (streaming 200,000 ids here took half a second), each with its count of items."""
+    size = max(run.chunk_size, 1)
+    moves = (
+        select(
+            ReassignmentItem.id,
+            # (integer division on both databases; the parentheses kept)
+            (func.row_number().over(order_by=ReassignmentItem.id) - 1).self_group().op("/")(size).label("n"),
         )
+        .where(ReassignmentItem.run_id == run.id, ReassignmentItem.outcome == ItemOutcome.MOVE.value)
+        .subquery()
+    )
+    session.execute(
+        insert(ReassignmentChunk).from_select(
+            ["run_id", "phase", "number", "first_id", "last_id", "size"],
+            select(
+                literal(run.id),
+                literal(apply_service.PHASE),
+                moves.c.n + 1,
+                func.min(moves.c.id),
+                func.max(moves.c.id),
+                func.count(),
+            ).group_by(moves.c.n),
+        )
+    )
 
 
 def apply_run(

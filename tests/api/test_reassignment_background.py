@@ -19,7 +19,7 @@ from common.audit import AuditEvent
 from common.batch import Chunk, InlineBackend, backend_named
 from common.clock import utcnow
 from registration.reassignment import apply_service, run_service, service
-from registration.reassignment.models import ReassignmentRun
+from registration.reassignment.models import ReassignmentChunk, ReassignmentItem, ReassignmentRun
 from registration.reassignment.schemas import RunCreate
 from tests.api.approvals_support import ok
 from tests.api.leads_support import Demo, load_demo
@@ -188,7 +188,10 @@ def test_a_revert_cuts_its_chunks_from_streamed_item_ids(client, db, demo):
     streamed: list[bool] = []
 
     def seen(conn, cursor, statement, parameters, context, executemany):
-        if re.match(r"SELECT reassignment_items\.id\s+FROM reassignment_items\b", statement):
+        # the applied items' ids, read from the run's finished apply chunks
+        if re.match(
+            r"SELECT reassignment_items\.id\s+FROM reassignment_chunks JOIN reassignment_items\b", statement
+        ):
             streamed.append(bool(context.execution_options.get("yield_per")))
 
     event.listen(db.engine, "before_cursor_execute", seen)
@@ -238,3 +241,25 @@ def test_an_unreachable_broker_answers_503_and_the_run_waits_for_resume(
     monkeypatch.setenv("PRM_BATCH_BACKEND", "inline")
     resumed = service.resume_run(db, None, run_id, backend=InlineBackend())
     assert (resumed.status, resumed.applied) == ("applied", 2)
+
+
+def test_an_apply_is_cut_into_chunks_of_the_runs_size_each_counting_its_moves(client, db, demo):
+    for _ in range(5):
+        draft_lead(client, demo)
+    model_id = jp_security_to_cam_jp(client, demo["admin"])
+    run = service.create_run(
+        db, None, RunCreate(territory_model_id=model_id, chunk_size=2), backend=InlineBackend()
+    )
+    assert run.moved == 5
+    service.apply_run(db, None, run.id, backend=InlineBackend())
+    with db.transaction() as session:
+        chunks = session.execute(
+            select(ReassignmentChunk.number, ReassignmentChunk.size, ReassignmentChunk.first_id)
+            .where(ReassignmentChunk.run_id == run.id, ReassignmentChunk.phase == apply_service.PHASE)
+            .order_by(ReassignmentChunk.number)
+        ).all()
+        items = session.scalars(
+            select(ReassignmentItem.id).where(ReassignmentItem.run_id == run.id).order_by(ReassignmentItem.id)
+        ).all()
+    assert [(n, size) for n, size, _ in chunks] == [(1, 2), (2, 2), (3, 1)]
+    assert [first for _, _, first in chunks] == [items[0], items[2], items[4]]

@@ -58,6 +58,14 @@ def test_plan_lists_each_lead_that_would_move_with_before_after_and_why(client, 
     assert all(reassigned_rows(db, lead_id) == [] for lead_id in leads)
     rounds = ok(client.get(f"/v1/leads/{leads[0]}/approval-rounds", headers=admin))["items"]
     assert [a["user"] for a in rounds[-1]["steps"][0]["approvers"]] == ["cam-jp-security"]
+    # the plan stored the decisions it made, none in force before the apply: each lead keeps its own,
+    # and a preview of the model still finds every lead moving (from the decision in force)
+    decisions = {i["decision_id"] for i in found}
+    assert None not in decisions and len(decisions) == 3
+    assert all(ok(client.get(f"/v1/leads/{i}", headers=admin))["decision_id"] not in decisions for i in leads)
+    preview = ok(client.post(f"/v1/territory-models/{model_id}/preview", json={"sample": 5}, headers=admin))
+    assert preview["moved"] == 3 and preview["by_cam"]["cam-jp"] == {"before": 0, "after": 3}
+    assert sorted(m["subject_id"] for m in preview["sample"]) == leads
 
     again = plan(client, admin, territory_model_id=model_id, chunk_size=1)
     assert again["content_hash"] == run["content_hash"] and again["id"] != run["id"]

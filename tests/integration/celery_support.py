@@ -17,6 +17,7 @@ from sqlalchemy import Table, func, insert, select
 from common.audit import AuditEvent
 from common.database import Database
 from registration.leads.models import Lead, LeadProduct, LeadTerritory, SalesTeamMember
+from registration.reassignment.apply_service import applied_items
 from registration.reassignment.models import ReassignmentChunk, ReassignmentItem, ReassignmentRun
 from rules.models import StoredDecision
 from tests.api.leads_support import Demo
@@ -182,6 +183,7 @@ def outcome(db: Database, run_id: int) -> dict[str, Any]:
                     ).where(ReassignmentItem.run_id == run_id)
                 ).all()
             ),
+            "applied": sorted(session.scalars(applied_items(run_id, ReassignmentItem.lead_id))),
             "history": sorted(
                 (e.entity_id, repr(e.before), repr(e.after), e.reason, e.details.get("reassignment_run_id"))
                 for e in session.scalars(

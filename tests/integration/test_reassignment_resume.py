@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from common.audit import AuditEvent
 from registration.approval.models import ApprovalRound
+from registration.reassignment.apply_service import applied_items
 from registration.reassignment.models import ReassignmentChunk, ReassignmentItem, ReassignmentRun
 from tests.api.leads_support import load_demo
 from tests.api.reassignment_support import jp_security_to_cam_jp, pending_leads, plan
@@ -88,10 +89,16 @@ def test_an_apply_killed_mid_run_resumes_and_moves_every_planned_lead_exactly_on
     with db.transaction() as session:
         stored = session.get(ReassignmentRun, run["id"])
         assert (stored.status, stored.applied, stored.skipped) == ("applied", LEADS, 0)
-        results = session.scalars(
-            select(ReassignmentItem.result).where(ReassignmentItem.run_id == run["id"])
-        ).all()
-        assert set(results) == {"applied"}
+        applied = session.scalars(applied_items(run["id"], ReassignmentItem.lead_id)).all()
+        assert sorted(applied) == sorted(leads)
+        assert (
+            session.scalar(
+                select(func.count()).where(
+                    ReassignmentItem.run_id == run["id"], ReassignmentItem.result.is_not(None)
+                )
+            )
+            == 0
+        )
         history = session.execute(
             select(AuditEvent.entity_id, func.count())
             .where(AuditEvent.entity_type == "lead", AuditEvent.action == "reassigned")
