@@ -56,16 +56,33 @@ class StoredRuleset(Base):
 DECISIONS_IN_FORCE: dict[str, Callable[[], Select[int, int | None]]] = {}
 
 
+#: A decision of a lead made outside a batch run (a submission, the API).
+_LEAD_DECIDED_OUTSIDE_RUNS = "subject_type = 'lead' AND planned_by_run_id IS NULL"
+
+
 class StoredDecision(Base):
     __tablename__ = "decisions"
+    __table_args__ = (
+        # an incremental reassignment plan looks for the leads decided with another model: those
+        # decided outside runs here, those a run moved by the run's items (a run's decisions are many,
+        # and not in force until applied)
+        Index(
+            "ix_decisions_lead_model_outside_runs",
+            "territory_model_id",
+            postgresql_where=text(_LEAD_DECIDED_OUTSIDE_RUNS),
+            sqlite_where=text(_LEAD_DECIDED_OUTSIDE_RUNS),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     subject_type: Mapped[str] = mapped_column(String(40))
     subject_id: Mapped[int | None] = mapped_column(Integer, index=True)
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
-    # indexed: an incremental reassignment plan looks for the leads decided with another model
-    territory_model_id: Mapped[int | None] = mapped_column(ForeignKey("territory_models.id"), index=True)
+    territory_model_id: Mapped[int | None] = mapped_column(ForeignKey("territory_models.id"))
+    # The batch (reassignment) run whose plan made it, in force once the run applies it to its lead;
+    # None: made by a submission or the API.
+    planned_by_run_id: Mapped[int | None] = mapped_column(Integer)
     facts: Mapped[dict[str, Any]] = mapped_column(JSON)
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     trace: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -44,7 +44,7 @@ from registration.reassignment.models import (
     ReassignmentItem,
     ReassignmentRun,
 )
-from registration.reassignment.planning import Assignment, ItemOutcome, LeadState, Verdict, verdict
+from registration.reassignment.planning import Assignment, ItemOutcome, LeadState, RunStatus, Verdict, verdict
 from registration.reassignment.realignment import Definitions, Model, candidate_members, changed_territories
 from rules import ast, repository
 from rules.decision import LeadFacts, decide
@@ -192,13 +192,33 @@ def incremental_branches(members: Mapping[str, Iterable[str]], base_model_id: in
         StoredDecision.territory_model_id < base_model_id,
         StoredDecision.territory_model_id > base_model_id,
     )
+    run_models = or_(
+        ReassignmentRun.territory_model_id.is_(None),
+        ReassignmentRun.territory_model_id < base_model_id,
+        ReassignmentRun.territory_model_id > base_model_id,
+    )
     other_model: list[ColumnElement[bool]] = [
-        # the lead's current decision is one of its own (read from the decisions' index) ...
         Lead.id.in_(
-            select(StoredDecision.subject_id).where(StoredDecision.subject_type == "lead", other_models)
+            union(
+                # a decision of its own made with another model outside runs (the decisions' index) ...
+                select(StoredDecision.subject_id).where(
+                    StoredDecision.subject_type == "lead",
+                    StoredDecision.planned_by_run_id.is_(None),
+                    other_models,
+                ),
+                # ... or moved by a run of another model (its decision made by the run's plan)
+                select(ReassignmentItem.lead_id)
+                .join(ReassignmentRun, ReassignmentRun.id == ReassignmentItem.run_id)
+                .where(
+                    # (a run that applied chunks: applying, applied, cancelled or failed since)
+                    ReassignmentRun.status.not_in([RunStatus.PLANNING.value, RunStatus.PLANNED.value]),
+                    run_models,
+                    ReassignmentItem.outcome == ItemOutcome.MOVE.value,
+                ),
+            )
         ),
-        # ... made with another model
-        Lead.decision_id.in_(select(StoredDecision.id).where(other_models)),
+        # ... and the decision it has now was made with another model
+        exists().where(StoredDecision.id == Lead.decision_id, other_models),
     ]
     branches: Branches = [other_model]
     for dimension, keys in members.items():
@@ -502,6 +522,7 @@ def _decision(chunk: Chunk, context: PlanContext, lead: _Row, result: Any, reaso
         "result": result.to_json(),
         # (the facts are the decision's own column: not copied into its trace)
         "trace": {"reassignment_run_id": chunk.run_id, "reason": reason},
+        "planned_by_run_id": chunk.run_id,
     }
 
 

@@ -236,3 +236,30 @@ def test_chunks_that_do_not_name_their_leads_select_them_from_their_range(client
     assert (resumed.status, resumed.evaluated, resumed.moved) == ("planned", 2, 2)
     assert resumed.content_hash == run["content_hash"]
     assert _content(client, admin, run["id"]) == planned
+
+
+def test_leads_moved_by_an_applied_run_of_another_model_are_evaluated_too(client, db, demo):
+    """A run's plan stores the decisions it makes, in force once applied: the leads an applied run of a
+    planning model moved are decided with another model than the active one, and an incremental plan
+    of another change evaluates them (found by the run's items, not by the decisions' index, which
+    leaves a run's decisions out: before the apply they are not in force)."""
+    admin = demo["admin"]
+    _leads(client, db, demo)
+    first, etag = planning_copy(client, admin, "FY27 a")
+    set_team(client, admin, first, etag, "DE", [("cam-gb", CAM)])
+    moved = plan(client, admin, territory_model_id=first)
+    assert moved["moved"] == 2
+
+    second, etag = planning_copy(client, admin, "FY27 b")
+    set_team(client, admin, second, etag, "US", [("cam-gb", CAM)])
+    before_apply = plan(client, admin, territory_model_id=second)
+    assert before_apply["incremental"] and before_apply["evaluated"] == 2  # the American leads
+
+    ok(client.post(f"/v1/reassignment-runs/{moved['id']}/apply", headers=admin))
+    after_apply = plan(client, admin, territory_model_id=second)
+    full = plan(client, admin, territory_model_id=second, full=True)
+    # the American leads, and the German ones the applied run gave model "a" (moving back to cam-de)
+    assert after_apply["incremental"] and after_apply["evaluated"] == 4
+    assert (after_apply["moved"], after_apply["by_cam"]) == (full["moved"], full["by_cam"]) and full[
+        "moved"
+    ] == 4
