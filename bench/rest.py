@@ -299,20 +299,8 @@ async def sweep(
         if max_requests is not None and offered_total + rate * seconds > max_requests:
             result.note = f"stopped at {offered_total} requests: no more prepared work"
             break
-        counter_base = offered_total
-
-        def job_at(i: int, base: int = counter_base) -> Job:
-            return job_for(base + i)
-
-        step = await run_step(pool, job_at, rate, seconds, master)
+        step = await _step(result, pool, job_for, offered_total, rate, seconds, master)
         offered_total += step.offered
-        result.steps.append(step)
-        _print_step(name, rate, step)
-        if step.held and step.throughput >= result.capacity:
-            result.capacity, result.capacity_step = step.throughput, step
-        if step.errors == 0:
-            result.peak = max(result.peak, step.throughput)
-        await _drain(pool)
         if schedule is None:
             if step.held:
                 held = rate
@@ -329,31 +317,40 @@ async def sweep(
             rate = math.sqrt(held * failed)
             if max_requests is not None and offered_total + rate * seconds > max_requests:
                 break
-            step = await run_step(
-                pool, functools.partial(_offset, job_for, offered_total), rate, seconds, master
-            )
+            step = await _step(result, pool, job_for, offered_total, rate, seconds, master)
             offered_total += step.offered
-            result.steps.append(step)
-            _print_step(name, rate, step)
-            if step.held and step.throughput >= result.capacity:
-                result.capacity, result.capacity_step = step.throughput, step
-            if step.errors == 0:
-                result.peak = max(result.peak, step.throughput)
-            await _drain(pool)
             held, failed = (rate, failed) if step.held else (held, rate)
     return result
 
 
-def _offset(job_for: Callable[[int], Job], base: int, i: int) -> Job:
-    return job_for(base + i)
-
-
-def _print_step(name: str, rate: float, step: Step) -> None:
+async def _step(
+    result: CaseResult,
+    pool: Pool,
+    job_for: Callable[[int], Job],
+    base: int,
+    rate: float,
+    seconds: float,
+    master: int,
+) -> Step:
+    """One step at ``rate`` (its jobs numbered from ``base``), recorded in ``result`` and printed; the
+    server's backlog drained after it."""
+    step = await run_step(pool, functools.partial(_offset, job_for, base), rate, seconds, master)
+    result.steps.append(step)
     print(
-        f"  {name:<28} {rate:>7.0f}/s -> {step.throughput:>7.1f}/s  p50 {step.p50_ms:>7.1f}  "
+        f"  {result.case:<28} {rate:>7.0f}/s -> {step.throughput:>7.1f}/s  p50 {step.p50_ms:>7.1f}  "
         f"p99 {step.p99_ms:>7.1f} ms  errors {step.errors}  cpu {step.server_cpu_ms_per_request} ms/req",
         flush=True,
     )
+    if step.held and step.throughput >= result.capacity:
+        result.capacity, result.capacity_step = step.throughput, step
+    if step.errors == 0:
+        result.peak = max(result.peak, step.throughput)
+    await _drain(pool)
+    return step
+
+
+def _offset(job_for: Callable[[int], Job], base: int, i: int) -> Job:
+    return job_for(base + i)
 
 
 async def _drain(pool: Pool, limit_s: float = 60.0) -> None:
