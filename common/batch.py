@@ -248,9 +248,7 @@ def _collect(
                 done(*value)
             elif failure is None:
                 failure = value
-        if receive.closed or wait:
-            if not receive.closed:
-                receive.close()
+        if receive.closed:  # (at its end: always so when waiting)
             helper.join()
             if helper.exitcode and failure is None:
                 failure = RuntimeError(f"a forked chunk worker ended with exit code {helper.exitcode}")

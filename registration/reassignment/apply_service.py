@@ -445,46 +445,32 @@ def apply_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
 # --- the digest -----------------------------------------------------------------------------------------
 
 
+def _applied_by_chunk() -> list[ColumnElement[bool]]:
+    """An item is applied: a move that the apply did not skip, in an apply chunk that finished."""
+    return [
+        ReassignmentChunk.run_id == Item.run_id,
+        ReassignmentChunk.phase == PHASE,
+        ReassignmentChunk.done_at.is_not(None),
+        ReassignmentChunk.first_id <= Item.id,
+        ReassignmentChunk.last_id >= Item.id,
+        Item.outcome == ItemOutcome.MOVE.value,
+        Item.result.is_(None),
+    ]
+
+
 def applied_items(run_id: int, *columns: Any) -> Select[Any]:
-    """``columns`` of the run's applied items: the moves of its finished apply chunks that the apply did
-    not skip (read from the chunks, each a range of the items' index)."""
+    """``columns`` of the run's applied items (read from its chunks, each a range of the items' index)."""
     return (
         select(*columns)
         .select_from(ReassignmentChunk)
-        .join(
-            Item,
-            and_(
-                Item.run_id == ReassignmentChunk.run_id,
-                Item.id >= ReassignmentChunk.first_id,
-                Item.id <= ReassignmentChunk.last_id,
-            ),
-        )
-        .where(
-            ReassignmentChunk.run_id == run_id,
-            ReassignmentChunk.phase == PHASE,
-            ReassignmentChunk.done_at.is_not(None),
-            Item.outcome == ItemOutcome.MOVE.value,
-            Item.result.is_(None),
-        )
+        .join(Item, and_(*_applied_by_chunk()))
+        .where(ReassignmentChunk.run_id == run_id)
     )
 
 
 def applied_at() -> ScalarSelect[Any]:
     """When an item was applied (its apply chunk finished; ``NULL``: not applied), for a few items."""
-    return (
-        select(ReassignmentChunk.done_at)
-        .where(
-            ReassignmentChunk.run_id == Item.run_id,
-            ReassignmentChunk.phase == PHASE,
-            ReassignmentChunk.done_at.is_not(None),
-            ReassignmentChunk.first_id <= Item.id,
-            ReassignmentChunk.last_id >= Item.id,
-            Item.outcome == ItemOutcome.MOVE.value,
-            Item.result.is_(None),
-        )
-        .limit(1)
-        .scalar_subquery()
-    )
+    return select(ReassignmentChunk.done_at).where(*_applied_by_chunk()).limit(1).scalar_subquery()
 
 
 def settle(session: Session, run: ReassignmentRun, now: datetime) -> Counter[str]:
