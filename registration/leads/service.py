@@ -504,6 +504,21 @@ def _shown(lead: Lead | Row[Any], refs: _References) -> s.LeadOut:
     )
 
 
+def _shown_row(row: Row[Any], refs: _References) -> s.LeadOut:
+    """A row of `_page_statement` as the API shows it: its columns, named as the fields, and its
+    references validated in one call (half the CPU of `_shown`'s keywords and enums on a page)."""
+    assert refs.teams is not None  # a page reads its teams with the other children
+    fields = row._asdict()
+    lead_id = fields["id"]
+    fields["program"] = fields["program_key"]
+    fields["products"] = refs.teams.products.get(lead_id, [])
+    fields["sales_team"] = refs.teams.sales_team.get(lead_id, [])
+    fields["territory_team"] = refs.teams.territory_team.get(lead_id, [])
+    fields["contacts"] = refs.contacts.get(lead_id, [])
+    fields["activities"] = refs.activities.get(lead_id, [])
+    return s.LeadOut.model_validate(fields)
+
+
 def get_lead(db: Database, principal: Principal, lead_id: int) -> s.LeadOut:
     with db.read() as session:
         lead = visible_lead(session, principal, lead_id, collections=False)
@@ -547,11 +562,10 @@ def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Pa
         rows = connection.execute(_page_statement(principal.internal, query.status is not None), params).all()
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        programs = {row.program_id: row.program_key for row in rows if row.program_id}
-        opportunities = {row.id: row.opportunity_id for row in rows if row.opportunity_id is not None}
-        references = _children(connection, [row.id for row in rows], programs, opportunities, True)
+        # the rows carry their program keys and opportunity ids (`_shown_row`)
+        references = _children(connection, [row.id for row in rows], {}, {}, True)
     return Page[s.LeadOut](
-        items=[_shown(row, references) for row in rows],
+        items=[_shown_row(row, references) for row in rows],
         next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
     )
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.leads_support import Demo, created, jp_security_lead, load_demo
+from registration.leads.models import LeadActivity, LeadContact
+from tests.api.approvals_support import act, ok
+from tests.api.leads_support import Demo, created, jp_security_lead, load_demo, submit
 
 
 @pytest.fixture
@@ -97,6 +99,43 @@ def test_a_partner_lists_only_its_organizations_leads_page_by_page(client, demo)
     drafts = client.get("/v1/leads?status=draft", headers=demo["contoso-user"]).get_json()["items"]
     assert [i["id"] for i in drafts] == theirs
     assert client.get("/v1/leads?status=approved", headers=demo["admin"]).get_json()["items"] == []
+
+
+def test_a_page_shows_each_lead_exactly_as_reading_it_alone_does(client, db, demo):
+    """A page builds its leads from rows, one reading per lead from records: both must agree, for
+    drafts, submitted and converted leads, and the contacts and activities a transfer brings."""
+    h = demo["northwind-user"]
+    ids = [created(client, h, jp_security_lead(demo, name=f"Lead {i}")).get_json()["id"] for i in range(4)]
+    for lead_id in ids[:3]:
+        assert submit(client, h, lead_id).status_code == 200
+    ok(act(client, demo["cam-jp-security"], ids[0], "approve", {"comment": "fine"}))
+    with db.transaction() as session:
+        session.add_all(
+            [
+                LeadContact(
+                    lead_id=ids[1], name="Aiko", email="aiko@example.jp", role="buyer", is_primary=True
+                ),
+                LeadContact(lead_id=ids[1], name="Ken", phone="+81 3 0000 0000"),
+                LeadActivity(lead_id=ids[1], kind="call", subject="Kick-off"),
+                LeadActivity(
+                    lead_id=ids[3],
+                    kind="task",
+                    subject="Quote",
+                    details={"due_date": "2027-01-15", "done": False},
+                ),
+            ]
+        )
+    for who in ("northwind-user", "admin"):
+        page = ok(client.get("/v1/leads?limit=500", headers=demo[who]))["items"]
+        alone = [ok(client.get(f"/v1/leads/{item['id']}", headers=demo[who])) for item in page]
+        assert page == alone
+    shown = {item["id"]: item for item in page}
+    assert shown[ids[0]]["opportunity_id"] is not None and shown[ids[0]]["sales_team"]
+    assert [c["name"] for c in shown[ids[1]]["contacts"]] == ["Aiko", "Ken"]
+    assert shown[ids[3]]["activities"][0]["due_date"] == "2027-01-15"
+    assert shown[ids[1]]["created_at"].endswith("Z") and shown[ids[1]]["activities"][0][
+        "occurred_at"
+    ].endswith("Z")
 
 
 def test_an_update_needs_the_current_etag_and_returns_a_new_one(client, demo):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -147,3 +148,25 @@ def test_a_statement_run_as_its_driver_sql_reads_what_it_would_and_is_counted(db
     assert [tuple(r) for r in first] == want == [(f"drv-{i}", f"{i}% off", "100%") for i in range(3)]
     assert [tuple(r) for r in again] == [("drv-1", "1% off", "100%")]
     assert len(seen) == 2 and seen[0] == seen[1]
+
+
+def test_a_timestamp_reads_back_aware_in_utc_whatever_the_servers_zone(db):
+    """Timestamps are written in UTC and read back aware in UTC: on PostgreSQL the session is set to UTC
+    (psycopg then reads them so, and nothing converts them again), whatever zone the server or the
+    database defaults to; an engine set otherwise still converts each one."""
+    written = datetime(2027, 1, 15, 9, 30, tzinfo=timezone(timedelta(hours=9)))
+    with db.transaction() as session:
+        session.add(Product(key="tz-1", name="Zoned", level=ProductLevel.GROUP, updated_at=written))
+        if not _is_sqlite(db):  # new sessions of this database default to Tokyo's time
+            session.execute(text(f"ALTER DATABASE \"{db.engine.url.database}\" SET TimeZone = 'Asia/Tokyo'"))
+    db.engine.dispose()
+    engines = [db.engine]
+    if not _is_sqlite(db):  # an engine whose sessions keep the database's zone
+        engines.append(
+            database.make_engine(db.engine.url.render_as_string(False), connect_args={"options": ""})
+        )
+    for engine in engines:
+        with engine.connect() as conn:
+            read = conn.execute(select(Product.updated_at).where(Product.key == "tz-1")).scalar_one()
+        assert read == written and read.tzinfo is UTC, (engine.url, read)
+    engines[-1].dispose()
