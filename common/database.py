@@ -24,16 +24,23 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Connection,
     DateTime,
     Engine,
+    Integer,
     MetaData,
     Row,
     Select,
     Table,
+    any_,
     create_engine,
     event,
+    func,
+    literal,
+    select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -89,6 +96,17 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 #: Set on the dialect of an engine whose PostgreSQL sessions `make_engine` set to UTC.
 _SESSIONS_IN_UTC = "prm_sessions_in_utc"
+
+
+def among(session: Session | Connection, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """``column`` is one of ``ids``, as one bound value whatever their number (SQLite caps a statement's
+    parameters, and PostgreSQL's driver parses a statement with as many placeholders as ids each
+    time)."""
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    if dialect.name == "postgresql":
+        return cast(ColumnElement[bool], column == any_(literal(list(ids), ARRAY(Integer))))
+    values = func.json_each(json.dumps(list(ids))).table_valued("value")
+    return cast(ColumnElement[bool], column.in_(select(values.c.value)))
 
 
 #: The execution option that marks a connection of ``Database.read()`` (SQLite: no ``BEGIN``).

@@ -18,7 +18,6 @@ rewrote every wide item row, the largest single cost of an apply: ~30% of its da
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -32,7 +31,6 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
-    any_,
     delete,
     exists,
     func,
@@ -44,7 +42,6 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import Function
 
@@ -52,7 +49,7 @@ from common import audit, outbox
 from common.audit import AuditEvent
 from common.batch import Chunk, database_for
 from common.clock import utcnow
-from common.database import UtcDateTime
+from common.database import UtcDateTime, among
 from common.mail import CHANNEL
 from directory.models import User
 from registration.approval.approval import RoundStatus, StepStatus
@@ -105,15 +102,6 @@ def _locked_chunk(session: Session, chunk: Chunk) -> ReassignmentChunk | None:
 
 def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
-
-
-def _among(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
-    """``column`` is one of ``ids``, as one bound value whatever their number (SQLite caps a statement's
-    parameters)."""
-    if _postgres(session):
-        return cast(ColumnElement[bool], column == any_(literal(list(ids), ARRAY(Integer))))
-    values = func.json_each(json.dumps(list(ids))).table_valued("value")
-    return cast(ColumnElement[bool], column.in_(select(values.c.value)))
 
 
 def _json_object(session: Session, *pairs: Any) -> Function[Any]:
@@ -208,7 +196,7 @@ def _move_leads(session: Session, chunk: Chunk, held: Sequence[int], now: dateti
         LEADS.c.id == Item.lead_id, LEADS.c.version == Item.lead_version, *_pending(chunk), ~locked
     )
     if held:
-        stmt = stmt.where(~_among(session, LEADS.c.id, held))
+        stmt = stmt.where(~among(session, LEADS.c.id, held))
     moved = session.scalars(
         stmt.values(
             version=LEADS.c.version + 1,
@@ -231,7 +219,7 @@ def _skip_the_rest(
     for reason, ids in sorted(by_reason.items()):
         result = session.execute(
             update(ITEMS)
-            .where(*_pending(chunk), _among(session, Item.lead_id, ids))
+            .where(*_pending(chunk), among(session, Item.lead_id, ids))
             .values(result=ItemResult.SKIPPED.value, result_reason=reason)
         )
         skipped += int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -239,7 +227,7 @@ def _skip_the_rest(
         return skipped  # none is left (the usual case: no statement to find none)
     rest = update(ITEMS).where(*_pending(chunk))
     if movable:
-        rest = rest.where(~_among(session, Item.lead_id, movable))
+        rest = rest.where(~among(session, Item.lead_id, movable))
     changed = session.execute(rest.values(result=ItemResult.SKIPPED.value, result_reason=CHANGED_SINCE_PLAN))
     skipped += int(changed.rowcount or 0)  # type: ignore[attr-defined]
     return skipped

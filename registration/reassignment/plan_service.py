@@ -27,12 +27,12 @@ from sqlalchemy import (
     union,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from common.batch import Chunk, database_for
 from common.clock import utcnow
 from common.collector import collector_paused
-from common.database import Database, copy_rows, json_loads
+from common.database import Database, among, copy_rows, json_loads
 from common.errors import NotFound
 from directory.models import Customer, Organization, PartnerProgram, Product
 from registration.leads.models import Lead, LeadProduct, LeadTerritory
@@ -187,11 +187,12 @@ def incremental_branches(members: Mapping[str, Iterable[str]], base_model_id: in
     between the two models (``members``, see ``changed_members``), and those last decided with another
     model; one branch each, every branch an index's to read (``None``: every lead, a dimension SQL does
     not see changed)."""
-    other_models = or_(  # (< and > rather than !=: ranges of the index)
+    # (< and > rather than !=: ranges of the index)
+    other_model_ranges = [
         StoredDecision.territory_model_id.is_(None),
         StoredDecision.territory_model_id < base_model_id,
         StoredDecision.territory_model_id > base_model_id,
-    )
+    ]
     run_models = or_(
         ReassignmentRun.territory_model_id.is_(None),
         ReassignmentRun.territory_model_id < base_model_id,
@@ -200,11 +201,17 @@ def incremental_branches(members: Mapping[str, Iterable[str]], base_model_id: in
     other_model: list[ColumnElement[bool]] = [
         Lead.id.in_(
             union(
-                # a decision of its own made with another model outside runs (the decisions' index) ...
-                select(StoredDecision.subject_id).where(
-                    StoredDecision.subject_type == "lead",
-                    StoredDecision.planned_by_run_id.is_(None),
-                    other_models,
+                # a decision of its own made with another model outside runs (the decisions' index:
+                # one range of it each, as one condition of three ORed PostgreSQL read the whole
+                # index with, filtering a million rows, where a plan's decisions of another model
+                # made it guess that many), ...
+                *(
+                    select(StoredDecision.subject_id).where(
+                        StoredDecision.subject_type == "lead",
+                        StoredDecision.planned_by_run_id.is_(None),
+                        in_range,
+                    )
+                    for in_range in other_model_ranges
                 ),
                 # ... or moved by a run of another model (its decision made by the run's plan)
                 select(ReassignmentItem.lead_id)
@@ -218,7 +225,7 @@ def incremental_branches(members: Mapping[str, Iterable[str]], base_model_id: in
             )
         ),
         # ... and the decision it has now was made with another model
-        exists().where(StoredDecision.id == Lead.decision_id, other_models),
+        exists().where(StoredDecision.id == Lead.decision_id, or_(*other_model_ranges)),
     ]
     branches: Branches = [other_model]
     for dimension, keys in members.items():
@@ -274,14 +281,21 @@ def count_leads(session: Session, conditions: list[ColumnElement[bool]]) -> int:
     return int(session.scalar(select(func.count()).select_from(Lead).where(*conditions)) or 0)
 
 
+#: An incremental plan's leads are spread over at least this many chunks (of at least `SPREAD_MIN_SIZE`
+#: leads) where ``chunk_size`` would cut fewer: its ~10,000 leads of a 1% change cut by 2,000 made five
+#: chunks, three for one of two workers and two for the other, which then waited a chunk's time.
+SPREAD_CHUNKS = 8
+SPREAD_MIN_SIZE = 250
+
+
 def create_chunks(session: Session, run: ReassignmentRun, branches: Branches) -> int:
-    """Cut the leads of ``branches`` into chunks of ``run.chunk_size`` ids; returns how many
+    """Cut the leads of ``branches`` into chunks of at most ``run.chunk_size`` ids (an incremental
+    plan's, whose chunks name their leads, into chunks of even size: `SPREAD_CHUNKS`); returns how many
     leads (the count an incremental plan reports as evaluated: counting them again at the end would
     scan every lead once more)."""
-    number, leads = 0, 0
-    ids: list[int] = []
+    number = 0
 
-    def cut() -> None:
+    def cut(ids: list[int]) -> None:
         nonlocal number
         number += 1
         session.add(
@@ -292,18 +306,28 @@ def create_chunks(session: Session, run: ReassignmentRun, branches: Branches) ->
                 first_id=ids[0],
                 last_id=ids[-1],
                 # an incremental plan's chunk names its leads: a few of a wide range, not found again
-                lead_ids=list(ids) if run.incremental else None,
+                lead_ids=ids if run.incremental else None,
             )
         )
-        ids.clear()
 
-    for lead_id in lead_ids(session, branches, max(run.chunk_size, 1000)):
+    found = lead_ids(session, branches, max(run.chunk_size, 1000))
+    if run.incremental:  # few leads, named by their chunks anyway: all read first, then cut evenly
+        every = list(found)
+        count = -(-len(every) // SPREAD_CHUNKS)  # leads per chunk to make SPREAD_CHUNKS of them
+        size = min(run.chunk_size, max(count, SPREAD_MIN_SIZE))
+        for start in range(0, len(every), size):
+            cut(every[start : start + size])
+        return len(every)
+    leads = 0
+    ids: list[int] = []
+    for lead_id in found:
         leads += 1
         ids.append(lead_id)
         if len(ids) == run.chunk_size:
-            cut()
+            cut(ids)
+            ids = []
     if ids:
-        cut()
+        cut(ids)
     return leads
 
 
@@ -399,8 +423,8 @@ def _rows(session: Session, where: list[ColumnElement[bool]]) -> list[_Row]:
 @dataclass(frozen=True)
 class _Holds:
     """What may keep a chunk's leads where they are, read by the chunk's id range (a few rows beyond its
-    scope do no harm), not by a list of its ids: lead locks, and each lead's opportunity (status,
-    owner, lock)."""
+    scope do no harm) where its leads are most of their range, else by their ids: lead locks, and each
+    lead's opportunity (status, owner, lock)."""
 
     locks: Mapping[int, str]
     opportunities: Mapping[int, tuple[str, int | None, str | None]]
@@ -422,12 +446,19 @@ class _Holds:
         return (opp is not None, opp[1] if opp else None)
 
 
-def _holds(session: Session, chunk: Chunk) -> _Holds:
-    in_range = (chunk.first_id, chunk.last_id)
+def _holds(session: Session, chunk: Chunk, named: list[int] | None) -> _Holds:
+    """What may keep the chunk's leads (``named``: an incremental plan's few leads of a range as wide as
+    the table, read by their ids, not every lock and opportunity of the range)."""
+
+    def of_chunk(column: InstrumentedAttribute[int]) -> ColumnElement[bool]:
+        if named is not None:
+            return among(session, column, named)
+        return column.between(chunk.first_id, chunk.last_id)
+
     locks = dict(
         session.execute(
             select(AssignmentLock.subject_id, AssignmentLock.reason).where(
-                AssignmentLock.subject_type == "lead", AssignmentLock.subject_id.between(*in_range)
+                AssignmentLock.subject_type == "lead", of_chunk(AssignmentLock.subject_id)
             )
         ).all()
     )
@@ -441,7 +472,7 @@ def _holds(session: Session, chunk: Chunk) -> _Holds:
                     AssignmentLock.subject_type == "opportunity", AssignmentLock.subject_id == Opportunity.id
                 ),
             )
-            .where(Opportunity.lead_id.between(*in_range))
+            .where(of_chunk(Opportunity.lead_id))
         )
     }
     return _Holds(locks, opportunities)
@@ -580,6 +611,7 @@ def _plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
         assert run is not None
         in_range = [Lead.id >= chunk.first_id, Lead.id <= chunk.last_id]
         slices: list[list[ColumnElement[bool]]]
+        ids: list[int] | None = None
         if run.incremental:  # the few leads of a wide id range first, then their decisions by id
             ids = (
                 named
@@ -589,7 +621,7 @@ def _plan_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
             slices = [[Lead.id.in_(ids[i : i + SLICE])] for i in range(0, len(ids), SLICE)]
         else:
             slices = [[*in_range, *conditions] for conditions in run_branches(session, run)]
-        holds = _holds(session, chunk)
+        holds = _holds(session, chunk, ids)
     items: list[dict[str, Any]] = []
     evaluated = 0
     # each slice read on a thread (its own unit of work; every statement reads what was committed

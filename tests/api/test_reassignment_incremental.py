@@ -263,3 +263,33 @@ def test_leads_moved_by_an_applied_run_of_another_model_are_evaluated_too(client
     assert (after_apply["moved"], after_apply["by_cam"]) == (full["moved"], full["by_cam"]) and full[
         "moved"
     ] == 4
+
+
+def test_an_incremental_plans_few_leads_are_spread_over_even_chunks(client, db, demo, monkeypatch):
+    """However large the chunk size, an incremental plan's leads are cut into `SPREAD_CHUNKS` even chunks
+    (so that workers finish together), each naming its leads; what may keep them (a lock) is read by
+    those ids, and the plan is the full plan's."""
+    from registration.reassignment import plan_service
+    from registration.reassignment.models import ReassignmentChunk
+
+    monkeypatch.setattr(plan_service, "SPREAD_CHUNKS", 2)
+    monkeypatch.setattr(plan_service, "SPREAD_MIN_SIZE", 1)
+    admin = demo["admin"]
+    leads = _leads(client, db, demo)
+    german = [leads[COUNTRIES.index("DE")], leads[len(COUNTRIES) + COUNTRIES.index("DE")]]
+    assert lead_lock(client, admin, german[1], "customer asked").status_code == 200
+    model_id, etag = planning_copy(client, admin)
+    set_team(client, admin, model_id, etag, "DE", [("cam-gb", CAM)])
+    run = plan(client, admin, territory_model_id=model_id, chunk_size=2000)
+    full = plan(client, admin, territory_model_id=model_id, chunk_size=2000, full=True)
+    assert run["incremental"] and (run["evaluated"], run["moved"], run["kept"]) == (2, 1, 1)
+    with db.transaction() as session:
+        named = session.scalars(
+            select(ReassignmentChunk.lead_ids)
+            .where(ReassignmentChunk.run_id == run["id"])
+            .order_by(ReassignmentChunk.number)
+        )
+        assert list(named) == [[german[0]], [german[1]]]
+    content = _content(client, admin, run["id"])
+    assert content == _content(client, admin, full["id"])
+    assert [(lead, outcome) for lead, outcome, *_ in content] == [(german[0], "move"), (german[1], "keep")]
