@@ -45,7 +45,13 @@ from registration.reassignment.models import (
     ReassignmentRun,
 )
 from registration.reassignment.planning import Assignment, ItemOutcome, LeadState, RunStatus, Verdict, verdict
-from registration.reassignment.realignment import Definitions, Model, candidate_members, changed_territories
+from registration.reassignment.realignment import (
+    Definitions,
+    Model,
+    candidate_members,
+    changed_territories,
+    with_descendants,
+)
 from rules import ast, repository
 from rules.decision import LeadFacts, decide
 from rules.errors import FactsInvalid
@@ -54,7 +60,7 @@ from rules.models import StoredDecision
 from rules.service import active_rulesets
 from territory.dimensions import Dimension
 from territory.models import TerritoryModel
-from territory.repository import load_defs, load_dimensions, snapshot_for
+from territory.repository import differing_keys, load_defs, load_dimensions, parent_keys, snapshot_for
 from territory.snapshot import TerritorySnapshot
 
 PLAN_TASK = "registration.reassignment.plan_service:plan_chunk"
@@ -152,27 +158,30 @@ def incremental_members(
     return None if members is None else {d: sorted(m) for d, m in members.items()}
 
 
-def definitions_for(db: Database, model_id: int) -> Definitions:
-    """What comparing a model with another reads of it (not the snapshot: nothing is matched on it)."""
-    with db.transaction() as session, collector_paused():
-        model = session.get(TerritoryModel, model_id)
-        if model is None:
-            raise NotFound(f"territory model {model_id} not found")
-        return Definitions(load_defs(session, model_id), load_dimensions(session, None, model))
-
-
 def changed_coverage(
     db: Database, base_model_id: int, model_id: int, rulesets: Mapping[ast.Kind, ast.Ruleset]
 ) -> dict[str, list[str]] | None:
     """What an incremental plan from ``base_model_id`` to ``model_id`` stores as its
     ``incremental_members``; ``None``: a full plan (members moved between parents, or a rule adds a
-    changed territory, so every lead may match otherwise). The collector stays off throughout: the
-    base model's definitions, read only to be compared, are dropped on return without a collection
-    pass scanning them (at 10,000 territories two passes cost 0.07 s, measured)."""
+    changed territory, so every lead may match otherwise). The active model is only compared, never
+    matched against: the database finds the territories that differ (`differing_keys`), and of the
+    active model only its tree's shape and the definitions of the changed territories are read (all of
+    its 10,000 territories' definitions cost 0.2 s to read and compare). The collector stays off
+    throughout (the definitions are dropped on return)."""
     with collector_paused():
-        # the active model is only compared: its definitions, not a snapshot to match with
-        base, target = definitions_for(db, base_model_id), snapshot_for(db, model_id)
-        changed = changed_territories(base, target)
+        target = snapshot_for(db, model_id)
+        with db.transaction() as session:
+            model = session.get(TerritoryModel, base_model_id)
+            if model is None:
+                raise NotFound(f"territory model {base_model_id} not found")
+            dimensions = load_dimensions(session, None, model)
+            parents = parent_keys(session, base_model_id)
+            changed = with_descendants(
+                differing_keys(session, base_model_id, model_id), Definitions((), {}, parents), target
+            )
+            base = Definitions(
+                load_defs(session, base_model_id, changed & parents.keys()), dimensions, parents
+            )
         if rules_name_territories(rulesets, changed):
             return None
         return incremental_members(base, target, changed)

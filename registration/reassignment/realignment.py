@@ -68,20 +68,28 @@ class Definitions:
     (('WW', 'EU'), True)
     """
 
-    def __init__(self, defs: Sequence[TerritoryDef], dimensions: Mapping[str, MemberHierarchy]) -> None:
+    def __init__(
+        self,
+        defs: Sequence[TerritoryDef],
+        dimensions: Mapping[str, MemberHierarchy],
+        parents: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """``parents``: every territory's parent key, where ``defs`` are only some of the model's (the
+        ones to compare; asking for another's definition is a ``KeyError``)."""
         self._defs = {d.key: d for d in defs}
+        self._parents = dict(parents) if parents is not None else {d.key: d.parent_key for d in defs}
         self._dims = ordered([*Dimension, *dimensions])
         self._hierarchies = dict(dimensions)
         self._paths: dict[str, tuple[str, ...]] = {}
 
     def __contains__(self, key: object) -> bool:
-        return key in self._defs
+        return key in self._parents
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._defs)
+        return iter(self._parents)
 
     def keys(self) -> Sequence[str]:
-        return tuple(self._defs)
+        return tuple(self._parents)
 
     def territory(self, key: str) -> TerritoryDef:
         return self._defs[key]
@@ -89,7 +97,7 @@ class Definitions:
     def path(self, key: str) -> tuple[str, ...]:
         found = self._paths.get(key)
         if found is None:
-            parent = self._defs[key].parent_key
+            parent = self._parents[key]
             found = self._paths[key] = (key,) if parent is None else (*self.path(parent), key)
         return found
 
@@ -104,9 +112,15 @@ class Definitions:
 def changed_territories(old: Model, new: Model) -> frozenset[str]:
     """Territories that differ (or exist in one model only), with everything below them in either."""
     keys = set(old.keys()) | set(new.keys())
-    changed = {k for k in keys if k not in old or k not in new or old.territory(k) != new.territory(k)}
-    below = {k for snapshot in (old, new) for k in snapshot if not changed.isdisjoint(snapshot.path(k))}
-    return frozenset(changed | below)
+    differing = {k for k in keys if k not in old or k not in new or old.territory(k) != new.territory(k)}
+    return with_descendants(differing, old, new)
+
+
+def with_descendants(keys: Iterable[str], *models: Model) -> frozenset[str]:
+    """``keys`` and every territory below one of them in one of ``models``."""
+    wanted = set(keys)
+    below = {k for model in models for k in model if not wanted.isdisjoint(model.path(k))}
+    return frozenset(wanted | below)
 
 
 def candidate_members(snapshots: Iterable[Model], keys: Iterable[str]) -> dict[str, set[str]] | None:

@@ -293,3 +293,55 @@ def test_an_incremental_plans_few_leads_are_spread_over_even_chunks(client, db, 
     content = _content(client, admin, run["id"])
     assert content == _content(client, admin, full["id"])
     assert [(lead, outcome) for lead, outcome, *_ in content] == [(german[0], "move"), (german[1], "keep")]
+
+
+def test_the_database_finds_the_territories_whose_definitions_differ(client, db, demo):
+    """`differing_keys` (what an incremental plan compares the models by) finds exactly the territories
+    whose loaded definitions differ, or that exist in one model only: attributes, coverage (a member
+    added, an include turned exclude), a team in another order, a removed and an added territory."""
+    from sqlalchemy import delete, update
+
+    from territory.models import Territory, TerritoryCoverage, TerritoryMember
+    from territory.repository import differing_keys, load_defs
+
+    admin = demo["admin"]
+    model_id, _ = planning_copy(client, admin)
+    with db.transaction() as session:
+        rows = session.execute(
+            select(Territory.key, Territory.id, Territory.parent_key).where(Territory.model_id == model_id)
+        ).all()
+        ids = {key: tid for key, tid, _ in rows}
+        parents = {parent for _, _, parent in rows}
+        teams = {
+            key: session.scalars(select(TerritoryMember).where(TerritoryMember.territory_id == tid)).all()
+            for key, tid in ids.items()
+        }
+        reordered = next(key for key, team in teams.items() if len(team) > 1)
+        covered = session.scalars(select(TerritoryCoverage).where(TerritoryCoverage.mode == "include")).all()
+        flipped = next(c for c in covered if c.territory_id in ids.values())
+        widened = next(c for c in covered if c.territory_id in ids.values() and c.id != flipped.id)
+        leaf = next(key for key in ids if key not in parents and key != reordered)
+        # a team in reverse order (members added again); an include made an exclude; a member added
+        members = [(m.user_key, m.role) for m in teams[reordered]]
+        session.execute(delete(TerritoryMember).where(TerritoryMember.territory_id == ids[reordered]))
+        session.add_all(
+            TerritoryMember(territory_id=ids[reordered], user_key=u, role=r) for u, r in reversed(members)
+        )
+        flipped.mode = "exclude"
+        session.add(
+            TerritoryCoverage(
+                territory_id=widened.territory_id, dimension=widened.dimension, member="ZZ", mode="include"
+            )
+        )
+        renamed = next(key for key in ids if key not in {reordered, leaf})
+        session.execute(update(Territory).where(Territory.id == ids[renamed]).values(name="Renamed"))
+        removed = next(key for key in ids if key not in {reordered, leaf, renamed} and key not in parents)
+        session.execute(delete(Territory).where(Territory.id == ids[removed]))
+        session.add(Territory(model_id=model_id, key="NEW-1", parent_key=leaf, name="New", type="segment"))
+    with db.transaction() as session:
+        before = {d.key: d for d in load_defs(session, 1)}
+        after = {d.key: d for d in load_defs(session, model_id)}
+        expected = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        found = differing_keys(session, 1, model_id)
+        assert found == differing_keys(session, model_id, 1) == expected
+    assert {reordered, renamed, removed, "NEW-1"} <= expected and len(expected) >= 5
