@@ -35,7 +35,12 @@ class RunCreate(Input):
         description="ruleset versions (drafts too) standing in for their kinds",
     )
     where: PlanScope = Field(default_factory=PlanScope)
-    chunk_size: int | None = Field(None, ge=1, le=100_000, description="leads per chunk")
+    chunk_size: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="leads per chunk, at most (an incremental plan's few leads are spread over at least 8 chunks)",
+    )
     full: bool = Field(
         False, description="evaluate every lead in scope even when only a few territories changed"
     )
