@@ -443,8 +443,8 @@ def lead_out(
     return _shown(lead, references)
 
 
-def _shown(lead: Lead | Row[Any], refs: _References) -> s.LeadOut:
-    """The lead, an object or a row of `_page_statement`, as the API shows it with its references."""
+def _shown(lead: Lead, refs: _References) -> s.LeadOut:
+    """The lead as the API shows it with its references (a row of a page: `_shown_row`)."""
     programs, opportunities = refs.programs, refs.opportunities
     if refs.teams is not None:
         products = refs.teams.products.get(lead.id, [])

@@ -49,7 +49,6 @@ from registration.reassignment.realignment import (
     Definitions,
     Model,
     candidate_members,
-    changed_territories,
     with_descendants,
 )
 from rules import ast, repository
@@ -135,24 +134,18 @@ def _member_condition(dimension: str, members: set[str]) -> ColumnElement[bool]:
     )
 
 
-def changed_members(
-    base: Model, target: Model, changed: frozenset[str] | None = None
-) -> dict[str, set[str]] | None:
+def changed_members(base: Model, target: Model, changed: frozenset[str]) -> dict[str, set[str]] | None:
     """Per dimension, the members a lead must carry to fall in the coverage that changed between the two
-    models (``changed``: their ``changed_territories``, when the caller has them); ``None``: every lead
+    models (``changed``: the territories that differ, with those below them); ``None``: every lead
     may (members moved, a country to another region...: territories left alike may match otherwise)."""
     if base.dimensions != target.dimensions or any(
         base.hierarchy(d).parents() != target.hierarchy(d).parents() for d in base.dimensions
     ):
         return None
-    return candidate_members(
-        (base, target), changed_territories(base, target) if changed is None else changed
-    )
+    return candidate_members((base, target), changed)
 
 
-def incremental_members(
-    base: Model, target: Model, changed: frozenset[str] | None = None
-) -> dict[str, list[str]] | None:
+def incremental_members(base: Model, target: Model, changed: frozenset[str]) -> dict[str, list[str]] | None:
     """What a run stores of ``changed_members`` (JSON: sorted lists)."""
     members = changed_members(base, target, changed)
     return None if members is None else {d: sorted(m) for d, m in members.items()}
@@ -196,17 +189,7 @@ def incremental_branches(members: Mapping[str, Iterable[str]], base_model_id: in
     between the two models (``members``, see ``changed_members``), and those last decided with another
     model; one branch each, every branch an index's to read (``None``: every lead, a dimension SQL does
     not see changed)."""
-    # (< and > rather than !=: ranges of the index)
-    other_model_ranges = [
-        StoredDecision.territory_model_id.is_(None),
-        StoredDecision.territory_model_id < base_model_id,
-        StoredDecision.territory_model_id > base_model_id,
-    ]
-    run_models = or_(
-        ReassignmentRun.territory_model_id.is_(None),
-        ReassignmentRun.territory_model_id < base_model_id,
-        ReassignmentRun.territory_model_id > base_model_id,
-    )
+    other_model_ranges = _other_than(StoredDecision.territory_model_id, base_model_id)
     other_model: list[ColumnElement[bool]] = [
         Lead.id.in_(
             union(
@@ -228,7 +211,7 @@ def incremental_branches(members: Mapping[str, Iterable[str]], base_model_id: in
                 .where(
                     # (a run that applied chunks: applying, applied, cancelled or failed since)
                     ReassignmentRun.status.not_in([RunStatus.PLANNING.value, RunStatus.PLANNED.value]),
-                    run_models,
+                    or_(*_other_than(ReassignmentRun.territory_model_id, base_model_id)),
                     ReassignmentItem.outcome == ItemOutcome.MOVE.value,
                 ),
             )
@@ -243,6 +226,12 @@ def incremental_branches(members: Mapping[str, Iterable[str]], base_model_id: in
                 return None
             branches.append([_member_condition(dimension, set(keys))])
     return branches
+
+
+def _other_than(model: InstrumentedAttribute[int | None], model_id: int) -> list[ColumnElement[bool]]:
+    """``model`` is none, or another model than ``model_id``: three ranges of an index on it (a ``!=``
+    is no range)."""
+    return [model.is_(None), model < model_id, model > model_id]
 
 
 def rules_name_territories(rulesets: Mapping[ast.Kind, ast.Ruleset], keys: frozenset[str]) -> bool:
