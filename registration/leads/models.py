@@ -187,8 +187,11 @@ class LeadActivity(Base):
 
 
 class RegistrationCounter(Base):
-    """One row per number series; incremented in the submitting transaction, so a number is never
-    handed out twice (a rolled-back increment leaves a gap, which is allowed)."""
+    """One row per number series, incremented in the submitting transaction, so a number is never
+    handed out twice: SQLite's. On PostgreSQL the numbers come from the sequence ``registration_numbers``
+    (owned by ``last_value``), which locks nothing: this row stayed locked by each submitting
+    transaction until its commit, and every submit waited for the one before it. A number taken by a
+    transaction that rolls back is not used again there (a gap, which is allowed)."""
 
     __tablename__ = "registration_counters"
 

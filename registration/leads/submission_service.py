@@ -13,6 +13,7 @@ from sqlalchemy import (
     BindParameter,
     Integer,
     Select,
+    Sequence,
     Table,
     Text,
     TextClause,
@@ -78,6 +79,8 @@ from territory.repository import model_id_of
 from territory.snapshot import TerritorySnapshot
 
 COUNTER = "registration"
+#: PostgreSQL's registration numbers (`next_registration_value`); SQLite takes them from the counter row.
+REGISTRATION_NUMBERS = Sequence("registration_numbers")
 
 
 # --- what the lead says -------------------------------------------------------------------------------
@@ -149,13 +152,16 @@ def _counter_bump() -> ReturningUpdate[int]:
 
 
 def next_registration_value(session: Session) -> int:
-    """Take the next value of the counter row in the caller's transaction (row-locked until commit)."""
+    """The next registration number's value: on PostgreSQL from the sequence (no lock: concurrent
+    submissions never wait for each other's commit), on SQLite from the counter row in the caller's
+    transaction (row-locked until commit; SQLite has one writer at a time anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return int(session.execute(select(REGISTRATION_NUMBERS.next_value())).scalar_one())
     bump = _counter_bump()
     value = session.execute(bump).scalar()
     if value is None:  # a database whose counter row was never created (or was emptied)
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         session.execute(
-            insert(RegistrationCounter).values(name=COUNTER, last_value=0).on_conflict_do_nothing()
+            sqlite.insert(RegistrationCounter).values(name=COUNTER, last_value=0).on_conflict_do_nothing()
         )
         value = session.execute(bump).scalar()
     assert value is not None
@@ -416,24 +422,17 @@ _SUBMITTED_COLUMNS = ("status", "submitted_at", "submitted_by", "updated_at", "v
 
 @functools.cache
 def _submission_write_pg(decision_columns: tuple[str, ...]) -> Select[int, str | None]:
-    """PostgreSQL: the counter's next value, the decision (``decision_columns`` bound as ``decision_*``)
-    and the submitted lead's UPDATE as one statement, built once: INSERTs and UPDATEs chained in one WITH.
-    The counter row is bumped (created at 1 if missing, as `next_registration_value` does); the lead takes
-    the number (`registration.leads.submission.registration_number`'s format: six digits at least), the
-    decision's id and the values of ``_SUBMITTED_COLUMNS`` where its version is ``lead_version``. Returns
-    the decision's id and the number written (None: the lead was not written)."""
-    counters = cast(Table, RegistrationCounter.__table__)
+    """PostgreSQL: the next registration number, the decision (``decision_columns`` bound as
+    ``decision_*``) and the submitted lead's UPDATE as one statement, built once: INSERTs and UPDATEs
+    chained in one WITH. The number is the sequence's next value (`next_registration_value`), taken
+    once; the lead takes it (`registration.leads.submission.registration_number`'s format: six digits
+    at least), the decision's id and the values of ``_SUBMITTED_COLUMNS`` where its version is
+    ``lead_version``. Returns the decision's id and the number written (None: the lead was not
+    written)."""
     decisions = cast(Table, StoredDecision.__table__)
     leads = cast(Table, Lead.__table__)
-    counter = (
-        postgresql.insert(counters)
-        .values(name=COUNTER, last_value=1)
-        .on_conflict_do_update(
-            index_elements=[counters.c.name], set_={"last_value": counters.c.last_value + 1}
-        )
-        .returning(counters.c.last_value)
-        .cte("counter")
-    )
+    # a CTE calling a volatile function is evaluated once, not inlined where its value is used twice
+    counter = select(REGISTRATION_NUMBERS.next_value().label("last_value")).cte("counter")
     decision = (
         insert(decisions)
         .values(

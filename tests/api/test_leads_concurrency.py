@@ -1,6 +1,7 @@
 """Leads under concurrent requests against a real threaded server (PostgreSQL only: SQLite serialises
 writers anyway): one Idempotency-Key sent 100 times at once makes one lead and identical replies; 200
-submits at once get 200 distinct registration numbers (RELIABILITY.md, "Concurrency and integrity")."""
+submits at once get 200 distinct registration numbers (RELIABILITY.md, "Concurrency and integrity"); a
+submit does not wait for another transaction holding a number it has not committed yet."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from registration.leads.models import IdempotencyKey, Lead
+from registration.leads.submission_service import next_registration_value
 from tests.api.leads_support import Demo, created, jp_security_lead, load_demo
 
 pytestmark = pytest.mark.parametrize(
@@ -119,3 +121,38 @@ def test_concurrent_submits_of_one_lead_with_one_etag_succeed_once(base_url, cli
         "routed",
         "approval_round_started",
     ]
+
+
+def test_a_submit_does_not_wait_for_a_number_another_transaction_has_not_committed(
+    base_url, client, db, demo
+):
+    """A number taken by a transaction still open (another submit, not committed yet) holds up no other
+    submit: the numbers come from a sequence, not from a row locked until commit (which made every
+    submit wait for the one before it)."""
+    h = demo["northwind-user"]
+    resp = created(client, h, jp_security_lead(demo))
+    lead_id, etag = resp.get_json()["id"], resp.headers["ETag"]
+    taken, release = threading.Event(), threading.Event()
+    held: list[int] = []
+    outcome: dict[str, bool] = {}
+
+    def hold() -> None:
+        with db.transaction() as session:
+            held.append(next_registration_value(session))
+            taken.set()
+            # released by the test once the submit is answered; a submit waiting for this transaction
+            # is answered only after this times out
+            outcome["released"] = release.wait(15)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert taken.wait(15)
+        status, _, body = _call("POST", f"{base_url}/v1/leads/{lead_id}/submit", {**h, "If-Match": etag})
+    finally:
+        release.set()
+        holder.join(30)
+    assert outcome == {"released": True}, "the submit waited for the transaction holding a number"
+    assert status == 200, body
+    assert held == [1]
+    assert body["registration_number"] == "REG-000002"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from common.audit import AuditEvent
 from directory.models import Organization, ProgramMembership
@@ -116,15 +116,23 @@ def test_registration_numbers_are_unique_and_kept_on_failed_attempts(client, dem
     assert numbers == ["REG-000001", "REG-000002", "REG-000003"]
 
 
+def _numbers_continue_after(db, last_value: int) -> None:
+    """Set the registration numbers' series (PostgreSQL's sequence, SQLite's counter row)."""
+    with db.transaction() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT setval('registration_numbers', :value)"), {"value": last_value})
+        else:
+            session.execute(update(RegistrationCounter).values(last_value=last_value))
+
+
 def test_registration_numbers_start_a_missing_counter_and_grow_past_six_digits(client, db, demo):
     h = demo["northwind-user"]
     with db.transaction() as session:
-        session.execute(delete(RegistrationCounter))
+        session.execute(delete(RegistrationCounter))  # SQLite creates it again; PostgreSQL never reads it
     numbers = []
     for last_value in (None, 999_998):
         if last_value is not None:
-            with db.transaction() as session:
-                session.execute(update(RegistrationCounter).values(last_value=last_value))
+            _numbers_continue_after(db, last_value)
         for _ in range(2):
             lead_id = created(client, h, jp_security_lead(demo)).get_json()["id"]
             resp = submit(client, h, lead_id)
