@@ -168,13 +168,14 @@ def enqueue_many(
 
 
 @cache
-def _insert_each(dialect: str) -> Any:
+def _insert_each_sqlite() -> Any:
     """The INSERT of `enqueue_each` on SQLite (of the table: no ORM bulk insert), a row of parameters
     per message, built once (PostgreSQL: `_insert_with_audit_pg`)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = cast(Table, OutboxMessage.__table__)
     return (
-        insert(table).on_conflict_do_nothing(index_elements=["channel", "dedupe_key"]).returning(table.c.id)
+        sqlite.insert(table)
+        .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
+        .returning(table.c.id)
     )
 
 
@@ -233,8 +234,7 @@ def enqueue_each(
     if any(not key or len(key) > MAX_KEY_LENGTH for key, _ in messages):
         raise ValueError(f"an outbox key has 1 to {MAX_KEY_LENGTH} characters")
     now = now or utcnow()
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # one statement, two JSON parameters, whatever the number of messages (and with them the audit
         # rows recorded before, if any): a row of parameters per message made a query of 10 per row,
         # which the driver took a quarter of a second to convert for 2,600 digests
@@ -253,7 +253,7 @@ def enqueue_each(
             ],
         }
         return sorted(session.execute(_insert_with_audit_pg(), params).scalars().all())
-    stmt = _insert_each(dialect)
+    stmt = _insert_each_sqlite()
     rows = [
         {
             "channel": channel,
