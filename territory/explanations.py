@@ -79,7 +79,8 @@ class Candidates(NamedTuple):
 class NearMissIndex(NamedTuple):
     """A territory's children indexed for ranking them as near misses once it matched (``_near_misses``).
 
-    Built once per snapshot for every territory with children (``near_miss_index``). Each child is checked
+    Built once per snapshot for a territory with children, when an explanation first asks
+    (``near_miss_index``, ``Explaining._near_index``). Each child is checked
     on the dimensions its parent does not vouch for (``Explaining._unvouched``): ``lookups`` finds, per
     dimension, the children that include or exclude a member of the lead's ancestors-or-self; ``always``
     holds the children restricting some dimension by exclusions only (they meet most leads there);
@@ -146,7 +147,7 @@ class Explaining(Protocol):
     _restrictions: tuple[tuple[tuple[int, frozenset[str], frozenset[str]], ...], ...]
     _unvouched: tuple[tuple[tuple[int, frozenset[str], frozenset[str]], ...], ...]
     _vouched: tuple[int, ...]
-    _near: tuple[NearMissIndex | None, ...]
+    _near: dict[int, NearMissIndex]
 
     def _lead_ancestors(self, facts: Facts) -> list[frozenset[str] | None]: ...
 
@@ -212,7 +213,7 @@ class Explaining(Protocol):
         # from the rest (see ``_near_misses``).
         groups: list[tuple[Iterable[_Score], int, dict[str, int]]] = []
         if matched:
-            groups = [self._near_misses(p, fa) for p in matched if self._near[p] is not None]
+            groups = [self._near_misses(p, fa) for p in matched if self._children[p]]
         else:
             scored, counts = self._scored((0,), fa, self._restrictions, under_match=False)
             groups = [(scored, len(scored), counts)]
@@ -238,6 +239,16 @@ class Explaining(Protocol):
             explained.append(e)
         return Candidates(tuple(explained), rest_count, reasons if rest_count else {})
 
+    def _near_index(self, p: int) -> NearMissIndex:
+        """The children of ``p`` (which has some) indexed for ranking them as near misses; built once (two
+        threads building it at once build the same index, and either is kept)."""
+        index = self._near.get(p)
+        if index is None:
+            index = self._near.setdefault(
+                p, near_miss_index(self._children[p], self._unvouched, self._vouched)
+            )
+        return index
+
     def _near_misses(
         self, p: int, fa: list[frozenset[str] | None]
     ) -> tuple[Iterator[_Score], int, dict[str, int]]:
@@ -250,8 +261,7 @@ class Explaining(Protocol):
         (``fact_missing``) or does not meet (``dimension_not_covered``): its rank is known in advance,
         so those are taken in their precomputed order, and only as far as the merge asks.
         """
-        index = self._near[p]
-        assert index is not None  # the caller asks for territories with children only
+        index = self._near_index(p)
         reached = set(index.always)
         for di, includes, excludes in index.lookups:
             a = fa[di]

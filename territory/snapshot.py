@@ -36,7 +36,6 @@ from territory.explanations import (
     Explanation,
     NearMissIndex,
     Reason,
-    near_miss_index,
 )
 from territory.matches import Facts, MatchResult
 from territory.tree import CHANNEL_ACCOUNT_MANAGER, TeamMember, TerritoryDef, check_tree
@@ -191,10 +190,10 @@ class TerritorySnapshot(Explaining):
             tuple((di, inc[di][t], exc[di][t]) for di in ds if di not in v)
             for t, (ds, v) in enumerate(zip(restricted, vouched, strict=True))
         )
-        # Per territory with children: its children indexed for ranking them as near misses.
-        self._near: tuple[NearMissIndex | None, ...] = tuple(
-            near_miss_index(kids, self._unvouched, self._vouched) if kids else None for kids in self._children
-        )
+        # Per territory with children: its children indexed for ranking them as near misses, built the
+        # first time an explanation asks (`_near_index`; every one up front: a tenth of a 10,000-territory
+        # snapshot's build, which a plan or a decision without explanations never uses).
+        self._near: dict[int, NearMissIndex] = {}
         self._build_inverted_indexes()
         self._build_cams()
 

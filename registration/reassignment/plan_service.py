@@ -151,27 +151,39 @@ def incremental_members(base: Model, target: Model, changed: frozenset[str]) -> 
     return None if members is None else {d: sorted(m) for d, m in members.items()}
 
 
+def coverage_reads(db: Database, base_model_id: int, model_id: int) -> tuple[dict[str, str | None], set[str]]:
+    """What `changed_coverage` asks the database alone: the base model's tree shape and the keys of the
+    territories that differ between the two models (`differing_keys`, ~0.13 s of the database's time
+    over two 10,000-territory models). Nothing here needs the planned model's snapshot, so the caller
+    reads it on a thread while it builds that snapshot (~0.4 s of CPU)."""
+    with db.read() as session:
+        return parent_keys(session, base_model_id), differing_keys(session, base_model_id, model_id)
+
+
 def changed_coverage(
-    db: Database, base_model_id: int, model_id: int, rulesets: Mapping[ast.Kind, ast.Ruleset]
+    db: Database,
+    base_model_id: int,
+    model_id: int,
+    rulesets: Mapping[ast.Kind, ast.Ruleset],
+    reads: tuple[dict[str, str | None], set[str]] | None = None,
 ) -> dict[str, list[str]] | None:
     """What an incremental plan from ``base_model_id`` to ``model_id`` stores as its
     ``incremental_members``; ``None``: a full plan (members moved between parents, or a rule adds a
     changed territory, so every lead may match otherwise). The active model is only compared, never
     matched against: the database finds the territories that differ (`differing_keys`), and of the
     active model only its tree's shape and the definitions of the changed territories are read (all of
-    its 10,000 territories' definitions cost 0.2 s to read and compare). The collector stays off
-    throughout (the definitions are dropped on return)."""
+    its 10,000 territories' definitions cost 0.2 s to read and compare). ``reads``: `coverage_reads`,
+    when the caller read them already. The collector stays off throughout (the definitions are dropped
+    on return)."""
     with collector_paused():
         target = snapshot_for(db, model_id)
+        parents, differing = reads if reads is not None else coverage_reads(db, base_model_id, model_id)
         with db.transaction() as session:
             model = session.get(TerritoryModel, base_model_id)
             if model is None:
                 raise NotFound(f"territory model {base_model_id} not found")
             dimensions = load_dimensions(session, None, model)
-            parents = parent_keys(session, base_model_id)
-            changed = with_descendants(
-                differing_keys(session, base_model_id, model_id), Definitions((), {}, parents), target
-            )
+            changed = with_descendants(differing, Definitions((), {}, parents), target)
             base = Definitions(
                 load_defs(session, base_model_id, changed & parents.keys()), dimensions, parents
             )

@@ -11,6 +11,7 @@ and what they read back.
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from sqlalchemy import func, insert, literal, or_, select
@@ -180,13 +181,21 @@ def create_run(
                 [FieldProblem("/territory_model_id", f"no territory model {data.territory_model_id}")],
             )
         _check_ruleset_ids(session, list(data.ruleset_ids))
-    if model_id is not None:
-        snapshot_for(db, model_id)  # 409 with the problems when the model is not a valid tree
-    rulesets = plan_service.rulesets_for(db, list(data.ruleset_ids))
-    members = None
-    if not data.full and not data.ruleset_ids and active is not None and model_id not in (None, active):
-        assert model_id is not None
-        members = plan_service.changed_coverage(db, active, model_id, rulesets)
+    incremental = not data.full and not data.ruleset_ids and active is not None and model_id != active
+    with ThreadPoolExecutor(1, thread_name_prefix="reassignment-coverage") as reader:
+        # an incremental plan's comparison of the models read while the planned model's snapshot is built
+        reads = (
+            reader.submit(plan_service.coverage_reads, db, active, model_id)
+            if incremental and active is not None and model_id is not None
+            else None
+        )
+        if model_id is not None:
+            snapshot_for(db, model_id)  # 409 with the problems when the model is not a valid tree
+        rulesets = plan_service.rulesets_for(db, list(data.ruleset_ids))
+        members = None
+        if reads is not None:
+            assert active is not None and model_id is not None
+            members = plan_service.changed_coverage(db, active, model_id, rulesets, reads.result())
     scope = data.where.model_dump(mode="json", exclude_none=True)
     with db.transaction() as session:
         run = ReassignmentRun(
