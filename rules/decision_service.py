@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import CompoundSelect, Connection, Row, Table, and_, func, insert, select, union_all
+from sqlalchemy import CompoundSelect, Connection, Table, and_, func, insert, select, union_all
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -246,7 +246,7 @@ def current_configuration(
     return configuration_of(session, url, _state_rows(session.connection(), model_id), model_id)
 
 
-def _state_rows(connection: Connection, model_id: int | None) -> Sequence[Row[Any]]:
+def _state_rows(connection: Connection, model_id: int | None) -> Sequence[Sequence[Any]]:
     """The rows of ``_state_statement`` (naming model ``model_id``, if given) as the driver reads them:
     the statement runs on every what-if and submission, and its rows are plain values."""
     if model_id:
@@ -255,7 +255,7 @@ def _state_rows(connection: Connection, model_id: int | None) -> Sequence[Row[An
 
 
 def configuration_of(
-    session: Session, url: str, rows: Sequence[Row[Any]], model_id: int | None = None
+    session: Session, url: str, rows: Sequence[Sequence[Any]], model_id: int | None = None
 ) -> tuple[TerritorySnapshot | None, dict[ast.Kind, ast.Ruleset]]:
     """`current_configuration` from the rows of ``_state_statement`` read a moment ago; ``session``
     reads only what this process does not hold."""

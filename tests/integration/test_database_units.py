@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, create_engine, event, literal, select, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from common import database
 from common.database import Database
@@ -148,6 +149,48 @@ def test_a_statement_run_as_its_driver_sql_reads_what_it_would_and_is_counted(db
     assert [tuple(r) for r in first] == want == [(f"drv-{i}", f"{i}% off", "100%") for i in range(3)]
     assert [tuple(r) for r in again] == [("drv-1", "1% off", "100%")]
     assert len(seen) == 2 and seen[0] == seen[1]
+
+
+def test_driver_rows_read_in_the_callers_transaction(db):
+    """``driver_rows`` inside a transaction sees the transaction's own uncommitted writes, and they stay
+    its own: rolled back with it."""
+    stmt = select(Product.key).where(Product.key == bindparam("key"))
+    with pytest.raises(ZeroDivisionError), db.transaction() as session:
+        session.add(Product(key="drv-tx", name="Uncommitted", level=ProductLevel.GROUP))
+        session.flush()
+        assert [tuple(r) for r in database.driver_rows(session.connection(), stmt, {"key": "drv-tx"})] == [
+            ("drv-tx",)
+        ]
+        raise ZeroDivisionError
+    with db.read_rows() as connection:
+        assert list(database.driver_rows(connection, stmt, {"key": "drv-tx"})) == []
+
+
+@ON_POSTGRES  # (psycopg's own read: SQLite runs SQLAlchemy's execution)
+def test_driver_rows_on_a_lost_connection_fail_as_sqlalchemy_does_and_the_pool_replaces_it(db, monkeypatch):
+    """The server ends the connection a read is on (a restart): the read fails with SQLAlchemy's own
+    error, marked as a lost connection, and the pool hands out a new connection next, not the dead one;
+    a driver error on a live connection (bad SQL) is SQLAlchemy's error too and leaves it in use."""
+    monkeypatch.setattr(database, "PING_IDLE_SECONDS", 3600.0)  # (no ping before use to hide the loss)
+    stmt = select(literal(1))
+    with db.read_rows() as connection:
+        pid = connection.scalar(text("SELECT pg_backend_pid()"))
+        admin = create_engine(db.engine.url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                assert conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        finally:
+            admin.dispose()
+        with pytest.raises(OperationalError) as lost:
+            database.driver_rows(connection, stmt)
+        assert lost.value.connection_invalidated
+    with db.read_rows() as connection:
+        assert [tuple(r) for r in database.driver_rows(connection, stmt)] == [(1,)]
+        assert connection.scalar(text("SELECT pg_backend_pid()")) != pid
+        with pytest.raises(ProgrammingError) as bad:
+            database.driver_rows(connection, select(text("no_such_column")))
+        assert not bad.value.connection_invalidated
+        assert [tuple(r) for r in database.driver_rows(connection, stmt)] == [(1,)]
 
 
 def test_a_timestamp_reads_back_aware_in_utc_whatever_the_servers_zone(db):
