@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
+from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -170,7 +171,7 @@ def driver_rows(
     no type processing of values bound (``params`` and the statement's own, given as the driver takes
     them) or read (as the driver reads them: on SQLite a time is text); on PostgreSQL by psycopg itself
     (`_psycopg_rows`). The execution events still fire, so statements are counted as any other. For
-    hot statements of plain values, read by position."""
+    hot statements of plain values (rows read by position or column name, as SQLAlchemy's)."""
     key = (id(statement), connection.dialect.name, connection.dialect.driver)
     found = _driver_sql.get(key)
     if found is None or found[0] is not statement:
@@ -188,7 +189,7 @@ def driver_rows(
     return connection.exec_driver_sql(sql, bound).all()
 
 
-def _psycopg_rows(connection: Connection, sql: str, bound: Any) -> list[tuple[Any, ...]]:
+def _psycopg_rows(connection: Connection, sql: str, bound: Any) -> list[Any]:
     """The rows of ``sql`` read by psycopg on the connection's own DBAPI connection, in its transaction,
     without SQLAlchemy's execution context and result object: half the CPU of a one-statement read (130
     -> 60 us; the what-if's only statement, several of a submit's). What SQLAlchemy's execution does
@@ -200,11 +201,11 @@ def _psycopg_rows(connection: Connection, sql: str, bound: Any) -> list[tuple[An
     dialect = connection.dialect
     dbapi_connection = connection.connection.driver_connection
     assert dbapi_connection is not None
-    cursor = dbapi_connection.cursor()
+    cursor = dbapi_connection.cursor(row_factory=namedtuple_row)  # (by position or name, as a Row)
     try:
         connection.dispatch.before_cursor_execute(connection, cursor, sql, bound, None, False)
         cursor.execute(sql, bound)
-        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        rows: list[Any] = cursor.fetchall()
         connection.dispatch.after_cursor_execute(connection, cursor, sql, bound, None, False)
         return rows
     except dialect.loaded_dbapi.Error as exc:

@@ -123,6 +123,7 @@ def test_a_page_shows_each_lead_exactly_as_reading_it_alone_does(client, db, dem
                     subject="Quote",
                     details={"due_date": "2027-01-15", "done": False},
                 ),
+                LeadContact(lead_id=ids[3], name="Mei", email="mei@example.jp"),
             ]
         )
     for who in ("northwind-user", "admin"):
@@ -136,6 +137,16 @@ def test_a_page_shows_each_lead_exactly_as_reading_it_alone_does(client, db, dem
     assert shown[ids[1]]["created_at"].endswith("Z") and shown[ids[1]]["activities"][0][
         "occurred_at"
     ].endswith("Z")
+    # an action reads the lead it locks in one statement of its own (`locked_lead`): the same contacts
+    # and activities come back
+    read = client.get(f"/v1/leads/{ids[3]}", headers=h)
+    before = ok(read)
+    changed = client.patch(
+        f"/v1/leads/{ids[3]}", json={"description": "quoted"}, headers={**h, "If-Match": read.headers["ETag"]}
+    )
+    after = ok(changed)
+    assert after["contacts"] == before["contacts"] and [c["name"] for c in after["contacts"]] == ["Mei"]
+    assert after["activities"] == before["activities"] and after["description"] == "quoted"
 
 
 def test_an_update_needs_the_current_etag_and_returns_a_new_one(client, demo):
