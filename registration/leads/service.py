@@ -404,8 +404,14 @@ def _children(
     activities: dict[int, list[s.LeadActivityOut]] = {}
     teams = _Teams({}, {}, {}) if with_teams else None
     dialect = session.dialect.name if isinstance(session, Connection) else session.get_bind().dialect.name
-    # all rows at once and the columns unpacked by position: a page has a few per lead
-    rows = session.execute(_children_statement(with_teams, dialect), {"lead_ids": list(lead_ids)}).all()
+    # all rows at once and the columns unpacked by position: a page has a few per lead (on a page's
+    # connection as the driver reads them, `plain_rows`)
+    statement, params = _children_statement(with_teams, dialect), {"lead_ids": list(lead_ids)}
+    rows: Sequence[Any] = (
+        plain_rows(session, statement, params)
+        if isinstance(session, Connection)
+        else session.execute(statement, params).all()
+    )
     for row in rows:
         what, lead_id, _, i, a, b, _, _, flag, _, _, amount = row
         if what == "contact":
@@ -504,7 +510,7 @@ def _shown(lead: Lead, refs: _References) -> s.LeadOut:
     )
 
 
-def _shown_row(row: Row[Any], refs: _References) -> s.LeadOut:
+def _shown_row(row: Any, refs: _References) -> s.LeadOut:
     """A row of `_page_statement` as the API shows it: its columns, named as the fields, and its
     references validated in one call (half the CPU of `_shown`'s keywords and enums on a page)."""
     assert refs.teams is not None  # a page reads its teams with the other children
@@ -558,8 +564,10 @@ def list_leads(db: Database, principal: Principal, query: s.LeadListQuery) -> Pa
         params["org"] = principal.organization_id
     if query.status is not None:
         params["status"] = query.status.value
-    with db.read_rows() as connection:  # Core rows: no session, no ORM objects
-        rows = connection.execute(_page_statement(principal.internal, query.status is not None), params).all()
+    with db.read_rows() as connection:  # plain rows (`plain_rows`): no session, no ORM objects
+        rows: Sequence[Any] = plain_rows(
+            connection, _page_statement(principal.internal, query.status is not None), params
+        )
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         # the rows carry their program keys and opportunity ids (`_shown_row`)
