@@ -112,18 +112,22 @@ def test_a_connection_used_moments_ago_is_not_pinged_an_idle_one_is(db, monkeypa
     assert pings == [1]
 
 
-@ON_POSTGRES  # SQLite connections are files, never stale
-def test_a_stale_idle_connection_costs_no_failed_request(db, monkeypatch):
-    with db.read() as session:
-        session.execute(text("SELECT 1"))
-        pid = session.scalar(text("SELECT pg_backend_pid()"))
-    # the server ends the pooled connection while it sits idle (as a restart does)
+def _terminate_backend(db: Database, pid: int) -> None:
+    """End the server process of connection ``pid`` from another connection, as a restart would."""
     admin = create_engine(db.engine.url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             assert conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     finally:
         admin.dispose()
+
+
+@ON_POSTGRES  # SQLite connections are files, never stale
+def test_a_stale_idle_connection_costs_no_failed_request(db, monkeypatch):
+    with db.read() as session:
+        session.execute(text("SELECT 1"))
+        pid = session.scalar(text("SELECT pg_backend_pid()"))
+    _terminate_backend(db, pid)  # the server ends the pooled connection while it sits idle (a restart)
     monkeypatch.setattr(database, "PING_IDLE_SECONDS", 0.0)
     with db.read() as session:
         assert session.scalar(text("SELECT 1")) == 1
@@ -175,12 +179,7 @@ def test_driver_rows_on_a_lost_connection_fail_as_sqlalchemy_does_and_the_pool_r
     stmt = select(literal(1))
     with db.read_rows() as connection:
         pid = connection.scalar(text("SELECT pg_backend_pid()"))
-        admin = create_engine(db.engine.url, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                assert conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        finally:
-            admin.dispose()
+        _terminate_backend(db, pid)
         with pytest.raises(OperationalError) as lost:
             database.driver_rows(connection, stmt)
         assert lost.value.connection_invalidated
