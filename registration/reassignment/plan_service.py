@@ -165,19 +165,19 @@ def changed_coverage(
     base_model_id: int,
     model_id: int,
     rulesets: Mapping[ast.Kind, ast.Ruleset],
-    reads: tuple[dict[str, str | None], set[str]] | None = None,
+    reads: tuple[dict[str, str | None], set[str]],
 ) -> dict[str, list[str]] | None:
     """What an incremental plan from ``base_model_id`` to ``model_id`` stores as its
     ``incremental_members``; ``None``: a full plan (members moved between parents, or a rule adds a
     changed territory, so every lead may match otherwise). The active model is only compared, never
     matched against: the database finds the territories that differ (`differing_keys`), and of the
     active model only its tree's shape and the definitions of the changed territories are read (all of
-    its 10,000 territories' definitions cost 0.2 s to read and compare). ``reads``: `coverage_reads`,
-    when the caller read them already. The collector stays off throughout (the definitions are dropped
-    on return)."""
+    its 10,000 territories' definitions cost 0.2 s to read and compare). ``reads``: `coverage_reads`
+    (read by the caller while it built the planned model's snapshot). The collector stays off
+    throughout (the definitions are dropped on return)."""
     with collector_paused():
         target = snapshot_for(db, model_id)
-        parents, differing = reads if reads is not None else coverage_reads(db, base_model_id, model_id)
+        parents, differing = reads
         with db.transaction() as session:
             model = session.get(TerritoryModel, base_model_id)
             if model is None:
