@@ -37,6 +37,7 @@ from sqlalchemy import (
     insert,
     literal,
     null,
+    or_,
     select,
     true,
     type_coerce,
@@ -241,11 +242,76 @@ def _skip_the_rest(
     return skipped
 
 
-def _replace_teams(session: Session, chunk: Chunk) -> None:
+def _array_length(session: Session, column: Any, key: str) -> Any:
+    """The length of the array ``column[key]``."""
+    if _postgres(session):
+        return func.json_array_length(column[key])
+    return func.json_array_length(column, f"$.{key}")
+
+
+def _replace_teams(session: Session, chunk: Chunk, movable: Sequence[int]) -> None:
     """The moved leads' territory teams and rule-assigned sales team members, as planned (in the plan's
-    order, each once: a row the lead has already is left alone)."""
-    moved = select(Item.lead_id).where(*_applied(chunk))
-    session.connection().execute(delete(TERRITORY_TEAM).where(TERRITORY_TEAM.c.lead_id.in_(moved)))
+    order, each once: a row the lead has already is left alone).
+
+    A team of one row that becomes one row is updated in place (the shape of nearly every lead: one
+    lowest territory, one CAM): an UPDATE that leaves ``lead_id`` alone is spared the foreign-key check
+    on the lead that an INSERT pays, and the DELETE before it (2,000 leads of one territory and one CAM:
+    79 -> 65 ms of the database's time). The other leads' teams are deleted and inserted again."""
+    _replace_territory_team(session, chunk, set(movable) - _territory_in_place(session, chunk))
+    _replace_sales_team(session, chunk, set(movable) - _sales_team_in_place(session, chunk))
+
+
+def _territory_in_place(session: Session, chunk: Chunk) -> set[int]:
+    """Update in place the territory team of each moved lead whose team is one row and becomes one
+    territory; those leads."""
+    other = TERRITORY_TEAM.alias("other_territory")
+    updated = session.connection().scalars(
+        update(TERRITORY_TEAM)
+        .where(
+            TERRITORY_TEAM.c.lead_id == Item.lead_id,
+            *_applied(chunk),
+            _array_length(session, Item.after, "territory_team") == 1,
+            ~exists().where(other.c.lead_id == TERRITORY_TEAM.c.lead_id, other.c.id != TERRITORY_TEAM.c.id),
+        )
+        .values(
+            territory_key=Item.after[("territory_team", 0)].as_string(),
+            territory_model_id=Item.after["territory_model_id"].as_integer(),
+        )
+        .returning(TERRITORY_TEAM.c.lead_id)
+    )
+    return set(updated)
+
+
+def _sales_team_in_place(session: Session, chunk: Chunk) -> set[int]:
+    """Update in place the rule-assigned sales team member of each moved lead who has one and gets one
+    (a known user no other member of the lead's team is already, in that role); those leads."""
+    other = SALES_TEAM.alias("other_member")
+    role = Item.after[("resources", 0, "role")].as_string()
+    updated = session.connection().scalars(
+        update(SALES_TEAM)
+        .where(
+            SALES_TEAM.c.lead_id == Item.lead_id,
+            SALES_TEAM.c.source == "assignment",
+            *_applied(chunk),
+            _array_length(session, Item.after, "resources") == 1,
+            User.key == Item.after[("resources", 0, "user")].as_string(),
+            ~exists().where(
+                other.c.lead_id == SALES_TEAM.c.lead_id,
+                other.c.id != SALES_TEAM.c.id,
+                or_(other.c.source == "assignment", and_(other.c.user_id == User.id, other.c.role == role)),
+            ),
+        )
+        .values(user_id=User.id, role=role)
+        .returning(SALES_TEAM.c.lead_id)
+    )
+    return set(updated)
+
+
+def _replace_territory_team(session: Session, chunk: Chunk, leads: set[int]) -> None:
+    if not leads:
+        return
+    ids = sorted(leads)
+    session.connection().execute(delete(TERRITORY_TEAM).where(among(session, TERRITORY_TEAM.c.lead_id, ids)))
     team = _elements(session, Item.after, "territory_team", text=True)
     session.connection().execute(
         insert_for(session)(TERRITORY_TEAM)
@@ -253,13 +319,21 @@ def _replace_teams(session: Session, chunk: Chunk) -> None:
             ["lead_id", "territory_key", "territory_model_id"],
             select(Item.lead_id, team.c.value, Item.after["territory_model_id"].as_integer())
             .join(team, true())
-            .where(*_applied(chunk))
+            .where(*_applied(chunk), among(session, Item.lead_id, ids))
             .order_by(Item.id, _ordinal(team)),
         )
         .on_conflict_do_nothing(index_elements=["lead_id", "territory_model_id", "territory_key"])
     )
+
+
+def _replace_sales_team(session: Session, chunk: Chunk, leads: set[int]) -> None:
+    if not leads:
+        return
+    ids = sorted(leads)
     session.connection().execute(
-        delete(SALES_TEAM).where(SALES_TEAM.c.lead_id.in_(moved), SALES_TEAM.c.source == "assignment")
+        delete(SALES_TEAM).where(
+            among(session, SALES_TEAM.c.lead_id, ids), SALES_TEAM.c.source == "assignment"
+        )
     )
     resources = _elements(session, Item.after, "resources")
     resource = type_coerce(resources.c.value, JSON)
@@ -278,7 +352,7 @@ def _replace_teams(session: Session, chunk: Chunk) -> None:
         )
         .select_from(Item)
         .join(resources, true())
-        .where(*_applied(chunk))
+        .where(*_applied(chunk), among(session, Item.lead_id, ids))
         .subquery()
     )
     session.connection().execute(
@@ -420,7 +494,7 @@ def apply_chunk(database_url: str, chunk: Chunk) -> dict[str, int]:
         movable = _move_leads(session, chunk, sorted(held), now)
         skipped = _skip_the_rest(session, chunk, held, movable, row.size)
         if movable:
-            _replace_teams(session, chunk)
+            _replace_teams(session, chunk, movable)
             in_flight = session.execute(
                 select(Item.lead_id, Item.action, Item.after)
                 .where(*_applied(chunk), Item.action.in_([Action.REROUTE.value, Action.MOVE_OWNER.value]))
