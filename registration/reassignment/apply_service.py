@@ -5,8 +5,9 @@ Per chunk, a few statements whatever its size, the plan's data never leaving the
 version and not held since the plan (a lock on the lead or its opportunity, a frozen territory; read
 first, they are few) and gives it the decision the plan made (or the earlier one a revert restores),
 ``RETURNING`` the ids it moved; the other items are marked skipped with why (the lock's or the
-freeze's reason, else "changed since plan"); the moved leads' territory and sales teams are replaced
-and their history rows written with an ``INSERT ... SELECT`` each, reading the items' JSON in SQL. Only
+freeze's reason, else "changed since plan"); the moved leads' territory and sales teams are updated
+in place where a row becomes a row, else replaced, and their history rows written with an
+``INSERT ... SELECT``, each reading the items' JSON in SQL. Only
 registrations in flight (a round re-routed to new approvers, an opportunity changing owner) are touched
 row by row.
 
@@ -308,6 +309,7 @@ def _sales_team_in_place(session: Session, chunk: Chunk) -> set[int]:
 
 
 def _replace_territory_team(session: Session, chunk: Chunk, leads: set[int]) -> None:
+    """Delete the territory team of ``leads`` and insert the plan's."""
     if not leads:
         return
     ids = sorted(leads)
@@ -327,6 +329,7 @@ def _replace_territory_team(session: Session, chunk: Chunk, leads: set[int]) -> 
 
 
 def _replace_sales_team(session: Session, chunk: Chunk, leads: set[int]) -> None:
+    """Delete the rule-assigned sales team members of ``leads`` and insert the plan's."""
     if not leads:
         return
     ids = sorted(leads)
