@@ -212,7 +212,7 @@ def _move_leads(session: Session, chunk: Chunk, held: Sequence[int], now: dateti
             decision_id=func.coalesce(Item.decision_id, LEADS.c.decision_id),
         ).returning(LEADS.c.id)
     )
-    return sorted(moved)
+    return sorted(moved.all())  # (all at once: iterating fetched the ids one by one)
 
 
 def _skip_the_rest(
@@ -280,7 +280,7 @@ def _territory_in_place(session: Session, chunk: Chunk) -> set[int]:
         )
         .returning(TERRITORY_TEAM.c.lead_id)
     )
-    return set(updated)
+    return set(updated.all())
 
 
 def _sales_team_in_place(session: Session, chunk: Chunk) -> set[int]:
@@ -305,7 +305,7 @@ def _sales_team_in_place(session: Session, chunk: Chunk) -> set[int]:
         .values(user_id=User.id, role=role)
         .returning(SALES_TEAM.c.lead_id)
     )
-    return set(updated)
+    return set(updated.all())
 
 
 def _replace_territory_team(session: Session, chunk: Chunk, leads: set[int]) -> None:
